@@ -1,0 +1,138 @@
+//! Command line: one subcommand each, dispatched to one function in the modules.
+
+use crate::vm::accel::AccelChoice;
+use crate::vm::session::{self, Backend, BootSpec};
+use crate::{cache, units};
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use runner::protocol::RunRequest;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "lab",
+    version,
+    about = "Kernel race lab: boot kernels under QEMU with the lab's guest agent and stress races",
+    long_about = "Kernel race lab: boot kernels under QEMU (KVM where it works, TCG where not) with \
+                  the lab's own guest agent as PID 1, run workloads pinned across vCPUs, and record \
+                  what happened: console.log, agent.jsonl and a typed outcome.json per run.\n\n\
+                  Cache and run directories live under $LAB_CACHE_DIR, else \
+                  $XDG_CACHE_HOME/kernel-race-lab, else ~/.cache/kernel-race-lab."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Boot a kernel with the guest agent and run one workload in it.
+    ///
+    /// Exit status: 0 when the run completed, 1 for any other outcome (panic, timeout,
+    /// lost agent, QEMU exited), 2 when the lab itself failed.
+    Boot(BootArgs),
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (expected e.g. 5s, 500ms, 2m)"))
+}
+
+#[derive(clap::Args)]
+pub struct BootArgs {
+    /// Kernel image to boot (bzImage or a distro vmlinuz).
+    #[arg(long)]
+    pub kernel: PathBuf,
+    /// vCPUs.
+    #[arg(long, default_value_t = 2)]
+    pub cpus: u32,
+    /// Guest memory (512M, 1G, ...).
+    #[arg(long, default_value = "1G", value_parser = units::parse_mib)]
+    pub memory: u64,
+    /// Accelerator: auto uses KVM only where a probe guest runs under it.
+    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
+    pub accel: AccelChoice,
+    /// Which program starts the guest.
+    #[arg(long, value_enum, default_value_t = Backend::Qemu)]
+    pub backend: Backend,
+    /// Whole-run limit (default: boot timeout + duration + heartbeat timeout).
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Longest wait from QEMU's start to the agent's hello.
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    pub boot_timeout: Duration,
+    /// Longest silence from the agent once it is up before the run counts as hung.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub heartbeat_timeout: Duration,
+    /// Extra kernel command line.
+    #[arg(long, default_value = "")]
+    pub cmdline: String,
+    /// Workload the agent runs: syscall_count, hang, sysrq_crash.
+    #[arg(long, default_value = "syscall_count")]
+    pub workload: String,
+    /// How long the workload runs.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Worker threads (default: one per vCPU).
+    #[arg(long)]
+    pub threads: Option<u32>,
+    /// Run directory (default: a new one under the cache's runs/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print outcome.json instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn default_run_dir(kind: &str) -> PathBuf {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace(':', "");
+    cache::root()
+        .join("runs")
+        .join(format!("{kind}-{stamp}-{}", std::process::id()))
+}
+
+pub async fn boot(args: BootArgs) -> Result<i32> {
+    let run_dir = args.out.unwrap_or_else(|| default_run_dir("boot"));
+    let spec = BootSpec {
+        kernel: args.kernel,
+        cpus: args.cpus,
+        memory_mib: args.memory,
+        accel: args.accel,
+        backend: args.backend,
+        cmdline_extra: args.cmdline,
+        request: RunRequest {
+            workload: args.workload,
+            duration_ms: args.duration.as_millis() as u64,
+            heartbeat_ms: 500,
+            threads: args.threads,
+            params: Default::default(),
+        },
+        boot_timeout: args.boot_timeout,
+        heartbeat_timeout: args.heartbeat_timeout,
+        timeout: args.timeout,
+        run_dir: run_dir.clone(),
+    };
+    eprintln!(
+        "lab: booting {} ({} vCPUs, {} MiB, {:?} backend) in {}",
+        spec.kernel.display(),
+        spec.cpus,
+        spec.memory_mib,
+        spec.backend,
+        run_dir.display()
+    );
+    let record = session::run(&spec, Vec::new()).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&record)?);
+    } else {
+        print!("{}", crate::vm::summary::render(&record, &run_dir));
+    }
+    Ok(
+        if record.outcome == crate::vm::outcome::Outcome::Completed {
+            0
+        } else {
+            1
+        },
+    )
+}

@@ -1,0 +1,36 @@
+//! `lab`: the kernel race lab's host orchestrator.
+
+mod cache;
+mod cli;
+mod units;
+mod vm;
+
+use clap::Parser;
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LAB_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = cli::Cli::parse();
+    // One thread: children are spawned from it, so PR_SET_PDEATHSIG follows `lab` itself.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            cli::Command::Boot(args) => cli::boot(args).await,
+        }
+    });
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("lab: error: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}

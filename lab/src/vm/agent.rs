@@ -1,0 +1,62 @@
+//! Host end of the agent channel: the unix socket QEMU serves for the guest's virtio-serial
+//! port. Every line the guest sends is appended to `agent.jsonl` before it is decoded, so the
+//! run directory keeps whatever was counted even if `lab` dies next.
+
+use runner::protocol::{self, GuestMsg, HostMsg};
+use std::path::Path;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::UnixStream;
+use tokio::sync::mpsc;
+
+#[derive(Debug)]
+pub enum AgentEvent {
+    Msg(GuestMsg),
+    /// A line that is not a valid frame.
+    Garbage(String),
+    Closed,
+}
+
+pub struct AgentWriter(OwnedWriteHalf);
+
+impl AgentWriter {
+    pub async fn send(&mut self, msg: &HostMsg) -> std::io::Result<()> {
+        self.0.write_all(&protocol::encode(msg)).await?;
+        self.0.flush().await
+    }
+}
+
+/// Start reading the connected channel; returns the writer and the event stream.
+pub async fn start(
+    stream: UnixStream,
+    log: &Path,
+) -> std::io::Result<(AgentWriter, mpsc::UnboundedReceiver<AgentEvent>)> {
+    let (read, write) = stream.into_split();
+    let mut log = tokio::fs::File::create(log).await?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(read);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let _ = log.write_all(&line).await;
+            let _ = log.flush().await;
+            let event = match protocol::decode::<GuestMsg>(&line) {
+                Ok(msg) => AgentEvent::Msg(msg),
+                Err(e) => AgentEvent::Garbage(format!(
+                    "{e}: {:?}",
+                    String::from_utf8_lossy(&line[..line.len().min(200)])
+                )),
+            };
+            if tx.send(event).is_err() {
+                return;
+            }
+        }
+        let _ = tx.send(AgentEvent::Closed);
+    });
+    Ok((AgentWriter(write), rx))
+}

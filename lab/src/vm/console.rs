@@ -1,0 +1,207 @@
+//! Console capture: every byte the guest prints goes to `console.log` as it arrives, and every
+//! line goes to the scanners (the report parser plugs in here) and to the run loop.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+
+/// Longest line handed to scanners; longer ones are cut into pieces of this size.
+const MAX_LINE: usize = 64 * 1024;
+
+/// Console text that means the kernel panicked, whatever else it says.
+const PANIC_MARKERS: &[&str] = &["Kernel panic - not syncing"];
+
+/// Something that wants to see console lines as they arrive.
+pub trait ConsoleScanner: Send {
+    /// `at` is the time since QEMU started.
+    fn on_line(&mut self, at: Duration, line: &str);
+}
+
+/// What the run loop hears from the console.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConsoleEvent {
+    Output,
+    Panic(String),
+    Closed,
+}
+
+/// The console file and scanners, shared by every source (QEMU's stdout; vng's stdout and
+/// stderr).
+pub struct Console {
+    file: tokio::sync::Mutex<tokio::fs::File>,
+    scanners: Mutex<Vec<Box<dyn ConsoleScanner>>>,
+    lines: std::sync::atomic::AtomicU64,
+    start: Instant,
+    events: mpsc::UnboundedSender<ConsoleEvent>,
+}
+
+impl Console {
+    pub async fn create(
+        path: &Path,
+        scanners: Vec<Box<dyn ConsoleScanner>>,
+        start: Instant,
+    ) -> std::io::Result<(Arc<Console>, mpsc::UnboundedReceiver<ConsoleEvent>)> {
+        let file = tokio::fs::File::create(path).await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let console = Console {
+            file: tokio::sync::Mutex::new(file),
+            scanners: Mutex::new(scanners),
+            lines: Default::default(),
+            start,
+            events: tx,
+        };
+        Ok((Arc::new(console), rx))
+    }
+
+    pub fn lines(&self) -> u64 {
+        self.lines.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    async fn line(&self, raw: &[u8]) {
+        // The file gets the bytes exactly as the guest sent them, flushed line by line so a
+        // crash of `lab` loses nothing already printed.
+        {
+            let mut file = self.file.lock().await;
+            let _ = file.write_all(raw).await;
+            let _ = file.flush().await;
+        }
+        let first = self
+            .lines
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            == 0;
+        let text = String::from_utf8_lossy(raw);
+        let text = text.trim_end_matches(['\n', '\r']);
+        let at = self.start.elapsed();
+        for scanner in self.scanners.lock().unwrap().iter_mut() {
+            scanner.on_line(at, text);
+        }
+        if first {
+            let _ = self.events.send(ConsoleEvent::Output);
+        }
+        if let Some(pos) = PANIC_MARKERS.iter().find_map(|m| text.find(m)) {
+            let _ = self
+                .events
+                .send(ConsoleEvent::Panic(text[pos..].to_string()));
+        }
+    }
+
+    /// Read `source` to its end, line by line.
+    pub async fn pump(self: Arc<Self>, source: impl AsyncRead + Unpin) {
+        let mut reader = BufReader::new(source);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match read_bounded_line(&mut reader, &mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => self.line(&buf).await,
+            }
+        }
+        let _ = self.events.send(ConsoleEvent::Closed);
+    }
+}
+
+/// Like `read_until(b'\n')`, but never holds more than [`MAX_LINE`] bytes.
+async fn read_bounded_line<R: AsyncBufReadExt + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<usize> {
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(buf.len());
+        }
+        let room = MAX_LINE - buf.len();
+        let (take, done) = match available.iter().take(room).position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None if available.len() >= room => (room, true),
+            None => (available.len(), false),
+        };
+        buf.extend_from_slice(&available[..take]);
+        reader.consume(take);
+        if done {
+            return Ok(buf.len());
+        }
+    }
+}
+
+/// Keeps the tail of a stream (QEMU's stderr) for error messages, and the whole of it in a file.
+pub async fn capture_tail(
+    source: impl AsyncRead + Unpin,
+    path: std::path::PathBuf,
+    tail: Arc<Mutex<String>>,
+) {
+    let mut file = tokio::fs::File::create(&path).await.ok();
+    let mut lines = BufReader::new(source).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(f) = file.as_mut() {
+            let _ = f.write_all(format!("{line}\n").as_bytes()).await;
+        }
+        let mut tail = tail.lock().unwrap();
+        tail.push_str(&line);
+        tail.push('\n');
+        if tail.len() > 8192 {
+            let cut = tail.len() - 4096;
+            let cut = (cut..tail.len())
+                .find(|&i| tail.is_char_boundary(i))
+                .unwrap_or(0);
+            tail.drain(..cut);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Collect(Arc<Mutex<Vec<String>>>);
+    impl ConsoleScanner for Collect {
+        fn on_line(&mut self, _at: Duration, line: &str) {
+            self.0.lock().unwrap().push(line.to_string());
+        }
+    }
+
+    #[tokio::test]
+    async fn lines_reach_file_scanners_and_panic_is_flagged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.log");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (console, mut rx) =
+            Console::create(&path, vec![Box::new(Collect(seen.clone()))], Instant::now())
+                .await
+                .unwrap();
+        let input: &[u8] =
+            b"[    0.1] hello\r\n\xff\xfe garbage\n[    2.0] Kernel panic - not syncing: sysrq\nno newline";
+        console.clone().pump(input).await;
+        assert_eq!(std::fs::read(&path).unwrap(), input);
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 4);
+        assert_eq!(seen[0], "[    0.1] hello");
+        assert_eq!(seen[3], "no newline");
+        let mut events = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            events.push(e);
+        }
+        assert_eq!(
+            events,
+            vec![
+                ConsoleEvent::Output,
+                ConsoleEvent::Panic("Kernel panic - not syncing: sysrq".into()),
+                ConsoleEvent::Closed
+            ]
+        );
+        assert_eq!(console.lines(), 4);
+    }
+
+    #[tokio::test]
+    async fn endless_line_is_cut_not_buffered() {
+        let dir = tempfile::tempdir().unwrap();
+        let (console, _rx) = Console::create(&dir.path().join("c.log"), vec![], Instant::now())
+            .await
+            .unwrap();
+        let input = vec![b'x'; MAX_LINE * 3 + 5];
+        console.clone().pump(&input[..]).await;
+        assert_eq!(console.lines(), 4);
+    }
+}

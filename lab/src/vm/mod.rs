@@ -1,0 +1,13 @@
+//! Booting a kernel with the lab's guest agent and running one workload in it.
+
+pub mod accel;
+pub mod agent;
+pub mod console;
+pub mod initramfs;
+pub mod outcome;
+pub mod process;
+pub mod qemu;
+pub mod qmp;
+pub mod session;
+pub mod summary;
+pub mod vng;

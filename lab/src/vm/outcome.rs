@@ -1,0 +1,180 @@
+//! The one typed outcome every VM run ends in, and the record written as `outcome.json`.
+
+use runner::protocol::ThreadResult;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// How a run ended. Exactly one per run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Outcome {
+    /// The agent reported `done` and the guest powered off.
+    Completed,
+    /// The kernel panicked (console `Kernel panic - not syncing` or a pvpanic event).
+    GuestPanic { message: String },
+    /// Neither the console nor the agent said anything within the boot bound.
+    TimeoutNoOutput { after_ms: u64 },
+    /// The guest went quiet: no heartbeat (or, while booting, no agent) within the bound.
+    TimeoutNoHeartbeat { after_ms: u64, last_heard_ms: u64 },
+    /// The run was still making progress when the overall `--timeout` expired.
+    Timeout { after_ms: u64 },
+    /// The agent vanished or spoke nonsense: channel closed, guest off before `done`,
+    /// protocol error.
+    AgentLost { detail: String },
+    /// The agent itself reported a fatal error (unknown workload, missing device, ...).
+    AgentError { error: String },
+    /// QEMU (or vng) exited on its own, not because the guest powered off.
+    QemuExited {
+        status: Option<i32>,
+        signal: Option<i32>,
+        stderr: String,
+    },
+    /// The user interrupted `lab` (Ctrl-C, SIGTERM).
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::GuestPanic { .. } => "guest-panic",
+            Outcome::TimeoutNoOutput { .. } => "timeout-no-output",
+            Outcome::TimeoutNoHeartbeat { .. } => "timeout-no-heartbeat",
+            Outcome::Timeout { .. } => "timeout",
+            Outcome::AgentLost { .. } => "agent-lost",
+            Outcome::AgentError { .. } => "agent-error",
+            Outcome::QemuExited { .. } => "qemu-exited",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+
+    /// One line for humans.
+    pub fn summary(&self) -> String {
+        let detail = match self {
+            Outcome::Completed | Outcome::Interrupted => String::new(),
+            Outcome::GuestPanic { message } => message.clone(),
+            Outcome::TimeoutNoOutput { after_ms } => {
+                format!("nothing on the console or agent port after {after_ms} ms")
+            }
+            Outcome::TimeoutNoHeartbeat {
+                after_ms,
+                last_heard_ms,
+            } => format!("silent since {last_heard_ms} ms, gave up at {after_ms} ms"),
+            Outcome::Timeout { after_ms } => format!("still running at {after_ms} ms"),
+            Outcome::AgentLost { detail } => detail.clone(),
+            Outcome::AgentError { error } => error.clone(),
+            Outcome::QemuExited {
+                status,
+                signal,
+                stderr,
+            } => {
+                let how = match (status, signal) {
+                    (_, Some(sig)) => format!("killed by signal {sig}"),
+                    (Some(code), None) => format!("exit status {code}"),
+                    (None, None) => "unknown status".into(),
+                };
+                let last = stderr
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("");
+                format!("{how} {last}").trim_end().to_string()
+            }
+        };
+        if detail.is_empty() {
+            self.name().to_string()
+        } else {
+            format!("{}: {detail}", self.name())
+        }
+    }
+}
+
+/// Milliseconds since QEMU was spawned at which things happened.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    pub console_first_ms: Option<u64>,
+    pub agent_hello_ms: Option<u64>,
+    pub workload_started_ms: Option<u64>,
+    pub done_ms: Option<u64>,
+    pub ended_ms: u64,
+}
+
+/// What the guest agent said about itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuestInfo {
+    pub kernel_release: String,
+    pub nproc: u32,
+    pub cmdline: String,
+    pub pid1: bool,
+    pub agent_version: String,
+}
+
+/// `outcome.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub outcome: Outcome,
+    pub backend: String,
+    pub accel: String,
+    pub kernel: String,
+    pub cpus: u32,
+    pub memory_mib: u64,
+    pub workload: String,
+    pub duration_ms: u64,
+    pub timing: Timing,
+    pub guest: Option<GuestInfo>,
+    /// Host thread id of each vCPU (QMP query-cpus-fast), by vCPU index.
+    pub vcpu_threads: BTreeMap<u32, i64>,
+    /// Last per-thread counts seen in a heartbeat.
+    pub last_progress: Vec<u64>,
+    pub threads: Vec<ThreadResult>,
+    pub observations: BTreeMap<String, serde_json::Value>,
+    pub console_lines: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_names_match_their_wire_form() {
+        let all = [
+            Outcome::Completed,
+            Outcome::GuestPanic {
+                message: "x".into(),
+            },
+            Outcome::TimeoutNoOutput { after_ms: 1 },
+            Outcome::TimeoutNoHeartbeat {
+                after_ms: 1,
+                last_heard_ms: 0,
+            },
+            Outcome::Timeout { after_ms: 1 },
+            Outcome::AgentLost { detail: "x".into() },
+            Outcome::AgentError { error: "x".into() },
+            Outcome::QemuExited {
+                status: Some(1),
+                signal: None,
+                stderr: String::new(),
+            },
+            Outcome::Interrupted,
+        ];
+        for outcome in all {
+            let json = serde_json::to_value(&outcome).unwrap();
+            assert_eq!(json["kind"], outcome.name());
+            let back: Outcome = serde_json::from_value(json).unwrap();
+            assert_eq!(back, outcome);
+        }
+    }
+
+    #[test]
+    fn qemu_exit_summary_names_the_signal_and_last_stderr_line() {
+        let o = Outcome::QemuExited {
+            status: None,
+            signal: Some(9),
+            stderr: "warning: x\nqemu: fatal thing\n\n".into(),
+        };
+        assert_eq!(
+            o.summary(),
+            "qemu-exited: killed by signal 9 qemu: fatal thing"
+        );
+    }
+}

@@ -1,0 +1,163 @@
+//! The QEMU command line for a lab guest, as a pure function of what is being booted.
+
+use super::accel::Accel;
+use runner::protocol::AGENT_PORT_NAME;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+pub const QEMU: &str = "qemu-system-x86_64";
+
+/// Sockets that live in the (0700) run directory.
+#[derive(Debug, Clone)]
+pub struct Sockets {
+    pub qmp: PathBuf,
+    pub agent: PathBuf,
+}
+
+impl Sockets {
+    pub fn in_dir(dir: &Path) -> Self {
+        Sockets {
+            qmp: dir.join("qmp.sock"),
+            agent: dir.join("agent.sock"),
+        }
+    }
+}
+
+/// Everything that decides a guest's command line.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    pub cpus: u32,
+    pub memory_mib: u64,
+    pub accel: Accel,
+    pub cmdline_extra: String,
+}
+
+/// Kernel command line: serial console, panic stops the guest (with -no-reboot QEMU exits).
+pub fn kernel_cmdline(extra: &str) -> String {
+    let base = "console=ttyS0 panic=-1";
+    if extra.trim().is_empty() {
+        base.to_string()
+    } else {
+        format!("{base} {}", extra.trim())
+    }
+}
+
+/// `-accel` and `-cpu` for the chosen accelerator.
+pub fn accel_args(accel: Accel) -> [&'static str; 4] {
+    match accel {
+        Accel::Kvm => ["-accel", "kvm", "-cpu", "host"],
+        Accel::Tcg => ["-accel", "tcg,thread=multi", "-cpu", "max"],
+    }
+}
+
+/// QMP monitor, the agent's virtio-serial port and a pvpanic device: the devices every lab
+/// guest has, whichever backend starts QEMU.
+pub fn lab_devices(sockets: &Sockets) -> Vec<OsString> {
+    let mut qmp = OsString::from("unix:");
+    qmp.push(&sockets.qmp);
+    qmp.push(",server=on,wait=off");
+    let mut agent = OsString::from("socket,id=labagent,path=");
+    agent.push(&sockets.agent);
+    agent.push(",server=on,wait=off");
+    let port = format!("virtserialport,bus=labser.0,chardev=labagent,name={AGENT_PORT_NAME}");
+    [
+        "-qmp".into(),
+        qmp,
+        "-device".into(),
+        "virtio-serial-pci,id=labser".into(),
+        "-chardev".into(),
+        agent,
+        "-device".into(),
+        port.into(),
+        "-device".into(),
+        "pvpanic".into(),
+    ]
+    .into()
+}
+
+/// The full argument list (without the program name).
+pub fn args(machine: &Machine, sockets: &Sockets) -> Vec<OsString> {
+    let mut args: Vec<OsString> = Vec::new();
+    let mut push = |a: &str| args.push(a.into());
+    push("-nodefaults");
+    push("-no-user-config");
+    push("-display");
+    push("none");
+    for a in accel_args(machine.accel) {
+        push(a);
+    }
+    push("-smp");
+    push(&machine.cpus.to_string());
+    push("-m");
+    push(&format!("{}M", machine.memory_mib));
+    push("-no-reboot");
+    push("-serial");
+    push("stdio");
+    push("-append");
+    push(&kernel_cmdline(&machine.cmdline_extra));
+    args.push("-kernel".into());
+    args.push(machine.kernel.clone().into());
+    if let Some(initrd) = &machine.initrd {
+        args.push("-initrd".into());
+        args.push(initrd.clone().into());
+    }
+    args.extend(lab_devices(sockets));
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine(accel: Accel) -> Machine {
+        Machine {
+            kernel: "/k/bzImage".into(),
+            initrd: Some("/c/init.cpio.gz".into()),
+            cpus: 2,
+            memory_mib: 1024,
+            accel,
+            cmdline_extra: " kasan.fault=report ".into(),
+        }
+    }
+
+    fn joined(accel: Accel) -> String {
+        let s = Sockets::in_dir(Path::new("/run/x"));
+        args(&machine(accel), &s)
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn tcg_guest_has_everything_the_lab_relies_on() {
+        let line = joined(Accel::Tcg);
+        for needle in [
+            "-accel tcg,thread=multi -cpu max",
+            "-smp 2",
+            "-m 1024M",
+            "-no-reboot",
+            "-serial stdio",
+            "-append console=ttyS0 panic=-1 kasan.fault=report",
+            "-kernel /k/bzImage",
+            "-initrd /c/init.cpio.gz",
+            "-qmp unix:/run/x/qmp.sock,server=on,wait=off",
+            "socket,id=labagent,path=/run/x/agent.sock,server=on,wait=off",
+            "virtserialport,bus=labser.0,chardev=labagent,name=lab.agent",
+        ] {
+            assert!(line.contains(needle), "missing {needle:?} in {line}");
+        }
+    }
+
+    #[test]
+    fn kvm_guest_uses_the_host_cpu() {
+        assert!(joined(Accel::Kvm).contains("-accel kvm -cpu host"));
+    }
+
+    #[test]
+    fn empty_extra_cmdline_adds_nothing() {
+        assert_eq!(kernel_cmdline("  "), "console=ttyS0 panic=-1");
+    }
+}

@@ -1,0 +1,58 @@
+//! The human summary of one run, as `lab boot` prints it.
+
+use super::outcome::RunRecord;
+use std::fmt::Write;
+use std::path::Path;
+
+fn ms(v: Option<u64>) -> String {
+    v.map(|v| format!("{:.2}s", v as f64 / 1000.0))
+        .unwrap_or_else(|| "-".into())
+}
+
+pub fn render(r: &RunRecord, run_dir: &Path) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "outcome:  {}", r.outcome.summary());
+    let _ = writeln!(
+        s,
+        "machine:  {} backend, {}, {} vCPUs, {} MiB",
+        r.backend, r.accel, r.cpus, r.memory_mib
+    );
+    if let Some(g) = &r.guest {
+        let _ = writeln!(
+            s,
+            "guest:    {} nproc={} pid1={}",
+            g.kernel_release, g.nproc, g.pid1
+        );
+    }
+    let t = &r.timing;
+    let _ = writeln!(
+        s,
+        "timing:   console {}  agent ready {}  workload {}  done {}  ended {}",
+        ms(t.console_first_ms),
+        ms(t.agent_hello_ms),
+        ms(t.workload_started_ms),
+        ms(t.done_ms),
+        ms(Some(t.ended_ms))
+    );
+    if !r.threads.is_empty() {
+        let _ = writeln!(s, "threads:  {} ({})", r.threads.len(), r.workload);
+        let mut threads = r.threads.clone();
+        threads.sort_by_key(|t| t.thread);
+        for t in threads {
+            let cpus: Vec<String> = t.cpus_seen.iter().map(|c| c.to_string()).collect();
+            let pinned = t.pinned_cpu.map(|c| c.to_string()).unwrap_or("-".into());
+            let _ = writeln!(
+                s,
+                "  thread {:>2}  pinned {:>2}  ran on [{}]  count {}",
+                t.thread,
+                pinned,
+                cpus.join(","),
+                t.count
+            );
+        }
+    } else if !r.last_progress.is_empty() {
+        let _ = writeln!(s, "progress: last heartbeat counts {:?}", r.last_progress);
+    }
+    let _ = writeln!(s, "run dir:  {}", run_dir.display());
+    s
+}

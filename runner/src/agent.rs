@@ -1,0 +1,58 @@
+//! The agent proper: greet the host, run the requested workload, report, return.
+
+use crate::channel::Channel;
+use crate::workloads;
+use runner::protocol::{GuestMsg, HostMsg};
+use std::time::Instant;
+
+fn kernel_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn nproc() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1)
+}
+
+/// Serve one run request. Returns the process exit code.
+pub fn serve(chan: &Channel, pid1: bool) -> i32 {
+    let reporter = chan.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        let error = format!("agent panicked: {info}");
+        eprintln!("lab-runner: {error}");
+        reporter.send(&GuestMsg::Fatal { error });
+    }));
+    chan.send(&GuestMsg::Hello {
+        kernel_release: kernel_release(),
+        nproc: nproc(),
+        cmdline: std::fs::read_to_string("/proc/cmdline")
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+        pid1,
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+    });
+    let request = match chan.receive() {
+        Ok(HostMsg::RunRequest(request)) => request,
+        Err(error) => {
+            chan.send(&GuestMsg::Fatal { error });
+            return 1;
+        }
+    };
+    let start = Instant::now();
+    match workloads::run(&request, chan, nproc()) {
+        Ok(()) => {
+            chan.send(&GuestMsg::Done {
+                elapsed_ms: start.elapsed().as_millis() as u64,
+            });
+            0
+        }
+        Err(error) => {
+            chan.send(&GuestMsg::Fatal { error });
+            1
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The host <-> guest protocol: line-delimited JSON over a named virtio-serial port.
+//!
+//! Every line is one [`Frame`]: a protocol version `v` plus one message, tagged by `type`.
+//! The guest speaks first (`hello`), the host answers with one `run-request`, then the guest
+//! streams `started`, `progress` heartbeats, `thread-result`s and finally `done` (or `fatal`).
+//! Everything the guest has counted is on the wire before the next heartbeat, so a guest that
+//! dies mid-run still leaves its counts with the host.
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Bumped whenever a message changes shape; both sides refuse other versions.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Name of the virtio-serial port the agent talks on (`-device virtserialport,name=...`).
+pub const AGENT_PORT_NAME: &str = "lab.agent";
+
+/// Kernel command-line flag that turns the runner into the acceleration probe:
+/// print [`PROBE_MARKER`] on the console and power off.
+pub const PROBE_CMDLINE_FLAG: &str = "lab.probe=1";
+
+/// What the probe prints on the console once userspace runs.
+pub const PROBE_MARKER: &str = "lab-probe: userspace reached";
+
+/// One line on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Frame<M> {
+    pub v: u32,
+    #[serde(flatten)]
+    pub msg: M,
+}
+
+/// Messages from the guest agent to the host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum GuestMsg {
+    /// First message once the port is open.
+    Hello {
+        kernel_release: String,
+        nproc: u32,
+        cmdline: String,
+        /// True when the agent runs as PID 1 of the lab's initramfs.
+        pid1: bool,
+        agent_version: String,
+    },
+    /// The workload accepted the request and is about to start its threads.
+    Started { workload: String, threads: u32 },
+    /// Heartbeat: sent whenever any thread's counter advanced since the last one.
+    Progress { elapsed_ms: u64, counts: Vec<u64> },
+    /// One worker thread finished.
+    ThreadResult(ThreadResult),
+    /// A named observation (uapi checks and the like): value as JSON.
+    Observation {
+        name: String,
+        value: serde_json::Value,
+    },
+    /// The workload finished; the guest powers off next.
+    Done { elapsed_ms: u64 },
+    /// Something went wrong in the agent itself; the guest powers off next.
+    Fatal { error: String },
+}
+
+/// Final figures of one worker thread.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ThreadResult {
+    pub thread: u32,
+    /// The CPU the thread was pinned to, if it was pinned.
+    pub pinned_cpu: Option<u32>,
+    /// Every CPU the thread was observed running on (getcpu samples).
+    pub cpus_seen: Vec<u32>,
+    pub count: u64,
+    /// Failed syscalls by errno name.
+    pub errors: BTreeMap<String, u64>,
+}
+
+/// Messages from the host to the guest agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum HostMsg {
+    RunRequest(RunRequest),
+}
+
+/// What the guest should run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRequest {
+    pub workload: String,
+    /// How long the workload runs, for time-bounded workloads.
+    pub duration_ms: u64,
+    /// Interval between heartbeats.
+    pub heartbeat_ms: u64,
+    /// Worker threads; `None` = one per vCPU.
+    pub threads: Option<u32>,
+    /// Workload-specific parameters.
+    #[serde(default)]
+    pub params: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Why a line could not be decoded.
+#[derive(Debug)]
+pub enum DecodeError {
+    Json(serde_json::Error),
+    Version { got: u32 },
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::Json(e) => write!(f, "malformed protocol line: {e}"),
+            DecodeError::Version { got } => write!(
+                f,
+                "protocol version {got} on the wire, this build speaks {PROTOCOL_VERSION}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Encode one message as a line (with the trailing newline).
+pub fn encode<M: Serialize>(msg: &M) -> Vec<u8> {
+    let frame = Frame {
+        v: PROTOCOL_VERSION,
+        msg,
+    };
+    let mut line = serde_json::to_vec(&frame).expect("protocol messages always serialize");
+    line.push(b'\n');
+    line
+}
+
+/// Decode one line (without or with its newline). Never panics on arbitrary bytes.
+pub fn decode<M: DeserializeOwned>(line: &[u8]) -> Result<M, DecodeError> {
+    #[derive(Deserialize)]
+    struct Version {
+        v: u32,
+    }
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let version: Version = serde_json::from_slice(line).map_err(DecodeError::Json)?;
+    if version.v != PROTOCOL_VERSION {
+        return Err(DecodeError::Version { got: version.v });
+    }
+    let frame: Frame<M> = serde_json::from_slice(line).map_err(DecodeError::Json)?;
+    Ok(frame.msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_messages_round_trip() {
+        let msgs = vec![
+            GuestMsg::Hello {
+                kernel_release: "6.12.117".into(),
+                nproc: 2,
+                cmdline: "console=ttyS0".into(),
+                pid1: true,
+                agent_version: "0.1.0".into(),
+            },
+            GuestMsg::Progress {
+                elapsed_ms: 500,
+                counts: vec![1, 2],
+            },
+            GuestMsg::ThreadResult(ThreadResult {
+                thread: 1,
+                pinned_cpu: Some(1),
+                cpus_seen: vec![1],
+                count: 42,
+                errors: [("EBADF".to_string(), 3)].into_iter().collect(),
+            }),
+            GuestMsg::Done { elapsed_ms: 5000 },
+        ];
+        for msg in msgs {
+            let line = encode(&msg);
+            assert_eq!(line.last(), Some(&b'\n'));
+            assert_eq!(decode::<GuestMsg>(&line).unwrap(), msg);
+        }
+    }
+
+    #[test]
+    fn wire_form_is_tagged_and_versioned() {
+        let line = encode(&GuestMsg::Done { elapsed_ms: 7 });
+        let text = String::from_utf8(line).unwrap();
+        assert_eq!(text, "{\"v\":1,\"type\":\"done\",\"elapsed_ms\":7}\n");
+    }
+
+    #[test]
+    fn other_versions_are_refused() {
+        let err = decode::<GuestMsg>(br#"{"v":99,"type":"done","elapsed_ms":1}"#).unwrap_err();
+        assert!(matches!(err, DecodeError::Version { got: 99 }), "{err}");
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for junk in [&b""[..], b"\xff\xfe", b"{", b"{\"v\":1}", b"[1,2]", b"null"] {
+            assert!(decode::<GuestMsg>(junk).is_err());
+        }
+    }
+}

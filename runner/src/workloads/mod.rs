@@ -1,0 +1,62 @@
+//! Workloads the agent can run, one file each, listed in [`WORKLOADS`].
+
+mod hang;
+mod stress;
+mod syscall_count;
+mod sysrq_crash;
+
+use crate::channel::Channel;
+use runner::protocol::RunRequest;
+
+/// What a workload gets to work with.
+pub struct Ctx<'a> {
+    pub req: &'a RunRequest,
+    pub chan: &'a Channel,
+    pub nproc: u32,
+}
+
+impl Ctx<'_> {
+    /// Worker threads requested, or one per vCPU.
+    pub fn threads(&self) -> u32 {
+        self.req.threads.unwrap_or(self.nproc).max(1)
+    }
+}
+
+pub struct Workload {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub run: fn(&Ctx) -> Result<(), String>,
+}
+
+pub const WORKLOADS: &[Workload] = &[
+    Workload {
+        name: "syscall_count",
+        about: "one pinned thread per vCPU counting getppid() calls for the duration",
+        run: syscall_count::run,
+    },
+    Workload {
+        name: "hang",
+        about: "pinned threads that block forever and never report progress",
+        run: hang::run,
+    },
+    Workload {
+        name: "sysrq_crash",
+        about: "crash the kernel through /proc/sysrq-trigger after duration_ms",
+        run: sysrq_crash::run,
+    },
+];
+
+pub fn run(req: &RunRequest, chan: &Channel, nproc: u32) -> Result<(), String> {
+    let workload = WORKLOADS
+        .iter()
+        .find(|w| w.name == req.workload)
+        .ok_or_else(|| {
+            let known: Vec<_> = WORKLOADS.iter().map(|w| w.name).collect();
+            format!(
+                "unknown workload {:?}; this runner knows: {}",
+                req.workload,
+                known.join(", ")
+            )
+        })?;
+    (workload.run)(&Ctx { req, chan, nproc })
+}

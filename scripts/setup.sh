@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs everything the lab needs on a Debian 12 machine: QEMU, Debian's 6.12 kernel
+# (a bootable distro kernel) and source package (the default tree), the kernel build
+# tool chain, and virtme-ng from PyPI in the repository's .venv.
+# Idempotent: what is already there is left alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# qemu-system-x86: the VMs. linux-image-6.12-amd64: a bootable distro kernel (virtio console
+# built in). linux-source-6.12: the default kernel tree. busybox-static: the bare-boot baseline
+# of the boot benchmark. python3-venv: virtme-ng. The rest: kernel builds.
+PACKAGES=(
+  qemu-system-x86 linux-image-6.12-amd64 linux-source-6.12 busybox-static python3-venv
+  make gcc libc6-dev flex bison bc libelf-dev libssl-dev cpio xz-utils ccache
+)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -x .venv/bin/vng ]; then
+  echo "setup: installing virtme-ng into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install -q virtme-ng
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: no cargo on PATH. The lab is written in Rust: install a current toolchain" >&2
+  echo "       with rustup (https://rustup.rs), then run this again." >&2
+  exit 1
+fi
