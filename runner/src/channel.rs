@@ -73,6 +73,6 @@ pub fn open_port(wait: Duration) -> Result<File, String> {
                  (is CONFIG_VIRTIO_CONSOLE=y and the port on the QEMU command line?)"
             ));
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
     }
 }

@@ -89,9 +89,11 @@ impl Outcome {
     }
 }
 
-/// Milliseconds since QEMU was spawned at which things happened.
+/// Milliseconds since QEMU was spawned at which things happened, and what came before.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timing {
+    /// Spent by `lab` before spawning QEMU (accelerator verdict, initramfs).
+    pub prepare_ms: u64,
     pub console_first_ms: Option<u64>,
     pub agent_hello_ms: Option<u64>,
     pub workload_started_ms: Option<u64>,

@@ -295,6 +295,7 @@ pub async fn run(spec: &BootSpec, scanners: Vec<Box<dyn ConsoleScanner>>) -> Res
     if !spec.kernel.is_file() {
         bail!("kernel image {} does not exist", spec.kernel.display());
     }
+    let entered = Instant::now();
     prepare_run_dir(&spec.run_dir)?;
     let accel = accel::resolve(spec.accel, &spec.kernel).await?;
     let sockets = Sockets::in_dir(&spec.run_dir);
@@ -340,6 +341,7 @@ pub async fn run(spec: &BootSpec, scanners: Vec<Box<dyn ConsoleScanner>>) -> Res
     });
 
     let mut state = State::default();
+    state.timing.prepare_ms = start.duration_since(entered).as_millis() as u64;
     let mut exit_status = None;
     let mut links = match open_links(&sockets, &spec.run_dir, &mut exited).await {
         Ok(links) => Some(links),

@@ -6,7 +6,8 @@ use nix::sched::{sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 use runner::protocol::{GuestMsg, ThreadResult};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,7 +58,7 @@ where
     let start = Instant::now();
     let deadline = start + Duration::from_millis(ctx.req.duration_ms);
     let counters: Arc<Vec<AtomicU64>> = Arc::new((0..threads).map(|_| AtomicU64::new(0)).collect());
-    let finished = AtomicUsize::new(0);
+    let (finished_tx, finished_rx) = mpsc::channel::<()>();
     ctx.chan.send(&GuestMsg::Started {
         workload: ctx.req.workload.clone(),
         threads,
@@ -66,7 +67,8 @@ where
         let mut handles = Vec::new();
         for index in 0..threads {
             let cpu = index % ctx.nproc;
-            let (counters, finished, work, chan) = (&counters, &finished, &work, ctx.chan);
+            let (counters, work, chan) = (&counters, &work, ctx.chan);
+            let finished = finished_tx.clone();
             handles.push(scope.spawn(move || -> Result<(), String> {
                 let pinned = pin(cpu);
                 let mut worker = Worker {
@@ -84,11 +86,12 @@ where
                     count: worker.counter.load(Ordering::Relaxed),
                     errors: worker.errors,
                 }));
-                finished.fetch_add(1, Ordering::Release);
+                let _ = finished.send(());
                 outcome
             }));
         }
-        heartbeat(ctx, &counters, &finished, start);
+        drop(finished_tx);
+        heartbeat(ctx, &counters, finished_rx, start);
         handles
             .into_iter()
             .map(|h| {
@@ -100,12 +103,20 @@ where
     })
 }
 
-/// Send a `progress` frame every heartbeat interval in which some counter advanced.
-fn heartbeat(ctx: &Ctx, counters: &[AtomicU64], finished: &AtomicUsize, start: Instant) {
+/// Send a `progress` frame every heartbeat interval in which some counter advanced, until
+/// every worker has finished.
+fn heartbeat(ctx: &Ctx, counters: &[AtomicU64], finished: mpsc::Receiver<()>, start: Instant) {
     let interval = Duration::from_millis(ctx.req.heartbeat_ms.max(10));
     let mut last: Vec<u64> = vec![0; counters.len()];
-    while finished.load(Ordering::Acquire) < counters.len() {
-        std::thread::sleep(interval);
+    let mut next = Instant::now() + interval;
+    loop {
+        let wait = next.saturating_duration_since(Instant::now());
+        match finished.recv_timeout(wait) {
+            Ok(()) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        next += interval;
         let counts: Vec<u64> = counters.iter().map(|c| c.load(Ordering::Relaxed)).collect();
         if counts != last {
             ctx.chan.send(&GuestMsg::Progress {
