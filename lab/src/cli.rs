@@ -2,7 +2,7 @@
 
 use crate::vm::accel::AccelChoice;
 use crate::vm::session::{self, Backend, BootSpec};
-use crate::{cache, units};
+use crate::{cache, kernel, units};
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use runner::protocol::RunRequest;
@@ -32,6 +32,124 @@ pub enum Command {
     /// Exit status: 0 when the run completed, 1 for any other outcome (panic, timeout,
     /// lost agent, QEMU exited), 2 when the lab itself failed.
     Boot(BootArgs),
+    /// Build kernel variants (kernels/*.toml) into the cache; unchanged ones are cache hits.
+    ///
+    /// Variants of one source share a work tree and an object tree, so a variant that differs
+    /// from an already built one by a patch rebuilds only the files the patch touches.
+    Build(BuildArgs),
+}
+
+#[derive(clap::Args)]
+pub struct BuildArgs {
+    /// Variants to build (default: every kernels/*.toml).
+    pub variants: Vec<String>,
+    /// Parallel make jobs (default: host cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Rebuild even when the cache has the variant.
+    #[arg(long)]
+    pub force: bool,
+    /// Directory of variant definitions (default: kernels/ here or in a parent directory).
+    #[arg(long)]
+    pub kernels: Option<PathBuf>,
+    /// Print what was built (metadata, cache hit, directory) as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `kernels/` in the current directory or the nearest parent that has one.
+pub fn find_kernels_dir(given: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(dir) = given {
+        return Ok(dir);
+    }
+    let cwd = std::env::current_dir()?;
+    cwd.ancestors()
+        .map(|d| d.join("kernels"))
+        .find(|d| d.is_dir())
+        .ok_or_else(|| anyhow::anyhow!("no kernels/ directory here or above; pass --kernels DIR"))
+}
+
+fn size(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// Build the named variants (or all), printing one line each.
+pub fn build_variants(
+    kernels: &std::path::Path,
+    names: &[String],
+    opts: &kernel::BuildOptions,
+) -> Result<Vec<kernel::Built>> {
+    let catalog = kernel::variant::Catalog::load(kernels)?;
+    let names = if names.is_empty() {
+        catalog.names()
+    } else {
+        names.to_vec()
+    };
+    let mut built = Vec::new();
+    for name in names {
+        let variant = catalog.get(&name)?;
+        let b = kernel::build(&variant, opts)?;
+        let m = &b.metadata;
+        if b.cache_hit {
+            eprintln!(
+                "{name}: cache hit ({:.2} s) {}",
+                b.elapsed_s,
+                b.dir.display()
+            );
+        } else {
+            let ccache = m
+                .ccache
+                .as_ref()
+                .map(|c| format!(", ccache hits {:.0}%", c.hit_rate * 100.0))
+                .unwrap_or_default();
+            let sizes: Vec<String> = m
+                .artifacts
+                .iter()
+                .map(|(n, s)| format!("{n} {}", size(*s)))
+                .collect();
+            eprintln!(
+                "{name}: built {} in {:.1} s ({} files compiled, {} rewritten by the series{ccache}); {}\n  {}",
+                m.kernel_release,
+                m.duration_s,
+                m.files_compiled,
+                m.files_rewritten.len(),
+                sizes.join(", "),
+                b.dir.display()
+            );
+        }
+        built.push(b);
+    }
+    Ok(built)
+}
+
+pub async fn build(args: BuildArgs) -> Result<i32> {
+    let kernels = find_kernels_dir(args.kernels)?;
+    let mut opts = kernel::BuildOptions {
+        force: args.force,
+        ..Default::default()
+    };
+    if let Some(jobs) = args.jobs {
+        opts.jobs = jobs;
+    }
+    let names = args.variants;
+    let built =
+        tokio::task::spawn_blocking(move || build_variants(&kernels, &names, &opts)).await??;
+    if args.json {
+        let list: Vec<serde_json::Value> = built
+            .iter()
+            .map(|b| {
+                serde_json::json!({
+                    "variant": b.metadata.variant,
+                    "cache_hit": b.cache_hit,
+                    "elapsed_s": b.elapsed_s,
+                    "dir": b.dir,
+                    "metadata": b.metadata,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    }
+    Ok(0)
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -41,8 +159,14 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 #[derive(clap::Args)]
 pub struct BootArgs {
     /// Kernel image to boot (bzImage or a distro vmlinuz).
+    #[arg(long, required_unless_present = "variant", conflicts_with = "variant")]
+    pub kernel: Option<PathBuf>,
+    /// Boot a variant from kernels/*.toml instead (built first if the cache lacks it).
     #[arg(long)]
-    pub kernel: PathBuf,
+    pub variant: Option<String>,
+    /// Directory of variant definitions, for --variant.
+    #[arg(long)]
+    pub kernels: Option<PathBuf>,
     /// vCPUs.
     #[arg(long, default_value_t = 2)]
     pub cpus: u32,
@@ -95,8 +219,20 @@ fn default_run_dir(kind: &str) -> PathBuf {
 
 pub async fn boot(args: BootArgs) -> Result<i32> {
     let run_dir = args.out.unwrap_or_else(|| default_run_dir("boot"));
+    let kernel = match (args.kernel, args.variant) {
+        (Some(kernel), _) => kernel,
+        (None, Some(name)) => {
+            let kernels = find_kernels_dir(args.kernels)?;
+            let built = tokio::task::spawn_blocking(move || {
+                build_variants(&kernels, &[name], &kernel::BuildOptions::default())
+            })
+            .await??;
+            built[0].bzimage()
+        }
+        (None, None) => unreachable!("clap requires --kernel or --variant"),
+    };
     let spec = BootSpec {
-        kernel: args.kernel,
+        kernel,
         cpus: args.cpus,
         memory_mib: args.memory,
         accel: args.accel,

@@ -2,6 +2,7 @@
 
 mod cache;
 mod cli;
+mod kernel;
 mod units;
 mod vm;
 
@@ -24,6 +25,7 @@ fn main() {
     let result = runtime.block_on(async {
         match cli.command {
             cli::Command::Boot(args) => cli::boot(args).await,
+            cli::Command::Build(args) => cli::build(args).await,
         }
     });
     match result {

@@ -98,6 +98,7 @@ pub async fn probe_kvm(kernel: &Path) -> Result<Verdict> {
     let initrd = initramfs::path()?;
     let mut cmd = process::command(qemu::QEMU);
     cmd.args(["-nodefaults", "-no-user-config", "-display", "none"])
+        .args(qemu::MACHINE)
         .args(qemu::accel_args(Accel::Kvm))
         .args(["-smp", "1", "-m", "256M", "-no-reboot", "-serial", "stdio"])
         .arg("-append")

@@ -1,0 +1,247 @@
+//! Kernel configuration: start from a base (allnoconfig, defconfig or a file), merge the
+//! fragments with the tree's own `scripts/kconfig/merge_config.sh`, `olddefconfig`, then
+//! check that every option a fragment asked for made it into the final `.config`.
+
+use super::variant::{ConfigBase, Fragment};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// One `CONFIG_X=...` or `# CONFIG_X is not set` line of a fragment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub symbol: String,
+    /// `n` for "is not set".
+    pub value: String,
+    pub file: String,
+    pub line: usize,
+}
+
+/// Parse `.config` syntax: symbol → value (`n` for "is not set").
+pub fn parse_config(text: &str) -> BTreeMap<String, String> {
+    text.lines().filter_map(parse_line).collect()
+}
+
+fn parse_line(line: &str) -> Option<(String, String)> {
+    let line = line.trim();
+    if let Some(rest) = line.strip_prefix("# CONFIG_") {
+        let symbol = rest.strip_suffix(" is not set")?;
+        return Some((symbol.to_string(), "n".to_string()));
+    }
+    let (symbol, value) = line.strip_prefix("CONFIG_")?.split_once('=')?;
+    Some((symbol.to_string(), value.to_string()))
+}
+
+/// Every option the fragments ask for; later fragments override earlier ones.
+pub fn requests(fragments: &[Fragment]) -> std::io::Result<BTreeMap<String, Request>> {
+    let mut all = BTreeMap::new();
+    for frag in fragments {
+        let text = std::fs::read_to_string(&frag.path)?;
+        for (i, line) in text.lines().enumerate() {
+            if let Some((symbol, value)) = parse_line(line) {
+                all.insert(
+                    symbol.clone(),
+                    Request {
+                        symbol,
+                        value,
+                        file: frag.path.display().to_string(),
+                        line: i + 1,
+                    },
+                );
+            }
+        }
+    }
+    Ok(all)
+}
+
+/// What Kconfig says a symbol depends on: (Kconfig file:line, `depends on` expressions).
+pub fn dependencies(srctree: &Path, symbol: &str) -> Option<(String, Vec<String>)> {
+    let heads = [format!("config {symbol}"), format!("menuconfig {symbol}")];
+    for entry in walkdir::WalkDir::new(srctree)
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'))
+        .flatten()
+    {
+        if !entry.file_name().to_string_lossy().starts_with("Kconfig") {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        let Some(start) = lines
+            .iter()
+            .position(|l| heads.iter().any(|h| l.trim() == h))
+        else {
+            continue;
+        };
+        let mut deps = Vec::new();
+        for line in &lines[start + 1..] {
+            let t = line.trim();
+            let next_entry = [
+                "config ",
+                "menuconfig ",
+                "choice",
+                "endchoice",
+                "endmenu",
+                "menu ",
+                "if ",
+                "endif",
+                "source ",
+            ]
+            .iter()
+            .any(|k| t.starts_with(k));
+            if next_entry {
+                break;
+            }
+            if let Some(dep) = t.strip_prefix("depends on ") {
+                deps.push(dep.trim().to_string());
+            }
+        }
+        let rel = entry.path().strip_prefix(srctree).unwrap_or(entry.path());
+        return Some((format!("{}:{}", rel.display(), start + 1), deps));
+    }
+    None
+}
+
+/// Symbols named in a `depends on` expression.
+fn symbols_in(expr: &str) -> Vec<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty() && w.chars().next().unwrap().is_ascii_uppercase())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Options the fragments asked for that the final `.config` does not have, explained.
+pub fn dropped(
+    requests: &BTreeMap<String, Request>,
+    final_config: &BTreeMap<String, String>,
+    srctree: &Path,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for req in requests.values() {
+        let actual = final_config
+            .get(&req.symbol)
+            .cloned()
+            .unwrap_or_else(|| "n".into());
+        if actual == req.value {
+            continue;
+        }
+        let mut msg = format!(
+            "CONFIG_{}={} ({}:{}) is not in the final .config (it is {})",
+            req.symbol,
+            req.value,
+            req.file,
+            req.line,
+            if final_config.contains_key(&req.symbol) {
+                format!("CONFIG_{}={actual}", req.symbol)
+            } else {
+                "absent".to_string()
+            }
+        );
+        match dependencies(srctree, &req.symbol) {
+            Some((at, deps)) if !deps.is_empty() => {
+                let values: Vec<String> = deps
+                    .iter()
+                    .flat_map(|d| symbols_in(d))
+                    .map(|s| {
+                        let v = final_config.get(&s).map(String::as_str).unwrap_or("n");
+                        format!("{s}={v}")
+                    })
+                    .collect();
+                let deps: Vec<String> = deps
+                    .iter()
+                    .map(|d| {
+                        if d.contains("||") {
+                            format!("({d})")
+                        } else {
+                            d.clone()
+                        }
+                    })
+                    .collect();
+                msg.push_str(&format!(
+                    "; Kconfig ({at}) says it depends on {} [{}]",
+                    deps.join(" && "),
+                    values.join(", ")
+                ));
+            }
+            Some((at, _)) => msg.push_str(&format!("; Kconfig: {at}")),
+            None => msg.push_str("; no such symbol in this tree's Kconfig"),
+        }
+        problems.push(msg);
+    }
+    problems
+}
+
+/// The make target (or file) that starts the configuration.
+pub fn base_target(base: &ConfigBase) -> Option<&'static str> {
+    match base {
+        ConfigBase::Allnoconfig => Some("allnoconfig"),
+        ConfigBase::Defconfig => Some("defconfig"),
+        ConfigBase::File(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_lines() {
+        let c = parse_config(
+            "CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=\"x y\"\n# comment\nCONFIG_D=0x10\n",
+        );
+        assert_eq!(c["A"], "y");
+        assert_eq!(c["B"], "n");
+        assert_eq!(c["C"], "\"x y\"");
+        assert_eq!(c["D"], "0x10");
+        assert_eq!(c.len(), 4);
+    }
+
+    #[test]
+    fn dropped_option_is_named_with_its_dependency() {
+        let tree = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tree.path().join("drivers/dma-buf")).unwrap();
+        std::fs::write(
+            tree.path().join("drivers/dma-buf/Kconfig"),
+            "config OTHER\n\tbool\n\nconfig UDMABUF\n\tbool \"userspace dmabuf misc driver\"\n\tdepends on DMA_SHARED_BUFFER\n\tdepends on MEMFD_CREATE || COMPILE_TEST\n\nconfig NEXT\n\tdepends on X\n",
+        )
+        .unwrap();
+        let frag = tree.path().join("f.config");
+        std::fs::write(&frag, "# wanted\nCONFIG_UDMABUF=y\nCONFIG_OK=y\n").unwrap();
+        let reqs = requests(&[Fragment {
+            name: "f".into(),
+            path: frag,
+        }])
+        .unwrap();
+        let final_config = parse_config("CONFIG_OK=y\nCONFIG_MEMFD_CREATE=y\n");
+        let problems = dropped(&reqs, &final_config, tree.path());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let p = &problems[0];
+        assert!(p.starts_with("CONFIG_UDMABUF=y ("), "{p}");
+        assert!(p.contains("f.config:2)"), "{p}");
+        assert!(p.contains("it is absent"), "{p}");
+        assert!(p.contains("drivers/dma-buf/Kconfig:4"), "{p}");
+        assert!(
+            p.contains("depends on DMA_SHARED_BUFFER && (MEMFD_CREATE || COMPILE_TEST)"),
+            "{p}"
+        );
+        assert!(
+            p.contains("DMA_SHARED_BUFFER=n, MEMFD_CREATE=y, COMPILE_TEST=n"),
+            "{p}"
+        );
+    }
+
+    #[test]
+    fn unknown_symbol_says_so() {
+        let tree = tempfile::tempdir().unwrap();
+        let frag = tree.path().join("f.config");
+        std::fs::write(&frag, "CONFIG_NO_SUCH_THING=y\n").unwrap();
+        let reqs = requests(&[Fragment {
+            name: "f".into(),
+            path: frag,
+        }])
+        .unwrap();
+        let problems = dropped(&reqs, &BTreeMap::new(), tree.path());
+        assert!(problems[0].contains("no such symbol"), "{problems:?}");
+    }
+}

@@ -1,0 +1,166 @@
+//! Running kbuild: the log, progress (files compiled against the expected count), and on
+//! failure the first compiler error and the log's tail.
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// kbuild's quiet-mode tags that mean "one translation unit compiled".
+const COMPILE_TAGS: &[&str] = &["CC", "AS", "CC [M]"];
+
+/// Lines in a build log that are the first thing worth showing, in order of preference.
+const ERROR_FORMS: &[&str] = &[
+    ": error: ",
+    ": fatal error: ",
+    "undefined reference to",
+    "*** ",
+];
+
+#[derive(Debug, Clone, Default)]
+pub struct MakeStats {
+    pub compiled: u64,
+}
+
+/// `kbuild` says it compiled a file.
+pub fn is_compile_line(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix("  ") else {
+        return false;
+    };
+    COMPILE_TAGS.iter().any(|tag| {
+        rest.strip_prefix(tag)
+            .is_some_and(|r| r.starts_with(' ') && r.trim_start().len() < r.len())
+    })
+}
+
+/// The first line of `log` that explains a failure, if any.
+pub fn first_error(log: &str) -> Option<&str> {
+    ERROR_FORMS
+        .iter()
+        .find_map(|form| log.lines().find(|l| l.contains(form)))
+}
+
+pub fn tail(log: &str, lines: usize) -> String {
+    let all: Vec<&str> = log.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn plain_progress() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+        || !std::io::IsTerminal::is_terminal(&std::io::stderr())
+}
+
+/// Run `cmd` (a make invocation), logging to `log_path`, showing progress as `label`.
+pub fn run(
+    mut cmd: Command,
+    log_path: &Path,
+    label: &str,
+    expected: Option<u64>,
+) -> Result<MakeStats> {
+    let start = Instant::now();
+    let mut log = std::fs::File::create(log_path)
+        .with_context(|| format!("create {}", log_path.display()))?;
+    writeln!(log, "$ {cmd:?}")?;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot run make (apt-get install make gcc; scripts/setup.sh does)")?;
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let readers: Vec<_> = [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ]
+    .into_iter()
+    .map(|stream| {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        })
+    })
+    .collect();
+    drop(tx);
+
+    let plain = plain_progress();
+    let bar = if plain {
+        ProgressBar::hidden()
+    } else if let Some(n) = expected {
+        ProgressBar::new(n).with_style(
+            ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {pos}/{len} files {elapsed} (eta {eta})",
+            )
+            .unwrap()
+            .progress_chars("=> "),
+        )
+    } else {
+        ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{prefix} {spinner} {pos} files compiled {elapsed}")
+                .unwrap(),
+        )
+    };
+    bar.set_prefix(label.to_string());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let mut compiled = 0u64;
+    let mut last_plain = Instant::now();
+    for line in rx {
+        writeln!(log, "{line}")?;
+        if is_compile_line(&line) {
+            compiled += 1;
+            bar.set_position(compiled);
+        }
+        if plain && last_plain.elapsed() >= Duration::from_secs(30) {
+            last_plain = Instant::now();
+            let of = expected.map(|n| format!("/{n}")).unwrap_or_default();
+            eprintln!(
+                "lab: {label}: {compiled}{of} files compiled, {}s",
+                start.elapsed().as_secs()
+            );
+        }
+    }
+    for r in readers {
+        let _ = r.join();
+    }
+    let status = child.wait()?;
+    bar.finish_and_clear();
+    log.flush()?;
+    if !status.success() {
+        let text = std::fs::read_to_string(log_path).unwrap_or_default();
+        let first = first_error(&text).unwrap_or("(no compiler error found in the log)");
+        anyhow::bail!(
+            "{label}: make failed ({status}).\nfirst error: {first}\nlast lines of {}:\n{}",
+            log_path.display(),
+            tail(&text, 20)
+        );
+    }
+    Ok(MakeStats { compiled })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compile_lines() {
+        assert!(is_compile_line("  CC      fs/eventpoll.o"));
+        assert!(is_compile_line("  AS      arch/x86/entry/entry_64.o"));
+        assert!(!is_compile_line("  LD      vmlinux"));
+        assert!(!is_compile_line("  CCC     x"));
+        assert!(!is_compile_line("CC fs/x.o"));
+    }
+
+    #[test]
+    fn first_error_prefers_the_compiler() {
+        let log = "  CC      fs/a.o\nmake[2]: *** [scripts/Makefile.build:229: fs/a.o] Error 1\nfs/a.c:12:5: error: 'x' undeclared\n";
+        assert_eq!(first_error(log), Some("fs/a.c:12:5: error: 'x' undeclared"));
+        assert_eq!(
+            first_error("make: *** [Makefile:1] Error 2\n"),
+            Some("make: *** [Makefile:1] Error 2")
+        );
+        assert_eq!(first_error("all good\n"), None);
+    }
+}

@@ -1,0 +1,468 @@
+//! Kernel variants: `kernels/<name>.toml` + `kernels/patches/<name>/NNNN-*.patch` +
+//! `kernels/configs/*.config`. Loading resolves `base` chains into one flat [`Variant`];
+//! every error names the file and line at fault.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// The embedded default tree.
+pub const DEFAULT_DEBIAN_PACKAGE: &str = "linux-source-6.12";
+
+/// Fragments every variant builds with unless it lists its own.
+pub const DEFAULT_FRAGMENTS: &[&str] = &["qemu-guest", "scenarios", "kasan", "lockdep"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum VariantError {
+    #[error("{file}:{line}: {message}")]
+    At {
+        file: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{file}: {message}")]
+    File { file: PathBuf, message: String },
+    #[error("no variant named {name:?} in {dir}; known: {known}")]
+    Unknown {
+        name: String,
+        dir: PathBuf,
+        known: String,
+    },
+}
+
+/// Where the tree comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    /// A Debian linux-source package: /usr/src/<package>.tar.xz.
+    pub debian: Option<String>,
+    /// A git repository (path or URL) at a ref.
+    pub git: Option<GitSpec>,
+    /// A tree on disk, built out of tree and never modified.
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitSpec {
+    pub repo: String,
+    #[serde(rename = "ref")]
+    pub reference: String,
+}
+
+/// The resolved source of a variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Debian { package: String },
+    Git { repo: String, reference: String },
+    Path { path: PathBuf },
+}
+
+/// How the configuration starts before fragments are merged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigBase {
+    Allnoconfig,
+    Defconfig,
+    File(PathBuf),
+}
+
+/// A patch of a series, with the variant that contributes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatchRef {
+    pub variant: String,
+    pub path: PathBuf,
+}
+
+/// A config fragment file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fragment {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+/// A variant with its `base` chain resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variant {
+    pub name: String,
+    pub file: PathBuf,
+    pub description: String,
+    pub expect: String,
+    pub source: Source,
+    pub config_base: ConfigBase,
+    pub fragments: Vec<Fragment>,
+    /// Base patches first, then the variant's own.
+    pub patches: Vec<PatchRef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVariant {
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    expect: String,
+    base: Option<Spanned<String>>,
+    source: Option<Spanned<SourceSpec>>,
+    config_base: Option<Spanned<String>>,
+    fragments: Option<Spanned<Vec<String>>>,
+}
+
+fn line_of(text: &str, span: Range<usize>) -> usize {
+    text[..span.start.min(text.len())].matches('\n').count() + 1
+}
+
+/// All variants under `dir` (`dir/*.toml`), by name.
+pub struct Catalog {
+    dir: PathBuf,
+    raw: BTreeMap<String, (PathBuf, String, RawVariant)>,
+}
+
+impl Catalog {
+    pub fn load(dir: &Path) -> Result<Catalog, VariantError> {
+        let file_err = |file: &Path, message: String| VariantError::File {
+            file: file.to_path_buf(),
+            message,
+        };
+        let entries = std::fs::read_dir(dir).map_err(|e| file_err(dir, e.to_string()))?;
+        let mut raw = BTreeMap::new();
+        let mut files: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        files.sort();
+        for file in files {
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| file_err(&file, e.to_string()))?;
+            let parsed: RawVariant = toml::from_str(&text).map_err(|e| {
+                let line = e.span().map(|s| line_of(&text, s)).unwrap_or(1);
+                VariantError::At {
+                    file: file.clone(),
+                    line,
+                    message: e.message().to_string(),
+                }
+            })?;
+            let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+            raw.insert(name, (file, text, parsed));
+        }
+        Ok(Catalog {
+            dir: dir.to_path_buf(),
+            raw,
+        })
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.raw.keys().cloned().collect()
+    }
+
+    /// Resolve one variant: its base chain, source, fragments and patch series.
+    pub fn get(&self, name: &str) -> Result<Variant, VariantError> {
+        self.resolve(name, &mut Vec::new())
+    }
+
+    fn resolve(&self, name: &str, chain: &mut Vec<String>) -> Result<Variant, VariantError> {
+        let (file, text, raw) = self.raw.get(name).ok_or_else(|| VariantError::Unknown {
+            name: name.to_string(),
+            dir: self.dir.clone(),
+            known: self.names().join(", "),
+        })?;
+        let at = |span: Range<usize>, message: String| VariantError::At {
+            file: file.clone(),
+            line: line_of(text, span),
+            message,
+        };
+        chain.push(name.to_string());
+        let base = match &raw.base {
+            Some(base) if chain.contains(base.get_ref()) => {
+                return Err(at(
+                    base.span(),
+                    format!(
+                        "base chain loops: {} -> {}",
+                        chain.join(" -> "),
+                        base.get_ref()
+                    ),
+                ))
+            }
+            Some(base) => Some(self.resolve(base.get_ref(), chain).map_err(|e| match e {
+                VariantError::Unknown { known, .. } => at(
+                    base.span(),
+                    format!(
+                        "base variant {:?} does not exist; known: {known}",
+                        base.get_ref()
+                    ),
+                ),
+                other => other,
+            })?),
+            None => None,
+        };
+        chain.pop();
+
+        let source = match &raw.source {
+            Some(spec) => resolve_source(spec.get_ref()).map_err(|m| at(spec.span(), m))?,
+            None => base
+                .as_ref()
+                .map(|b| b.source.clone())
+                .unwrap_or(Source::Debian {
+                    package: DEFAULT_DEBIAN_PACKAGE.into(),
+                }),
+        };
+        let kernels = self.dir.as_path();
+        let config_base = match &raw.config_base {
+            Some(v) => match v.get_ref().as_str() {
+                "allnoconfig" => ConfigBase::Allnoconfig,
+                "defconfig" => ConfigBase::Defconfig,
+                path => {
+                    let p = kernels.join(path);
+                    if !p.is_file() {
+                        return Err(at(
+                            v.span(),
+                            format!(
+                                "config_base {path:?} is neither allnoconfig, defconfig nor a file \
+                                 (looked for {})",
+                                p.display()
+                            ),
+                        ));
+                    }
+                    ConfigBase::File(p)
+                }
+            },
+            None => base
+                .as_ref()
+                .map(|b| b.config_base.clone())
+                .unwrap_or(ConfigBase::Allnoconfig),
+        };
+        let fragments = match &raw.fragments {
+            Some(list) => list
+                .get_ref()
+                .iter()
+                .map(|n| fragment(kernels, n))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|m| at(list.span(), m))?,
+            None => match &base {
+                Some(b) => b.fragments.clone(),
+                None => DEFAULT_FRAGMENTS
+                    .iter()
+                    .map(|n| fragment(kernels, n))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|m| VariantError::File {
+                        file: file.clone(),
+                        message: m,
+                    })?,
+            },
+        };
+        let mut patches = base.map(|b| b.patches).unwrap_or_default();
+        patches.extend(series(kernels, name).map_err(|m| VariantError::File {
+            file: file.clone(),
+            message: m,
+        })?);
+        Ok(Variant {
+            name: name.to_string(),
+            file: file.clone(),
+            description: raw.description.trim().to_string(),
+            expect: raw.expect.trim().to_string(),
+            source,
+            config_base,
+            fragments,
+            patches,
+        })
+    }
+}
+
+fn resolve_source(spec: &SourceSpec) -> Result<Source, String> {
+    match (&spec.debian, &spec.git, &spec.path) {
+        (Some(package), None, None) => Ok(Source::Debian {
+            package: package.clone(),
+        }),
+        (None, Some(git), None) => Ok(Source::Git {
+            repo: git.repo.clone(),
+            reference: git.reference.clone(),
+        }),
+        (None, None, Some(path)) => {
+            if !path.is_absolute() {
+                return Err(format!("source path {} must be absolute", path.display()));
+            }
+            Ok(Source::Path { path: path.clone() })
+        }
+        _ => Err("[source] takes exactly one of debian = \"...\", \
+                  git = { repo = \"...\", ref = \"...\" }, path = \"...\""
+            .into()),
+    }
+}
+
+fn fragment(kernels: &Path, name: &str) -> Result<Fragment, String> {
+    let stem = name.strip_suffix(".config").unwrap_or(name);
+    let path = kernels.join("configs").join(format!("{stem}.config"));
+    if !path.is_file() {
+        return Err(format!(
+            "config fragment {name:?} not found (looked for {})",
+            path.display()
+        ));
+    }
+    Ok(Fragment {
+        name: stem.to_string(),
+        path,
+    })
+}
+
+/// `kernels/patches/<variant>/*.patch`, in file-name order.
+fn series(kernels: &Path, variant: &str) -> Result<Vec<PatchRef>, String> {
+    let dir = kernels.join("patches").join(variant);
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    let mut patches: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "patch"))
+        .collect();
+    patches.sort();
+    Ok(patches
+        .into_iter()
+        .map(|path| PatchRef {
+            variant: variant.to_string(),
+            path,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kernels(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("configs")).unwrap();
+        for frag in DEFAULT_FRAGMENTS {
+            std::fs::write(dir.path().join(format!("configs/{frag}.config")), "").unwrap();
+        }
+        for (name, text) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        dir
+    }
+
+    fn error(files: &[(&str, &str)], name: &str) -> String {
+        let dir = kernels(files);
+        match Catalog::load(dir.path()).and_then(|c| c.get(name)) {
+            Ok(v) => panic!("expected an error, got {v:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults_and_base_chain() {
+        let dir = kernels(&[
+            ("a.toml", "description = \"A\"\n"),
+            ("b.toml", "base = \"a\"\nexpect = \"race\"\n"),
+            ("patches/a/0001-x.patch", ""),
+            ("patches/b/0002-z.patch", ""),
+            ("patches/b/0001-y.patch", ""),
+            ("patches/b/README", ""),
+        ]);
+        let cat = Catalog::load(dir.path()).unwrap();
+        let b = cat.get("b").unwrap();
+        assert_eq!(
+            b.source,
+            Source::Debian {
+                package: "linux-source-6.12".into()
+            }
+        );
+        assert_eq!(b.config_base, ConfigBase::Allnoconfig);
+        let frags: Vec<_> = b.fragments.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(frags, DEFAULT_FRAGMENTS);
+        let series: Vec<_> = b
+            .patches
+            .iter()
+            .map(|p| p.path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(series, ["0001-x.patch", "0001-y.patch", "0002-z.patch"]);
+        assert_eq!(b.expect, "race");
+    }
+
+    #[test]
+    fn syntax_errors_name_file_and_line() {
+        let e = error(&[("a.toml", "description = \"x\"\nbase = \n")], "a");
+        assert!(e.contains("a.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_name_file_and_line() {
+        let e = error(
+            &[("a.toml", "description = \"x\"\n\nfragmnets = []\n")],
+            "a",
+        );
+        assert!(e.contains("a.toml:3:") && e.contains("fragmnets"), "{e}");
+    }
+
+    #[test]
+    fn missing_base_names_the_line_of_base() {
+        let e = error(&[("a.toml", "description = \"x\"\nbase = \"nope\"\n")], "a");
+        assert!(
+            e.contains("a.toml:2:") && e.contains("\"nope\" does not exist"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn base_loops_are_refused() {
+        let e = error(
+            &[
+                ("a.toml", "base = \"b\"\n"),
+                ("b.toml", "\n\nbase = \"a\"\n"),
+            ],
+            "a",
+        );
+        assert!(e.contains("loops"), "{e}");
+    }
+
+    #[test]
+    fn missing_fragment_names_the_line_of_fragments() {
+        let e = error(
+            &[(
+                "a.toml",
+                "description = \"x\"\nfragments = [\"kasan\", \"nosuch\"]\n",
+            )],
+            "a",
+        );
+        assert!(e.contains("a.toml:2:") && e.contains("nosuch"), "{e}");
+    }
+
+    #[test]
+    fn two_sources_at_once_are_refused() {
+        let e = error(
+            &[(
+                "a.toml",
+                "[source]\ndebian = \"linux-source-6.12\"\npath = \"/src\"\n",
+            )],
+            "a",
+        );
+        assert!(e.contains("a.toml:") && e.contains("exactly one"), "{e}");
+    }
+
+    #[test]
+    fn git_source_parses() {
+        let dir = kernels(&[(
+            "g.toml",
+            "[source]\ngit = { repo = \"/r\", ref = \"main\" }\n",
+        )]);
+        let v = Catalog::load(dir.path()).unwrap().get("g").unwrap();
+        assert_eq!(
+            v.source,
+            Source::Git {
+                repo: "/r".into(),
+                reference: "main".into()
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_variant_lists_known_ones() {
+        let e = error(&[("a.toml", "")], "zz");
+        assert!(e.contains("\"zz\"") && e.contains("known: a"), "{e}");
+    }
+}
