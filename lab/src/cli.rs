@@ -37,6 +37,132 @@ pub enum Command {
     /// Variants of one source share a work tree and an object tree, so a variant that differs
     /// from an already built one by a patch rebuilds only the files the patch touches.
     Build(BuildArgs),
+    /// Run a scenario (scenarios/*.toml) on a variant or any kernel, N times.
+    ///
+    /// The variant is built first if the cache lacks it. A kernel whose .config lacks an
+    /// option the scenario requires is skipped ("skipped: needs CONFIG_X") without booting.
+    /// Exit status: 0 when every run passed, 1 otherwise, 2 when the lab itself failed.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Variant from kernels/*.toml.
+    #[arg(long, required_unless_present = "kernel", conflicts_with = "kernel")]
+    pub variant: Option<String>,
+    /// Any kernel image instead of a variant (its .config is looked for next to it, or as
+    /// /boot/config-* for /boot/vmlinuz-*).
+    #[arg(long)]
+    pub kernel: Option<PathBuf>,
+    /// Scenario name (scenarios/<name>.toml).
+    #[arg(long)]
+    pub scenario: String,
+    /// How many runs.
+    #[arg(long, default_value_t = 1)]
+    pub runs: u32,
+    /// Override the scenario's duration.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
+    pub accel: AccelChoice,
+    #[arg(long, value_enum, default_value_t = Backend::Qemu)]
+    pub backend: Backend,
+    /// Directory of variant definitions.
+    #[arg(long)]
+    pub kernels: Option<PathBuf>,
+    /// Directory of scenarios (default: scenarios/ here or in a parent directory).
+    #[arg(long)]
+    pub scenarios: Option<PathBuf>,
+    /// Batch directory (default: a new one under the cache's runs/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print runs.json's content instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `name/` in the current directory or the nearest parent that has one.
+fn find_dir(name: &str, given: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(dir) = given {
+        return Ok(dir);
+    }
+    let cwd = std::env::current_dir()?;
+    cwd.ancestors()
+        .map(|d| d.join(name))
+        .find(|d| d.is_dir())
+        .ok_or_else(|| anyhow::anyhow!("no {name}/ directory here or above; pass --{name} DIR"))
+}
+
+pub async fn run(args: RunArgs) -> Result<i32> {
+    let scenario =
+        crate::config::scenario::find(&find_dir("scenarios", args.scenarios)?, &args.scenario)?;
+    let target = match (args.kernel, args.variant) {
+        (Some(kernel), _) => {
+            if !kernel.is_file() {
+                anyhow::bail!("kernel image {} does not exist", kernel.display());
+            }
+            crate::run::Target {
+                name: kernel.display().to_string(),
+                config: crate::run::config_near(&kernel),
+                kernel,
+            }
+        }
+        (None, Some(name)) => {
+            let kernels = find_kernels_dir(args.kernels)?;
+            let n = name.clone();
+            let built = tokio::task::spawn_blocking(move || {
+                build_variants(&kernels, &[n], &kernel::BuildOptions::default())
+            })
+            .await??;
+            crate::run::Target {
+                name,
+                kernel: built[0].bzimage(),
+                config: Some(built[0].dir.join(".config")),
+            }
+        }
+        (None, None) => unreachable!("clap requires --variant or --kernel"),
+    };
+    let out = args.out.unwrap_or_else(|| {
+        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+            .to_string()
+            .replace(':', "");
+        let who = target
+            .name
+            .rsplit('/')
+            .next()
+            .unwrap_or("kernel")
+            .to_string();
+        cache::root()
+            .join("runs")
+            .join(format!("{}-{who}-{stamp}", scenario.name))
+    });
+    eprintln!(
+        "lab: {} × {} on {} ({} vCPUs, {:?} each) in {}",
+        args.runs,
+        scenario.name,
+        target.name,
+        scenario.cpus,
+        args.duration.unwrap_or(scenario.duration),
+        out.display()
+    );
+    let opts = crate::run::BatchOptions {
+        runs: args.runs,
+        accel: args.accel,
+        backend: args.backend,
+        duration: args.duration,
+        out: out.clone(),
+    };
+    let results = crate::run::batch(&scenario, &target, &opts).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        print!("{}", crate::run::summary(&scenario, &target, &results));
+        println!("results: {}", out.join("runs.json").display());
+    }
+    let all_pass = results
+        .iter()
+        .all(|r| r.verdict == crate::run::Verdict::Pass);
+    Ok(if all_pass { 0 } else { 1 })
 }
 
 #[derive(clap::Args)]
@@ -59,14 +185,7 @@ pub struct BuildArgs {
 
 /// `kernels/` in the current directory or the nearest parent that has one.
 pub fn find_kernels_dir(given: Option<PathBuf>) -> Result<PathBuf> {
-    if let Some(dir) = given {
-        return Ok(dir);
-    }
-    let cwd = std::env::current_dir()?;
-    cwd.ancestors()
-        .map(|d| d.join("kernels"))
-        .find(|d| d.is_dir())
-        .ok_or_else(|| anyhow::anyhow!("no kernels/ directory here or above; pass --kernels DIR"))
+    find_dir("kernels", given)
 }
 
 fn size(bytes: u64) -> String {

@@ -2,7 +2,10 @@
 
 mod cache;
 mod cli;
+mod config;
 mod kernel;
+mod report;
+mod run;
 mod units;
 mod vm;
 
@@ -26,6 +29,7 @@ fn main() {
         match cli.command {
             cli::Command::Boot(args) => cli::boot(args).await,
             cli::Command::Build(args) => cli::build(args).await,
+            cli::Command::Run(args) => cli::run(args).await,
         }
     });
     match result {

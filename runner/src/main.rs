@@ -12,7 +12,11 @@ fn main() {
     if std::process::id() == 1 {
         init::run();
     }
-    if std::env::args().nth(1).as_deref() == Some("--list") {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--exec-probe") {
+        std::process::exit(workloads::uapi_epoll::exec_probe(&args[2..]));
+    }
+    if args.get(1).map(String::as_str) == Some("--list") {
         for w in workloads::WORKLOADS {
             println!("{:<16} {}", w.name, w.about);
         }

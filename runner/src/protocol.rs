@@ -64,6 +64,9 @@ pub enum GuestMsg {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ThreadResult {
     pub thread: u32,
+    /// What the thread did in the workload (closer, poller, ...).
+    #[serde(default)]
+    pub role: String,
     /// The CPU the thread was pinned to, if it was pinned.
     pub pinned_cpu: Option<u32>,
     /// Every CPU the thread was observed running on (getcpu samples).
@@ -162,6 +165,7 @@ mod tests {
             },
             GuestMsg::ThreadResult(ThreadResult {
                 thread: 1,
+                role: "closer".into(),
                 pinned_cpu: Some(1),
                 cpus_seen: vec![1],
                 count: 42,

@@ -13,10 +13,18 @@ const MAX_LINE: usize = 64 * 1024;
 /// Console text that means the kernel panicked, whatever else it says.
 const PANIC_MARKERS: &[&str] = &["Kernel panic - not syncing"];
 
+/// What a scanner wants after a line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScanAction {
+    Continue,
+    /// End the run (after the console drains); the reason is recorded in the outcome.
+    Stop(String),
+}
+
 /// Something that wants to see console lines as they arrive.
 pub trait ConsoleScanner: Send {
     /// `at` is the time since QEMU started.
-    fn on_line(&mut self, at: Duration, line: &str);
+    fn on_line(&mut self, at: Duration, line: &str) -> ScanAction;
 }
 
 /// What the run loop hears from the console.
@@ -24,6 +32,7 @@ pub trait ConsoleScanner: Send {
 pub enum ConsoleEvent {
     Output,
     Panic(String),
+    Stop(String),
     Closed,
 }
 
@@ -74,8 +83,14 @@ impl Console {
         let text = String::from_utf8_lossy(raw);
         let text = text.trim_end_matches(['\n', '\r']);
         let at = self.start.elapsed();
+        let mut stops = Vec::new();
         for scanner in self.scanners.lock().unwrap().iter_mut() {
-            scanner.on_line(at, text);
+            if let ScanAction::Stop(reason) = scanner.on_line(at, text) {
+                stops.push(reason);
+            }
+        }
+        for reason in stops {
+            let _ = self.events.send(ConsoleEvent::Stop(reason));
         }
         if first {
             let _ = self.events.send(ConsoleEvent::Output);
@@ -157,8 +172,13 @@ mod tests {
 
     struct Collect(Arc<Mutex<Vec<String>>>);
     impl ConsoleScanner for Collect {
-        fn on_line(&mut self, _at: Duration, line: &str) {
+        fn on_line(&mut self, _at: Duration, line: &str) -> ScanAction {
             self.0.lock().unwrap().push(line.to_string());
+            if line == "stop here" {
+                ScanAction::Stop("asked to".into())
+            } else {
+                ScanAction::Continue
+            }
         }
     }
 
@@ -172,13 +192,13 @@ mod tests {
                 .await
                 .unwrap();
         let input: &[u8] =
-            b"[    0.1] hello\r\n\xff\xfe garbage\n[    2.0] Kernel panic - not syncing: sysrq\nno newline";
+            b"[    0.1] hello\r\n\xff\xfe garbage\nstop here\n[    2.0] Kernel panic - not syncing: sysrq\nno newline";
         console.clone().pump(input).await;
         assert_eq!(std::fs::read(&path).unwrap(), input);
         let seen = seen.lock().unwrap().clone();
-        assert_eq!(seen.len(), 4);
+        assert_eq!(seen.len(), 5);
         assert_eq!(seen[0], "[    0.1] hello");
-        assert_eq!(seen[3], "no newline");
+        assert_eq!(seen[4], "no newline");
         let mut events = Vec::new();
         while let Ok(e) = rx.try_recv() {
             events.push(e);
@@ -187,11 +207,12 @@ mod tests {
             events,
             vec![
                 ConsoleEvent::Output,
+                ConsoleEvent::Stop("asked to".into()),
                 ConsoleEvent::Panic("Kernel panic - not syncing: sysrq".into()),
                 ConsoleEvent::Closed
             ]
         );
-        assert_eq!(console.lines(), 4);
+        assert_eq!(console.lines(), 5);
     }
 
     #[tokio::test]

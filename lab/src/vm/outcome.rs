@@ -31,6 +31,8 @@ pub enum Outcome {
     },
     /// The user interrupted `lab` (Ctrl-C, SIGTERM).
     Interrupted,
+    /// A console scanner asked to end the run (a kernel report, with `stop_on_report`).
+    StoppedOnReport { report: String },
 }
 
 impl Outcome {
@@ -45,6 +47,7 @@ impl Outcome {
             Outcome::AgentError { .. } => "agent-error",
             Outcome::QemuExited { .. } => "qemu-exited",
             Outcome::Interrupted => "interrupted",
+            Outcome::StoppedOnReport { .. } => "stopped-on-report",
         }
     }
 
@@ -63,6 +66,7 @@ impl Outcome {
             Outcome::Timeout { after_ms } => format!("still running at {after_ms} ms"),
             Outcome::AgentLost { detail } => detail.clone(),
             Outcome::AgentError { error } => error.clone(),
+            Outcome::StoppedOnReport { report } => report.clone(),
             Outcome::QemuExited {
                 status,
                 signal,
@@ -158,6 +162,7 @@ mod tests {
                 stderr: String::new(),
             },
             Outcome::Interrupted,
+            Outcome::StoppedOnReport { report: "x".into() },
         ];
         for outcome in all {
             let json = serde_json::to_value(&outcome).unwrap();

@@ -51,6 +51,8 @@ pub struct BootSpec {
 
 /// How long the guest gets to power itself off after `done`, a panic or a fatal error.
 const WIND_DOWN: Duration = Duration::from_secs(10);
+/// How long the console gets to finish a report before a stop-on-report run is ended.
+const REPORT_DRAIN: Duration = Duration::from_secs(3);
 /// How long each step of stopping QEMU (powerdown, quit) is given before the next.
 const STOP_STEP: Duration = Duration::from_secs(3);
 /// How long QEMU gets to create its sockets.
@@ -84,6 +86,8 @@ struct State {
     decided: Option<Outcome>,
     /// When the guest is expected to be gone by (after done / panic / fatal).
     wind_down_until: Option<Instant>,
+    /// A scanner asked to stop the run.
+    report_stop: Option<String>,
 }
 
 impl State {
@@ -145,6 +149,11 @@ impl State {
         }
         if self.done {
             return Outcome::Completed;
+        }
+        if let Some(report) = &self.report_stop {
+            return Outcome::StoppedOnReport {
+                report: report.clone(),
+            };
         }
         if let Some(error) = &self.fatal {
             return Outcome::AgentError {
@@ -421,6 +430,14 @@ pub async fn run(spec: &BootSpec, scanners: Vec<Box<dyn ConsoleScanner>>) -> Res
                 ConsoleEvent::Panic(message) => {
                     state.panic.get_or_insert(message);
                     state.wind_down();
+                }
+                ConsoleEvent::Stop(reason) => {
+                    if state.report_stop.is_none() {
+                        state.report_stop = Some(reason);
+                        let drain = Instant::now() + REPORT_DRAIN;
+                        state.wind_down_until =
+                            Some(state.wind_down_until.map_or(drain, |t| t.min(drain)));
+                    }
                 }
                 ConsoleEvent::Closed => {}
             },

@@ -1,9 +1,13 @@
 //! Workloads the agent can run, one file each, listed in [`WORKLOADS`].
 
+mod epoll_close_race;
+mod eventfd_notifier_race;
 mod hang;
+mod pollable;
 mod stress;
 mod syscall_count;
 mod sysrq_crash;
+pub mod uapi_epoll;
 
 use crate::channel::Channel;
 use runner::protocol::RunRequest;
@@ -30,9 +34,24 @@ pub struct Workload {
 
 pub const WORKLOADS: &[Workload] = &[
     Workload {
+        name: "epoll_close_race",
+        about: "closers create/EPOLL_CTL_ADD/close pollable files while pollers spin epoll_wait",
+        run: epoll_close_race::run,
+    },
+    Workload {
         name: "syscall_count",
         about: "one pinned thread per vCPU counting getppid() calls for the duration",
         run: syscall_count::run,
+    },
+    Workload {
+        name: "eventfd_notifier_race",
+        about: "eventfds registered with io_uring or aio closed while completions signal them",
+        run: eventfd_notifier_race::run,
+    },
+    Workload {
+        name: "uapi_epoll",
+        about: "deterministic epoll UAPI checks (fork, dup+close, kcmp trick, cloexec), as values",
+        run: uapi_epoll::run,
     },
     Workload {
         name: "hang",

@@ -1,4 +1,4 @@
-//! Shared harness for multi-threaded workloads: one worker per thread pinned to a vCPU,
+//! Shared harness for multi-threaded workloads: threads with roles, each pinned to a vCPU,
 //! per-thread counters streamed as heartbeats, per-thread results sent as each finishes.
 
 use super::Ctx;
@@ -6,15 +6,24 @@ use nix::sched::{sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 use runner::protocol::{GuestMsg, ThreadResult};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Where one thread runs and what it does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    pub role: &'static str,
+    /// `None` = not pinned.
+    pub cpu: Option<u32>,
+}
 
 /// Handed to each worker.
 pub struct Worker<'a> {
+    pub role: &'static str,
     pub deadline: Instant,
     counter: &'a AtomicU64,
+    stop: &'a AtomicBool,
     cpus_seen: BTreeSet<u32>,
     errors: BTreeMap<String, u64>,
 }
@@ -23,6 +32,11 @@ impl Worker<'_> {
     /// Publish the running count (read by the heartbeat loop).
     pub fn set_count(&self, count: u64) {
         self.counter.store(count, Ordering::Relaxed);
+    }
+
+    /// True once the deadline passed or another worker failed.
+    pub fn should_stop(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || Instant::now() >= self.deadline
     }
 
     /// Record the CPU this thread is on right now (getcpu(2)).
@@ -40,6 +54,11 @@ impl Worker<'_> {
             self.cpus_seen.insert(cpu);
         }
     }
+
+    /// Count a failed syscall by its errno name.
+    pub fn error(&mut self, errno: nix::errno::Errno) {
+        *self.errors.entry(format!("{errno:?}")).or_default() += 1;
+    }
 }
 
 fn pin(cpu: u32) -> Result<(), String> {
@@ -49,39 +68,91 @@ fn pin(cpu: u32) -> Result<(), String> {
     sched_setaffinity(Pid::from_raw(0), &set).map_err(|e| format!("pin to cpu {cpu}: {e}"))
 }
 
-/// Run `threads` workers, worker `i` pinned to vCPU `i % nproc`. Returns when all are done.
-pub fn run_pinned<F>(ctx: &Ctx, work: F) -> Result<(), String>
+/// `count` threads of one role on the vCPUs listed in `params[cpus_key]` (cycled), or spread
+/// from `first_cpu` on, or unpinned when `params.pin` is false.
+pub fn place(
+    ctx: &Ctx,
+    role: &'static str,
+    count: u32,
+    cpus_key: &str,
+    first_cpu: u32,
+) -> Vec<Slot> {
+    let pinned = ctx
+        .req
+        .params
+        .get("pin")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(true);
+    let listed: Vec<u32> = ctx
+        .req
+        .params
+        .get(cpus_key)
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.as_u64().map(|c| c as u32))
+                .collect()
+        })
+        .unwrap_or_default();
+    (0..count)
+        .map(|i| Slot {
+            role,
+            cpu: pinned.then(|| {
+                if listed.is_empty() {
+                    (first_cpu + i) % ctx.nproc
+                } else {
+                    listed[i as usize % listed.len()] % ctx.nproc
+                }
+            }),
+        })
+        .collect()
+}
+
+/// One thread per vCPU, all with the same role.
+pub fn one_per_cpu(ctx: &Ctx, role: &'static str) -> Vec<Slot> {
+    place(ctx, role, ctx.threads(), "cpus", 0)
+}
+
+/// Run one worker per slot. Returns when all are done; a worker's error stops the others.
+pub fn run_slots<F>(ctx: &Ctx, slots: &[Slot], work: F) -> Result<(), String>
 where
-    F: Fn(&mut Worker) + Sync,
+    F: Fn(&mut Worker) -> Result<(), String> + Sync,
 {
-    let threads = ctx.threads();
     let start = Instant::now();
     let deadline = start + Duration::from_millis(ctx.req.duration_ms);
-    let counters: Arc<Vec<AtomicU64>> = Arc::new((0..threads).map(|_| AtomicU64::new(0)).collect());
+    let counters: Vec<AtomicU64> = slots.iter().map(|_| AtomicU64::new(0)).collect();
+    let stop = AtomicBool::new(false);
     let (finished_tx, finished_rx) = mpsc::channel::<()>();
     ctx.chan.send(&GuestMsg::Started {
         workload: ctx.req.workload.clone(),
-        threads,
+        threads: slots.len() as u32,
     });
     std::thread::scope(|scope| {
         let mut handles = Vec::new();
-        for index in 0..threads {
-            let cpu = index % ctx.nproc;
-            let (counters, work, chan) = (&counters, &work, ctx.chan);
+        for (index, slot) in slots.iter().enumerate() {
+            let (counters, stop, work, chan) = (&counters, &stop, &work, ctx.chan);
             let finished = finished_tx.clone();
             handles.push(scope.spawn(move || -> Result<(), String> {
-                let pinned = pin(cpu);
                 let mut worker = Worker {
+                    role: slot.role,
                     deadline,
-                    counter: &counters[index as usize],
+                    counter: &counters[index],
+                    stop,
                     cpus_seen: BTreeSet::new(),
                     errors: BTreeMap::new(),
                 };
+                let outcome = slot.cpu.map(pin).transpose().and_then(|_| {
+                    worker.sample_cpu();
+                    work(&mut worker)
+                });
+                if outcome.is_err() {
+                    stop.store(true, Ordering::Relaxed);
+                }
                 worker.sample_cpu();
-                let outcome = pinned.map(|()| work(&mut worker));
                 chan.send(&GuestMsg::ThreadResult(ThreadResult {
-                    thread: index,
-                    pinned_cpu: outcome.is_ok().then_some(cpu),
+                    thread: index as u32,
+                    role: slot.role.to_string(),
+                    pinned_cpu: slot.cpu,
                     cpus_seen: worker.cpus_seen.iter().copied().collect(),
                     count: worker.counter.load(Ordering::Relaxed),
                     errors: worker.errors,

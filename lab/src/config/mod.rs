@@ -1,0 +1,3 @@
+//! Typed models of the lab's inputs, validated with file:line errors.
+
+pub mod scenario;

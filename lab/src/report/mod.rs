@@ -1,0 +1,3 @@
+//! Console text → kernel reports.
+
+pub mod markers;

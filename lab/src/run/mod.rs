@@ -1,0 +1,384 @@
+//! Executing a scenario on a kernel N times: one VM run each, console scanned for kernel
+//! reports, a verdict per run and the batch's statistics, all written under one directory.
+
+use crate::config::scenario::{self, Kind, Scenario};
+use crate::report::markers::{Marker, MarkerScanner};
+use crate::vm::accel::AccelChoice;
+use crate::vm::console::{ConsoleScanner, ScanAction};
+use crate::vm::outcome::{Outcome, RunRecord};
+use crate::vm::session::{self, Backend, BootSpec};
+use anyhow::Result;
+use runner::protocol::RunRequest;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The verdict of one run under the scenario's rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "verdict", content = "detail", rename_all = "kebab-case")]
+pub enum Verdict {
+    Pass,
+    /// A kernel report (race) or a check with another value (uapi).
+    Fail(String),
+    /// The run says nothing about the kernel: the VM could not boot, the agent failed...
+    Error(String),
+    /// The kernel lacks what the scenario needs.
+    Skipped(String),
+}
+
+/// One run of a batch, as stored in runs.json.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResult {
+    pub index: u32,
+    pub dir: PathBuf,
+    pub verdict: Verdict,
+    pub outcome: Outcome,
+    pub reports: Vec<Marker>,
+    /// From the workload's start to the first report line.
+    pub first_report_ms: Option<u64>,
+    /// (role, operations per second summed over its threads).
+    pub throughput: Vec<(String, f64)>,
+    /// uapi: (check, expected, observed) where they differ.
+    pub differences: Vec<(String, serde_json::Value, serde_json::Value)>,
+    pub record: Option<RunRecord>,
+}
+
+/// Feeds the console to a [`MarkerScanner`] the run can read afterwards.
+struct SharedMarkers {
+    markers: Arc<Mutex<MarkerScanner>>,
+    stop_on_report: bool,
+}
+
+impl ConsoleScanner for SharedMarkers {
+    fn on_line(&mut self, at: Duration, line: &str) -> ScanAction {
+        let mut markers = self.markers.lock().unwrap();
+        let first = markers.found.is_empty();
+        if markers.on_line(at, line) && first && self.stop_on_report {
+            return ScanAction::Stop(markers.found[0].line.clone());
+        }
+        ScanAction::Continue
+    }
+}
+
+/// The kernel to run on and where its .config is (for the requirement check).
+pub struct Target {
+    pub name: String,
+    pub kernel: PathBuf,
+    pub config: Option<PathBuf>,
+}
+
+/// A distro kernel's config: /boot/vmlinuz-X → /boot/config-X; a build's: next to it.
+pub fn config_near(kernel: &Path) -> Option<PathBuf> {
+    let dir = kernel.parent()?;
+    let name = kernel.file_name()?.to_string_lossy().into_owned();
+    [
+        dir.join(".config"),
+        dir.join(name.replacen("vmlinuz-", "config-", 1)),
+    ]
+    .into_iter()
+    .find(|p| p.is_file() && p.file_name().unwrap().to_string_lossy() != name)
+}
+
+fn throughput(record: &RunRecord) -> Vec<(String, f64)> {
+    let secs = match (record.timing.workload_started_ms, record.timing.done_ms) {
+        (Some(s), Some(d)) if d > s => (d - s) as f64 / 1000.0,
+        _ => record.duration_ms as f64 / 1000.0,
+    };
+    let mut by_role: Vec<(String, f64)> = Vec::new();
+    for t in &record.threads {
+        match by_role.iter_mut().find(|(r, _)| *r == t.role) {
+            Some((_, total)) => *total += t.count as f64 / secs,
+            None => by_role.push((t.role.clone(), t.count as f64 / secs)),
+        }
+    }
+    by_role
+}
+
+fn judge(
+    scenario: &Scenario,
+    record: &RunRecord,
+    reports: &[Marker],
+) -> (Verdict, Vec<(String, serde_json::Value, serde_json::Value)>) {
+    let infra = |o: &Outcome| -> Option<String> {
+        match o {
+            Outcome::TimeoutNoOutput { .. }
+            | Outcome::AgentLost { .. }
+            | Outcome::AgentError { .. }
+            | Outcome::QemuExited { .. }
+            | Outcome::Interrupted => Some(o.summary()),
+            _ => None,
+        }
+    };
+    match scenario.kind {
+        Kind::Race => {
+            if let Some(first) = reports.first() {
+                return (Verdict::Fail(first.line.clone()), vec![]);
+            }
+            if let Some(e) = infra(&record.outcome) {
+                return (Verdict::Error(e), vec![]);
+            }
+            match &record.outcome {
+                Outcome::Completed => (Verdict::Pass, vec![]),
+                other => (Verdict::Fail(other.summary()), vec![]),
+            }
+        }
+        Kind::Uapi => {
+            if record.outcome != Outcome::Completed {
+                return (
+                    Verdict::Error(format!(
+                        "the checks did not complete: {}",
+                        record.outcome.summary()
+                    )),
+                    vec![],
+                );
+            }
+            let diffs: Vec<_> = scenario
+                .expect
+                .iter()
+                .filter_map(|(check, expected)| {
+                    let observed = record
+                        .observations
+                        .get(check)
+                        .cloned()
+                        .unwrap_or(serde_json::Value::Null);
+                    (observed != *expected).then(|| (check.clone(), expected.clone(), observed))
+                })
+                .collect();
+            if let Some(first) = reports.first() {
+                return (Verdict::Fail(first.line.clone()), diffs);
+            }
+            if diffs.is_empty() {
+                (Verdict::Pass, diffs)
+            } else {
+                let text: Vec<String> = diffs
+                    .iter()
+                    .map(|(c, e, o)| format!("{c}: {e} → {o}"))
+                    .collect();
+                (
+                    Verdict::Fail(format!(
+                        "{} check(s) differ: {}",
+                        diffs.len(),
+                        text.join(", ")
+                    )),
+                    diffs,
+                )
+            }
+        }
+    }
+}
+
+pub struct BatchOptions {
+    pub runs: u32,
+    pub accel: AccelChoice,
+    pub backend: Backend,
+    pub duration: Option<Duration>,
+    pub out: PathBuf,
+}
+
+/// Run `scenario` on `target` `opts.runs` times; results also go to `<out>/runs.json`.
+pub async fn batch(
+    scenario: &Scenario,
+    target: &Target,
+    opts: &BatchOptions,
+) -> Result<Vec<RunResult>> {
+    std::fs::create_dir_all(&opts.out)?;
+    let mut results = Vec::new();
+    // A kernel that lacks what the scenario needs is skipped before anything boots.
+    if let Some(config) = &target.config {
+        let text = std::fs::read_to_string(config)?;
+        let missing = scenario::missing_requirements(scenario, &text);
+        if !missing.is_empty() {
+            let why = format!("needs {}", missing.join(", "));
+            for index in 1..=opts.runs {
+                results.push(RunResult {
+                    index,
+                    dir: opts.out.clone(),
+                    verdict: Verdict::Skipped(why.clone()),
+                    outcome: Outcome::Completed,
+                    reports: vec![],
+                    first_report_ms: None,
+                    throughput: vec![],
+                    differences: vec![],
+                    record: None,
+                });
+            }
+            write_results(&opts.out, &results)?;
+            return Ok(results);
+        }
+    }
+    let duration = opts.duration.unwrap_or(scenario.duration);
+    for index in 1..=opts.runs {
+        let dir = opts.out.join(format!("run-{index:03}"));
+        let markers = Arc::new(Mutex::new(MarkerScanner::default()));
+        let spec = BootSpec {
+            kernel: target.kernel.clone(),
+            cpus: scenario.cpus,
+            memory_mib: scenario.memory_mib,
+            accel: opts.accel,
+            backend: opts.backend,
+            cmdline_extra: scenario.cmdline.clone(),
+            request: RunRequest {
+                workload: scenario.workload.clone(),
+                duration_ms: duration.as_millis() as u64,
+                heartbeat_ms: 500,
+                threads: scenario.threads,
+                params: scenario.params.clone(),
+            },
+            boot_timeout: Duration::from_secs(120),
+            heartbeat_timeout: Duration::from_secs(30),
+            timeout: None,
+            run_dir: dir.clone(),
+        };
+        let scanner = SharedMarkers {
+            markers: markers.clone(),
+            stop_on_report: scenario.stop_on_report,
+        };
+        let record = session::run(&spec, vec![Box::new(scanner)]).await?;
+        let reports = markers.lock().unwrap().found.clone();
+        let first_report_ms = match (reports.first(), record.timing.workload_started_ms) {
+            (Some(r), Some(start)) => Some(r.at_ms.saturating_sub(start)),
+            _ => None,
+        };
+        let (verdict, differences) = judge(scenario, &record, &reports);
+        std::fs::write(
+            dir.join("reports.json"),
+            serde_json::to_vec_pretty(&reports)?,
+        )?;
+        let result = RunResult {
+            index,
+            dir,
+            verdict,
+            outcome: record.outcome.clone(),
+            reports,
+            first_report_ms,
+            throughput: throughput(&record),
+            differences,
+            record: Some(record),
+        };
+        eprintln!("{}", line(&result));
+        let interrupted = result.outcome == Outcome::Interrupted;
+        results.push(result);
+        write_results(&opts.out, &results)?;
+        if interrupted {
+            break;
+        }
+    }
+    Ok(results)
+}
+
+fn write_results(out: &Path, results: &[RunResult]) -> Result<()> {
+    crate::cache::write_atomic(&out.join("runs.json"), &serde_json::to_vec_pretty(results)?)
+}
+
+/// One line per run.
+pub fn line(r: &RunResult) -> String {
+    let (verdict, detail) = match &r.verdict {
+        Verdict::Pass => ("pass", String::new()),
+        Verdict::Fail(d) => ("FAIL", d.clone()),
+        Verdict::Error(d) => ("error", d.clone()),
+        Verdict::Skipped(d) => ("skipped", d.clone()),
+    };
+    let first = r
+        .first_report_ms
+        .map(|ms| format!("{:.2}s", ms as f64 / 1000.0))
+        .unwrap_or_else(|| "-".into());
+    let ops: Vec<String> = r
+        .throughput
+        .iter()
+        .map(|(role, v)| format!("{role} {v:.0}/s"))
+        .collect();
+    format!(
+        "  run {:>3}  {:<7} {:<18} first report {:>7}  {}  {}",
+        r.index,
+        verdict,
+        r.outcome.name(),
+        first,
+        ops.join(" "),
+        detail
+    )
+}
+
+pub fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// The batch in a few lines.
+pub fn summary(scenario: &Scenario, target: &Target, results: &[RunResult]) -> String {
+    let count = |f: fn(&Verdict) -> bool| results.iter().filter(|r| f(&r.verdict)).count();
+    let fails = count(|v| matches!(v, Verdict::Fail(_)));
+    let errors = count(|v| matches!(v, Verdict::Error(_)));
+    let skipped = count(|v| matches!(v, Verdict::Skipped(_)));
+    let passes = count(|v| matches!(v, Verdict::Pass));
+    let mut s = format!(
+        "{} on {}: {} runs: {passes} pass, {fails} fail, {errors} error, {skipped} skipped\n",
+        scenario.name,
+        target.name,
+        results.len()
+    );
+    if let Some(Verdict::Skipped(why)) = results.first().map(|r| &r.verdict) {
+        s.push_str(&format!("skipped: {why}\n"));
+        return s;
+    }
+    if scenario.kind == Kind::Race {
+        let times: Vec<f64> = results
+            .iter()
+            .filter_map(|r| r.first_report_ms.map(|ms| ms as f64 / 1000.0))
+            .collect();
+        if let Some(m) = median(times) {
+            s.push_str(&format!(
+                "median time from workload start to first report: {m:.2} s\n"
+            ));
+        }
+        let mut roles: Vec<String> = results
+            .iter()
+            .flat_map(|r| r.throughput.iter().map(|(role, _)| role.clone()))
+            .collect();
+        roles.dedup();
+        for role in roles {
+            let v: Vec<f64> = results
+                .iter()
+                .flat_map(|r| {
+                    r.throughput
+                        .iter()
+                        .filter(|(x, _)| *x == role)
+                        .map(|(_, v)| *v)
+                })
+                .collect();
+            if let Some(m) = median(v) {
+                s.push_str(&format!("median {role} throughput: {m:.0} ops/s\n"));
+            }
+        }
+        let mut titles: Vec<String> = results
+            .iter()
+            .flat_map(|r| r.reports.iter().map(|m| m.line.clone()))
+            .collect();
+        titles.sort();
+        titles.dedup();
+        for t in titles.iter().take(10) {
+            s.push_str(&format!("report: {t}\n"));
+        }
+    } else if let Some(r) = results.iter().find_map(|r| r.record.as_ref()) {
+        for (check, expected) in &scenario.expect {
+            let observed = r
+                .observations
+                .get(check)
+                .cloned()
+                .unwrap_or(serde_json::Value::Null);
+            let mark = if observed == *expected { "  " } else { "≠ " };
+            s.push_str(&format!(
+                "{mark}{check}: {observed} (upstream {expected})\n"
+            ));
+        }
+    }
+    s
+}

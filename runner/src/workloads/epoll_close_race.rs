@@ -1,0 +1,110 @@
+//! The 2024 epoll/close race: closers create a pollable file, EPOLL_CTL_ADD it to a shared
+//! epoll instance (EPOLLIN|EPOLLOUT, level-triggered) and close it; pollers spin
+//! epoll_wait(..., 0) on the same instance. A kernel whose epoll polls a file without
+//! pinning it lets ->poll() run on a file whose last reference is being dropped.
+//!
+//! Parameters: `file_kind` (dmabuf-heap, udmabuf, eventfd, pipe, timerfd; default
+//! dmabuf-heap), `closers` / `pollers` (threads; default half the vCPUs each),
+//! `closer_cpus` / `poller_cpus` (pinning lists), `pin` (default true).
+
+use super::pollable::Maker;
+use super::stress::{place, run_slots, Worker};
+use super::Ctx;
+use nix::errno::Errno;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+const BATCH: u64 = 64;
+
+fn param_u32(ctx: &Ctx, key: &str) -> Option<u32> {
+    ctx.req
+        .params
+        .get(key)
+        .and_then(|v| v.as_u64())
+        .map(|v| v as u32)
+}
+
+fn closer(worker: &mut Worker, epfd: &OwnedFd, kind: &str) -> Result<(), String> {
+    let maker = Maker::new(kind)?;
+    let mut iterations = 0u64;
+    while !worker.should_stop() {
+        for _ in 0..BATCH {
+            let (fd, peer) = match maker.make() {
+                Ok(made) => made,
+                Err(e) => {
+                    worker.error(e);
+                    continue;
+                }
+            };
+            let mut ev = libc::epoll_event {
+                events: (libc::EPOLLIN | libc::EPOLLOUT) as u32,
+                u64: fd.as_raw_fd() as u64,
+            };
+            let rc = unsafe {
+                libc::epoll_ctl(
+                    epfd.as_raw_fd(),
+                    libc::EPOLL_CTL_ADD,
+                    fd.as_raw_fd(),
+                    &mut ev,
+                )
+            };
+            if rc < 0 {
+                worker.error(Errno::last());
+            }
+            drop(fd);
+            drop(peer);
+            iterations += 1;
+        }
+        worker.set_count(iterations);
+        worker.sample_cpu();
+    }
+    Ok(())
+}
+
+fn poller(worker: &mut Worker, epfd: &OwnedFd) -> Result<(), String> {
+    let mut events = [libc::epoll_event { events: 0, u64: 0 }; 16];
+    let mut polls = 0u64;
+    while !worker.should_stop() {
+        for _ in 0..BATCH {
+            let n = unsafe {
+                libc::epoll_wait(
+                    epfd.as_raw_fd(),
+                    events.as_mut_ptr(),
+                    events.len() as i32,
+                    0,
+                )
+            };
+            if n < 0 {
+                worker.error(Errno::last());
+            }
+            polls += 1;
+        }
+        worker.set_count(polls);
+        worker.sample_cpu();
+    }
+    Ok(())
+}
+
+pub fn run(ctx: &Ctx) -> Result<(), String> {
+    let kind = ctx
+        .req
+        .params
+        .get("file_kind")
+        .and_then(|v| v.as_str())
+        .unwrap_or("dmabuf-heap")
+        .to_string();
+    // Fail fast (as an agent error naming the device) when the file kind is unavailable.
+    drop(Maker::new(&kind)?);
+    let closers = param_u32(ctx, "closers").unwrap_or((ctx.nproc / 2).max(1));
+    let pollers = param_u32(ctx, "pollers").unwrap_or((ctx.nproc - closers.min(ctx.nproc)).max(1));
+    let mut slots = place(ctx, "closer", closers, "closer_cpus", 0);
+    slots.extend(place(ctx, "poller", pollers, "poller_cpus", closers));
+    let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if epfd < 0 {
+        return Err(format!("epoll_create1: {}", Errno::last()));
+    }
+    let epfd = unsafe { OwnedFd::from_raw_fd(epfd) };
+    run_slots(ctx, &slots, |worker| match worker.role {
+        "closer" => closer(worker, &epfd, &kind),
+        _ => poller(worker, &epfd),
+    })
+}
