@@ -271,6 +271,21 @@ pub async fn build(args: BuildArgs) -> Result<i32> {
     Ok(0)
 }
 
+fn parse_param(s: &str) -> Result<(String, serde_json::Value), String> {
+    let (k, v) = s.split_once('=').ok_or("expected KEY=VALUE")?;
+    let value = serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.into()));
+    Ok((k.to_string(), value))
+}
+
+fn parse_extra(s: &str) -> Result<(String, PathBuf), String> {
+    let (guest, host) = s.split_once('=').ok_or("expected GUEST_PATH=HOST_PATH")?;
+    let host = PathBuf::from(host);
+    if !host.is_file() {
+        return Err(format!("{} is not a file", host.display()));
+    }
+    Ok((guest.to_string(), host))
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (expected e.g. 5s, 500ms, 2m)"))
 }
@@ -319,6 +334,12 @@ pub struct BootArgs {
     /// Worker threads (default: one per vCPU).
     #[arg(long)]
     pub threads: Option<u32>,
+    /// Workload parameter KEY=VALUE (VALUE parsed as JSON when it is JSON); repeatable.
+    #[arg(long = "param", value_parser = parse_param)]
+    pub params: Vec<(String, serde_json::Value)>,
+    /// Add a host file to the initramfs as GUEST_PATH=HOST_PATH (executable); repeatable.
+    #[arg(long = "extra", value_parser = parse_extra)]
+    pub extras: Vec<(String, PathBuf)>,
     /// Run directory (default: a new one under the cache's runs/).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -362,12 +383,13 @@ pub async fn boot(args: BootArgs) -> Result<i32> {
             duration_ms: args.duration.as_millis() as u64,
             heartbeat_ms: 500,
             threads: args.threads,
-            params: Default::default(),
+            params: args.params.into_iter().collect(),
         },
         boot_timeout: args.boot_timeout,
         heartbeat_timeout: args.heartbeat_timeout,
         timeout: args.timeout,
         run_dir: run_dir.clone(),
+        extra_files: args.extras,
     };
     eprintln!(
         "lab: booting {} ({} vCPUs, {} MiB, {:?} backend) in {}",

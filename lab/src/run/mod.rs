@@ -229,6 +229,7 @@ pub async fn batch(
             heartbeat_timeout: Duration::from_secs(30),
             timeout: None,
             run_dir: dir.clone(),
+            extra_files: Vec::new(),
         };
         let scanner = SharedMarkers {
             markers: markers.clone(),

@@ -53,6 +53,43 @@ pub fn path() -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The cached initramfs plus a second archive with `extras` (guest path, host file), as one
+/// file in `dir`: the kernel unpacks concatenated archives in order.
+pub fn with_extras(dir: &std::path::Path, extras: &[(String, PathBuf)]) -> Result<PathBuf> {
+    if extras.is_empty() {
+        return path();
+    }
+    let mut entries: Vec<(String, u32, Vec<u8>)> = Vec::new();
+    for (guest, host) in extras {
+        let guest = guest.trim_start_matches('/').to_string();
+        let mut parent = std::path::Path::new(&guest).parent();
+        while let Some(dir) = parent.filter(|d| !d.as_os_str().is_empty()) {
+            let d = dir.to_string_lossy().into_owned();
+            if !entries.iter().any(|(n, _, _)| *n == d) {
+                entries.push((d, DIR, Vec::new()));
+            }
+            parent = dir.parent();
+        }
+        let bytes = std::fs::read(host).with_context(|| format!("read {}", host.display()))?;
+        entries.push((guest, EXE, bytes));
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let inputs = entries.iter().map(|(name, mode, data)| {
+        (
+            Builder::new(name).mode(*mode).nlink(1),
+            Cursor::new(data.as_slice()),
+        )
+    });
+    let extra = cpio::write_cpio(inputs, Vec::new()).context("write extra cpio archive")?;
+    let mut bytes = std::fs::read(path()?)?;
+    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+    gz.write_all(&extra)?;
+    bytes.extend(gz.finish()?);
+    let out = dir.join("initramfs.cpio.gz");
+    std::fs::write(&out, bytes).with_context(|| format!("write {}", out.display()))?;
+    Ok(out)
+}
+
 /// Write the agent binary itself (for backends that run it from the host filesystem).
 pub fn write_runner(dir: &std::path::Path) -> Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;

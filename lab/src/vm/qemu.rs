@@ -14,12 +14,28 @@ pub struct Sockets {
     pub agent: PathBuf,
 }
 
+/// Longest path a unix socket address holds (sun_path is 108 bytes with its NUL).
+const SUN_PATH_MAX: usize = 107;
+
 impl Sockets {
     pub fn in_dir(dir: &Path) -> Self {
         Sockets {
             qmp: dir.join("qmp.sock"),
             agent: dir.join("agent.sock"),
         }
+    }
+
+    /// The run directory's sockets; when its path is too long for a socket address, a short
+    /// private (0700) directory under /tmp instead, kept alive by the returned guard.
+    pub fn for_run(run_dir: &Path) -> std::io::Result<(Self, Option<tempfile::TempDir>)> {
+        let sockets = Sockets::in_dir(run_dir);
+        if sockets.agent.as_os_str().len() <= SUN_PATH_MAX {
+            return Ok((sockets, None));
+        }
+        let short = tempfile::Builder::new().prefix("lab-").tempdir_in("/tmp")?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(short.path(), std::fs::Permissions::from_mode(0o700))?;
+        Ok((Sockets::in_dir(short.path()), Some(short)))
     }
 }
 
@@ -159,6 +175,24 @@ mod tests {
         ] {
             assert!(line.contains(needle), "missing {needle:?} in {line}");
         }
+    }
+
+    #[test]
+    fn long_run_dirs_get_short_private_socket_dirs() {
+        let long = Path::new("/x").join("y".repeat(120));
+        let (s, guard) = Sockets::for_run(&long).unwrap();
+        let guard = guard.expect("a short directory");
+        assert!(s.qmp.starts_with(guard.path()));
+        assert!(s.agent.as_os_str().len() <= SUN_PATH_MAX);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(guard.path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let (s, guard) = Sockets::for_run(Path::new("/run/d")).unwrap();
+        assert!(guard.is_none());
+        assert_eq!(s.qmp, Path::new("/run/d/qmp.sock"));
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct BootSpec {
     /// Whole run, from QEMU's start; `None` = boot + duration + heartbeat bound.
     pub timeout: Option<Duration>,
     pub run_dir: PathBuf,
+    /// Extra files for the initramfs: (guest path, host file).
+    pub extra_files: Vec<(String, PathBuf)>,
 }
 
 /// How long the guest gets to power itself off after `done`, a panic or a fatal error.
@@ -258,7 +260,7 @@ fn build_command(
         Backend::Qemu => {
             let machine = Machine {
                 kernel: spec.kernel.clone(),
-                initrd: Some(initramfs::path()?),
+                initrd: Some(initramfs::with_extras(&spec.run_dir, &spec.extra_files)?),
                 cpus: spec.cpus,
                 memory_mib: spec.memory_mib,
                 accel,
@@ -307,7 +309,7 @@ pub async fn run(spec: &BootSpec, scanners: Vec<Box<dyn ConsoleScanner>>) -> Res
     let entered = Instant::now();
     prepare_run_dir(&spec.run_dir)?;
     let accel = accel::resolve(spec.accel, &spec.kernel).await?;
-    let sockets = Sockets::in_dir(&spec.run_dir);
+    let (sockets, _socket_dir) = Sockets::for_run(&spec.run_dir)?;
     let mut cmd = build_command(spec, accel, &sockets)?;
     let program = match spec.backend {
         Backend::Qemu => qemu::QEMU,

@@ -41,17 +41,27 @@ pub fn render(r: &RunRecord, run_dir: &Path) -> String {
         for t in threads {
             let cpus: Vec<String> = t.cpus_seen.iter().map(|c| c.to_string()).collect();
             let pinned = t.pinned_cpu.map(|c| c.to_string()).unwrap_or("-".into());
+            let errors: Vec<String> = t.errors.iter().map(|(e, n)| format!("{e}×{n}")).collect();
             let _ = writeln!(
                 s,
-                "  thread {:>2}  pinned {:>2}  ran on [{}]  count {}",
+                "  thread {:>2}  {:<8} pinned {:>2}  ran on [{}]  count {}{}",
                 t.thread,
+                t.role,
                 pinned,
                 cpus.join(","),
-                t.count
+                t.count,
+                if errors.is_empty() {
+                    String::new()
+                } else {
+                    format!("  errors {}", errors.join(" "))
+                }
             );
         }
     } else if !r.last_progress.is_empty() {
         let _ = writeln!(s, "progress: last heartbeat counts {:?}", r.last_progress);
+    }
+    for (name, value) in &r.observations {
+        let _ = writeln!(s, "observed: {name} = {value}");
     }
     let _ = writeln!(s, "run dir:  {}", run_dir.display());
     s

@@ -2,8 +2,10 @@
 
 mod epoll_close_race;
 mod eventfd_notifier_race;
+mod exec;
 mod hang;
 mod pollable;
+mod sequence;
 mod stress;
 mod syscall_count;
 mod sysrq_crash;
@@ -52,6 +54,16 @@ pub const WORKLOADS: &[Workload] = &[
         name: "uapi_epoll",
         about: "deterministic epoll UAPI checks (fork, dup+close, kcmp trick, cloexec), as values",
         run: uapi_epoll::run,
+    },
+    Workload {
+        name: "exec",
+        about: "run a program from the initramfs (--extra) and report its output",
+        run: exec::run,
+    },
+    Workload {
+        name: "sequence",
+        about: "several workloads one after the other in one boot (params.steps)",
+        run: sequence::run,
     },
     Workload {
         name: "hang",

@@ -1,0 +1,126 @@
+//! Scenarios on real kernels: the uapi checks on Debian's distro kernel, the requirement
+//! check that skips without booting, and the epoll/dma-buf race detected on the KASAN
+//! variant that reinstates it.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::PathBuf;
+
+fn repo(dir: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(dir)
+}
+
+fn run_json(args: &[&str], out: &std::path::Path) -> (std::process::Output, Value) {
+    let output = lab()
+        .arg("run")
+        .args(args)
+        .arg("--kernels")
+        .arg(repo("kernels"))
+        .arg("--out")
+        .arg(out)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    (output, json)
+}
+
+#[test]
+fn uapi_epoll_on_the_distro_kernel_gives_the_upstream_answers() {
+    let _slot = vm_slot();
+    let (_tmp, out) = run_dir("uapi");
+    let kernel = distro_kernel();
+    let (output, runs) = run_json(
+        &[
+            "--kernel",
+            kernel.to_str().unwrap(),
+            "--scenario",
+            "uapi-epoll",
+            "--scenarios",
+            repo("scenarios").to_str().unwrap(),
+        ],
+        &out,
+    );
+    assert!(output.status.success(), "{}", show(&output));
+    let run = &runs[0];
+    assert_eq!(run["verdict"]["verdict"], "pass", "{run}");
+    let observed = &run["record"]["observations"];
+    assert_eq!(observed["dup_close_keeps_registration"], true);
+    assert_eq!(observed["add_same_fd_twice"], "EEXIST");
+    assert_eq!(observed["f_dupfd_query_dup"], 1);
+    assert_eq!(observed["parent_exit_child_keeps_events"], true);
+    // Every expected check was observed.
+    let expected = std::fs::read_to_string(repo("scenarios/uapi-epoll.toml")).unwrap();
+    let table: toml::Value = toml::from_str(&expected).unwrap();
+    for check in table["expect"].as_table().unwrap().keys() {
+        assert!(!observed[check].is_null(), "{check} was not observed");
+    }
+}
+
+#[test]
+fn missing_kernel_option_skips_without_booting() {
+    let scenarios = tempfile::tempdir().unwrap();
+    std::fs::write(
+        scenarios.path().join("needs-kasan.toml"),
+        "kind = \"race\"\nworkload = \"syscall_count\"\nrequires = [\"CONFIG_EPOLL\", \"CONFIG_KASAN\"]\n",
+    )
+    .unwrap();
+    let (_tmp, out) = run_dir("skip");
+    let kernel = distro_kernel();
+    let (output, runs) = run_json(
+        &[
+            "--kernel",
+            kernel.to_str().unwrap(),
+            "--scenario",
+            "needs-kasan",
+            "--scenarios",
+            scenarios.path().to_str().unwrap(),
+            "--runs",
+            "2",
+        ],
+        &out,
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    for run in runs.as_array().unwrap() {
+        assert_eq!(run["verdict"]["verdict"], "skipped");
+        assert_eq!(run["verdict"]["detail"], "needs CONFIG_KASAN");
+    }
+    assert!(!out.join("run-001").exists(), "nothing was booted");
+}
+
+#[test]
+fn epoll_dmabuf_race_is_detected_on_the_unpinned_variant() {
+    let _slot = vm_slot();
+    let (_tmp, out) = run_dir("race");
+    let (output, runs) = run_json(
+        &[
+            "--variant",
+            "epoll-unpinned-poll",
+            "--scenario",
+            "epoll-dmabuf-race",
+            "--scenarios",
+            repo("scenarios").to_str().unwrap(),
+            "--duration",
+            "20s",
+        ],
+        &out,
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    let run = &runs[0];
+    assert_eq!(run["verdict"]["verdict"], "fail", "{run}");
+    let first = run["verdict"]["detail"].as_str().unwrap();
+    assert!(
+        first.contains("dma_buf_poll") || first.contains("KASAN") || first.contains("refcount"),
+        "first report: {first}"
+    );
+    assert_eq!(run["outcome"]["kind"], "stopped-on-report");
+    // The counts streamed up to the report are kept.
+    let progress = run["record"]["last_progress"].as_array().unwrap();
+    assert!(progress.iter().any(|c| c.as_u64().unwrap() > 0), "{run}");
+    let reports = std::fs::read_to_string(out.join("run-001/reports.json")).unwrap();
+    assert!(reports.contains(first));
+}
