@@ -1,3 +1,4 @@
 //! Typed models of the lab's inputs, validated with file:line errors.
 
+pub mod error;
 pub mod scenario;

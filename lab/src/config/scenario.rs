@@ -7,23 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ScenarioError {
-    #[error("{file}:{line}: {message}")]
-    At {
-        file: PathBuf,
-        line: usize,
-        message: String,
-    },
-    #[error("{file}: {message}")]
-    File { file: PathBuf, message: String },
-    #[error("no scenario named {name:?} in {dir}; known: {known}")]
-    Unknown {
-        name: String,
-        dir: PathBuf,
-        known: String,
-    },
-}
+use super::error::line_of;
+pub use super::error::ConfigError as ScenarioError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -91,10 +76,6 @@ pub struct Scenario {
     pub cmdline: String,
     pub params: serde_json::Map<String, serde_json::Value>,
     pub expect: BTreeMap<String, serde_json::Value>,
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
 pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
@@ -169,6 +150,7 @@ pub fn find(dir: &Path, name: &str) -> Result<Scenario, ScenarioError> {
     let file = dir.join(format!("{name}.toml"));
     if !file.is_file() {
         return Err(ScenarioError::Unknown {
+            what: "scenario",
             name: name.to_string(),
             dir: dir.to_path_buf(),
             known: names(dir).join(", "),

@@ -14,23 +14,7 @@ pub const DEFAULT_DEBIAN_PACKAGE: &str = "linux-source-6.12";
 /// Fragments every variant builds with unless it lists its own.
 pub const DEFAULT_FRAGMENTS: &[&str] = &["qemu-guest", "scenarios", "kasan", "lockdep"];
 
-#[derive(Debug, thiserror::Error)]
-pub enum VariantError {
-    #[error("{file}:{line}: {message}")]
-    At {
-        file: PathBuf,
-        line: usize,
-        message: String,
-    },
-    #[error("{file}: {message}")]
-    File { file: PathBuf, message: String },
-    #[error("no variant named {name:?} in {dir}; known: {known}")]
-    Unknown {
-        name: String,
-        dir: PathBuf,
-        known: String,
-    },
-}
+pub use crate::config::error::ConfigError as VariantError;
 
 /// Where the tree comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -110,7 +94,7 @@ struct RawVariant {
 }
 
 fn line_of(text: &str, span: Range<usize>) -> usize {
-    text[..span.start.min(text.len())].matches('\n').count() + 1
+    crate::config::error::line_of(text, span.start)
 }
 
 /// All variants under `dir` (`dir/*.toml`), by name.
@@ -164,6 +148,7 @@ impl Catalog {
 
     fn resolve(&self, name: &str, chain: &mut Vec<String>) -> Result<Variant, VariantError> {
         let (file, text, raw) = self.raw.get(name).ok_or_else(|| VariantError::Unknown {
+            what: "variant",
             name: name.to_string(),
             dir: self.dir.clone(),
             known: self.names().join(", "),
