@@ -193,4 +193,34 @@ fn seed_variants_build_incrementally_boot_and_hit_the_cache() {
     for b in json.unwrap().as_array().unwrap() {
         assert_eq!(b["cache_hit"], true, "{b}");
     }
+
+    // A patch that applies but does not compile: the first compiler error is shown. Same
+    // configuration as the seed variants, so this is an incremental build.
+    let patch = "\
+From 0 Mon Sep 17 00:00:00 2001
+Subject: [PATCH] break the build
+
+---
+diff --git a/fs/eventfd.c b/fs/eventfd.c
+--- a/fs/eventfd.c
++++ b/fs/eventfd.c
+@@ -6,6 +6,7 @@
+  *
+  */
+ 
++#error lab-test-compile-failure
+ #include <linux/file.h>
+ #include <linux/poll.h>
+ #include <linux/init.h>
+";
+    let kernels = scratch_kernels("nocompile", "description = \"x\"\n", Some(patch), None);
+    let (out, _) = build_json(kernels.path(), &["nocompile"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("first error: ")
+            && stderr.contains("fs/eventfd.c:9:2: error: #error lab-test-compile-failure"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("last lines of"), "{stderr}");
 }
