@@ -97,6 +97,48 @@ mod tests {
         assert_eq!(opener(""), None);
     }
 
+    /// Consoles captured from the lab's own runs (lab/tests/corpus/console/) and the line
+    /// that opens their first report.
+    const CORPUS: &[(&str, &str)] = &[
+        (
+            "epoll-unpinned-poll-dmabuf.log",
+            "WARNING: CPU: 1 PID: 40 at include/linux/fs.h:1127 dma_buf_poll+0x563/0x6d0",
+        ),
+        (
+            "eventfd-no-kref-uring.log",
+            "BUG: KASAN: slab-use-after-free in __lock_acquire+0x4288/0x63d0",
+        ),
+        (
+            "eventfd-no-kref-aio.log",
+            "BUG: KASAN: slab-use-after-free in __lock_acquire+0x4288/0x63d0",
+        ),
+        (
+            "epoll-release-on-close-naive-dmabuf.log",
+            "BUG: sleeping function called from invalid context at kernel/locking/mutex.c:586",
+        ),
+        (
+            "distro-sysrq-panic.log",
+            "Kernel panic - not syncing: sysrq triggered crash",
+        ),
+    ];
+
+    #[test]
+    fn first_report_of_each_captured_console() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/console");
+        for (file, first) in CORPUS {
+            let text = std::fs::read(dir.join(file)).unwrap();
+            let mut s = MarkerScanner::default();
+            for line in String::from_utf8_lossy(&text).lines() {
+                s.on_line(Duration::ZERO, line);
+            }
+            assert_eq!(
+                s.found.first().map(|m| m.line.as_str()),
+                Some(*first),
+                "{file}"
+            );
+        }
+    }
+
     #[test]
     fn scanner_keeps_time_and_text() {
         let mut s = MarkerScanner::default();
