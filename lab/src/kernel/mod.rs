@@ -269,6 +269,93 @@ pub fn configure(variant: &Variant, src: &Path, scratch: &Path) -> Result<String
     Ok(final_config)
 }
 
+/// Bring the work tree to pristine + the variant's series, rewriting only what differs.
+/// Returns the files rewritten.
+fn switch_series(
+    variant: &Variant,
+    src: &Path,
+    pristine: &dyn patches::Pristine,
+    area: &Path,
+) -> Result<Vec<String>> {
+    let state_path = area.join("series-state.json");
+    let manifest: patches::Manifest = std::fs::read(&state_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let series: Vec<PathBuf> = variant.patches.iter().map(|p| p.path.clone()).collect();
+    // Patches are named relative to the directory that holds kernels/.
+    let kernels_dir = variant.file.parent().unwrap_or(Path::new("."));
+    let shown = |p: &Path| {
+        p.strip_prefix(kernels_dir.parent().unwrap_or(kernels_dir))
+            .unwrap_or(p)
+            .display()
+            .to_string()
+    };
+    let patched = patches::apply_series(pristine, &series, &shown)
+        .with_context(|| format!("variant {}: applying its patch series", variant.name))?;
+    let (manifest, rewritten) = patches::sync_work_tree(src, pristine, &manifest, &patched)?;
+    cache::write_atomic(&state_path, &serde_json::to_vec_pretty(&manifest)?)?;
+    Ok(rewritten)
+}
+
+/// ccache hits and misses between two `ccache_counts()`.
+fn ccache_delta(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> Option<CcacheStats> {
+    let ((h0, m0), (h1, m1)) = (before?, after?);
+    let (hits, misses) = (h1.saturating_sub(h0), m1.saturating_sub(m0));
+    Some(CcacheStats {
+        hits,
+        misses,
+        hit_rate: if hits + misses == 0 {
+            0.0
+        } else {
+            hits as f64 / (hits + misses) as f64
+        },
+    })
+}
+
+/// `make bzImage` in the object tree, through ccache when installed; the log goes next to it.
+fn compile(
+    variant: &Variant,
+    src: &Path,
+    obj: &Path,
+    opts: &BuildOptions,
+) -> Result<(make::MakeStats, Option<CcacheStats>)> {
+    let ccache = has_ccache();
+    let before = ccache.then(ccache_counts).flatten();
+    let mut cmd = Command::new("make");
+    cmd.arg("-C")
+        .arg(src)
+        .arg(format!("O={}", obj.display()))
+        .arg(format!("ARCH={ARCH}"))
+        .arg(format!("-j{}", opts.jobs.max(1)))
+        .arg("bzImage")
+        .env("KBUILD_BUILD_USER", "lab")
+        .env("KBUILD_BUILD_HOST", "kernel-race-lab")
+        .env("KBUILD_BUILD_TIMESTAMP", "1970-01-01");
+    if ccache {
+        cmd.arg("CC=ccache gcc");
+    }
+    // Progress against the last cold build of this object tree, when there was one.
+    let estimate_path = obj.with_extension("compile-estimate");
+    let cold = !obj.join("vmlinux").exists();
+    let expected = cold
+        .then(|| {
+            std::fs::read_to_string(&estimate_path)
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .flatten();
+    let log_path = obj.with_extension("build.log");
+    let stats = make::run(cmd, &log_path, &format!("build {}", variant.name), expected)?;
+    if cold {
+        let _ = std::fs::write(&estimate_path, stats.compiled.to_string());
+    }
+    let after = ccache.then(ccache_counts).flatten();
+    Ok((stats, ccache_delta(before, after)))
+}
+
 /// The cached kernel for `variant`, built if missing.
 pub fn build(variant: &Variant, opts: &BuildOptions) -> Result<Built> {
     let started = Instant::now();
@@ -310,26 +397,7 @@ pub fn build(variant: &Variant, opts: &BuildOptions) -> Result<Built> {
         }
     }
     let (src, pristine) = source::work_tree(&ident, &area)?;
-
-    // The series.
-    let state_path = area.join("series-state.json");
-    let manifest: patches::Manifest = std::fs::read(&state_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    let series: Vec<PathBuf> = variant.patches.iter().map(|p| p.path.clone()).collect();
-    let kernels_dir = variant.file.parent().unwrap_or(Path::new("."));
-    let shown = |p: &Path| {
-        p.strip_prefix(kernels_dir.parent().unwrap_or(kernels_dir))
-            .unwrap_or(p)
-            .display()
-            .to_string()
-    };
-    let patched = patches::apply_series(pristine.as_ref(), &series, &shown)
-        .with_context(|| format!("variant {}: applying its patch series", variant.name))?;
-    let (manifest, rewritten) =
-        patches::sync_work_tree(&src, pristine.as_ref(), &manifest, &patched)?;
-    cache::write_atomic(&state_path, &serde_json::to_vec_pretty(&manifest)?)?;
+    let rewritten = switch_series(variant, &src, pristine.as_ref(), &area)?;
 
     // The configuration, made in a scratch object tree so a failed or different
     // configuration never disturbs the shared one; copied over only when it changed.
@@ -339,58 +407,11 @@ pub fn build(variant: &Variant, opts: &BuildOptions) -> Result<Built> {
     // a variant with other options does not make the others recompile everything.
     let obj = area.join(format!("obj-{}", &config_hash[..12]));
     std::fs::create_dir_all(&obj)?;
-    let make = |args: &[&str]| {
-        let mut cmd = Command::new("make");
-        cmd.arg("-C").arg(&src).arg(format!("O={}", obj.display()));
-        cmd.arg(format!("ARCH={ARCH}"));
-        cmd.args(args);
-        cmd
-    };
     if std::fs::read_to_string(obj.join(".config")).ok().as_deref() != Some(&final_config) {
         std::fs::write(obj.join(".config"), &final_config)?;
     }
-
-    // The build.
-    let ccache = has_ccache();
-    let before = ccache.then(ccache_counts).flatten();
-    let mut cmd = make(&[&format!("-j{}", opts.jobs.max(1)), "bzImage"]);
-    cmd.env("KBUILD_BUILD_USER", "lab")
-        .env("KBUILD_BUILD_HOST", "kernel-race-lab")
-        .env("KBUILD_BUILD_TIMESTAMP", "1970-01-01");
-    if ccache {
-        cmd.arg("CC=ccache gcc");
-    }
-    let estimate_path = obj.with_extension("compile-estimate");
-    let cold = !obj.join("vmlinux").exists();
-    let expected = cold
-        .then(|| {
-            std::fs::read_to_string(&estimate_path)
-                .ok()?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .flatten();
+    let (stats, ccache_stats) = compile(variant, &src, &obj, opts)?;
     let log_path = obj.with_extension("build.log");
-    let stats = make::run(cmd, &log_path, &format!("build {}", variant.name), expected)?;
-    if cold {
-        let _ = std::fs::write(&estimate_path, stats.compiled.to_string());
-    }
-    let ccache_stats = match (before, ccache.then(ccache_counts).flatten()) {
-        (Some((h0, m0)), Some((h1, m1))) => {
-            let (hits, misses) = (h1.saturating_sub(h0), m1.saturating_sub(m0));
-            Some(CcacheStats {
-                hits,
-                misses,
-                hit_rate: if hits + misses == 0 {
-                    0.0
-                } else {
-                    hits as f64 / (hits + misses) as f64
-                },
-            })
-        }
-        _ => None,
-    };
 
     // Publish: everything into a temporary entry, then one rename.
     let tmp = entries.join(format!("{key}.tmp-{}", std::process::id()));
