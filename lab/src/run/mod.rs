@@ -340,11 +340,10 @@ pub fn summary(scenario: &Scenario, target: &Target, results: &[RunResult]) -> S
                 "median time from workload start to first report: {m:.2} s\n"
             ));
         }
-        let mut roles: Vec<String> = results
+        let roles: std::collections::BTreeSet<String> = results
             .iter()
             .flat_map(|r| r.throughput.iter().map(|(role, _)| role.clone()))
             .collect();
-        roles.dedup();
         for role in roles {
             let v: Vec<f64> = results
                 .iter()
@@ -382,4 +381,92 @@ pub fn summary(scenario: &Scenario, target: &Target, results: &[RunResult]) -> S
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(index: u32, first_ms: Option<u64>, throughput: &[(&str, f64)]) -> RunResult {
+        RunResult {
+            index,
+            dir: PathBuf::new(),
+            verdict: if first_ms.is_some() {
+                Verdict::Fail("WARNING: x".into())
+            } else {
+                Verdict::Pass
+            },
+            outcome: Outcome::Completed,
+            reports: vec![],
+            first_report_ms: first_ms,
+            throughput: throughput
+                .iter()
+                .map(|(r, v)| (r.to_string(), *v))
+                .collect(),
+            differences: vec![],
+            record: None,
+        }
+    }
+
+    #[test]
+    fn summary_counts_verdicts_and_gives_one_median_per_role() {
+        let scenario = Scenario {
+            name: "race".into(),
+            file: PathBuf::new(),
+            description: String::new(),
+            kind: Kind::Race,
+            workload: "epoll_close_race".into(),
+            cpus: 2,
+            memory_mib: 1024,
+            duration: Duration::from_secs(1),
+            threads: None,
+            requires: vec![],
+            stop_on_report: true,
+            cmdline: String::new(),
+            params: Default::default(),
+            expect: Default::default(),
+        };
+        let target = Target {
+            name: "v".into(),
+            kernel: PathBuf::new(),
+            config: None,
+        };
+        let results = vec![
+            result(1, Some(100), &[("closer", 10.0), ("poller", 100.0)]),
+            result(2, None, &[("closer", 30.0), ("poller", 300.0)]),
+            result(3, Some(300), &[("closer", 20.0), ("poller", 200.0)]),
+        ];
+        let text = summary(&scenario, &target, &results);
+        assert!(
+            text.starts_with("race on v: 3 runs: 1 pass, 2 fail, 0 error, 0 skipped\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("median time from workload start to first report: 0.20 s"),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("median closer throughput: 20 ops/s").count(),
+            1,
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("median poller throughput: 200 ops/s").count(),
+            1,
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn config_next_to_a_distro_kernel() {
+        let dir = tempfile::tempdir().unwrap();
+        let kernel = dir.path().join("vmlinuz-6.12.1-amd64");
+        std::fs::write(&kernel, "").unwrap();
+        assert_eq!(config_near(&kernel), None);
+        std::fs::write(dir.path().join("config-6.12.1-amd64"), "").unwrap();
+        assert_eq!(
+            config_near(&kernel),
+            Some(dir.path().join("config-6.12.1-amd64"))
+        );
+    }
 }
