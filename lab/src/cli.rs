@@ -43,6 +43,48 @@ pub enum Command {
     /// option the scenario requires is skipped ("skipped: needs CONFIG_X") without booting.
     /// Exit status: 0 when every run passed, 1 otherwise, 2 when the lab itself failed.
     Run(RunArgs),
+    /// Kernel reports in console logs.
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+#[derive(Subcommand)]
+pub enum ReportCommand {
+    /// Parse a console log into kernel reports: title (syzkaller's conventions), alternate
+    /// titles, type, guilty frame, stacks, signature. `--json` prints one JSON array of
+    /// reports, each with at least title, alt_titles, type, corrupted, frames.
+    Parse {
+        /// Console log (a run's console.log, or any serial console capture).
+        console: PathBuf,
+        /// Print a JSON array instead of one line per report.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn report(cmd: ReportCommand) -> Result<i32> {
+    match cmd {
+        ReportCommand::Parse { console, json } => {
+            let bytes = std::fs::read(&console)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", console.display()))?;
+            let reports = crate::report::parser::parse(&String::from_utf8_lossy(&bytes));
+            if json {
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+            } else {
+                for r in &reports {
+                    let flag = if r.corrupted { " (corrupted)" } else { "" };
+                    println!(
+                        "{}:{}: {}{flag}  [{}]",
+                        console.display(),
+                        r.line,
+                        r.title,
+                        r.signature
+                    );
+                }
+            }
+            Ok(0)
+        }
+    }
 }
 
 #[derive(clap::Args)]

@@ -1,3 +1,6 @@
-//! Console text → kernel reports.
+//! Console text → kernel reports: formats table, titles, guilty frames, signatures.
+//! Knows nothing about how the console was captured.
 
-pub mod markers;
+pub mod formats;
+pub mod frames;
+pub mod parser;

@@ -2,7 +2,8 @@
 //! reports, a verdict per run and the batch's statistics, all written under one directory.
 
 use crate::config::scenario::{self, Kind, Scenario};
-use crate::report::markers::{Marker, MarkerScanner};
+use crate::report::formats;
+use crate::report::parser::{self, Parser, Report};
 use crate::vm::accel::AccelChoice;
 use crate::vm::console::{ConsoleScanner, ScanAction};
 use crate::vm::outcome::{Outcome, RunRecord};
@@ -34,7 +35,7 @@ pub struct RunResult {
     pub dir: PathBuf,
     pub verdict: Verdict,
     pub outcome: Outcome,
-    pub reports: Vec<Marker>,
+    pub reports: Vec<Report>,
     /// From the workload's start to the first report line.
     pub first_report_ms: Option<u64>,
     /// (role, operations per second summed over its threads).
@@ -44,18 +45,52 @@ pub struct RunResult {
     pub record: Option<RunRecord>,
 }
 
-/// Feeds the console to a [`MarkerScanner`] the run can read afterwards.
-struct SharedMarkers {
-    markers: Arc<Mutex<MarkerScanner>>,
+/// Most reports kept per run (a crashing kernel can print thousands).
+const MAX_REPORTS: usize = 100;
+
+/// What the report parser has seen of one run's console.
+#[derive(Default)]
+struct Seen {
+    parser: Parser,
+    reports: Vec<Report>,
+    /// When the first report header was printed (since QEMU started).
+    first_at_ms: Option<u64>,
+}
+
+impl Seen {
+    fn keep(&mut self, reports: Vec<Report>) {
+        let room = MAX_REPORTS.saturating_sub(self.reports.len());
+        self.reports.extend(reports.into_iter().take(room));
+    }
+
+    /// Close what is still open and hand the reports over.
+    fn take(&mut self) -> Vec<Report> {
+        let rest = std::mem::take(&mut self.parser).finish();
+        self.keep(rest);
+        std::mem::take(&mut self.reports)
+    }
+}
+
+/// Feeds the console to the report parser live; asks to stop at the first report header
+/// when the scenario says so (the VM path lets the console drain before stopping).
+struct LiveReports {
+    seen: Arc<Mutex<Seen>>,
     stop_on_report: bool,
 }
 
-impl ConsoleScanner for SharedMarkers {
+impl ConsoleScanner for LiveReports {
     fn on_line(&mut self, at: Duration, line: &str) -> ScanAction {
-        let mut markers = self.markers.lock().unwrap();
-        let first = markers.found.is_empty();
-        if markers.on_line(at, line) && first && self.stop_on_report {
-            return ScanAction::Stop(markers.found[0].line.clone());
+        let mut seen = self.seen.lock().unwrap();
+        let done = seen.parser.feed(line);
+        seen.keep(done);
+        let (_, text) = parser::split(line);
+        if seen.first_at_ms.is_none() {
+            if let Some((format, _)) = formats::header(text) {
+                seen.first_at_ms = Some(at.as_millis() as u64);
+                if self.stop_on_report {
+                    return ScanAction::Stop(format!("{} report: {}", format.name, text.trim()));
+                }
+            }
         }
         ScanAction::Continue
     }
@@ -98,7 +133,7 @@ fn throughput(record: &RunRecord) -> Vec<(String, f64)> {
 fn judge(
     scenario: &Scenario,
     record: &RunRecord,
-    reports: &[Marker],
+    reports: &[Report],
 ) -> (Verdict, Vec<(String, serde_json::Value, serde_json::Value)>) {
     let infra = |o: &Outcome| -> Option<String> {
         match o {
@@ -113,7 +148,7 @@ fn judge(
     match scenario.kind {
         Kind::Race => {
             if let Some(first) = reports.first() {
-                return (Verdict::Fail(first.line.clone()), vec![]);
+                return (Verdict::Fail(first.title.clone()), vec![]);
             }
             if let Some(e) = infra(&record.outcome) {
                 return (Verdict::Error(e), vec![]);
@@ -146,7 +181,7 @@ fn judge(
                 })
                 .collect();
             if let Some(first) = reports.first() {
-                return (Verdict::Fail(first.line.clone()), diffs);
+                return (Verdict::Fail(first.title.clone()), diffs);
             }
             if diffs.is_empty() {
                 (Verdict::Pass, diffs)
@@ -210,7 +245,7 @@ pub async fn batch(
     let duration = opts.duration.unwrap_or(scenario.duration);
     for index in 1..=opts.runs {
         let dir = opts.out.join(format!("run-{index:03}"));
-        let markers = Arc::new(Mutex::new(MarkerScanner::default()));
+        let seen = Arc::new(Mutex::new(Seen::default()));
         let spec = BootSpec {
             kernel: target.kernel.clone(),
             cpus: scenario.cpus,
@@ -231,14 +266,17 @@ pub async fn batch(
             run_dir: dir.clone(),
             extra_files: Vec::new(),
         };
-        let scanner = SharedMarkers {
-            markers: markers.clone(),
+        let scanner = LiveReports {
+            seen: seen.clone(),
             stop_on_report: scenario.stop_on_report,
         };
         let record = session::run(&spec, vec![Box::new(scanner)]).await?;
-        let reports = markers.lock().unwrap().found.clone();
-        let first_report_ms = match (reports.first(), record.timing.workload_started_ms) {
-            (Some(r), Some(start)) => Some(r.at_ms.saturating_sub(start)),
+        let (reports, first_at_ms) = {
+            let mut seen = seen.lock().unwrap();
+            (seen.take(), seen.first_at_ms)
+        };
+        let first_report_ms = match (first_at_ms, record.timing.workload_started_ms) {
+            (Some(at), Some(start)) => Some(at.saturating_sub(start)),
             _ => None,
         };
         let (verdict, differences) = judge(scenario, &record, &reports);
@@ -358,14 +396,23 @@ pub fn summary(scenario: &Scenario, target: &Target, results: &[RunResult]) -> S
                 s.push_str(&format!("median {role} throughput: {m:.0} ops/s\n"));
             }
         }
-        let mut titles: Vec<String> = results
-            .iter()
-            .flat_map(|r| r.reports.iter().map(|m| m.line.clone()))
-            .collect();
-        titles.sort();
-        titles.dedup();
-        for t in titles.iter().take(10) {
-            s.push_str(&format!("report: {t}\n"));
+        // Distinct reports by signature, with the number of runs that printed each.
+        let mut by_signature: std::collections::BTreeMap<&str, (&str, usize)> = Default::default();
+        for r in results {
+            let mut seen_here = std::collections::BTreeSet::new();
+            for report in &r.reports {
+                if seen_here.insert(report.signature.as_str()) {
+                    by_signature
+                        .entry(report.signature.as_str())
+                        .or_insert((report.title.as_str(), 0))
+                        .1 += 1;
+                }
+            }
+        }
+        let mut titles: Vec<(&str, usize)> = by_signature.into_values().collect();
+        titles.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        for (title, runs) in titles.iter().take(10) {
+            s.push_str(&format!("report: {title} ({runs} runs)\n"));
         }
     } else if let Some(r) = results.iter().find_map(|r| r.record.as_ref()) {
         for (check, expected) in &scenario.expect {

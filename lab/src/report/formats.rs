@@ -1,0 +1,318 @@
+//! The report formats the kernel prints, as a table: the header that opens a report, its
+//! type, how its title is formed (syzkaller's conventions), where its guilty function comes
+//! from, and what closes it. Written from the kernel's printing code: mm/kasan/report.c,
+//! mm/kfence/report.c, lib/ubsan.c, kernel/panic.c (__warn), lib/bug.c, kernel/locking/
+//! lockdep.c, kernel/sched/core.c (__might_resched, __schedule_bug), arch/x86/mm/fault.c,
+//! arch/x86/kernel/traps.c, kernel/watchdog.c, kernel/rcu/tree_stall.h, kernel/hung_task.c.
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReportType {
+    MemorySafety,
+    Warning,
+    Locking,
+    Atomicity,
+    Crash,
+    Hang,
+    Panic,
+    Lab,
+}
+
+/// Where the function in the title comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guilty {
+    /// The first call-trace frame that is not reporting machinery.
+    Stack,
+    /// The function named in the header (capture `func`), unless it is machinery.
+    Header,
+    /// The `RIP: 0010:` function of the register dump, else the stack.
+    Rip,
+    /// No function: the title is complete as formed.
+    None,
+}
+
+pub struct Format {
+    pub name: &'static str,
+    pub kind: ReportType,
+    pub header: LazyLock<Regex>,
+    /// `{1}`.. are header captures, `{access}` Read/Write, `{func}` the guilty function.
+    pub title: &'static str,
+    pub guilty: Guilty,
+    /// A line that ends the report (after the header).
+    pub ends: &'static [&'static str],
+}
+
+macro_rules! re {
+    ($s:expr) => {
+        LazyLock::new(|| Regex::new($s).unwrap())
+    };
+}
+
+const END_TRACE: &[&str] = &["---[ end trace"];
+const END_KASAN: &[&str] = &["=================================================================="];
+const END_STACK: &[&str] = &["</TASK>", "---[ end trace"];
+
+/// Checked in order: the first header that matches a line opens a report of that format.
+pub static FORMATS: [Format; 26] = [
+    Format {
+        name: "kasan",
+        kind: ReportType::MemorySafety,
+        header: re!(r"^BUG: KASAN: ([a-z0-9\-]+) in (?P<func>[A-Za-z0-9_.$]+)"),
+        title: "KASAN: {1} {access}in {func}",
+        guilty: Guilty::Stack,
+        ends: END_KASAN,
+    },
+    Format {
+        name: "kfence",
+        kind: ReportType::MemorySafety,
+        header: re!(r"^BUG: KFENCE: ([a-z0-9\-]+) (read|write)? ?in (?P<func>[A-Za-z0-9_.$]+)"),
+        title: "KFENCE: {1} {access}in {func}",
+        guilty: Guilty::Header,
+        ends: END_KASAN,
+    },
+    Format {
+        name: "ubsan",
+        kind: ReportType::MemorySafety,
+        header: re!(r"^UBSAN: ([a-z0-9\-]+) in "),
+        title: "UBSAN: {1} in {func}",
+        guilty: Guilty::Stack,
+        ends: &["================================================================================"],
+    },
+    Format {
+        name: "lockdep-circular",
+        kind: ReportType::Locking,
+        header: re!(r"^WARNING: possible circular locking dependency detected"),
+        title: "possible deadlock in {func}",
+        guilty: Guilty::Stack,
+        ends: END_STACK,
+    },
+    Format {
+        name: "lockdep-recursive",
+        kind: ReportType::Locking,
+        header: re!(r"^WARNING: possible recursive locking detected"),
+        title: "possible deadlock in {func}",
+        guilty: Guilty::Stack,
+        ends: END_STACK,
+    },
+    Format {
+        name: "lockdep-inconsistent",
+        kind: ReportType::Locking,
+        header: re!(r"^WARNING: inconsistent lock state"),
+        title: "inconsistent lock state in {func}",
+        guilty: Guilty::Stack,
+        ends: END_STACK,
+    },
+    Format {
+        name: "lockdep-irq-unsafe",
+        kind: ReportType::Locking,
+        header: re!(
+            r"^WARNING: (?:HARD|SOFT)IRQ-(?:safe|READ-safe) -> (?:HARD|SOFT)IRQ-(?:unsafe|READ-unsafe) lock order detected"
+        ),
+        title: "possible deadlock in {func}",
+        guilty: Guilty::Stack,
+        ends: END_STACK,
+    },
+    Format {
+        name: "lockdep-wait-context",
+        kind: ReportType::Locking,
+        header: re!(r"^\[?\s*BUG: Invalid wait context\s*\]?"),
+        title: "BUG: Invalid wait context in {func}",
+        guilty: Guilty::Stack,
+        ends: END_STACK,
+    },
+    Format {
+        name: "lockdep-unlock-balance",
+        kind: ReportType::Locking,
+        header: re!(r"^WARNING: bad unlock balance detected!"),
+        title: "WARNING: bad unlock balance in {func}",
+        guilty: Guilty::Stack,
+        ends: END_STACK,
+    },
+    Format {
+        name: "lockdep-held-on-exit",
+        kind: ReportType::Locking,
+        header: re!(r"^WARNING: lock held when returning to user space!"),
+        title: "WARNING: lock held when returning to user space in {func}",
+        guilty: Guilty::Stack,
+        ends: END_STACK,
+    },
+    Format {
+        name: "refcount",
+        kind: ReportType::MemorySafety,
+        header: re!(r"^refcount_t: ([a-z\-]+)"),
+        title: "WARNING: refcount bug in {func}",
+        guilty: Guilty::Stack,
+        ends: END_TRACE,
+    },
+    Format {
+        name: "warning",
+        kind: ReportType::Warning,
+        header: re!(r"^WARNING: CPU: \d+ PID: \d+ at \S+ (?P<func>[A-Za-z0-9_.$]+)"),
+        title: "WARNING in {func}",
+        guilty: Guilty::Header,
+        ends: END_TRACE,
+    },
+    Format {
+        name: "warning-old",
+        kind: ReportType::Warning,
+        header: re!(r"^WARNING: at \S+ (?P<func>[A-Za-z0-9_.$]+)"),
+        title: "WARNING in {func}",
+        guilty: Guilty::Header,
+        ends: END_TRACE,
+    },
+    Format {
+        name: "might-sleep",
+        kind: ReportType::Atomicity,
+        header: re!(r"^BUG: sleeping function called from invalid context"),
+        title: "BUG: sleeping function called from invalid context in {func}",
+        guilty: Guilty::Stack,
+        ends: END_STACK,
+    },
+    Format {
+        name: "scheduling-while-atomic",
+        kind: ReportType::Atomicity,
+        header: re!(r"^BUG: scheduling while atomic"),
+        title: "BUG: scheduling while atomic in {func}",
+        guilty: Guilty::Stack,
+        ends: END_STACK,
+    },
+    Format {
+        name: "gpf",
+        kind: ReportType::Crash,
+        header: re!(r"^(?:Oops: )?general protection fault"),
+        title: "general protection fault in {func}",
+        guilty: Guilty::Rip,
+        ends: END_TRACE,
+    },
+    Format {
+        name: "null-deref",
+        kind: ReportType::Crash,
+        header: re!(r"^BUG: kernel NULL pointer dereference"),
+        title: "BUG: unable to handle kernel NULL pointer dereference in {func}",
+        guilty: Guilty::Rip,
+        ends: END_TRACE,
+    },
+    Format {
+        name: "page-fault",
+        kind: ReportType::Crash,
+        header: re!(r"^BUG: unable to handle (?:page fault|kernel paging request)"),
+        title: "BUG: unable to handle kernel paging request in {func}",
+        guilty: Guilty::Rip,
+        ends: END_TRACE,
+    },
+    Format {
+        name: "kernel-bug",
+        kind: ReportType::Crash,
+        header: re!(r"^kernel BUG at \S+!"),
+        title: "kernel BUG in {func}",
+        guilty: Guilty::Rip,
+        ends: END_TRACE,
+    },
+    Format {
+        name: "soft-lockup",
+        kind: ReportType::Hang,
+        header: re!(r"^watchdog: BUG: soft lockup - CPU#\d+ stuck for"),
+        title: "BUG: soft lockup in {func}",
+        guilty: Guilty::Rip,
+        ends: END_STACK,
+    },
+    Format {
+        name: "rcu-stall",
+        kind: ReportType::Hang,
+        header: re!(r"^(?:rcu: )?INFO: rcu_\w+ (?:self-)?detected (?:expedited )?stalls?"),
+        title: "INFO: rcu detected stall in {func}",
+        guilty: Guilty::Stack,
+        ends: END_STACK,
+    },
+    Format {
+        name: "hung-task",
+        kind: ReportType::Hang,
+        header: re!(r"^INFO: task \S+ blocked for more than \d+ seconds"),
+        title: "INFO: task hung in {func}",
+        guilty: Guilty::Stack,
+        ends: END_STACK,
+    },
+    Format {
+        name: "panic",
+        kind: ReportType::Panic,
+        header: re!(r"^Kernel panic - not syncing: (.*?)\s*$"),
+        title: "kernel panic: {1}",
+        guilty: Guilty::None,
+        ends: &["---[ end Kernel panic"],
+    },
+    // Anything else the kernel opens as a report, by its prefix alone.
+    Format {
+        name: "bug",
+        kind: ReportType::Crash,
+        header: re!(r"^BUG: (\S.*?)(?: at \S+:\d+)?\s*$"),
+        title: "BUG: {1}",
+        guilty: Guilty::None,
+        ends: END_STACK,
+    },
+    Format {
+        name: "oops",
+        kind: ReportType::Crash,
+        header: re!(r"^Oops: (\S.*?)\s*$"),
+        title: "Oops: {1} in {func}",
+        guilty: Guilty::Rip,
+        ends: END_TRACE,
+    },
+    Format {
+        name: "warning-generic",
+        kind: ReportType::Warning,
+        header: re!(r"^WARNING: (\S.*?)\s*$"),
+        title: "WARNING: {1}",
+        guilty: Guilty::None,
+        ends: END_STACK,
+    },
+];
+
+/// The KASAN/KFENCE access line: "Read of size 8 at addr ... by task ...".
+pub static ACCESS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(Read|Write) of size (\d+) at addr ([0-9a-fx]+) by task (\S+)").unwrap()
+});
+
+/// The format whose header this line is.
+pub fn header(text: &str) -> Option<(&'static Format, regex::Captures<'_>)> {
+    FORMATS
+        .iter()
+        .find_map(|f| f.header.captures(text).map(|c| (f, c)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_pick_their_format() {
+        for (line, name) in [
+            ("BUG: KASAN: slab-use-after-free in __lock_acquire+0x4288/0x63d0", "kasan"),
+            ("WARNING: CPU: 1 PID: 40 at include/linux/fs.h:1127 dma_buf_poll+0x563/0x6d0", "warning"),
+            ("WARNING: possible circular locking dependency detected", "lockdep-circular"),
+            ("BUG: sleeping function called from invalid context at kernel/locking/mutex.c:586", "might-sleep"),
+            ("Oops: general protection fault, probably for non-canonical address 0xfbd59c0000000021: 0000 [#1] SMP KASAN", "gpf"),
+            ("BUG: kernel NULL pointer dereference, address: 0000000000000000", "null-deref"),
+            ("kernel BUG at mm/slub.c:123!", "kernel-bug"),
+            ("watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [a.out:123]", "soft-lockup"),
+            ("INFO: task kworker/0:1:12 blocked for more than 143 seconds.", "hung-task"),
+            ("Kernel panic - not syncing: sysrq triggered crash", "panic"),
+            ("refcount_t: underflow; use-after-free.", "refcount"),
+            ("[ BUG: Invalid wait context ]", "lockdep-wait-context"),
+        ] {
+            assert_eq!(header(line).map(|(f, _)| f.name), Some(name), "{line}");
+        }
+        assert_eq!(
+            header("BUG: spinlock bad magic on CPU#0, x/1").map(|(f, _)| f.name),
+            Some("bug")
+        );
+        assert!(header("kasan: KernelAddressSanitizer initialized").is_none());
+        assert_eq!(
+            header("rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:").map(|(f, _)| f.name),
+            Some("rcu-stall")
+        );
+    }
+}

@@ -1,0 +1,449 @@
+//! A streaming parser from console lines to kernel reports. Bounded memory, never panics on
+//! arbitrary input. With CONFIG_PRINTK_CALLER every line carries `[T123]` or `[C1]`, and a
+//! report's lines are those of the caller of its header; untagged consoles fall back to
+//! contiguity.
+
+use super::formats::{self, Format, Guilty, ReportType, ACCESS};
+use super::frames::{self, Frame};
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::sync::LazyLock;
+
+/// Lines kept per report, reports open at once, characters kept per line.
+const MAX_REPORT_LINES: usize = 600;
+const MAX_OPEN: usize = 16;
+const MAX_LINE: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Access {
+    pub kind: String,
+    pub size: u64,
+    pub address: String,
+    pub task: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub title: String,
+    pub alt_titles: Vec<String>,
+    #[serde(rename = "type")]
+    pub kind: ReportType,
+    pub format: String,
+    pub corrupted: bool,
+    pub corrupted_reason: Option<String>,
+    /// The PRINTK_CALLER tag of the header line (`T39`, `C1`).
+    pub caller: Option<String>,
+    /// 1-based console line of the header.
+    pub line: usize,
+    pub frames: Vec<Frame>,
+    pub access: Option<Access>,
+    pub alloc_frames: Vec<Frame>,
+    pub free_frames: Vec<Frame>,
+    /// Stable across runs: derived from the title alone.
+    pub signature: String,
+    pub text: String,
+}
+
+static PREFIX: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\s*(?:\[\s*\d+\.\d+\])?(?:\[\s*([TC]\d+)\])?\s?").unwrap());
+static TIMESTAMP: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\[\s*\d+\.\d+\]").unwrap());
+
+/// (caller tag, text without timestamp and tag).
+pub fn split(line: &str) -> (Option<&str>, &str) {
+    match PREFIX.captures(line) {
+        Some(c) => {
+            let end = c.get(0).unwrap().end();
+            (c.get(1).map(|m| m.as_str()), &line[end..])
+        }
+        None => (None, line),
+    }
+}
+
+/// `func.cold`, `func.isra.0`, `func.constprop.0`, `func.part.0` → `func`.
+fn base_name(function: &str) -> &str {
+    function.split('.').next().unwrap_or(function)
+}
+
+struct Open {
+    format: &'static Format,
+    captures: Vec<Option<String>>,
+    caller: Option<String>,
+    line: usize,
+    lines: Vec<String>,
+}
+
+impl Open {
+    fn ended_by(&self, text: &str) -> bool {
+        self.lines.len() > 1 && self.format.ends.iter().any(|e| text.contains(e))
+    }
+}
+
+/// Feed console lines one at a time; completed reports come out as they close.
+#[derive(Default)]
+pub struct Parser {
+    open: Vec<Open>,
+    line_no: usize,
+}
+
+impl Parser {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn feed(&mut self, line: &str) -> Vec<Report> {
+        self.line_no += 1;
+        let mut line = line.trim_end_matches(['\r', '\n']);
+        if line.len() > MAX_LINE {
+            let cut = (0..=MAX_LINE)
+                .rev()
+                .find(|&i| line.is_char_boundary(i))
+                .unwrap_or(0);
+            line = &line[..cut];
+        }
+        let (caller, text) = split(line);
+        let mut done = Vec::new();
+        if let Some((format, caps)) = formats::header(text) {
+            // A new header from the same caller closes that caller's open report.
+            if let Some(i) = self.owner(caller) {
+                done.push(finish(self.open.remove(i)));
+            }
+            if self.open.len() >= MAX_OPEN {
+                done.push(finish(self.open.remove(0)));
+            }
+            self.open.push(Open {
+                format,
+                captures: caps
+                    .iter()
+                    .map(|m| m.map(|m| m.as_str().to_string()))
+                    .collect(),
+                caller: caller.map(str::to_string),
+                line: self.line_no,
+                lines: vec![text.to_string()],
+            });
+            return done;
+        }
+        if let Some(i) = self.owner(caller) {
+            let open = &mut self.open[i];
+            open.lines.push(text.to_string());
+            if open.ended_by(text) || open.lines.len() >= MAX_REPORT_LINES {
+                done.push(finish(self.open.remove(i)));
+            }
+        }
+        done
+    }
+
+    /// Close every open report (end of console).
+    pub fn finish(self) -> Vec<Report> {
+        self.open.into_iter().map(finish).collect()
+    }
+
+    /// The open report a line from `caller` belongs to.
+    fn owner(&self, caller: Option<&str>) -> Option<usize> {
+        match caller {
+            Some(c) => self
+                .open
+                .iter()
+                .rposition(|o| o.caller.as_deref() == Some(c)),
+            None => self.open.iter().rposition(|o| o.caller.is_none()),
+        }
+    }
+}
+
+/// Sections of a KASAN report after the access stack.
+const ALLOC: &str = "Allocated by task";
+const FREE: &str = "Freed by task";
+const STACK_ENDS: &[&str] = &[
+    ALLOC,
+    FREE,
+    "Last potentially related work creation",
+    "The buggy address belongs to",
+    "Second to last potentially related",
+];
+
+fn finish(open: Open) -> Report {
+    let format = open.format;
+    let (mut frames, mut alloc_frames, mut free_frames) = (Vec::new(), Vec::new(), Vec::new());
+    let mut section = 0; // 0 main stack, 1 alloc, 2 free, 3 other
+    let mut rip = None;
+    let mut access = None;
+    for text in &open.lines[1..] {
+        let t = text.trim_start();
+        if t.starts_with(ALLOC) {
+            section = 1;
+        } else if t.starts_with(FREE) {
+            section = 2;
+        } else if STACK_ENDS.iter().any(|s| t.starts_with(s)) {
+            section = 3;
+        }
+        if rip.is_none() {
+            rip = frames::parse_rip(t);
+        }
+        if access.is_none() {
+            access = ACCESS.captures(t).map(|c| Access {
+                kind: c[1].to_string(),
+                size: c[2].parse().unwrap_or(0),
+                address: c[3].to_string(),
+                task: c[4].to_string(),
+            });
+        }
+        if let Some(f) = frames::parse_frame(text) {
+            match section {
+                0 => frames.push(f),
+                1 => alloc_frames.push(f),
+                2 => free_frames.push(f),
+                _ => {}
+            }
+        }
+    }
+    let header_func = open
+        .captures
+        .iter()
+        .skip(1)
+        .flatten()
+        .last()
+        .filter(|_| format.guilty == Guilty::Header);
+    let stack: Vec<&str> = frames::candidates(&frames)
+        .map(|f| base_name(&f.function))
+        .collect();
+    let mut candidates: Vec<String> = match format.guilty {
+        Guilty::None => vec![],
+        Guilty::Header => header_func
+            .map(|f| base_name(f).to_string())
+            .filter(|f| !frames::is_machinery(f))
+            .into_iter()
+            .chain(stack.iter().map(|s| s.to_string()))
+            .collect(),
+        Guilty::Rip => rip
+            .as_ref()
+            .map(|r| base_name(&r.function).to_string())
+            .filter(|f| !frames::is_machinery(f))
+            .into_iter()
+            .chain(stack.iter().map(|s| s.to_string()))
+            .collect(),
+        Guilty::Stack => stack.iter().map(|s| s.to_string()).collect(),
+    };
+    candidates.dedup();
+    let capture = |i: usize| open.captures.get(i).cloned().flatten().unwrap_or_default();
+    let access_word = access
+        .as_ref()
+        .map(|a| format!("{} ", a.kind))
+        .or_else(|| {
+            // KFENCE names the access in its header.
+            open.captures.get(2).cloned().flatten().map(|a| {
+                let mut w = a.clone();
+                w[..1].make_ascii_uppercase();
+                format!("{w} ")
+            })
+        })
+        .unwrap_or_default();
+    let make_title = |func: Option<&str>| {
+        let mut t = format
+            .title
+            .replace("{access}", &access_word)
+            .replace("{1}", capture(1).trim());
+        match func {
+            Some(f) => t = t.replace("{func}", f),
+            None => t = t.replace(" in {func}", "").replace("{func}", ""),
+        }
+        t
+    };
+    let needs_func = format.title.contains("{func}");
+    let title = make_title(candidates.first().map(String::as_str));
+    let alt_titles: Vec<String> = candidates
+        .iter()
+        .skip(1)
+        .take(2)
+        .map(|f| make_title(Some(f)))
+        .filter(|t| *t != title)
+        .collect();
+    let corrupted_reason = if needs_func && candidates.is_empty() {
+        Some("no stack frame outside the reporting machinery".to_string())
+    } else if TIMESTAMP.is_match(&title) {
+        Some("the title contains a timestamp (interleaved output)".to_string())
+    } else {
+        None
+    };
+    Report {
+        signature: signature(&title),
+        title,
+        alt_titles,
+        kind: format.kind,
+        format: format.name.to_string(),
+        corrupted: corrupted_reason.is_some(),
+        corrupted_reason,
+        caller: open.caller,
+        line: open.line,
+        frames,
+        access,
+        alloc_frames,
+        free_frames,
+        text: open.lines.join("\n"),
+    }
+}
+
+/// Dedup key: the title with numbers that vary between runs normalized away.
+pub fn signature(title: &str) -> String {
+    static NUMBERS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"0x[0-9a-f]+|\b\d+\b").unwrap());
+    let normal = NUMBERS.replace_all(title, "N");
+    hex::encode(&Sha256::digest(normal.as_bytes())[..8])
+}
+
+/// Parse a whole console.
+pub fn parse(text: &str) -> Vec<Report> {
+    let mut parser = Parser::new();
+    let mut reports = Vec::new();
+    for line in text.lines() {
+        reports.extend(parser.feed(line));
+    }
+    reports.extend(parser.finish());
+    reports.sort_by_key(|r| r.line);
+    reports
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn corpus(name: &str) -> String {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/corpus/console")
+            .join(name);
+        String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned()
+    }
+
+    #[test]
+    fn split_timestamp_and_caller() {
+        assert_eq!(
+            split("[    6.283440][   T39] BUG: x"),
+            (Some("T39"), "BUG: x")
+        );
+        assert_eq!(split("[    4.366592] Kernel panic"), (None, "Kernel panic"));
+        assert_eq!(split("[    1.0][    C1] hi"), (Some("C1"), "hi"));
+        assert_eq!(split("plain"), (None, "plain"));
+    }
+
+    /// Each captured console: the titles of its first reports.
+    #[test]
+    fn corpus_titles() {
+        for (file, titles) in [
+            (
+                "epoll-unpinned-poll-dmabuf.log",
+                &[
+                    "WARNING in dma_buf_poll",
+                    "general protection fault in ep_remove_file",
+                    "KASAN: slab-use-after-free Read in dma_buf_file_release",
+                ][..],
+            ),
+            (
+                "eventfd-no-kref-uring.log",
+                &["KASAN: slab-use-after-free Read in eventfd_signal_mask"][..],
+            ),
+            (
+                "eventfd-no-kref-aio.log",
+                &["KASAN: slab-use-after-free Read in eventfd_signal_mask"][..],
+            ),
+            (
+                "epoll-release-on-close-naive-dmabuf.log",
+                &[
+                    "BUG: sleeping function called from invalid context in eventpoll_release_file",
+                    "BUG: Invalid wait context in eventpoll_release_file",
+                    "BUG: scheduling while atomic in eventpoll_release_file",
+                ][..],
+            ),
+            (
+                "distro-sysrq-panic.log",
+                &["kernel panic: sysrq triggered crash"][..],
+            ),
+        ] {
+            let reports = parse(&corpus(file));
+            let got: Vec<&str> = reports
+                .iter()
+                .take(titles.len())
+                .map(|r| r.title.as_str())
+                .collect();
+            assert_eq!(
+                got,
+                titles,
+                "{file}: {:#?}",
+                reports.iter().map(|r| &r.title).collect::<Vec<_>>()
+            );
+            assert!(
+                !reports[0].corrupted,
+                "{file}: {:?}",
+                reports[0].corrupted_reason
+            );
+        }
+    }
+
+    #[test]
+    fn kasan_report_has_access_and_alloc_free_stacks() {
+        let reports = parse(&corpus("eventfd-no-kref-uring.log"));
+        let r = &reports[0];
+        let a = r.access.as_ref().unwrap();
+        assert_eq!((a.kind.as_str(), a.size), ("Read", 8));
+        assert!(
+            !r.alloc_frames.is_empty() && !r.free_frames.is_empty(),
+            "{r:#?}"
+        );
+        assert_eq!(r.kind, ReportType::MemorySafety);
+    }
+
+    #[test]
+    fn interleaved_callers_are_kept_apart() {
+        let console = "\
+[    1.0][   T10] WARNING: CPU: 0 PID: 10 at fs/a.c:1 alpha_fn+0x1/0x10
+[    1.0][   T20] WARNING: CPU: 1 PID: 20 at fs/b.c:2 beta_fn+0x1/0x10
+[    1.1][   T10] Call Trace:
+[    1.1][   T20] Call Trace:
+[    1.1][   T10]  alpha_caller+0x1/0x10
+[    1.1][   T20]  beta_caller+0x1/0x10
+[    1.2][   T20] ---[ end trace 0000000000000000 ]---
+[    1.2][   T10] ---[ end trace 0000000000000000 ]---
+";
+        let reports = parse(console);
+        assert_eq!(reports.len(), 2);
+        assert_eq!(reports[0].title, "WARNING in alpha_fn");
+        assert_eq!(reports[0].frames[0].function, "alpha_caller");
+        assert_eq!(reports[1].title, "WARNING in beta_fn");
+        assert_eq!(reports[1].frames[0].function, "beta_caller");
+        assert_eq!(reports[0].alt_titles, ["WARNING in alpha_caller"]);
+    }
+
+    #[test]
+    fn truncated_report_without_stack_is_corrupted() {
+        let reports =
+            parse("[ 1.0][ T1] BUG: sleeping function called from invalid context at x.c:1\n");
+        assert_eq!(reports.len(), 1);
+        assert!(reports[0].corrupted);
+        assert_eq!(
+            reports[0].title,
+            "BUG: sleeping function called from invalid context"
+        );
+    }
+
+    #[test]
+    fn signatures_ignore_varying_numbers_only() {
+        assert_eq!(
+            signature("kernel panic: Attempted to kill init! exitcode=0x00000009"),
+            signature("kernel panic: Attempted to kill init! exitcode=0x0000000b")
+        );
+        assert_ne!(
+            signature("WARNING in dma_buf_poll"),
+            signature("WARNING in dma_buf_release")
+        );
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut junk = String::new();
+        for i in 0..2000u32 {
+            junk.push(char::from_u32((i * 7919) % 0x2FFF).unwrap_or('?'));
+            if i % 37 == 0 {
+                junk.push_str("\nBUG: KASAN: x in \n[ 1.0][ T1] ");
+            }
+        }
+        junk.push_str(&"A".repeat(5000));
+        let _ = parse(&junk);
+    }
+}
