@@ -7,6 +7,8 @@
 //! `cargo bench -p lab --bench boot_to_ready -- [--runs N] [--kernel PATH] [--no-vng]`
 //! Writes the figures to target/bench/boot-to-ready.json as well.
 
+mod common;
+
 use flate2::{write::GzEncoder, Compression};
 use std::io::{BufRead, BufReader, Cursor, Write};
 use std::path::{Path, PathBuf};
@@ -29,16 +31,6 @@ fn distro_kernel() -> PathBuf {
     found
         .pop()
         .expect("no /boot/vmlinuz-6.12*-amd64 (scripts/setup.sh installs it)")
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 /// A busybox initramfs whose /init prints the marker and powers off.
@@ -103,11 +95,7 @@ fn time_to_marker(mut cmd: Command) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1).cloned())
-    };
+    let value = |flag: &str| common::flag_value(&args, flag);
     let runs: usize = value("--runs").map(|v| v.parse().unwrap()).unwrap_or(5);
     let kernel = value("--kernel")
         .map(PathBuf::from)
@@ -192,7 +180,10 @@ fn main() {
         }
     }
 
-    let (lab_m, bare_m) = (median(lab_s.clone()), median(bare_s.clone()));
+    let (lab_m, bare_m) = (
+        common::median(lab_s.clone()),
+        common::median(bare_s.clone()),
+    );
     println!(
         "boot-to-ready, {} ({accel}, 2 vCPUs, 1 GiB), median of {runs}:",
         kernel.display()
@@ -202,7 +193,7 @@ fn main() {
         "  lab boot (agent hello)    {lab_m:7.2} s   runs {lab_s:.2?}   = {:.3}x bare",
         lab_m / bare_m
     );
-    let vng_m = (!vng_s.is_empty()).then(|| median(vng_s.clone()));
+    let vng_m = (!vng_s.is_empty()).then(|| common::median(vng_s.clone()));
     if let Some(vng_m) = vng_m {
         println!(
             "  vng --run + echo          {vng_m:7.2} s   runs {vng_s:.2?}   = {:.3}x bare",

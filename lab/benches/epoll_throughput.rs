@@ -6,27 +6,15 @@
 //! `cargo bench -p lab --bench epoll_throughput -- [--boots N] [--seconds S]`
 //! Uses the lab's cache (LAB_CACHE_DIR): builds `baseline` if it is not there.
 
+mod common;
+
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::Command;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1).cloned())
-    };
+    let value = |flag: &str| common::flag_value(&args, flag);
     let boots: usize = value("--boots").map(|v| v.parse().unwrap()).unwrap_or(3);
     let seconds: u64 = value("--seconds").map(|v| v.parse().unwrap()).unwrap_or(10);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -111,7 +99,7 @@ fn main() {
             c_rate
         );
     }
-    let (r, cm) = (median(rust.clone()), median(c.clone()));
+    let (r, cm) = (common::median(rust.clone()), common::median(c.clone()));
     println!(
         "median over {boots} boots ({seconds} s each, baseline, TCG, 2 vCPUs): lab {r:.0}/s, C {cm:.0}/s, lab/C = {:.3}",
         r / cm
