@@ -193,6 +193,28 @@ mod tests {
         assert!(matches!(err, DecodeError::Version { got: 99 }), "{err}");
     }
 
+    proptest::proptest! {
+        /// Whatever arrives on the port, decoding returns, and what decodes re-encodes to a
+        /// line that decodes to the same message.
+        #[test]
+        fn decoder_takes_any_bytes(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            if let Ok(msg) = decode::<GuestMsg>(&bytes) {
+                proptest::prop_assert_eq!(decode::<GuestMsg>(&encode(&msg)).unwrap(), msg);
+            }
+            let _ = decode::<HostMsg>(&bytes);
+        }
+
+        #[test]
+        fn decoder_takes_json_shaped_lines(
+            ty in "hello|started|progress|thread-result|observation|done|fatal|run-request|x",
+            body in "[ -~]{0,80}",
+        ) {
+            let line = format!("{{\"v\":1,\"type\":\"{ty}\",{body}}}");
+            let _ = decode::<GuestMsg>(line.as_bytes());
+            let _ = decode::<HostMsg>(line.as_bytes());
+        }
+    }
+
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         for junk in [&b""[..], b"\xff\xfe", b"{", b"{\"v\":1}", b"[1,2]", b"null"] {

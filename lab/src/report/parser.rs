@@ -304,6 +304,7 @@ pub fn parse(text: &str) -> Vec<Report> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
 
     fn corpus(name: &str) -> String {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -432,6 +433,27 @@ mod tests {
             signature("WARNING in dma_buf_poll"),
             signature("WARNING in dma_buf_release")
         );
+    }
+
+    proptest::proptest! {
+        /// Untrusted console bytes: any lines, report headers mixed in, never a panic, and
+        /// every report keeps a title and a signature.
+        #[test]
+        fn arbitrary_consoles_parse(lines in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::string::string_regex("[ -~\\t]{0,120}").unwrap(),
+                proptest::string::string_regex("\\[ *[0-9]{1,3}\\.[0-9]{6}\\]\\[ *[TC][0-9]{1,3}\\] (BUG: KASAN: [a-z-]{1,20} in [a-z_]{1,12}\\+0x1/0x2|WARNING: CPU: 0 PID: 1 at a.c:1 [a-z_]{1,9}\\+0x1/0x2|Call Trace:| [a-z_]{1,12}\\+0x[0-9a-f]{1,3}/0x[0-9a-f]{1,3}|---\\[ end trace [0-9]+ \\]---|Read of size [0-9] at addr [0-9a-f]{4} by task x)").unwrap(),
+                proptest::collection::vec(proptest::num::u8::ANY, 0..64)
+                    .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+            ],
+            0..200,
+        )) {
+            let text = lines.join("\n");
+            for r in parse(&text) {
+                proptest::prop_assert!(!r.title.is_empty());
+                proptest::prop_assert_eq!(r.signature.len(), 16);
+            }
+        }
     }
 
     #[test]
