@@ -153,8 +153,19 @@ pub async fn probe_kvm(kernel: &Path) -> Result<Verdict> {
     Ok(verdict)
 }
 
+/// This process's verdict, once known: runs after the first need no file or QEMU lookups.
+static PROCESS_VERDICT: std::sync::OnceLock<Verdict> = std::sync::OnceLock::new();
+
 /// The cached verdict for this host, probing with `kernel` if there is none.
 pub async fn kvm_verdict(kernel: &Path) -> Result<Verdict> {
+    if let Some(v) = PROCESS_VERDICT.get() {
+        return Ok(v.clone());
+    }
+    let verdict = stored_or_probed_verdict(kernel).await?;
+    Ok(PROCESS_VERDICT.get_or_init(|| verdict).clone())
+}
+
+async fn stored_or_probed_verdict(kernel: &Path) -> Result<Verdict> {
     let file = cache::dir("accel")?.join("kvm-probe.json");
     let key = host_key().await;
     let mut verdicts: BTreeMap<String, Verdict> = std::fs::read(&file)
