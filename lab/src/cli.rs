@@ -135,48 +135,48 @@ fn find_dir(name: &str, given: Option<PathBuf>) -> Result<PathBuf> {
         .ok_or_else(|| anyhow::anyhow!("no {name}/ directory here or above; pass --{name} DIR"))
 }
 
-pub async fn run(args: RunArgs) -> Result<i32> {
-    let scenario =
-        crate::config::scenario::find(&find_dir("scenarios", args.scenarios)?, &args.scenario)?;
-    let target = match (args.kernel, args.variant) {
+/// The kernel named by `--kernel PATH` or `--variant NAME` (built first if the cache lacks
+/// it), with its .config when one is known.
+async fn target(
+    kernel: Option<PathBuf>,
+    variant: Option<String>,
+    kernels: Option<PathBuf>,
+) -> Result<crate::run::Target> {
+    match (kernel, variant) {
         (Some(kernel), _) => {
             if !kernel.is_file() {
                 anyhow::bail!("kernel image {} does not exist", kernel.display());
             }
-            crate::run::Target {
+            Ok(crate::run::Target {
                 name: kernel.display().to_string(),
                 config: crate::run::config_near(&kernel),
                 kernel,
-            }
+            })
         }
         (None, Some(name)) => {
-            let kernels = find_kernels_dir(args.kernels)?;
+            let kernels = find_kernels_dir(kernels)?;
             let n = name.clone();
             let built = tokio::task::spawn_blocking(move || {
                 build_variants(&kernels, &[n], &kernel::BuildOptions::default())
             })
             .await??;
-            crate::run::Target {
+            Ok(crate::run::Target {
                 name,
                 kernel: built[0].bzimage(),
                 config: Some(built[0].dir.join(".config")),
-            }
+            })
         }
-        (None, None) => unreachable!("clap requires --variant or --kernel"),
-    };
+        (None, None) => unreachable!("clap requires --kernel or --variant"),
+    }
+}
+
+pub async fn run(args: RunArgs) -> Result<i32> {
+    let scenario =
+        crate::config::scenario::find(&find_dir("scenarios", args.scenarios)?, &args.scenario)?;
+    let target = target(args.kernel, args.variant, args.kernels).await?;
     let out = args.out.unwrap_or_else(|| {
-        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-            .to_string()
-            .replace(':', "");
-        let who = target
-            .name
-            .rsplit('/')
-            .next()
-            .unwrap_or("kernel")
-            .to_string();
-        cache::root()
-            .join("runs")
-            .join(format!("{}-{who}-{stamp}", scenario.name))
+        let who = target.name.rsplit('/').next().unwrap_or("kernel");
+        default_run_dir(&format!("{}-{who}", scenario.name))
     });
     eprintln!(
         "lab: {} × {} on {} ({} vCPUs, {:?} each) in {}",
@@ -401,18 +401,9 @@ fn default_run_dir(kind: &str) -> PathBuf {
 
 pub async fn boot(args: BootArgs) -> Result<i32> {
     let run_dir = args.out.unwrap_or_else(|| default_run_dir("boot"));
-    let kernel = match (args.kernel, args.variant) {
-        (Some(kernel), _) => kernel,
-        (None, Some(name)) => {
-            let kernels = find_kernels_dir(args.kernels)?;
-            let built = tokio::task::spawn_blocking(move || {
-                build_variants(&kernels, &[name], &kernel::BuildOptions::default())
-            })
-            .await??;
-            built[0].bzimage()
-        }
-        (None, None) => unreachable!("clap requires --kernel or --variant"),
-    };
+    let kernel = target(args.kernel, args.variant, args.kernels)
+        .await?
+        .kernel;
     let spec = BootSpec {
         kernel,
         cpus: args.cpus,
