@@ -1,15 +1,7 @@
 //! `lab`: the kernel race lab's host orchestrator.
 
-mod cache;
-mod cli;
-mod config;
-mod kernel;
-mod report;
-mod run;
-mod units;
-mod vm;
-
 use clap::Parser;
+use lab::cli;
 
 fn main() {
     tracing_subscriber::fmt()

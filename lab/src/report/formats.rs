@@ -38,6 +38,8 @@ pub enum Guilty {
 pub struct Format {
     pub name: &'static str,
     pub kind: ReportType,
+    /// Literals a header of this format starts with: lines without one skip the regex.
+    pub prefixes: &'static [&'static str],
     pub header: LazyLock<Regex>,
     /// `{1}`.. are header captures, `{access}` Read/Write, `{func}` the guilty function.
     pub title: &'static str,
@@ -57,10 +59,11 @@ const END_KASAN: &[&str] = &["==================================================
 const END_STACK: &[&str] = &["</TASK>", "---[ end trace"];
 
 /// Checked in order: the first header that matches a line opens a report of that format.
-pub static FORMATS: [Format; 26] = [
+pub static FORMATS: [Format; 31] = [
     Format {
         name: "kasan",
         kind: ReportType::MemorySafety,
+        prefixes: &["BUG: KASAN: "],
         header: re!(r"^BUG: KASAN: ([a-z0-9\-]+) in (?P<func>[A-Za-z0-9_.$]+)"),
         title: "KASAN: {1} {access}in {func}",
         guilty: Guilty::Stack,
@@ -69,22 +72,54 @@ pub static FORMATS: [Format; 26] = [
     Format {
         name: "kfence",
         kind: ReportType::MemorySafety,
-        header: re!(r"^BUG: KFENCE: ([a-z0-9\-]+) (read|write)? ?in (?P<func>[A-Za-z0-9_.$]+)"),
-        title: "KFENCE: {1} {access}in {func}",
+        prefixes: &["BUG: KFENCE: "],
+        header: re!(r"^BUG: KFENCE: ([a-z\- ]+?) in (?P<func>[A-Za-z0-9_.$]+)"),
+        title: "KFENCE: {1} in {func}",
         guilty: Guilty::Header,
         ends: END_KASAN,
     },
     Format {
+        name: "kcsan",
+        kind: ReportType::MemorySafety,
+        prefixes: &["BUG: KCSAN: "],
+        header: re!(
+            r"^BUG: KCSAN: ([a-z\-]+) in (?P<func>[A-Za-z0-9_.$]+(?:\+0x[0-9a-f]+/0x[0-9a-f]+)?(?: / [A-Za-z0-9_.$]+)?)"
+        ),
+        title: "KCSAN: {1} in {func}",
+        guilty: Guilty::Header,
+        ends: END_KASAN,
+    },
+    Format {
+        name: "kmsan",
+        kind: ReportType::MemorySafety,
+        prefixes: &["BUG: KMSAN: "],
+        header: re!(r"^BUG: KMSAN: ([a-z\-]+) in (?P<func>[A-Za-z0-9_.$]+)"),
+        title: "KMSAN: {1} in {func}",
+        guilty: Guilty::Header,
+        ends: &["====================================================="],
+    },
+    Format {
         name: "ubsan",
         kind: ReportType::MemorySafety,
-        header: re!(r"^UBSAN: ([a-z0-9\-]+) in "),
+        prefixes: &["UBSAN: "],
+        header: re!(r"^UBSAN: ([A-Za-z0-9\- ]+?) in \S"),
         title: "UBSAN: {1} in {func}",
         guilty: Guilty::Stack,
         ends: &["================================================================================"],
     },
     Format {
+        name: "rcu-usage",
+        kind: ReportType::Locking,
+        prefixes: &["WARNING: suspicious RCU usage"],
+        header: re!(r"^WARNING: suspicious RCU usage"),
+        title: "WARNING: suspicious RCU usage in {func}",
+        guilty: Guilty::Stack,
+        ends: END_STACK,
+    },
+    Format {
         name: "lockdep-circular",
         kind: ReportType::Locking,
+        prefixes: &["WARNING: possible circular"],
         header: re!(r"^WARNING: possible circular locking dependency detected"),
         title: "possible deadlock in {func}",
         guilty: Guilty::Stack,
@@ -93,6 +128,7 @@ pub static FORMATS: [Format; 26] = [
     Format {
         name: "lockdep-recursive",
         kind: ReportType::Locking,
+        prefixes: &["WARNING: possible recursive"],
         header: re!(r"^WARNING: possible recursive locking detected"),
         title: "possible deadlock in {func}",
         guilty: Guilty::Stack,
@@ -101,6 +137,7 @@ pub static FORMATS: [Format; 26] = [
     Format {
         name: "lockdep-inconsistent",
         kind: ReportType::Locking,
+        prefixes: &["WARNING: inconsistent lock"],
         header: re!(r"^WARNING: inconsistent lock state"),
         title: "inconsistent lock state in {func}",
         guilty: Guilty::Stack,
@@ -109,6 +146,7 @@ pub static FORMATS: [Format; 26] = [
     Format {
         name: "lockdep-irq-unsafe",
         kind: ReportType::Locking,
+        prefixes: &["WARNING: "],
         header: re!(
             r"^WARNING: (?:HARD|SOFT)IRQ-(?:safe|READ-safe) -> (?:HARD|SOFT)IRQ-(?:unsafe|READ-unsafe) lock order detected"
         ),
@@ -119,6 +157,11 @@ pub static FORMATS: [Format; 26] = [
     Format {
         name: "lockdep-wait-context",
         kind: ReportType::Locking,
+        prefixes: &[
+            "[ BUG: Invalid wait",
+            "BUG: Invalid wait",
+            "[BUG: Invalid wait",
+        ],
         header: re!(r"^\[?\s*BUG: Invalid wait context\s*\]?"),
         title: "BUG: Invalid wait context in {func}",
         guilty: Guilty::Stack,
@@ -127,6 +170,7 @@ pub static FORMATS: [Format; 26] = [
     Format {
         name: "lockdep-unlock-balance",
         kind: ReportType::Locking,
+        prefixes: &["WARNING: bad unlock"],
         header: re!(r"^WARNING: bad unlock balance detected!"),
         title: "WARNING: bad unlock balance in {func}",
         guilty: Guilty::Stack,
@@ -135,6 +179,7 @@ pub static FORMATS: [Format; 26] = [
     Format {
         name: "lockdep-held-on-exit",
         kind: ReportType::Locking,
+        prefixes: &["WARNING: lock held"],
         header: re!(r"^WARNING: lock held when returning to user space!"),
         title: "WARNING: lock held when returning to user space in {func}",
         guilty: Guilty::Stack,
@@ -143,6 +188,7 @@ pub static FORMATS: [Format; 26] = [
     Format {
         name: "refcount",
         kind: ReportType::MemorySafety,
+        prefixes: &["refcount_t: "],
         header: re!(r"^refcount_t: ([a-z\-]+)"),
         title: "WARNING: refcount bug in {func}",
         guilty: Guilty::Stack,
@@ -151,6 +197,7 @@ pub static FORMATS: [Format; 26] = [
     Format {
         name: "warning",
         kind: ReportType::Warning,
+        prefixes: &["WARNING: CPU: "],
         header: re!(r"^WARNING: CPU: \d+ PID: \d+ at \S+ (?P<func>[A-Za-z0-9_.$]+)"),
         title: "WARNING in {func}",
         guilty: Guilty::Header,
@@ -159,6 +206,7 @@ pub static FORMATS: [Format; 26] = [
     Format {
         name: "warning-old",
         kind: ReportType::Warning,
+        prefixes: &["WARNING: at "],
         header: re!(r"^WARNING: at \S+ (?P<func>[A-Za-z0-9_.$]+)"),
         title: "WARNING in {func}",
         guilty: Guilty::Header,
@@ -167,6 +215,7 @@ pub static FORMATS: [Format; 26] = [
     Format {
         name: "might-sleep",
         kind: ReportType::Atomicity,
+        prefixes: &["BUG: sleeping function"],
         header: re!(r"^BUG: sleeping function called from invalid context"),
         title: "BUG: sleeping function called from invalid context in {func}",
         guilty: Guilty::Stack,
@@ -175,6 +224,7 @@ pub static FORMATS: [Format; 26] = [
     Format {
         name: "scheduling-while-atomic",
         kind: ReportType::Atomicity,
+        prefixes: &["BUG: scheduling while"],
         header: re!(r"^BUG: scheduling while atomic"),
         title: "BUG: scheduling while atomic in {func}",
         guilty: Guilty::Stack,
@@ -183,6 +233,7 @@ pub static FORMATS: [Format; 26] = [
     Format {
         name: "gpf",
         kind: ReportType::Crash,
+        prefixes: &["general protection fault", "Oops: general protection fault"],
         header: re!(r"^(?:Oops: )?general protection fault"),
         title: "general protection fault in {func}",
         guilty: Guilty::Rip,
@@ -191,7 +242,8 @@ pub static FORMATS: [Format; 26] = [
     Format {
         name: "null-deref",
         kind: ReportType::Crash,
-        header: re!(r"^BUG: kernel NULL pointer dereference"),
+        prefixes: &["BUG: kernel NULL", "BUG: unable to handle kernel NULL"],
+        header: re!(r"^BUG: (?:unable to handle )?kernel NULL pointer dereference"),
         title: "BUG: unable to handle kernel NULL pointer dereference in {func}",
         guilty: Guilty::Rip,
         ends: END_TRACE,
@@ -199,6 +251,7 @@ pub static FORMATS: [Format; 26] = [
     Format {
         name: "page-fault",
         kind: ReportType::Crash,
+        prefixes: &["BUG: unable to handle"],
         header: re!(r"^BUG: unable to handle (?:page fault|kernel paging request)"),
         title: "BUG: unable to handle kernel paging request in {func}",
         guilty: Guilty::Rip,
@@ -207,6 +260,7 @@ pub static FORMATS: [Format; 26] = [
     Format {
         name: "kernel-bug",
         kind: ReportType::Crash,
+        prefixes: &["kernel BUG at "],
         header: re!(r"^kernel BUG at \S+!"),
         title: "kernel BUG in {func}",
         guilty: Guilty::Rip,
@@ -215,6 +269,7 @@ pub static FORMATS: [Format; 26] = [
     Format {
         name: "soft-lockup",
         kind: ReportType::Hang,
+        prefixes: &["watchdog: BUG: soft lockup"],
         header: re!(r"^watchdog: BUG: soft lockup - CPU#\d+ stuck for"),
         title: "BUG: soft lockup in {func}",
         guilty: Guilty::Rip,
@@ -223,6 +278,7 @@ pub static FORMATS: [Format; 26] = [
     Format {
         name: "rcu-stall",
         kind: ReportType::Hang,
+        prefixes: &["INFO: rcu_", "rcu: INFO: rcu_"],
         header: re!(r"^(?:rcu: )?INFO: rcu_\w+ (?:self-)?detected (?:expedited )?stalls?"),
         title: "INFO: rcu detected stall in {func}",
         guilty: Guilty::Stack,
@@ -231,6 +287,7 @@ pub static FORMATS: [Format; 26] = [
     Format {
         name: "hung-task",
         kind: ReportType::Hang,
+        prefixes: &["INFO: task "],
         header: re!(r"^INFO: task \S+ blocked for more than \d+ seconds"),
         title: "INFO: task hung in {func}",
         guilty: Guilty::Stack,
@@ -239,15 +296,37 @@ pub static FORMATS: [Format; 26] = [
     Format {
         name: "panic",
         kind: ReportType::Panic,
+        prefixes: &["Kernel panic - not syncing: "],
         header: re!(r"^Kernel panic - not syncing: (.*?)\s*$"),
         title: "kernel panic: {1}",
         guilty: Guilty::None,
         ends: &["---[ end Kernel panic"],
     },
+    Format {
+        name: "arm-page-fault",
+        kind: ReportType::Crash,
+        prefixes: &["Unable to handle kernel "],
+        header: re!(
+            r"^Unable to handle kernel (NULL pointer dereference|paging request|access to user memory|execute from non-executable memory) at virtual address"
+        ),
+        title: "BUG: unable to handle kernel {1} in {func}",
+        guilty: Guilty::Rip,
+        ends: END_TRACE,
+    },
+    Format {
+        name: "arm-internal-error",
+        kind: ReportType::Crash,
+        prefixes: &["Internal error: "],
+        header: re!(r"^Internal error: "),
+        title: "Internal error in {func}",
+        guilty: Guilty::Rip,
+        ends: END_TRACE,
+    },
     // Anything else the kernel opens as a report, by its prefix alone.
     Format {
         name: "bug",
         kind: ReportType::Crash,
+        prefixes: &["BUG: "],
         header: re!(r"^BUG: (\S.*?)(?: at \S+:\d+)?\s*$"),
         title: "BUG: {1}",
         guilty: Guilty::None,
@@ -256,6 +335,7 @@ pub static FORMATS: [Format; 26] = [
     Format {
         name: "oops",
         kind: ReportType::Crash,
+        prefixes: &["Oops: "],
         header: re!(r"^Oops: (\S.*?)\s*$"),
         title: "Oops: {1} in {func}",
         guilty: Guilty::Rip,
@@ -264,12 +344,29 @@ pub static FORMATS: [Format; 26] = [
     Format {
         name: "warning-generic",
         kind: ReportType::Warning,
+        prefixes: &["WARNING: "],
         header: re!(r"^WARNING: (\S.*?)\s*$"),
         title: "WARNING: {1}",
         guilty: Guilty::None,
         ends: END_STACK,
     },
 ];
+
+/// Headers printed inside another report rather than opening one: x86's `Oops:` line
+/// follows the `BUG:` line of a NULL dereference, page fault or `kernel BUG at`.
+const CONTINUES: &[(&str, &[&str])] = &[
+    ("null-deref", &["oops", "gpf"]),
+    ("page-fault", &["oops", "gpf"]),
+    ("kernel-bug", &["oops", "arm-internal-error"]),
+    ("arm-page-fault", &["arm-internal-error", "oops"]),
+];
+
+/// Whether a header of format `inner` continues an open report of format `outer`.
+pub fn continues(outer: &Format, inner: &Format) -> bool {
+    CONTINUES
+        .iter()
+        .any(|(o, inners)| *o == outer.name && inners.contains(&inner.name))
+}
 
 /// The KASAN/KFENCE access line: "Read of size 8 at addr ... by task ...".
 pub static ACCESS: LazyLock<Regex> = LazyLock::new(|| {
@@ -278,9 +375,25 @@ pub static ACCESS: LazyLock<Regex> = LazyLock::new(|| {
 
 /// The format whose header this line is.
 pub fn header(text: &str) -> Option<(&'static Format, regex::Captures<'_>)> {
-    FORMATS
-        .iter()
-        .find_map(|f| f.header.captures(text).map(|c| (f, c)))
+    // Most console lines are not headers: their first byte starts no prefix.
+    static FIRST: LazyLock<[bool; 256]> = LazyLock::new(|| {
+        let mut first = [false; 256];
+        for p in FORMATS.iter().flat_map(|f| f.prefixes) {
+            first[p.as_bytes()[0] as usize] = true;
+        }
+        first
+    });
+    let first = *text.as_bytes().first()?;
+    if !FIRST[first as usize] {
+        return None;
+    }
+    FORMATS.iter().find_map(|f| {
+        f.prefixes
+            .iter()
+            .any(|p| p.as_bytes()[0] == first && text.starts_with(p))
+            .then(|| f.header.captures(text).map(|c| (f, c)))
+            .flatten()
+    })
 }
 
 #[cfg(test)]

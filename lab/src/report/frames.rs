@@ -14,112 +14,210 @@ pub struct Frame {
     pub module: Option<String>,
     /// False for `? func` frames the unwinder was not sure of.
     pub reliable: bool,
+    /// `file:line`, as printed after the frame (KMSAN, decoded traces) or from `--vmlinux`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Functions inlined at this address, innermost first (from `--vmlinux`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inlined: Vec<Inlined>,
 }
 
-static FRAME: LazyLock<Regex> = LazyLock::new(|| {
+/// A function the compiler inlined into a frame's function, and where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inlined {
+    pub function: String,
+    pub location: Option<String>,
+}
+
+/// The register-dump lines that name the faulting instruction: x86-64 (`RIP: 0010:`, older
+/// kernels with `[<address>]`), i386 (`EIP:`, `IP: [<address>]`), arm64 (`pc : `), arm
+/// (`PC is at `).
+const RIP_PREFIXES: &[&str] = &["RIP: 0010:", "EIP: ", "IP: ", "pc : ", "PC is at "];
+static RIP: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"^\s*(\? )?([A-Za-z0-9_.$]+)\+0x([0-9a-f]+)/0x([0-9a-f]+)(?: \[([A-Za-z0-9_]+)\])?\s*$",
+        r"^(?:RIP: 0010:|EIP: (?:0060:)?|IP: |pc : |PC is at )(?:\[<[0-9a-f]+>\]\s+)*([A-Za-z0-9_.$]+)\+0x([0-9a-f]+)/0x([0-9a-f]+)",
     )
     .unwrap()
 });
-static RIP: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^RIP: 0010:([A-Za-z0-9_.$]+)\+0x([0-9a-f]+)/0x([0-9a-f]+)").unwrap()
-});
 
-/// A frame line of a call trace (text already stripped of timestamp and caller).
+/// A frame line of a call trace (text already stripped of timestamp and caller):
+/// `[<address>] [? ]function+0xOFFSET/0xSIZE[ [module]][ file:line]`, with older kernels'
+/// `[<address>]` and a trailing `()` accepted. Scanned by hand: it runs on every line of
+/// every report, and a regex here was most of the parser's time.
 pub fn parse_frame(text: &str) -> Option<Frame> {
-    let c = FRAME.captures(text)?;
+    let mut text = text.trim();
+    // Older kernels: ` [<ffffffff815e6cd6>] ? func+0x45/0x5f`, after `<IRQ>` on a line.
+    if let Some(rest) = text
+        .strip_prefix("<IRQ>")
+        .or_else(|| text.strip_prefix("<NMI>"))
+    {
+        text = rest.trim_start();
+    }
+    if let Some(rest) = text.strip_prefix("[<") {
+        text = cut_at(rest, b']')?.1.trim_start();
+    }
+    // arm: `[<c0a73020>] (kmalloc_oob_right) from [<c0a7a140>] (kunit_try_run_case+0x98/0x120)`:
+    // the frame is the first function; the second is its caller, the next line's frame.
+    if let Some(rest) = text.strip_prefix('(') {
+        let (inner, rest) = cut_at(rest, b')')?;
+        rest.starts_with(" from ").then_some(())?;
+        let function = inner.split('+').next()?;
+        let name_char = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'$');
+        if function.is_empty() || !function.bytes().all(name_char) {
+            return None;
+        }
+        return Some(Frame {
+            function: function.to_string(),
+            offset: 0,
+            size: 0,
+            module: None,
+            reliable: true,
+            location: None,
+            inlined: vec![],
+        });
+    }
+    let (reliable, text) = match text.strip_prefix("? ") {
+        Some(rest) => (false, rest),
+        None => (true, text),
+    };
+    let (function, rest) = cut_at(text, b'+')?;
+    let rest = rest.strip_prefix("0x")?;
+    let name_char = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'$');
+    if function.is_empty() || !function.bytes().all(name_char) {
+        return None;
+    }
+    let (offset, rest) = cut_at(rest, b'/')?;
+    let rest = rest.strip_prefix("0x")?;
+    let (size, mut rest) = cut_at(rest, b' ').unwrap_or((rest, ""));
+    let size = size.strip_suffix("()").unwrap_or(size);
+    // arm64 marks the frames taken from registers: `func+0x70/0x170 (P)`.
+    rest = rest
+        .strip_prefix("(P)")
+        .or_else(|| rest.strip_prefix("(L)"))
+        .unwrap_or(rest)
+        .trim_start();
+    let mut module = None;
+    if let Some(after) = rest.strip_prefix('[') {
+        let (name, after) = cut_at(after, b']')?;
+        if name.is_empty() || !name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
+            return None;
+        }
+        module = Some(name.to_string());
+        rest = after.trim_start();
+    }
+    let location = match rest.split_whitespace().next() {
+        None => None,
+        Some(loc) if loc.contains(':') => Some(loc.to_string()),
+        Some(_) => return None,
+    };
+    let hex = |s: &str| {
+        (!s.is_empty() && s.bytes().all(|c| c.is_ascii_hexdigit()))
+            .then(|| u64::from_str_radix(s, 16).ok())
+            .flatten()
+    };
     Some(Frame {
-        function: c[2].to_string(),
-        offset: u64::from_str_radix(&c[3], 16).ok()?,
-        size: u64::from_str_radix(&c[4], 16).ok()?,
-        module: c.get(5).map(|m| m.as_str().to_string()),
-        reliable: c.get(1).is_none(),
+        function: function.to_string(),
+        offset: hex(offset)?,
+        size: hex(size)?,
+        module,
+        reliable,
+        location,
+        inlined: vec![],
     })
+}
+
+/// `s` split around the first `byte`.
+fn cut_at(s: &str, byte: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|c| c == byte)?;
+    Some((&s[..i], &s[i + 1..]))
 }
 
 /// The kernel-mode instruction pointer of a register dump (`RIP: 0010:func+0x1/0x2`).
 pub fn parse_rip(text: &str) -> Option<Frame> {
-    let c = RIP.captures(text.trim_start())?;
+    let text = text.trim_start();
+    if !RIP_PREFIXES.iter().any(|p| text.starts_with(p)) {
+        return None;
+    }
+    let c = RIP.captures(text)?;
     Some(Frame {
         function: c[1].to_string(),
         offset: u64::from_str_radix(&c[2], 16).ok()?,
         size: u64::from_str_radix(&c[3], 16).ok()?,
         module: None,
         reliable: true,
+        location: None,
+        inlined: vec![],
     })
 }
 
-/// Function-name prefixes of the reporting machinery: printing, KASAN and slab internals,
-/// WARN/BUG plumbing, might_sleep checks, lockdep and the lock primitives it instruments.
-const SKIP: &[&str] = &[
-    "dump_stack",
-    "show_stack",
-    "print_",
-    "printk",
-    "_printk",
-    "vprintk",
-    "kasan_",
-    "__kasan",
-    "check_memory_region",
-    "__asan_",
-    "memcpy",
-    "memset",
-    "memmove",
-    "kfree",
-    "kmem_cache_",
-    "slab_",
-    "__slab",
-    "kmalloc",
-    "__kmalloc",
-    "krealloc",
-    "__warn",
-    "warn_",
-    "report_bug",
-    "handle_bug",
-    "exc_invalid_op",
-    "asm_exc_",
-    "__might_sleep",
-    "__might_resched",
-    "___might_sleep",
-    "might_sleep",
-    "__might_fault",
-    "lock_acquire",
-    "__lock_acquire",
-    "lock_release",
-    "__lock_release",
-    "lock_acquired",
-    "lock_contended",
-    "lock_sync",
-    "lockdep_",
-    "__lockdep",
-    "validate_chain",
-    "check_prev_add",
-    "check_noncircular",
-    "mark_lock",
-    "__mutex_lock",
-    "mutex_lock",
-    "_raw_spin_",
-    "_raw_read_",
-    "_raw_write_",
-    "do_raw_spin_",
-    "spin_bug",
-    "debug_check_",
-    "refcount_warn",
-    "__refcount_",
-    "refcount_",
-    "__schedule",
-    "schedule",
-    "preempt_schedule",
-    "io_schedule",
-    "panic",
-    "nmi_",
-    "rcu_dump",
+/// The reporting machinery: printing, sanitizer and slab internals, WARN/BUG plumbing,
+/// might_sleep checks, lockdep and the lock primitives. Never the function at fault, wherever
+/// it appears. An entry is a whole function name, or a prefix when it ends in `*`; matched
+/// against the name without its `.isra.0`/`.cold` suffix.
+#[rustfmt::skip]
+const SKIP_ALWAYS: &[&str] = &[
+    // printing and stack dumping
+    "dump_stack", "dump_stack_lvl", "dump_backtrace", "show_stack", "show_trace_log_lvl",
+    "print_*", "printk", "_printk", "vprintk*", "panic", "nmi_*", "rcu_dump*",
     "sched_show_task",
+    // sanitizers and the allocator
+    "kasan_report*", "kasan_check_*", "kasan_save_*", "kasan_set_*", "kasan_slab_*",
+    "kasan_kmalloc*", "kasan_poison*", "kasan_unpoison*", "kasan_record_*", "kasan_print_*",
+    "kasan_complete_mode_report_info", "kasan_addr_to_slab", "kasan_byte_accessible",
+    "__kasan_*", "check_memory_region*", "__asan_*", "kmsan_*", "__msan_*",
+    "kcsan_*", "__tsan_*", "ubsan_*", "__ubsan_*", "kfence_*", "__kfence_*",
+    "save_stack", "stack_trace_save*", "stack_depot_save", "kfree", "kvfree", "kfree_sensitive",
+    "kmem_cache_*", "slab_*", "__slab_*", "___slab_*", "kmalloc", "kmalloc_trace*",
+    "kmalloc_node*", "kmalloc_noprof", "__kmalloc*", "kzalloc", "kvmalloc*", "__kvmalloc*",
+    "krealloc*", "__do_kmalloc*", "do_slab_free", "free_debug_processing",
+    // string and memory helpers the sanitizers instrument
+    "memcpy", "memset", "memmove", "memchr", "memcmp", "strcmp", "strncmp", "strlen",
+    "strnlen", "strscpy", "strcpy", "strncpy", "__memcpy", "__memset", "__memmove",
+    // WARN/BUG and fault plumbing
+    "__warn*", "warn_*", "report_bug", "handle_bug", "fixup_bug", "do_error_trap",
+    "do_invalid_op", "exc_invalid_op", "asm_exc_*", "exc_page_fault", "do_user_addr_fault",
+    "__do_page_fault", "do_page_fault", "handle_mm_fault", "page_fault", "invalid_op",
+    "sysrq_*", "__handle_sysrq",
+    // might_sleep checks
+    "__might_sleep", "__might_resched", "___might_sleep", "might_sleep", "__might_fault",
+    "might_fault",
+    // lockdep and lock primitives
+    "lock_acquire", "__lock_acquire", "lock_release", "__lock_release", "lock_acquired",
+    "lock_contended", "lock_sync", "lockdep_*", "__lockdep_*", "validate_chain",
+    "check_prev_add", "check_prevs_add", "check_noncircular", "mark_lock*", "__mutex_lock*",
+    "mutex_lock*", "mutex_unlock", "__mutex_unlock*", "_raw_spin_*", "_raw_read_*",
+    "_raw_write_*", "do_raw_spin_*", "spin_bug", "debug_check_*", "down_read*",
+    "down_write*", "up_read", "up_write", "__down*", "rwsem_*", "percpu_down_*",
+    "queued_spin_lock*", "native_queued_spin_lock*", "_spin_lock*", "_spin_unlock*",
+    // refcount_t
+    "refcount_*", "__refcount_*",
 ];
 
+/// Where a blocked or preempted task sits: skipped in call traces (a hung task is "hung in"
+/// its caller), but a crash whose instruction pointer is here is a crash here.
+#[rustfmt::skip]
+const SKIP_IN_STACKS: &[&str] = &[
+    "__schedule*", "schedule", "schedule_*", "preempt_schedule*", "io_schedule*",
+    "_cond_resched", "__cond_resched", "wait_for_completion*", "__wait_for_common",
+    "wait_for_common*", "prepare_to_wait*", "finish_wait", "__wake_up*", "wake_up*",
+];
+
+fn listed(table: &[&str], function: &str) -> bool {
+    let name = function.split('.').next().unwrap_or(function);
+    table.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => name == *p,
+    })
+}
+
+/// Reporting machinery wherever it appears (instruction pointer, header, stack).
 pub fn is_machinery(function: &str) -> bool {
-    SKIP.iter().any(|p| function.starts_with(p))
+    listed(SKIP_ALWAYS, function)
+}
+
+/// Machinery or a place tasks wait in: not the guilty frame of a call trace.
+pub fn is_skipped_in_stack(function: &str) -> bool {
+    listed(SKIP_ALWAYS, function) || listed(SKIP_IN_STACKS, function)
 }
 
 /// The reliable frames that are not reporting machinery, in stack order: the first is the
@@ -127,7 +225,7 @@ pub fn is_machinery(function: &str) -> bool {
 pub fn candidates(frames: &[Frame]) -> impl Iterator<Item = &Frame> {
     frames
         .iter()
-        .filter(|f| f.reliable && !is_machinery(&f.function))
+        .filter(|f| f.reliable && !is_skipped_in_stack(&f.function))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ mod epoll_close_race;
 mod eventfd_notifier_race;
 mod exec;
 mod hang;
+mod hung_task;
 mod pollable;
 mod sequence;
 mod stress;
@@ -69,6 +70,11 @@ pub const WORKLOADS: &[Workload] = &[
         name: "hang",
         about: "pinned threads that block forever and never report progress",
         run: hang::run,
+    },
+    Workload {
+        name: "hung_task",
+        about: "a task in D state past hung_task_timeout_secs, released at the deadline",
+        run: hung_task::run,
     },
     Workload {
         name: "sysrq_crash",
