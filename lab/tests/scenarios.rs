@@ -1,4 +1,4 @@
-//! Scenarios on real kernels: the uapi checks on Debian's distro kernel, the requirement
+//! Scenarios on real kernels: the uapi checks and a hung task on Debian's distro kernel, the requirement
 //! check that skips without booting, and the epoll/dma-buf race detected on the KASAN
 //! variant that reinstates it.
 
@@ -123,4 +123,41 @@ fn epoll_dmabuf_race_is_detected_on_the_unpinned_variant() {
     assert!(progress.iter().any(|c| c.as_u64().unwrap() > 0), "{run}");
     let reports = std::fs::read_to_string(out.join("run-001/reports.json")).unwrap();
     assert!(reports.contains(first));
+}
+
+#[test]
+fn hung_task_is_reported_with_its_caller_and_the_run_completes() {
+    let _slot = vm_slot();
+    let (_tmp, out) = run_dir("hung");
+    let kernel = distro_kernel();
+    let (output, runs) = run_json(
+        &[
+            "--kernel",
+            kernel.to_str().unwrap(),
+            "--scenario",
+            "hung-task",
+            "--scenarios",
+            repo("scenarios").to_str().unwrap(),
+        ],
+        &out,
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    let run = &runs[0];
+    // The blocked write sits on the tmpfs inode lock taken in shmem_file_write_iter.
+    assert_eq!(
+        run["verdict"]["detail"], "INFO: task hung in shmem_file_write_iter",
+        "{run}"
+    );
+    // The page is filled at the deadline: both writes finish and the guest powers off.
+    assert_eq!(run["outcome"]["kind"], "completed", "{run}");
+    let reports: Value =
+        serde_json::from_slice(&std::fs::read(out.join("run-001/reports.json")).unwrap()).unwrap();
+    let first = &reports[0];
+    assert_eq!(first["type"], "hang");
+    assert_eq!(first["corrupted"], false);
+    assert!(first["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["function"] == "shmem_file_write_iter"));
 }
