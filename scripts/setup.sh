@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 # of the boot benchmark. python3-venv: virtme-ng. The rest: kernel builds.
 PACKAGES=(
   qemu-system-x86 linux-image-6.12-amd64 linux-source-6.12 busybox-static python3-venv
-  make gcc libc6-dev flex bison bc libelf-dev libssl-dev cpio xz-utils ccache patch
+  make gcc binutils libc6-dev flex bison bc libelf-dev libssl-dev cpio xz-utils ccache patch
 )
 
 SUDO=""

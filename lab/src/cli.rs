@@ -59,15 +59,27 @@ pub enum ReportCommand {
         /// Print a JSON array instead of one line per report.
         #[arg(long)]
         json: bool,
+        /// The kernel's vmlinux (with DWARF): every frame gets file:line and its inline
+        /// frames, as scripts/decode_stacktrace.sh shows them.
+        #[arg(long)]
+        vmlinux: Option<PathBuf>,
     },
 }
 
 pub fn report(cmd: ReportCommand) -> Result<i32> {
     match cmd {
-        ReportCommand::Parse { console, json } => {
+        ReportCommand::Parse {
+            console,
+            json,
+            vmlinux,
+        } => {
             let bytes = std::fs::read(&console)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", console.display()))?;
-            let reports = crate::report::parser::parse(&String::from_utf8_lossy(&bytes));
+            let mut reports = crate::report::parser::parse(&String::from_utf8_lossy(&bytes));
+            if let Some(vmlinux) = &vmlinux {
+                let symbolizer = crate::report::symbolize::Symbolizer::open(vmlinux)?;
+                reports.iter_mut().for_each(|r| symbolizer.symbolize(r));
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&reports)?);
             } else {
@@ -80,6 +92,13 @@ pub fn report(cmd: ReportCommand) -> Result<i32> {
                         r.title,
                         r.signature
                     );
+                    if vmlinux.is_some() {
+                        for frame in &r.frames {
+                            for line in crate::report::symbolize::decoded(frame) {
+                                println!("    {line}");
+                            }
+                        }
+                    }
                 }
             }
             Ok(0)
@@ -150,6 +169,10 @@ async fn target(
             Ok(crate::run::Target {
                 name: kernel.display().to_string(),
                 config: crate::run::config_near(&kernel),
+                vmlinux: kernel
+                    .parent()
+                    .map(|d| d.join("vmlinux"))
+                    .filter(|p| p.is_file()),
                 kernel,
             })
         }
@@ -164,6 +187,7 @@ async fn target(
                 name,
                 kernel: built[0].bzimage(),
                 config: Some(built[0].dir.join(".config")),
+                vmlinux: Some(built[0].dir.join("vmlinux")).filter(|p| p.is_file()),
             })
         }
         (None, None) => unreachable!("clap requires --kernel or --variant"),

@@ -4,3 +4,4 @@
 pub mod formats;
 pub mod frames;
 pub mod parser;
+pub mod symbolize;

@@ -348,6 +348,29 @@ fn finish(open: Open) -> Report {
     }
 }
 
+impl Report {
+    /// A report the lab itself makes when the machine, not the kernel, ended the run
+    /// ("no output from test machine"): titled and deduplicated like the kernel's.
+    pub fn lab(title: &str, text: String) -> Report {
+        Report {
+            title: title.to_string(),
+            alt_titles: vec![],
+            kind: ReportType::Lab,
+            format: "lab".into(),
+            corrupted: false,
+            corrupted_reason: None,
+            caller: None,
+            line: 0,
+            frames: vec![],
+            access: None,
+            alloc_frames: vec![],
+            free_frames: vec![],
+            signature: signature(title),
+            text,
+        }
+    }
+}
+
 /// Dedup key: the title with numbers that vary between runs normalized away.
 pub fn signature(title: &str) -> String {
     static NUMBERS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"0x[0-9a-f]+|\b\d+\b").unwrap());

@@ -4,6 +4,7 @@
 use crate::config::scenario::{self, Kind, Scenario};
 use crate::report::formats;
 use crate::report::parser::{self, Parser, Report};
+use crate::report::symbolize::{SymbolizeError, Symbolizer};
 use crate::vm::accel::AccelChoice;
 use crate::vm::console::{ConsoleScanner, ScanAction};
 use crate::vm::outcome::{Outcome, RunRecord};
@@ -101,6 +102,21 @@ pub struct Target {
     pub name: String,
     pub kernel: PathBuf,
     pub config: Option<PathBuf>,
+    /// The kernel's vmlinux: with DWARF, reports get file:line and inline frames.
+    pub vmlinux: Option<PathBuf>,
+}
+
+/// A symbolizer for the target's vmlinux when it has debug info; none (silently) when it
+/// has not, none with a warning when it cannot be read.
+fn symbolizer(target: &Target) -> Option<Symbolizer> {
+    match Symbolizer::open(target.vmlinux.as_deref()?) {
+        Ok(s) => Some(s),
+        Err(SymbolizeError::NoDebugInfo { .. }) => None,
+        Err(e) => {
+            eprintln!("lab: warning: reports stay unsymbolized: {e}");
+            None
+        }
+    }
 }
 
 /// A distro kernel's config: /boot/vmlinuz-X → /boot/config-X; a build's: next to it.
@@ -128,6 +144,19 @@ fn throughput(record: &RunRecord) -> Vec<(String, f64)> {
         }
     }
     by_role
+}
+
+/// The titles (syzkaller's) of runs the machine ended without a kernel report.
+fn outcome_report(outcome: &Outcome) -> Option<Report> {
+    let title = match outcome {
+        Outcome::TimeoutNoOutput { .. } | Outcome::TimeoutNoHeartbeat { .. } => {
+            "no output from test machine"
+        }
+        Outcome::AgentLost { .. } | Outcome::QemuExited { .. } => "lost connection to test machine",
+        Outcome::Timeout { .. } => "timed out",
+        _ => return None,
+    };
+    Some(Report::lab(title, outcome.summary()))
 }
 
 fn judge(
@@ -243,6 +272,7 @@ pub async fn batch(
         }
     }
     let duration = opts.duration.unwrap_or(scenario.duration);
+    let symbols = symbolizer(target);
     for index in 1..=opts.runs {
         let dir = opts.out.join(format!("run-{index:03}"));
         let seen = Arc::new(Mutex::new(Seen::default()));
@@ -280,6 +310,13 @@ pub async fn batch(
             _ => None,
         };
         let (verdict, differences) = judge(scenario, &record, &reports);
+        let mut reports = reports;
+        if let Some(symbolizer) = &symbols {
+            reports.iter_mut().for_each(|r| symbolizer.symbolize(r));
+        }
+        if reports.is_empty() {
+            reports.extend(outcome_report(&record.outcome));
+        }
         std::fs::write(
             dir.join("reports.json"),
             serde_json::to_vec_pretty(&reports)?,
@@ -477,6 +514,7 @@ mod tests {
             name: "v".into(),
             kernel: PathBuf::new(),
             config: None,
+            vmlinux: None,
         };
         let results = vec![
             result(1, Some(100), &[("closer", 10.0), ("poller", 100.0)]),
@@ -502,6 +540,27 @@ mod tests {
             1,
             "{text}"
         );
+    }
+
+    #[test]
+    fn machine_outcomes_become_lab_reports() {
+        let silent = Outcome::TimeoutNoHeartbeat {
+            after_ms: 30_000,
+            last_heard_ms: 1_000,
+        };
+        let r = outcome_report(&silent).unwrap();
+        assert_eq!(r.title, "no output from test machine");
+        assert_eq!(r.kind, crate::report::formats::ReportType::Lab);
+        assert!(r.text.contains("silent since 1000 ms"));
+        let lost = Outcome::AgentLost {
+            detail: "channel closed".into(),
+        };
+        assert_eq!(
+            outcome_report(&lost).unwrap().title,
+            "lost connection to test machine"
+        );
+        assert!(outcome_report(&Outcome::Completed).is_none());
+        assert!(outcome_report(&Outcome::Interrupted).is_none());
     }
 
     #[test]
