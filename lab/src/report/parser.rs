@@ -495,7 +495,7 @@ mod tests {
         fn arbitrary_consoles_parse(lines in proptest::collection::vec(
             proptest::prop_oneof![
                 proptest::string::string_regex("[ -~\\t]{0,120}").unwrap(),
-                proptest::string::string_regex("\\[ *[0-9]{1,3}\\.[0-9]{6}\\]\\[ *[TC][0-9]{1,3}\\] (BUG: KASAN: [a-z-]{1,20} in [a-z_]{1,12}\\+0x1/0x2|WARNING: CPU: 0 PID: 1 at a.c:1 [a-z_]{1,9}\\+0x1/0x2|Call Trace:| [a-z_]{1,12}\\+0x[0-9a-f]{1,3}/0x[0-9a-f]{1,3}|---\\[ end trace [0-9]+ \\]---|Read of size [0-9] at addr [0-9a-f]{4} by task x)").unwrap(),
+                proptest::string::string_regex("(<[0-7]>)?[a-z#-]{0,6}\\[ *[0-9]{1,3}\\.[0-9]{6}\\](\\[ *[TC][0-9]{1,3}\\])? (BUG: KASAN: [a-z-]{1,20} in [a-z_]{1,12}\\+0x1/0x2|BUG: KCSAN: data-race in [a-z_]{1,9} / [a-z_]{1,9}|BUG: KFENCE: [a-z -]{1,20} in [a-z_]{1,9}|WARNING: CPU: 0 PID: 1 at a.c:1 [a-z_]{1,9}\\+0x1/0x2|Unable to handle kernel NULL pointer dereference at virtual address 0|Internal error: Oops: 0 \\[#1\\]|BUG: kernel NULL pointer dereference, address: 0|Oops: 0000 \\[#1\\] SMP|pc : [a-z_]{1,9}\\+0x[0-9a-f]{1,3}/0x[0-9a-f]{1,3}|RIP: 0010:[a-z_]{1,9}\\+0x1/0x2|\\[<[0-9a-f]{8}>\\] \\([a-z_]{1,9}\\) from \\[<[0-9a-f]{8}>\\] \\([a-z_]{1,9}\\+0x1/0x2\\)|Call Trace:| (\\? )?[a-z_.]{1,12}\\+0x[0-9a-f]{1,3}/0x[0-9a-f]{1,3}( \\[[a-z_]{1,6}\\])?( \\(P\\))?( [a-z/]{1,9}\\.c:[0-9]{1,3})?|---\\[ end trace [0-9]+ \\]---|Read of size [0-9] at addr [0-9a-f]{4} by task x)").unwrap(),
                 proptest::collection::vec(proptest::num::u8::ANY, 0..64)
                     .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
             ],

@@ -146,6 +146,13 @@ impl Symbolizer {
 
 /// A DWARF file name shown from the kernel tree's top (`fs/eventpoll.c`).
 pub fn tree_relative(file: &str) -> &str {
+    // The host's own headers (a test program's, or the toolchain's) are not in the tree.
+    if ["/usr/include/", "/usr/lib/"]
+        .iter()
+        .any(|p| file.starts_with(p))
+    {
+        return file;
+    }
     let mut at = 0;
     for part in file.split('/') {
         if TREE_DIRS.contains(&part) && at > 0 {
