@@ -45,7 +45,7 @@ static RIP: LazyLock<Regex> = LazyLock::new(|| {
 /// `[<address>]` and a trailing `()` accepted. Scanned by hand: it runs on every line of
 /// every report, and a regex here was most of the parser's time.
 pub fn parse_frame(text: &str) -> Option<Frame> {
-    let mut text = text.trim();
+    let mut text = text.trim_ascii();
     // Older kernels: ` [<ffffffff815e6cd6>] ? func+0x45/0x5f`, after `<IRQ>` on a line.
     if let Some(rest) = text
         .strip_prefix("<IRQ>")
@@ -128,14 +128,18 @@ pub fn parse_frame(text: &str) -> Option<Frame> {
 
 /// `s` split around the first `byte`.
 fn cut_at(s: &str, byte: u8) -> Option<(&str, &str)> {
-    let i = s.bytes().position(|c| c == byte)?;
+    let i = memchr::memchr(byte, s.as_bytes())?;
     Some((&s[..i], &s[i + 1..]))
 }
 
 /// The kernel-mode instruction pointer of a register dump (`RIP: 0010:func+0x1/0x2`).
 pub fn parse_rip(text: &str) -> Option<Frame> {
     let text = text.trim_start();
-    if !RIP_PREFIXES.iter().any(|p| text.starts_with(p)) {
+    let first = *text.as_bytes().first()?;
+    if !RIP_PREFIXES
+        .iter()
+        .any(|p| p.as_bytes()[0] == first && text.starts_with(p))
+    {
         return None;
     }
     let c = RIP.captures(text)?;

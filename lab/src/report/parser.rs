@@ -76,17 +76,15 @@ pub fn split(line: &str) -> (Option<&str>, &str) {
 }
 
 /// Blanks then ASCII digits from `i`: the index after them, and whether any digit was seen.
-fn digits(b: &[u8], i: usize) -> (usize, bool) {
-    let start = i + b[i.min(b.len())..]
-        .iter()
-        .take_while(|&&c| c == b' ')
-        .count();
-    let end = start
-        + b[start.min(b.len())..]
-            .iter()
-            .take_while(|c| c.is_ascii_digit())
-            .count();
-    (end, end > start)
+fn digits(b: &[u8], mut i: usize) -> (usize, bool) {
+    while i < b.len() && b[i] == b' ' {
+        i += 1;
+    }
+    let start = i;
+    while i < b.len() && b[i].is_ascii_digit() {
+        i += 1;
+    }
+    (i, i > start)
 }
 
 /// `[  12.345678]` at `i`: the index after `]`.
@@ -115,11 +113,15 @@ fn caller_tag(b: &[u8], i: usize) -> Option<(usize, usize)> {
 /// `func.cold`, `func.isra.0`, `func.constprop.0`, `func.part.0`, `func+0x1/0x2` → `func`
 /// (each side of KCSAN's `a / b`).
 fn base_name(function: &str) -> String {
-    function
-        .split(" / ")
-        .map(|f| f.split(['.', '+']).next().unwrap_or(f))
-        .collect::<Vec<_>>()
-        .join(" / ")
+    let base = |f: &str| f.split(['.', '+']).next().unwrap_or(f).to_string();
+    match function
+        .contains(' ')
+        .then(|| function.split_once(" / "))
+        .flatten()
+    {
+        Some((a, b)) => format!("{} / {}", base(a), base(b)),
+        None => base(function),
+    }
 }
 
 struct Open {
@@ -252,7 +254,7 @@ fn finish(open: Open) -> Report {
             } else if STACK_ENDS.iter().any(|s| t.starts_with(s)) {
                 section = 3;
             }
-            if access.is_none() {
+            if access.is_none() && (t.starts_with("Read of") || t.starts_with("Write of")) {
                 access = ACCESS.captures(t).map(|c| Access {
                     kind: c[1].to_string(),
                     size: c[2].parse().unwrap_or(0),
@@ -277,7 +279,9 @@ fn finish(open: Open) -> Report {
         .flatten()
         .last()
         .filter(|_| format.guilty == Guilty::Header);
+    // The guilty frame and two alternates are all a title needs.
     let stack: Vec<String> = frames::candidates(&frames)
+        .take(4)
         .map(|f| base_name(&f.function))
         .collect();
     let mut candidates: Vec<String> = match format.guilty {
