@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod kernel;
 pub mod report;
+pub mod results;
 pub mod run;
 pub mod units;
 pub mod vm;

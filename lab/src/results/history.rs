@@ -1,0 +1,425 @@
+//! The history of nights in SQLite: every run of every cell (source, variant, scenario, plan
+//! key) and every report signature it printed. A night is judged against the last comparable
+//! night of each cell: a signature that is new is a regression, one that disappeared is
+//! fixed, and one that comes and goes across the recent nights is flaky (marked, not alarmed).
+
+use rusqlite::{params, Connection};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// Nights looked back at to call a signature flaky.
+pub const FLAKY_WINDOW: usize = 5;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS nights (
+    id INTEGER PRIMARY KEY,
+    started TEXT NOT NULL,
+    source TEXT NOT NULL,
+    commit_id TEXT
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    night INTEGER NOT NULL REFERENCES nights(id),
+    variant TEXT NOT NULL,
+    scenario TEXT NOT NULL,
+    plan_key TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    verdict TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    first_report_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS reports (
+    run INTEGER NOT NULL REFERENCES runs(id),
+    signature TEXT NOT NULL,
+    title TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_cell ON runs(variant, scenario, plan_key);
+CREATE INDEX IF NOT EXISTS reports_run ON reports(run);
+PRAGMA user_version = 1;
+";
+
+/// One matrix cell: what must be equal for two nights to be compared.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cell {
+    pub source: String,
+    pub variant: String,
+    pub scenario: String,
+    /// Hash of what else shapes the result (config fragments, vCPUs, duration...).
+    pub plan_key: String,
+}
+
+/// One run to record.
+#[derive(Debug, Clone)]
+pub struct RunRow {
+    pub variant: String,
+    pub scenario: String,
+    pub plan_key: String,
+    pub index: u32,
+    pub verdict: String,
+    pub outcome: String,
+    pub first_report_ms: Option<u64>,
+    /// (signature, title) of every report the run printed.
+    pub reports: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeKind {
+    Regression,
+    Fixed,
+    Flaky,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub kind: ChangeKind,
+    pub variant: String,
+    pub scenario: String,
+    pub signature: String,
+    pub title: String,
+}
+
+pub struct History {
+    db: Connection,
+}
+
+impl History {
+    pub fn open(path: &Path) -> rusqlite::Result<Self> {
+        let db = Connection::open(path)?;
+        db.execute_batch(SCHEMA)?;
+        Ok(History { db })
+    }
+
+    pub fn in_memory() -> rusqlite::Result<Self> {
+        let db = Connection::open_in_memory()?;
+        db.execute_batch(SCHEMA)?;
+        Ok(History { db })
+    }
+
+    /// Store one night's runs; returns the night's id.
+    pub fn record(
+        &mut self,
+        started: &str,
+        source: &str,
+        commit: Option<&str>,
+        runs: &[RunRow],
+    ) -> rusqlite::Result<i64> {
+        let tx = self.db.transaction()?;
+        tx.execute(
+            "INSERT INTO nights (started, source, commit_id) VALUES (?1, ?2, ?3)",
+            params![started, source, commit],
+        )?;
+        let night = tx.last_insert_rowid();
+        for r in runs {
+            tx.execute(
+                "INSERT INTO runs (night, variant, scenario, plan_key, idx, verdict, outcome,
+                                   first_report_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    night,
+                    r.variant,
+                    r.scenario,
+                    r.plan_key,
+                    r.index,
+                    r.verdict,
+                    r.outcome,
+                    r.first_report_ms
+                ],
+            )?;
+            let run = tx.last_insert_rowid();
+            for (signature, title) in &r.reports {
+                tx.execute(
+                    "INSERT INTO reports (run, signature, title) VALUES (?1, ?2, ?3)",
+                    params![run, signature, title],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(night)
+    }
+
+    /// Whether this source commit was already tested with this plan (for skipping a night).
+    pub fn tested(
+        &self,
+        source: &str,
+        commit: &str,
+        plan_keys: &[String],
+    ) -> rusqlite::Result<bool> {
+        let mut stmt = self.db.prepare(
+            "SELECT DISTINCT runs.plan_key FROM runs JOIN nights ON runs.night = nights.id
+             WHERE nights.source = ?1 AND nights.commit_id = ?2",
+        )?;
+        let seen: BTreeSet<String> = stmt
+            .query_map(params![source, commit], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(!plan_keys.is_empty() && plan_keys.iter().all(|k| seen.contains(k)))
+    }
+
+    /// The cell's nights before `night`, newest first: each night's signatures with titles.
+    fn earlier(
+        &self,
+        cell: &Cell,
+        night: i64,
+        limit: usize,
+    ) -> rusqlite::Result<Vec<BTreeMap<String, String>>> {
+        let mut nights = self.db.prepare(
+            "SELECT DISTINCT nights.id FROM nights JOIN runs ON runs.night = nights.id
+             WHERE nights.source = ?1 AND runs.variant = ?2 AND runs.scenario = ?3
+               AND runs.plan_key = ?4 AND nights.id < ?5
+             ORDER BY nights.id DESC LIMIT ?6",
+        )?;
+        let ids: Vec<i64> = nights
+            .query_map(
+                params![
+                    cell.source,
+                    cell.variant,
+                    cell.scenario,
+                    cell.plan_key,
+                    night,
+                    limit as i64
+                ],
+                |row| row.get(0),
+            )?
+            .collect::<Result<_, _>>()?;
+        ids.into_iter()
+            .map(|id| self.signatures(cell, id))
+            .collect()
+    }
+
+    /// Signature → title of the cell's reports in one night.
+    pub fn signatures(
+        &self,
+        cell: &Cell,
+        night: i64,
+    ) -> rusqlite::Result<BTreeMap<String, String>> {
+        let mut stmt = self.db.prepare(
+            "SELECT reports.signature, reports.title FROM reports
+             JOIN runs ON reports.run = runs.id JOIN nights ON runs.night = nights.id
+             WHERE runs.night = ?1 AND nights.source = ?2 AND runs.variant = ?3
+               AND runs.scenario = ?4 AND runs.plan_key = ?5",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                night,
+                cell.source,
+                cell.variant,
+                cell.scenario,
+                cell.plan_key
+            ],
+            |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
+        )?;
+        rows.collect()
+    }
+
+    /// The cells a night ran.
+    pub fn cells(&self, night: i64) -> rusqlite::Result<Vec<Cell>> {
+        let mut stmt = self.db.prepare(
+            "SELECT DISTINCT nights.source, runs.variant, runs.scenario, runs.plan_key
+             FROM runs JOIN nights ON runs.night = nights.id WHERE nights.id = ?1
+             ORDER BY 2, 3",
+        )?;
+        let rows = stmt.query_map(params![night], |row| {
+            Ok(Cell {
+                source: row.get(0)?,
+                variant: row.get(1)?,
+                scenario: row.get(2)?,
+                plan_key: row.get(3)?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    /// What changed in `night` against each cell's last comparable night. A cell seen for the
+    /// first time has nothing to compare with and reports no change.
+    pub fn changes(&self, night: i64) -> rusqlite::Result<Vec<Change>> {
+        let mut out = Vec::new();
+        for cell in self.cells(night)? {
+            let now = self.signatures(&cell, night)?;
+            let before = self.earlier(&cell, night, FLAKY_WINDOW)?;
+            let Some(last) = before.first() else {
+                continue;
+            };
+            let seen_in = |sig: &str| before.iter().filter(|n| n.contains_key(sig)).count();
+            let change = |kind, signature: &str, title: &str| Change {
+                kind,
+                variant: cell.variant.clone(),
+                scenario: cell.scenario.clone(),
+                signature: signature.to_string(),
+                title: title.to_string(),
+            };
+            for (sig, title) in &now {
+                if last.contains_key(sig) {
+                    continue;
+                }
+                // Seen in an earlier night of the window but not the last: it comes and goes.
+                let kind = if seen_in(sig) > 0 {
+                    ChangeKind::Flaky
+                } else {
+                    ChangeKind::Regression
+                };
+                out.push(change(kind, sig, title));
+            }
+            for (sig, title) in last {
+                if now.contains_key(sig) {
+                    continue;
+                }
+                // Fixed only if it was there every night of the window; else it was flaky.
+                let kind = if seen_in(sig) == before.len() {
+                    ChangeKind::Fixed
+                } else {
+                    ChangeKind::Flaky
+                };
+                out.push(change(kind, sig, title));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(variant: &str, index: u32, reports: &[(&str, &str)]) -> RunRow {
+        RunRow {
+            variant: variant.into(),
+            scenario: "epoll-dmabuf-race".into(),
+            plan_key: "k1".into(),
+            index,
+            verdict: if reports.is_empty() { "pass" } else { "fail" }.into(),
+            outcome: "completed".into(),
+            first_report_ms: None,
+            reports: reports
+                .iter()
+                .map(|(s, t)| (s.to_string(), t.to_string()))
+                .collect(),
+        }
+    }
+
+    const WARN: (&str, &str) = ("sig-warn", "WARNING in dma_buf_poll");
+    const UAF: (&str, &str) = (
+        "sig-uaf",
+        "KASAN: slab-use-after-free Read in dma_buf_file_release",
+    );
+
+    fn night(h: &mut History, runs: &[RunRow]) -> i64 {
+        h.record(
+            "2026-11-26T00:00:00Z",
+            "debian:linux-source-6.12",
+            Some("c1"),
+            runs,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn first_night_has_nothing_to_compare() {
+        let mut h = History::in_memory().unwrap();
+        let n = night(&mut h, &[run("epoll-unpinned-poll", 1, &[WARN])]);
+        assert!(h.changes(n).unwrap().is_empty());
+    }
+
+    #[test]
+    fn same_night_twice_is_no_change() {
+        let mut h = History::in_memory().unwrap();
+        let runs = [
+            run("baseline", 1, &[]),
+            run("epoll-unpinned-poll", 1, &[WARN, UAF]),
+        ];
+        night(&mut h, &runs);
+        let n = night(&mut h, &runs);
+        assert!(h.changes(n).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_new_signature_is_a_regression_and_a_vanished_one_is_fixed() {
+        let mut h = History::in_memory().unwrap();
+        night(
+            &mut h,
+            &[
+                run("baseline", 1, &[]),
+                run("epoll-unpinned-poll", 1, &[WARN]),
+            ],
+        );
+        let n = night(
+            &mut h,
+            &[
+                run("baseline", 1, &[UAF]),
+                run("epoll-unpinned-poll", 1, &[]),
+            ],
+        );
+        let changes = h.changes(n).unwrap();
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        let regression = changes
+            .iter()
+            .find(|c| c.kind == ChangeKind::Regression)
+            .unwrap();
+        assert_eq!(
+            (regression.variant.as_str(), regression.signature.as_str()),
+            ("baseline", "sig-uaf")
+        );
+        let fixed = changes
+            .iter()
+            .find(|c| c.kind == ChangeKind::Fixed)
+            .unwrap();
+        assert_eq!(
+            (fixed.variant.as_str(), fixed.title.as_str()),
+            ("epoll-unpinned-poll", WARN.1)
+        );
+    }
+
+    #[test]
+    fn a_signature_that_comes_and_goes_is_flaky() {
+        let mut h = History::in_memory().unwrap();
+        night(&mut h, &[run("baseline", 1, &[UAF])]);
+        night(&mut h, &[run("baseline", 1, &[])]);
+        let n = night(&mut h, &[run("baseline", 1, &[UAF])]);
+        let changes = h.changes(n).unwrap();
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].kind, ChangeKind::Flaky);
+        // And leaving again after an intermittent history is flaky, not fixed.
+        let n = night(&mut h, &[run("baseline", 1, &[])]);
+        assert_eq!(h.changes(n).unwrap()[0].kind, ChangeKind::Flaky);
+    }
+
+    #[test]
+    fn other_plans_and_sources_are_not_compared() {
+        let mut h = History::in_memory().unwrap();
+        night(&mut h, &[run("baseline", 1, &[])]);
+        let mut other_plan = run("baseline", 1, &[UAF]);
+        other_plan.plan_key = "k2".into();
+        let n = night(&mut h, &[other_plan]);
+        assert!(h.changes(n).unwrap().is_empty());
+        let n = h
+            .record(
+                "t",
+                "git:linux@master",
+                Some("c2"),
+                &[run("baseline", 1, &[UAF])],
+            )
+            .unwrap();
+        assert!(h.changes(n).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_tested_commit_is_known_by_plan() {
+        let mut h = History::in_memory().unwrap();
+        night(&mut h, &[run("baseline", 1, &[])]);
+        let src = "debian:linux-source-6.12";
+        assert!(h.tested(src, "c1", &["k1".into()]).unwrap());
+        assert!(!h.tested(src, "c1", &["k1".into(), "k9".into()]).unwrap());
+        assert!(!h.tested(src, "c2", &["k1".into()]).unwrap());
+    }
+
+    #[test]
+    fn history_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.sqlite");
+        let n = {
+            let mut h = History::open(&path).unwrap();
+            night(&mut h, &[run("baseline", 1, &[WARN])])
+        };
+        let h = History::open(&path).unwrap();
+        let cell = &h.cells(n).unwrap()[0];
+        assert_eq!(h.signatures(cell, n).unwrap()["sig-warn"], WARN.1);
+    }
+}
