@@ -43,6 +43,12 @@ pub enum Command {
     /// option the scenario requires is skipped ("skipped: needs CONFIG_X") without booting.
     /// Exit status: 0 when every run passed, 1 otherwise, 2 when the lab itself failed.
     Run(RunArgs),
+    /// Run one scenario on several variants and compare them: detection rate with a 95 %
+    /// Wilson interval, Fisher's exact p against the first variant, median time to the first
+    /// report, distinct report titles, throughput and its overhead, and for uapi scenarios
+    /// every check whose value differs from the first variant's. Ends with a verdict per
+    /// variant in plain words.
+    Compare(CompareArgs),
     /// Kernel reports in console logs.
     #[command(subcommand)]
     Report(ReportCommand),
@@ -229,6 +235,81 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         .iter()
         .all(|r| r.verdict == crate::run::Verdict::Pass);
     Ok(if all_pass { 0 } else { 1 })
+}
+
+#[derive(clap::Args)]
+pub struct CompareArgs {
+    /// Variants, comma-separated; the first is the reference (e.g. the unfixed kernel).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub variants: Vec<String>,
+    /// Scenario name (scenarios/<name>.toml).
+    #[arg(long)]
+    pub scenario: String,
+    /// Runs per variant.
+    #[arg(long, default_value_t = 10)]
+    pub runs: u32,
+    /// Override the scenario's duration.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
+    pub accel: AccelChoice,
+    #[arg(long, value_enum, default_value_t = Backend::Qemu)]
+    pub backend: Backend,
+    #[arg(long)]
+    pub kernels: Option<PathBuf>,
+    #[arg(long)]
+    pub scenarios: Option<PathBuf>,
+    /// Directory for the batches, one per variant (default: a new one under the cache's runs/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+pub async fn compare(args: CompareArgs) -> Result<i32> {
+    use crate::results::compare;
+    let scenario =
+        crate::config::scenario::find(&find_dir("scenarios", args.scenarios)?, &args.scenario)?;
+    let out = args
+        .out
+        .unwrap_or_else(|| default_run_dir(&format!("compare-{}", scenario.name)));
+    let mut arms = Vec::new();
+    for variant in &args.variants {
+        let target = target(None, Some(variant.clone()), args.kernels.clone()).await?;
+        eprintln!(
+            "lab: {} × {} on {} ({:?} each)",
+            args.runs,
+            scenario.name,
+            variant,
+            args.duration.unwrap_or(scenario.duration)
+        );
+        let opts = crate::run::BatchOptions {
+            runs: args.runs,
+            accel: args.accel,
+            backend: args.backend,
+            duration: args.duration,
+            out: out.join(variant),
+        };
+        let results = crate::run::batch(&scenario, &target, &opts).await?;
+        arms.push(compare::Arm {
+            name: variant.clone(),
+            results,
+        });
+    }
+    let rows = compare::rows(&arms);
+    println!("{} — {}\n", scenario.name, scenario.description);
+    print!("{}", compare::table(&rows));
+    if let Some(first) = rows.first() {
+        for r in rows.iter().skip(1) {
+            for (check, a, b) in compare::uapi_differences(first, r) {
+                println!("{}: {check}: {a} → {b}", r.name);
+            }
+        }
+    }
+    println!();
+    for line in compare::verdicts(&rows) {
+        println!("{line}");
+    }
+    println!("batches: {}", out.display());
+    Ok(0)
 }
 
 #[derive(clap::Args)]

@@ -22,6 +22,7 @@ fn main() {
             cli::Command::Boot(args) => cli::boot(args).await,
             cli::Command::Build(args) => cli::build(args).await,
             cli::Command::Run(args) => cli::run(args).await,
+            cli::Command::Compare(args) => cli::compare(args).await,
             cli::Command::Report(cmd) => cli::report(cmd),
         }
     });

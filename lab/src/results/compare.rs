@@ -1,0 +1,385 @@
+//! `lab compare`: the same scenario on several variants, side by side. Detection rate with a
+//! Wilson 95 % interval, Fisher's exact test of each variant against the first, time to the
+//! first report, distinct report titles, stress throughput and its overhead against the first,
+//! and for uapi scenarios every check whose value differs from the first variant's.
+
+use super::stats::{fisher_two_sided, wilson, Z95};
+use crate::report::formats::ReportType;
+use crate::run::{RunResult, Verdict};
+use std::collections::BTreeMap;
+
+/// One variant's runs.
+pub struct Arm {
+    pub name: String,
+    pub results: Vec<RunResult>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub name: String,
+    /// Runs that say something about the kernel (not error, not skipped).
+    pub runs: usize,
+    pub errors: usize,
+    /// Runs with a kernel report.
+    pub detected: usize,
+    pub interval: (f64, f64),
+    /// Fisher's exact p against the first variant (none for the first).
+    pub p_vs_first: Option<f64>,
+    pub median_first_report_s: Option<f64>,
+    /// Distinct kernel report titles with the number of runs that printed each.
+    pub titles: Vec<(String, usize)>,
+    /// Median ops/s per role.
+    pub throughput: Vec<(String, f64)>,
+    /// uapi: the value each check took in most runs.
+    pub observed: BTreeMap<String, serde_json::Value>,
+}
+
+fn median(mut xs: Vec<f64>) -> Option<f64> {
+    if xs.is_empty() {
+        return None;
+    }
+    xs.sort_by(|a, b| a.total_cmp(b));
+    let n = xs.len();
+    Some(if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    })
+}
+
+fn kernel_reports(r: &RunResult) -> impl Iterator<Item = &crate::report::parser::Report> {
+    r.reports.iter().filter(|rep| rep.kind != ReportType::Lab)
+}
+
+fn row(arm: &Arm) -> Row {
+    let counted: Vec<&RunResult> = arm
+        .results
+        .iter()
+        .filter(|r| !matches!(r.verdict, Verdict::Error(_) | Verdict::Skipped(_)))
+        .collect();
+    let detected = counted
+        .iter()
+        .filter(|r| kernel_reports(r).next().is_some())
+        .count();
+    let mut titles: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &counted {
+        let mut seen: Vec<&str> = kernel_reports(r).map(|rep| rep.title.as_str()).collect();
+        seen.sort();
+        seen.dedup();
+        for t in seen {
+            *titles.entry(t.to_string()).or_default() += 1;
+        }
+    }
+    let mut titles: Vec<(String, usize)> = titles.into_iter().collect();
+    titles.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut roles: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for r in &counted {
+        for (role, ops) in &r.throughput {
+            roles.entry(role.clone()).or_default().push(*ops);
+        }
+    }
+    let mut values: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    for r in &counted {
+        if let Some(record) = &r.record {
+            for (check, v) in &record.observations {
+                *values
+                    .entry(check.clone())
+                    .or_default()
+                    .entry(v.to_string())
+                    .or_default() += 1;
+            }
+        }
+    }
+    let observed = values
+        .into_iter()
+        .filter_map(|(check, counts)| {
+            let (text, _) = counts.into_iter().max_by_key(|(_, n)| *n)?;
+            Some((check, serde_json::from_str(&text).ok()?))
+        })
+        .collect();
+    Row {
+        name: arm.name.clone(),
+        runs: counted.len(),
+        errors: arm.results.len() - counted.len(),
+        detected,
+        interval: wilson(detected as u64, counted.len() as u64, Z95),
+        p_vs_first: None,
+        median_first_report_s: median(
+            counted
+                .iter()
+                .filter_map(|r| r.first_report_ms.map(|ms| ms as f64 / 1000.0))
+                .collect(),
+        ),
+        titles,
+        throughput: roles
+            .into_iter()
+            .filter_map(|(role, xs)| Some((role, median(xs)?)))
+            .collect(),
+        observed,
+    }
+}
+
+/// One row per variant, the first being the reference.
+pub fn rows(arms: &[Arm]) -> Vec<Row> {
+    let mut rows: Vec<Row> = arms.iter().map(row).collect();
+    if let Some(first) = rows.first().cloned() {
+        for r in rows.iter_mut().skip(1) {
+            r.p_vs_first = Some(fisher_two_sided(
+                r.detected as u64,
+                (r.runs - r.detected) as u64,
+                first.detected as u64,
+                (first.runs - first.detected) as u64,
+            ));
+        }
+    }
+    rows
+}
+
+/// Checks whose value differs from the first variant's: (check, first's, this one's).
+pub fn uapi_differences(first: &Row, row: &Row) -> Vec<(String, String, String)> {
+    let show = |v: Option<&serde_json::Value>| v.map_or("none".to_string(), |v| v.to_string());
+    let mut checks: Vec<&String> = first.observed.keys().chain(row.observed.keys()).collect();
+    checks.sort();
+    checks.dedup();
+    checks
+        .into_iter()
+        .filter(|c| first.observed.get(*c) != row.observed.get(*c))
+        .map(|c| {
+            (
+                c.clone(),
+                show(first.observed.get(c)),
+                show(row.observed.get(c)),
+            )
+        })
+        .collect()
+}
+
+fn p_text(p: f64) -> String {
+    if p < 1e-9 {
+        "p < 1e-9".into()
+    } else if p < 0.001 {
+        format!("p = {p:.1e}")
+    } else {
+        format!("p = {p:.3}")
+    }
+}
+
+/// The table, as Markdown (readable as plain text too).
+pub fn table(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "| variant | detected | rate (95 % CI) | vs first | median first report | ops/s (overhead vs first) | reports |\n|---|---|---|---|---|---|---|\n",
+    );
+    let first_ops: BTreeMap<&str, f64> = rows
+        .first()
+        .map(|f| f.throughput.iter().map(|(r, x)| (r.as_str(), *x)).collect())
+        .unwrap_or_default();
+    for r in rows {
+        let rate = if r.runs == 0 {
+            "-".to_string()
+        } else {
+            format!(
+                "{:.0} % ({:.0}–{:.0} %)",
+                100.0 * r.detected as f64 / r.runs as f64,
+                100.0 * r.interval.0,
+                100.0 * r.interval.1
+            )
+        };
+        let ops: Vec<String> = r
+            .throughput
+            .iter()
+            .map(|(role, x)| match first_ops.get(role.as_str()) {
+                Some(base) if *base > 0.0 && r.p_vs_first.is_some() => {
+                    format!("{role} {x:.0} ({:+.1} %)", 100.0 * (base - x) / base)
+                }
+                _ => format!("{role} {x:.0}"),
+            })
+            .collect();
+        let titles: Vec<String> = r.titles.iter().map(|(t, n)| format!("{t} ({n})")).collect();
+        s.push_str(&format!(
+            "| {} | {}/{}{} | {} | {} | {} | {} | {} |\n",
+            r.name,
+            r.detected,
+            r.runs,
+            if r.errors > 0 {
+                format!(" ({} error)", r.errors)
+            } else {
+                String::new()
+            },
+            rate,
+            r.p_vs_first.map(p_text).unwrap_or_else(|| "-".into()),
+            r.median_first_report_s
+                .map(|s| format!("{s:.2} s"))
+                .unwrap_or_else(|| "-".into()),
+            if ops.is_empty() {
+                "-".into()
+            } else {
+                ops.join(", ")
+            },
+            if titles.is_empty() {
+                "none".into()
+            } else {
+                titles.join("; ")
+            },
+        ));
+    }
+    s
+}
+
+/// One line per variant after the first, in plain words.
+pub fn verdicts(rows: &[Row]) -> Vec<String> {
+    let Some(first) = rows.first() else {
+        return vec![];
+    };
+    rows.iter()
+        .skip(1)
+        .map(|r| {
+            let counts = format!(
+                "{}/{} vs {}/{}",
+                r.detected, r.runs, first.detected, first.runs
+            );
+            let p = r.p_vs_first.unwrap_or(1.0);
+            let race = if r.detected == 0 && first.detected == 0 {
+                format!("prints no kernel report, as {} ({counts})", first.name)
+            } else if p >= 0.05 {
+                format!(
+                    "no significant difference in detection from {} ({counts}, {})",
+                    first.name,
+                    p_text(p)
+                )
+            } else if r.detected == 0 {
+                format!("removes the race ({counts}, {})", p_text(p))
+            } else if r.detected < first.detected {
+                format!("makes the race rarer ({counts}, {})", p_text(p))
+            } else {
+                format!("makes the race more frequent ({counts}, {})", p_text(p))
+            };
+            let diffs = uapi_differences(first, r).len();
+            let uapi = match diffs {
+                0 if first.observed.is_empty() => String::new(),
+                0 => " and keeps every UAPI behaviour".to_string(),
+                1 => " and changes 1 UAPI behaviour".to_string(),
+                n => format!(" and changes {n} UAPI behaviours"),
+            };
+            format!("{} {race}{uapi}", r.name)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::parser::Report;
+    use crate::vm::outcome::Outcome;
+
+    fn result(report: Option<&str>, first_ms: Option<u64>, ops: f64) -> RunResult {
+        RunResult {
+            index: 1,
+            dir: Default::default(),
+            verdict: match report {
+                Some(t) => Verdict::Fail(t.into()),
+                None => Verdict::Pass,
+            },
+            outcome: Outcome::Completed,
+            reports: report
+                .map(|t| {
+                    let mut r = Report::lab(t, String::new());
+                    r.kind = ReportType::Warning;
+                    vec![r]
+                })
+                .unwrap_or_default(),
+            first_report_ms: first_ms,
+            throughput: vec![("closer".into(), ops)],
+            differences: vec![],
+            record: None,
+        }
+    }
+
+    fn arm(name: &str, hits: usize, n: usize, ops: f64) -> Arm {
+        Arm {
+            name: name.into(),
+            results: (0..n)
+                .map(|i| {
+                    if i < hits {
+                        result(Some("WARNING in dma_buf_poll"), Some(100 + i as u64), ops)
+                    } else {
+                        result(None, None, ops)
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_fix_that_removes_the_race_reads_as_such() {
+        let arms = [
+            arm("epoll-unpinned-poll", 19, 20, 400.0),
+            arm("baseline", 0, 20, 440.0),
+        ];
+        let rows = rows(&arms);
+        assert_eq!((rows[0].detected, rows[0].runs), (19, 20));
+        let p = rows[1].p_vs_first.unwrap();
+        // [[0, 20], [19, 1]]: exact two-sided p = 3.05e-10.
+        assert!(p < 1e-9 && p > 1e-11, "{p:e}");
+        let v = verdicts(&rows);
+        assert_eq!(v, ["baseline removes the race (0/20 vs 19/20, p < 1e-9)"]);
+        let t = table(&rows);
+        assert!(
+            t.contains("| epoll-unpinned-poll | 19/20 | 95 % (76–99 %) | - | 0.11 s |"),
+            "{t}"
+        );
+        assert!(t.contains("closer 440 (-10.0 %)"), "{t}");
+        assert!(t.contains("WARNING in dma_buf_poll (19)"), "{t}");
+    }
+
+    #[test]
+    fn errors_are_not_counted_as_runs() {
+        let mut a = arm("v", 2, 4, 1.0);
+        a.results[3].verdict = Verdict::Error("no output".into());
+        let rows = rows(&[a]);
+        assert_eq!((rows[0].runs, rows[0].errors, rows[0].detected), (3, 1, 2));
+    }
+
+    #[test]
+    fn uapi_values_that_differ_are_listed() {
+        let with = |v: bool| {
+            let mut r = result(None, None, 0.0);
+            r.record = Some(
+                serde_json::from_value(serde_json::json!({
+                    "outcome": {"kind": "completed"}, "backend": "qemu", "accel": "tcg",
+                    "kernel": "k", "cpus": 2, "memory_mib": 1024, "workload": "uapi_epoll",
+                    "duration_ms": 0, "guest": null, "vcpu_threads": {}, "last_progress": [],
+                    "threads": [], "console_lines": 0,
+                    "timing": {"prepare_ms": 0, "console_first_ms": null, "agent_hello_ms": null,
+                               "workload_started_ms": null, "done_ms": null, "ended_ms": 0},
+                    "observations": {"dup_close_keeps_registration": v,
+                                     "add_same_fd_twice": "EEXIST"},
+                }))
+                .unwrap(),
+            );
+            r
+        };
+        let rows = rows(&[
+            Arm {
+                name: "baseline".into(),
+                results: vec![with(true), with(true)],
+            },
+            Arm {
+                name: "epoll-release-on-close".into(),
+                results: vec![with(false), with(false)],
+            },
+        ]);
+        assert_eq!(
+            uapi_differences(&rows[0], &rows[1]),
+            [(
+                "dup_close_keeps_registration".to_string(),
+                "true".to_string(),
+                "false".to_string()
+            )]
+        );
+        assert!(
+            verdicts(&rows)[0].ends_with("and changes 1 UAPI behaviour"),
+            "{:?}",
+            verdicts(&rows)
+        );
+    }
+}
