@@ -161,3 +161,40 @@ fn hung_task_is_reported_with_its_caller_and_the_run_completes() {
         .iter()
         .any(|f| f["function"] == "shmem_file_write_iter"));
 }
+
+#[test]
+fn compare_tells_the_racy_variant_from_the_fixed_one() {
+    let _slot = vm_slot();
+    let (_tmp, out) = run_dir("compare");
+    let output = lab()
+        .args([
+            "compare",
+            "--variants",
+            "epoll-unpinned-poll,baseline",
+            "--scenario",
+            "epoll-dmabuf-race",
+            "--runs",
+            "2",
+            "--duration",
+            "4s",
+        ])
+        .arg("--kernels")
+        .arg(repo("kernels"))
+        .arg("--scenarios")
+        .arg(repo("scenarios"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", show(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("| epoll-unpinned-poll | 2/2 |"), "{text}");
+    assert!(text.contains("| baseline | 0/2 |"), "{text}");
+    // Two runs each cannot make it significant, and the verdict says so.
+    assert!(
+        text.contains("baseline: no significant difference in detection from epoll-unpinned-poll (0/2 vs 2/2, p = 0.333)"),
+        "{text}"
+    );
+    assert!(out.join("baseline/runs.json").is_file());
+    assert!(out.join("epoll-unpinned-poll/runs.json").is_file());
+}

@@ -260,7 +260,7 @@ pub fn verdicts(rows: &[Row]) -> Vec<String> {
                 1 => " and changes 1 UAPI behaviour".to_string(),
                 n => format!(" and changes {n} UAPI behaviours"),
             };
-            format!("{} {race}{uapi}", r.name)
+            format!("{}: {race}{uapi}", r.name)
         })
         .collect()
 }
@@ -321,7 +321,7 @@ mod tests {
         // [[0, 20], [19, 1]]: exact two-sided p = 3.05e-10.
         assert!(p < 1e-9 && p > 1e-11, "{p:e}");
         let v = verdicts(&rows);
-        assert_eq!(v, ["baseline removes the race (0/20 vs 19/20, p < 1e-9)"]);
+        assert_eq!(v, ["baseline: removes the race (0/20 vs 19/20, p < 1e-9)"]);
         let t = table(&rows);
         assert!(
             t.contains("| epoll-unpinned-poll | 19/20 | 95 % (76–99 %) | - | 0.11 s |"),
