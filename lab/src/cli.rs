@@ -49,6 +49,12 @@ pub enum Command {
     /// every check whose value differs from the first variant's. Ends with a verdict per
     /// variant in plain words.
     Compare(CompareArgs),
+    /// Run the lab's matrix (lab.toml): build every variant (cached), run every variant ×
+    /// scenario cell, store the runs in the SQLite history and compare each cell with its last
+    /// comparable night. Writes results.json, junit.xml and summary.md to the night's
+    /// directory and prints the summary. Exit status: 0 no regression, 1 a new report
+    /// signature (regression), 2 infrastructure failure (a build broke, VMs said nothing).
+    Nightly(NightlyArgs),
     /// Kernel reports in console logs.
     #[command(subcommand)]
     Report(ReportCommand),
@@ -235,6 +241,73 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         .iter()
         .all(|r| r.verdict == crate::run::Verdict::Pass);
     Ok(if all_pass { 0 } else { 1 })
+}
+
+#[derive(clap::Args)]
+pub struct NightlyArgs {
+    /// The lab (default: lab.toml here or in a parent directory).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The night's directory (default: <results>/<timestamp>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Override every cell's runs.
+    #[arg(long)]
+    pub runs: Option<u32>,
+    /// Override every scenario's duration.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
+    pub accel: AccelChoice,
+    #[arg(long, value_enum, default_value_t = Backend::Qemu)]
+    pub backend: Backend,
+}
+
+pub async fn nightly(args: NightlyArgs) -> Result<i32> {
+    let file = match args.config {
+        Some(f) => f,
+        None => std::env::current_dir()?
+            .ancestors()
+            .map(|d| d.join("lab.toml"))
+            .find(|f| f.is_file())
+            .ok_or_else(|| anyhow::anyhow!("no lab.toml here or above; pass --config FILE"))?,
+    };
+    let lab = crate::config::lab::LabConfig::load(
+        &file,
+        crate::config::lab::variant_names,
+        crate::config::scenario::names,
+    )?;
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace(':', "");
+    let out = args.out.unwrap_or_else(|| lab.results.join(stamp));
+    eprintln!(
+        "lab: night of {} ({} cells) in {}; history {}",
+        file.display(),
+        lab.cells.len(),
+        out.display(),
+        lab.history.display()
+    );
+    let outcome = crate::run::nightly::night(
+        &lab,
+        &crate::run::nightly::NightOptions {
+            out: out.clone(),
+            runs: args.runs,
+            duration: args.duration,
+            accel: args.accel,
+            backend: args.backend,
+        },
+    )
+    .await?;
+    print!("{}", crate::results::night::summary_md(&outcome.results));
+    println!("\nnight: {}", out.display());
+    Ok(if outcome.infrastructure_failed {
+        2
+    } else if outcome.regressions > 0 {
+        1
+    } else {
+        0
+    })
 }
 
 #[derive(clap::Args)]

@@ -23,6 +23,7 @@ fn main() {
             cli::Command::Build(args) => cli::build(args).await,
             cli::Command::Run(args) => cli::run(args).await,
             cli::Command::Compare(args) => cli::compare(args).await,
+            cli::Command::Nightly(args) => cli::nightly(args).await,
             cli::Command::Report(cmd) => cli::report(cmd),
         }
     });

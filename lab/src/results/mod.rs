@@ -3,4 +3,5 @@
 
 pub mod compare;
 pub mod history;
+pub mod night;
 pub mod stats;

@@ -1,6 +1,8 @@
 //! Executing a scenario on a kernel N times: one VM run each, console scanned for kernel
 //! reports, a verdict per run and the batch's statistics, all written under one directory.
 
+pub mod nightly;
+
 use crate::config::scenario::{self, Kind, Scenario};
 use crate::report::formats;
 use crate::report::parser::{self, Parser, Report};
@@ -30,7 +32,7 @@ pub enum Verdict {
 }
 
 /// One run of a batch, as stored in runs.json.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
     pub index: u32,
     pub dir: PathBuf,

@@ -1,0 +1,301 @@
+//! `lab.toml`: the lab a night runs — where variants and scenarios live, which variant ×
+//! scenario cells to run and how often, where nights and their history go, and the default
+//! comparison. Names are checked against kernels/ and scenarios/ with file:line errors.
+
+use super::error::{line_of, ConfigError};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(default)]
+    name: String,
+    #[serde(default = "default_kernels")]
+    kernels: String,
+    #[serde(default = "default_scenarios")]
+    scenarios: String,
+    results: Option<String>,
+    history: Option<String>,
+    #[serde(default = "default_runs")]
+    runs: u32,
+    duration: Option<Spanned<String>>,
+    #[serde(default)]
+    matrix: Vec<RawCells>,
+    compare: Option<RawCompare>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCells {
+    variants: Vec<Spanned<String>>,
+    scenarios: Vec<Spanned<String>>,
+    runs: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCompare {
+    variants: Vec<Spanned<String>>,
+    scenario: Spanned<String>,
+    #[serde(default = "default_compare_runs")]
+    runs: u32,
+}
+
+fn default_kernels() -> String {
+    "kernels".into()
+}
+fn default_scenarios() -> String {
+    "scenarios".into()
+}
+fn default_runs() -> u32 {
+    3
+}
+fn default_compare_runs() -> u32 {
+    20
+}
+
+/// One variant × scenario cell of the matrix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cell {
+    pub variant: String,
+    pub scenario: String,
+    pub runs: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compare {
+    pub variants: Vec<String>,
+    pub scenario: String,
+    pub runs: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct LabConfig {
+    pub file: PathBuf,
+    pub name: String,
+    pub kernels: PathBuf,
+    pub scenarios: PathBuf,
+    /// Nights go to `<results>/<stamp>/`.
+    pub results: PathBuf,
+    pub history: PathBuf,
+    /// Overrides every scenario's duration when set.
+    pub duration: Option<Duration>,
+    pub cells: Vec<Cell>,
+    pub compare: Option<Compare>,
+}
+
+/// Relative paths in lab.toml are relative to its directory; `~/` is the home directory.
+fn resolve(base: &Path, p: &str) -> PathBuf {
+    match p.strip_prefix("~/") {
+        Some(rest) => std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default()
+            .join(rest),
+        None => base.join(p),
+    }
+}
+
+/// The variants defined in a kernels directory (none when it cannot be read: the names in
+/// lab.toml are then reported as unknown, with the directory).
+pub fn variant_names(dir: &Path) -> Vec<String> {
+    crate::kernel::variant::Catalog::load(dir)
+        .map(|c| c.names())
+        .unwrap_or_default()
+}
+
+impl LabConfig {
+    /// Load and check a lab.toml. `known_variants` and `known_scenarios` list the names in
+    /// the kernels and scenarios directories it names.
+    pub fn load(
+        file: &Path,
+        known_variants: impl Fn(&Path) -> Vec<String>,
+        known_scenarios: impl Fn(&Path) -> Vec<String>,
+    ) -> Result<LabConfig, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|e| ConfigError::File {
+            file: file.into(),
+            message: e.to_string(),
+        })?;
+        let raw: Raw = toml::from_str(&text).map_err(|e| ConfigError::At {
+            file: file.into(),
+            line: line_of(&text, e.span().map_or(0, |s| s.start)),
+            message: e.message().to_string(),
+        })?;
+        let at = |span: std::ops::Range<usize>, message: String| ConfigError::At {
+            file: file.into(),
+            line: line_of(&text, span.start),
+            message,
+        };
+        let base = file.parent().unwrap_or(Path::new("."));
+        let kernels = resolve(base, &raw.kernels);
+        let scenarios = resolve(base, &raw.scenarios);
+        let scenario_names = known_scenarios(&scenarios);
+        let variant_names = known_variants(&kernels);
+        let known_variants = variant_names.as_slice();
+        let check = |name: &Spanned<String>, known: &[String], what: &str| {
+            if known.iter().any(|k| k == name.get_ref()) {
+                Ok(name.get_ref().clone())
+            } else {
+                Err(at(
+                    name.span(),
+                    format!(
+                        "no {what} named {:?}; known: {}",
+                        name.get_ref(),
+                        known.join(", ")
+                    ),
+                ))
+            }
+        };
+        let mut cells = Vec::new();
+        for m in &raw.matrix {
+            for v in &m.variants {
+                let variant = check(v, known_variants, "variant")?;
+                for s in &m.scenarios {
+                    let scenario = check(s, &scenario_names, "scenario")?;
+                    let cell = Cell {
+                        variant: variant.clone(),
+                        scenario,
+                        runs: m.runs.unwrap_or(raw.runs),
+                    };
+                    if !cells
+                        .iter()
+                        .any(|c: &Cell| c.variant == cell.variant && c.scenario == cell.scenario)
+                    {
+                        cells.push(cell);
+                    }
+                }
+            }
+        }
+        if cells.is_empty() {
+            return Err(ConfigError::File {
+                file: file.into(),
+                message: "no [[matrix]] cells: add variants = [...] and scenarios = [...]".into(),
+            });
+        }
+        let duration = raw
+            .duration
+            .map(|d| {
+                humantime::parse_duration(d.get_ref())
+                    .map_err(|e| at(d.span(), format!("duration {:?}: {e}", d.get_ref())))
+            })
+            .transpose()?;
+        let compare = raw
+            .compare
+            .map(|c| -> Result<Compare, ConfigError> {
+                Ok(Compare {
+                    variants: c
+                        .variants
+                        .iter()
+                        .map(|v| check(v, known_variants, "variant"))
+                        .collect::<Result<_, _>>()?,
+                    scenario: check(&c.scenario, &scenario_names, "scenario")?,
+                    runs: c.runs,
+                })
+            })
+            .transpose()?;
+        let results = raw
+            .results
+            .map(|r| resolve(base, &r))
+            .unwrap_or_else(|| crate::cache::root().join("nights"));
+        let history = raw
+            .history
+            .map(|h| resolve(base, &h))
+            .unwrap_or_else(|| results.join("history.sqlite"));
+        Ok(LabConfig {
+            file: file.into(),
+            name: raw.name,
+            kernels,
+            scenarios,
+            results,
+            history,
+            duration,
+            cells,
+            compare,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<LabConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("lab.toml");
+        std::fs::write(&file, text).unwrap();
+        LabConfig::load(
+            &file,
+            |_| vec!["baseline".into(), "epoll-unpinned-poll".into()],
+            |_| vec!["epoll-dmabuf-race".into(), "uapi-epoll".into()],
+        )
+    }
+
+    #[test]
+    fn matrix_expands_to_cells_with_runs() {
+        let c = load(
+            "runs = 2\nresults = \"out\"\n\
+             [[matrix]]\nvariants = [\"baseline\", \"epoll-unpinned-poll\"]\nscenarios = [\"epoll-dmabuf-race\"]\n\
+             [[matrix]]\nvariants = [\"baseline\"]\nscenarios = [\"uapi-epoll\", \"epoll-dmabuf-race\"]\nruns = 1\n",
+        )
+        .unwrap();
+        let cells: Vec<(&str, &str, u32)> = c
+            .cells
+            .iter()
+            .map(|c| (c.variant.as_str(), c.scenario.as_str(), c.runs))
+            .collect();
+        assert_eq!(
+            cells,
+            [
+                ("baseline", "epoll-dmabuf-race", 2),
+                ("epoll-unpinned-poll", "epoll-dmabuf-race", 2),
+                ("baseline", "uapi-epoll", 1),
+            ]
+        );
+        assert!(c.results.ends_with("out"));
+        assert_eq!(c.history, c.results.join("history.sqlite"));
+    }
+
+    #[test]
+    fn unknown_names_point_at_their_line() {
+        let e = load(
+            "[[matrix]]\nvariants = [\"baseline\",\n  \"nope\"]\nscenarios = [\"uapi-epoll\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("lab.toml:3: no variant named \"nope\""), "{e}");
+        assert!(e.contains("known: baseline, epoll-unpinned-poll"), "{e}");
+        let e = load("[[matrix]]\nvariants = [\"baseline\"]\nscenarios = [\"x\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lab.toml:3: no scenario named \"x\""), "{e}");
+        let e = load("duration = \"soon\"\n[[matrix]]\nvariants = [\"baseline\"]\nscenarios = [\"uapi-epoll\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lab.toml:1: duration \"soon\""), "{e}");
+        assert!(load("")
+            .unwrap_err()
+            .to_string()
+            .contains("no [[matrix]] cells"));
+    }
+
+    #[test]
+    fn the_repo_lab_toml_loads() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let c = LabConfig::load(&root.join("lab.toml"), variant_names, |dir| {
+            crate::config::scenario::names(dir)
+        })
+        .unwrap();
+        assert_eq!(
+            c.cells
+                .iter()
+                .map(|c| &c.variant)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+            5,
+            "the five seed variants"
+        );
+        assert!(c.compare.is_some());
+    }
+}

@@ -1,0 +1,401 @@
+//! What a night leaves in its directory: `results.json` (versioned schema), `junit.xml` (one
+//! testcase per variant × scenario) and `summary.md` (the matrix, then what changed).
+
+use super::history::{Change, ChangeKind};
+use crate::kernel::Metadata;
+use crate::run::{RunResult, Verdict};
+use quick_junit::{NonSuccessKind, Report as Junit, TestCase, TestCaseStatus, TestSuite};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Bumped when a field changes meaning or goes away (adding one does not).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Console text kept in a JUnit failure: the first report, cut to this many bytes.
+const EXCERPT: usize = 8 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NightResults {
+    pub schema: u32,
+    pub lab: String,
+    pub config: String,
+    pub started: String,
+    pub ended: String,
+    /// The night's id in the history.
+    pub night: Option<i64>,
+    pub cells: Vec<CellResult>,
+    pub changes: Vec<ChangeOut>,
+    /// Infrastructure failures: builds that broke, cells that could not run.
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellResult {
+    pub variant: String,
+    pub scenario: String,
+    /// The source line of development ("debian:linux-source-6.12", "git:REPO@REF").
+    pub source: String,
+    /// Hash of what shapes the cell's result besides the kernel (scenario file, runs, duration).
+    pub plan_key: String,
+    pub kernel: Option<Metadata>,
+    pub runs: Vec<RunResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeOut {
+    pub kind: String,
+    pub variant: String,
+    pub scenario: String,
+    pub signature: String,
+    pub title: String,
+}
+
+impl From<&Change> for ChangeOut {
+    fn from(c: &Change) -> Self {
+        ChangeOut {
+            kind: match c.kind {
+                ChangeKind::Regression => "regression",
+                ChangeKind::Fixed => "fixed",
+                ChangeKind::Flaky => "flaky",
+            }
+            .into(),
+            variant: c.variant.clone(),
+            scenario: c.scenario.clone(),
+            signature: c.signature.clone(),
+            title: c.title.clone(),
+        }
+    }
+}
+
+/// (failed, errors, skipped, passed) runs of a cell.
+fn counts(cell: &CellResult) -> (usize, usize, usize, usize) {
+    let mut c = (0, 0, 0, 0);
+    for r in &cell.runs {
+        match r.verdict {
+            Verdict::Fail(_) => c.0 += 1,
+            Verdict::Error(_) => c.1 += 1,
+            Verdict::Skipped(_) => c.2 += 1,
+            Verdict::Pass => c.3 += 1,
+        }
+    }
+    c
+}
+
+/// The first failing run's verdict detail (a report title, or the uapi differences).
+fn first_failure(cell: &CellResult) -> Option<&RunResult> {
+    cell.runs
+        .iter()
+        .find(|r| matches!(r.verdict, Verdict::Fail(_)))
+}
+
+fn detail(v: &Verdict) -> &str {
+    match v {
+        Verdict::Pass => "",
+        Verdict::Fail(d) | Verdict::Error(d) | Verdict::Skipped(d) => d,
+    }
+}
+
+/// One line of the matrix: "FAIL 3/3: WARNING in dma_buf_poll", "pass 3/3", ...
+pub fn cell_text(cell: &CellResult) -> String {
+    let (fail, error, skipped, pass) = counts(cell);
+    let n = cell.runs.len();
+    if let Some(r) = first_failure(cell) {
+        let mut t = format!("FAIL {fail}/{n}: {}", detail(&r.verdict));
+        if error > 0 {
+            t.push_str(&format!(" ({error} error)"));
+        }
+        t
+    } else if error > 0 {
+        let first = cell
+            .runs
+            .iter()
+            .find(|r| matches!(r.verdict, Verdict::Error(_)))
+            .map(|r| detail(&r.verdict))
+            .unwrap_or("");
+        format!("error {error}/{n}: {first}")
+    } else if skipped == n && n > 0 {
+        format!("skipped: {}", detail(&cell.runs[0].verdict))
+    } else {
+        format!("pass {pass}/{n}")
+    }
+}
+
+/// Markdown: the variant × scenario matrix, then regressions, fixes and flaky signatures.
+pub fn summary_md(night: &NightResults) -> String {
+    let mut scenarios: Vec<&str> = Vec::new();
+    let mut variants: Vec<&str> = Vec::new();
+    for c in &night.cells {
+        if !scenarios.contains(&c.scenario.as_str()) {
+            scenarios.push(&c.scenario);
+        }
+        if !variants.contains(&c.variant.as_str()) {
+            variants.push(&c.variant);
+        }
+    }
+    let by_cell: BTreeMap<(&str, &str), &CellResult> = night
+        .cells
+        .iter()
+        .map(|c| ((c.variant.as_str(), c.scenario.as_str()), c))
+        .collect();
+    // Guest text goes into table cells: no pipes or newlines may break the table.
+    let clean = |s: String| s.replace('|', "\\|").replace(['\n', '\r'], " ");
+    let mut s = format!(
+        "# {}\n\n{} → {}\n\n| variant | {} |\n|---|{}\n",
+        if night.lab.is_empty() {
+            "lab nightly"
+        } else {
+            &night.lab
+        },
+        night.started,
+        night.ended,
+        scenarios.join(" | "),
+        "---|".repeat(scenarios.len())
+    );
+    for v in &variants {
+        let row: Vec<String> = scenarios
+            .iter()
+            .map(|sc| {
+                by_cell
+                    .get(&(*v, *sc))
+                    .map(|c| clean(cell_text(c)))
+                    .unwrap_or_else(|| "·".into())
+            })
+            .collect();
+        s.push_str(&format!("| {v} | {} |\n", row.join(" | ")));
+    }
+    for (kind, heading) in [
+        ("regression", "Regressions"),
+        ("fixed", "Fixed"),
+        (
+            "flaky",
+            "Flaky (seen in some recent nights, not alarmed on)",
+        ),
+    ] {
+        let items: Vec<&ChangeOut> = night.changes.iter().filter(|c| c.kind == kind).collect();
+        if items.is_empty() {
+            continue;
+        }
+        s.push_str(&format!("\n## {heading}\n\n"));
+        for c in items {
+            s.push_str(&format!(
+                "- {} × {}: {} [{}]\n",
+                c.variant,
+                c.scenario,
+                clean(c.title.clone()),
+                c.signature
+            ));
+        }
+    }
+    if night.changes.iter().all(|c| c.kind != "regression") {
+        s.push_str("\nNo regression.\n");
+    }
+    if !night.errors.is_empty() {
+        s.push_str("\n## Infrastructure errors\n\n");
+        for e in &night.errors {
+            s.push_str(&format!("- {}\n", clean(e.clone())));
+        }
+    }
+    s
+}
+
+/// JUnit: a suite per scenario, a testcase per variant. A failure's message is the first
+/// report's title; its description the report's console text (XML-escaped by quick-junit,
+/// which also drops characters XML cannot carry).
+pub fn junit_xml(night: &NightResults) -> Result<String, quick_junit::SerializeError> {
+    let mut report = Junit::new("lab nightly");
+    let mut suites: BTreeMap<&str, TestSuite> = BTreeMap::new();
+    for cell in &night.cells {
+        let (_, error, skipped, _) = counts(cell);
+        let status = if let Some(r) = first_failure(cell) {
+            let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            st.set_message(detail(&r.verdict));
+            if let Some(rep) = r.reports.first() {
+                let mut text = rep.text.clone();
+                if text.len() > EXCERPT {
+                    let cut = (0..=EXCERPT)
+                        .rev()
+                        .find(|&i| text.is_char_boundary(i))
+                        .unwrap_or(0);
+                    text.truncate(cut);
+                }
+                st.set_description(text);
+            }
+            st
+        } else if error > 0 {
+            let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
+            st.set_message(cell_text(cell));
+            st
+        } else if skipped == cell.runs.len() {
+            let mut st = TestCaseStatus::skipped();
+            st.set_message(cell_text(cell));
+            st
+        } else {
+            TestCaseStatus::success()
+        };
+        let mut case = TestCase::new(cell.variant.clone(), status);
+        case.set_classname(format!("{}.{}", cell.scenario, cell.variant));
+        suites
+            .entry(cell.scenario.as_str())
+            .or_insert_with(|| TestSuite::new(cell.scenario.clone()))
+            .add_test_case(case);
+    }
+    report.add_test_suites(suites.into_values());
+    report.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::parser::Report;
+    use crate::vm::outcome::Outcome;
+
+    fn run(verdict: Verdict, report_text: Option<&str>) -> RunResult {
+        RunResult {
+            index: 1,
+            dir: "/tmp/x".into(),
+            verdict,
+            outcome: Outcome::Completed,
+            reports: report_text
+                .map(|t| vec![Report::lab("WARNING in dma_buf_poll", t.to_string())])
+                .unwrap_or_default(),
+            first_report_ms: Some(120),
+            throughput: vec![("closer".into(), 400.0)],
+            differences: vec![],
+            record: None,
+        }
+    }
+
+    /// Guest output is untrusted: markup, control characters and table breakers.
+    const HOSTILE: &str =
+        "WARNING: CPU: 0 </failure><script>alert(1)</script> & \u{1b}[31m \u{0} | x\nnext";
+
+    fn night() -> NightResults {
+        NightResults {
+            schema: SCHEMA_VERSION,
+            lab: "seed lab".into(),
+            config: "lab.toml".into(),
+            started: "2026-11-26T01:00:00Z".into(),
+            ended: "2026-11-26T01:30:00Z".into(),
+            night: Some(7),
+            cells: vec![
+                CellResult {
+                    variant: "epoll-unpinned-poll".into(),
+                    scenario: "epoll-dmabuf-race".into(),
+                    source: "debian:linux-source-6.12".into(),
+                    plan_key: "k".into(),
+                    kernel: None,
+                    runs: vec![
+                        run(
+                            Verdict::Fail("WARNING in dma_buf_poll".into()),
+                            Some(HOSTILE),
+                        ),
+                        run(Verdict::Fail("WARNING in dma_buf_poll".into()), Some("x")),
+                    ],
+                },
+                CellResult {
+                    variant: "baseline".into(),
+                    scenario: "epoll-dmabuf-race".into(),
+                    source: "debian:linux-source-6.12".into(),
+                    plan_key: "k".into(),
+                    kernel: None,
+                    runs: vec![run(Verdict::Pass, None), run(Verdict::Pass, None)],
+                },
+                CellResult {
+                    variant: "baseline".into(),
+                    scenario: "uapi-epoll".into(),
+                    source: "debian:linux-source-6.12".into(),
+                    plan_key: "k2".into(),
+                    kernel: None,
+                    runs: vec![run(
+                        Verdict::Error("no output from test machine".into()),
+                        None,
+                    )],
+                },
+            ],
+            changes: vec![ChangeOut {
+                kind: "regression".into(),
+                variant: "epoll-unpinned-poll".into(),
+                scenario: "epoll-dmabuf-race".into(),
+                signature: "09739e8343941586".into(),
+                title: "WARNING in dma_buf_poll".into(),
+            }],
+            errors: vec![],
+        }
+    }
+
+    #[test]
+    fn results_json_round_trips() {
+        let n = night();
+        let text = serde_json::to_string_pretty(&n).unwrap();
+        let back: NightResults = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, n);
+        assert!(text.contains("\"schema\": 1"));
+    }
+
+    #[test]
+    fn junit_parses_back_with_one_case_per_cell() {
+        let xml = junit_xml(&night()).unwrap();
+        let doc = roxmltree::Document::parse(&xml).expect("well-formed XML");
+        let cases: Vec<roxmltree::Node> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("testcase"))
+            .collect();
+        assert_eq!(cases.len(), 3);
+        let racy = cases
+            .iter()
+            .find(|c| c.attribute("name") == Some("epoll-unpinned-poll"))
+            .unwrap();
+        let failure = racy
+            .children()
+            .find(|n| n.has_tag_name("failure"))
+            .expect("failure element");
+        assert_eq!(
+            failure.attribute("message"),
+            Some("WARNING in dma_buf_poll")
+        );
+        // The hostile console text is carried as text, not markup.
+        let text = failure.text().unwrap_or_default();
+        assert!(text.contains("</failure><script>"), "{text:?}");
+        assert!(!xml.contains("<script>"));
+        let uapi = cases
+            .iter()
+            .find(|c| c.attribute("classname") == Some("uapi-epoll.baseline"))
+            .unwrap();
+        assert!(uapi.children().any(|n| n.has_tag_name("error")));
+        let suites: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("testsuite"))
+            .filter_map(|n| n.attribute("name"))
+            .collect();
+        assert_eq!(suites, ["epoll-dmabuf-race", "uapi-epoll"]);
+    }
+
+    #[test]
+    fn summary_is_a_matrix_then_the_changes() {
+        let mut n = night();
+        n.cells[1].runs[0].verdict = Verdict::Fail(HOSTILE.into());
+        let md = summary_md(&n);
+        assert!(
+            md.contains("| variant | epoll-dmabuf-race | uapi-epoll |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| epoll-unpinned-poll | FAIL 2/2: WARNING in dma_buf_poll | · |"),
+            "{md}"
+        );
+        assert!(md.contains("| baseline | FAIL 1/2: "), "{md}");
+        assert!(
+            md.contains("error 1/1: no output from test machine |"),
+            "{md}"
+        );
+        assert!(md.contains(
+            "## Regressions\n\n- epoll-unpinned-poll × epoll-dmabuf-race: WARNING in dma_buf_poll"
+        ));
+        // A pipe or newline from the guest cannot add columns or rows.
+        let row = md
+            .lines()
+            .find(|l| l.starts_with("| baseline | FAIL"))
+            .unwrap();
+        assert_eq!(row.matches(" | ").count(), 2, "{row}");
+    }
+}

@@ -1,0 +1,122 @@
+//! `lab nightly` on real kernels: a two-cell lab (the racy and the fixed epoll variant × the
+//! dma-buf race) run three nights against one history. Night 1 has nothing to compare with,
+//! night 2 changes nothing, night 3 moves the racy patch into baseline and must report exactly
+//! that signature as a regression and exit 1.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn repo(dir: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(dir)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.path().strip_prefix(from).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+fn night(config: &Path, out: &Path) -> (std::process::Output, Value) {
+    let output = lab()
+        .args(["nightly", "--runs", "1", "--duration", "4s", "--config"])
+        .arg(config)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    let results = std::fs::read(out.join("results.json"))
+        .map(|b| serde_json::from_slice(&b).unwrap())
+        .unwrap_or(Value::Null);
+    (output, results)
+}
+
+#[test]
+fn a_reinstated_race_is_the_one_regression_of_the_night() {
+    let _slot = vm_slot();
+    let (tmp, _) = run_dir("nightly");
+    let kernels = tmp.path().join("kernels");
+    copy_dir(&repo("kernels"), &kernels);
+    let config = tmp.path().join("lab.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "name = \"test lab\"\nkernels = \"kernels\"\nscenarios = {:?}\nresults = \"nights\"\n\
+             [[matrix]]\nvariants = [\"epoll-unpinned-poll\", \"baseline\"]\nscenarios = [\"epoll-dmabuf-race\"]\n",
+            repo("scenarios")
+        ),
+    )
+    .unwrap();
+
+    let (out, first) = night(&config, &tmp.path().join("n1"));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(first["schema"], 1);
+    assert_eq!(first["changes"].as_array().unwrap().len(), 0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("| epoll-unpinned-poll | FAIL 1/1: "),
+        "{text}"
+    );
+    assert!(text.contains("| baseline | pass 1/1 |"), "{text}");
+
+    let (out, second) = night(&config, &tmp.path().join("n2"));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        second["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["kind"] != "regression"),
+        "{}",
+        second["changes"]
+    );
+
+    // The racy revert now lives in baseline (and the unpinned variant, based on it, keeps it).
+    std::fs::rename(
+        kernels.join("patches/epoll-unpinned-poll"),
+        kernels.join("patches/baseline"),
+    )
+    .unwrap();
+    let (out, third) = night(&config, &tmp.path().join("n3"));
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let regressions: Vec<&Value> = third["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "regression")
+        .collect();
+    assert_eq!(regressions.len(), 1, "{}", third["changes"]);
+    assert_eq!(regressions[0]["variant"], "baseline");
+    let baseline_cell = third["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["variant"] == "baseline")
+        .unwrap();
+    let first_title = baseline_cell["runs"][0]["reports"][0]["title"]
+        .as_str()
+        .unwrap();
+    assert_eq!(regressions[0]["title"], first_title);
+    // The JUnit file is valid XML with the failure's title as its message.
+    let xml = std::fs::read_to_string(tmp.path().join("n3/junit.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let failure = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testcase") && n.attribute("name") == Some("baseline"))
+        .and_then(|c| c.children().find(|n| n.has_tag_name("failure")))
+        .expect("baseline fails in junit.xml");
+    assert_eq!(failure.attribute("message"), Some(first_title));
+    assert!(std::fs::read_to_string(tmp.path().join("n3/summary.md"))
+        .unwrap()
+        .contains("## Regressions"));
+}
