@@ -55,6 +55,9 @@ pub enum Command {
     /// directory and prints the summary. Exit status: 0 no regression, 1 a new report
     /// signature (regression), 2 infrastructure failure (a build broke, VMs said nothing).
     Nightly(NightlyArgs),
+    /// The trend of a cell (or of every cell) over the stored nights: runs, failures, and
+    /// the first-report titles with how many runs printed each.
+    History(HistoryArgs),
     /// Kernel reports in console logs.
     #[command(subcommand)]
     Report(ReportCommand),
@@ -118,6 +121,41 @@ pub fn report(cmd: ReportCommand) -> Result<i32> {
     }
 }
 
+/// How each run is executed (run, compare, nightly).
+#[derive(clap::Args, Clone, Copy)]
+pub struct HowArgs {
+    /// Override the scenario's duration.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
+    pub accel: AccelChoice,
+    #[arg(long, value_enum, default_value_t = Backend::Qemu)]
+    pub backend: Backend,
+}
+
+impl HowArgs {
+    fn batch(&self, runs: u32, out: PathBuf) -> crate::run::BatchOptions {
+        crate::run::BatchOptions {
+            runs,
+            accel: self.accel,
+            backend: self.backend,
+            duration: self.duration,
+            out,
+        }
+    }
+}
+
+/// Where variants and scenarios are defined (run, compare).
+#[derive(clap::Args, Clone)]
+pub struct DataDirs {
+    /// Directory of variant definitions (default: kernels/ here or in a parent directory).
+    #[arg(long)]
+    pub kernels: Option<PathBuf>,
+    /// Directory of scenarios (default: scenarios/ here or in a parent directory).
+    #[arg(long)]
+    pub scenarios: Option<PathBuf>,
+}
+
 #[derive(clap::Args)]
 pub struct RunArgs {
     /// Variant from kernels/*.toml.
@@ -133,19 +171,10 @@ pub struct RunArgs {
     /// How many runs.
     #[arg(long, default_value_t = 1)]
     pub runs: u32,
-    /// Override the scenario's duration.
-    #[arg(long, value_parser = parse_duration)]
-    pub duration: Option<Duration>,
-    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
-    pub accel: AccelChoice,
-    #[arg(long, value_enum, default_value_t = Backend::Qemu)]
-    pub backend: Backend,
-    /// Directory of variant definitions.
-    #[arg(long)]
-    pub kernels: Option<PathBuf>,
-    /// Directory of scenarios (default: scenarios/ here or in a parent directory).
-    #[arg(long)]
-    pub scenarios: Option<PathBuf>,
+    #[command(flatten)]
+    pub how: HowArgs,
+    #[command(flatten)]
+    pub dirs: DataDirs,
     /// Batch directory (default: a new one under the cache's runs/).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -207,9 +236,11 @@ async fn target(
 }
 
 pub async fn run(args: RunArgs) -> Result<i32> {
-    let scenario =
-        crate::config::scenario::find(&find_dir("scenarios", args.scenarios)?, &args.scenario)?;
-    let target = target(args.kernel, args.variant, args.kernels).await?;
+    let scenario = crate::config::scenario::find(
+        &find_dir("scenarios", args.dirs.scenarios)?,
+        &args.scenario,
+    )?;
+    let target = target(args.kernel, args.variant, args.dirs.kernels).await?;
     let out = args.out.unwrap_or_else(|| {
         let who = target.name.rsplit('/').next().unwrap_or("kernel");
         default_run_dir(&format!("{}-{who}", scenario.name))
@@ -220,16 +251,10 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         scenario.name,
         target.name,
         scenario.cpus,
-        args.duration.unwrap_or(scenario.duration),
+        args.how.duration.unwrap_or(scenario.duration),
         out.display()
     );
-    let opts = crate::run::BatchOptions {
-        runs: args.runs,
-        accel: args.accel,
-        backend: args.backend,
-        duration: args.duration,
-        out: out.clone(),
-    };
+    let opts = args.how.batch(args.runs, out.clone());
     let results = crate::run::batch(&scenario, &target, &opts).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
@@ -254,29 +279,13 @@ pub struct NightlyArgs {
     /// Override every cell's runs.
     #[arg(long)]
     pub runs: Option<u32>,
-    /// Override every scenario's duration.
-    #[arg(long, value_parser = parse_duration)]
-    pub duration: Option<Duration>,
-    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
-    pub accel: AccelChoice,
-    #[arg(long, value_enum, default_value_t = Backend::Qemu)]
-    pub backend: Backend,
+    #[command(flatten)]
+    pub how: HowArgs,
 }
 
 pub async fn nightly(args: NightlyArgs) -> Result<i32> {
-    let file = match args.config {
-        Some(f) => f,
-        None => std::env::current_dir()?
-            .ancestors()
-            .map(|d| d.join("lab.toml"))
-            .find(|f| f.is_file())
-            .ok_or_else(|| anyhow::anyhow!("no lab.toml here or above; pass --config FILE"))?,
-    };
-    let lab = crate::config::lab::LabConfig::load(
-        &file,
-        crate::config::lab::variant_names,
-        crate::config::scenario::names,
-    )?;
+    let lab = find_lab(args.config)?;
+    let file = lab.file.clone();
     let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
         .to_string()
         .replace(':', "");
@@ -293,9 +302,9 @@ pub async fn nightly(args: NightlyArgs) -> Result<i32> {
         &crate::run::nightly::NightOptions {
             out: out.clone(),
             runs: args.runs,
-            duration: args.duration,
-            accel: args.accel,
-            backend: args.backend,
+            duration: args.how.duration,
+            accel: args.how.accel,
+            backend: args.how.backend,
         },
     )
     .await?;
@@ -311,6 +320,65 @@ pub async fn nightly(args: NightlyArgs) -> Result<i32> {
 }
 
 #[derive(clap::Args)]
+pub struct HistoryArgs {
+    /// The lab whose history to read (default: lab.toml here or in a parent directory).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub variant: Option<String>,
+    #[arg(long)]
+    pub scenario: Option<String>,
+}
+
+fn find_lab(config: Option<PathBuf>) -> Result<crate::config::lab::LabConfig> {
+    let file = match config {
+        Some(f) => f,
+        None => std::env::current_dir()?
+            .ancestors()
+            .map(|d| d.join("lab.toml"))
+            .find(|f| f.is_file())
+            .ok_or_else(|| anyhow::anyhow!("no lab.toml here or above; pass --config FILE"))?,
+    };
+    Ok(crate::config::lab::LabConfig::load(
+        &file,
+        crate::config::lab::variant_names,
+        crate::config::scenario::names,
+    )?)
+}
+
+pub fn history(args: HistoryArgs) -> Result<i32> {
+    let lab = find_lab(args.config)?;
+    if !lab.history.is_file() {
+        anyhow::bail!(
+            "no history at {} yet: run lab nightly first",
+            lab.history.display()
+        );
+    }
+    let h = crate::results::history::History::open(&lab.history)?;
+    let rows = h.trend(args.variant.as_deref(), args.scenario.as_deref())?;
+    println!("| night | started | variant | scenario | failed/runs | first reports |");
+    println!("|---|---|---|---|---|---|");
+    for r in rows {
+        let titles: Vec<String> = r.titles.iter().map(|(t, n)| format!("{t} ({n})")).collect();
+        println!(
+            "| {} | {} | {} | {} | {}/{} | {} |",
+            r.night,
+            r.started,
+            r.variant,
+            r.scenario,
+            r.failed,
+            r.runs,
+            if titles.is_empty() {
+                "-".to_string()
+            } else {
+                titles.join("; ")
+            }
+        );
+    }
+    Ok(0)
+}
+
+#[derive(clap::Args)]
 pub struct CompareArgs {
     /// Variants, comma-separated; the first is the reference (e.g. the unfixed kernel).
     #[arg(long, value_delimiter = ',', required = true)]
@@ -321,17 +389,10 @@ pub struct CompareArgs {
     /// Runs per variant.
     #[arg(long, default_value_t = 10)]
     pub runs: u32,
-    /// Override the scenario's duration.
-    #[arg(long, value_parser = parse_duration)]
-    pub duration: Option<Duration>,
-    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
-    pub accel: AccelChoice,
-    #[arg(long, value_enum, default_value_t = Backend::Qemu)]
-    pub backend: Backend,
-    #[arg(long)]
-    pub kernels: Option<PathBuf>,
-    #[arg(long)]
-    pub scenarios: Option<PathBuf>,
+    #[command(flatten)]
+    pub how: HowArgs,
+    #[command(flatten)]
+    pub dirs: DataDirs,
     /// Directory for the batches, one per variant (default: a new one under the cache's runs/).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -339,28 +400,24 @@ pub struct CompareArgs {
 
 pub async fn compare(args: CompareArgs) -> Result<i32> {
     use crate::results::compare;
-    let scenario =
-        crate::config::scenario::find(&find_dir("scenarios", args.scenarios)?, &args.scenario)?;
+    let scenario = crate::config::scenario::find(
+        &find_dir("scenarios", args.dirs.scenarios)?,
+        &args.scenario,
+    )?;
     let out = args
         .out
         .unwrap_or_else(|| default_run_dir(&format!("compare-{}", scenario.name)));
     let mut arms = Vec::new();
     for variant in &args.variants {
-        let target = target(None, Some(variant.clone()), args.kernels.clone()).await?;
+        let target = target(None, Some(variant.clone()), args.dirs.kernels.clone()).await?;
         eprintln!(
             "lab: {} × {} on {} ({:?} each)",
             args.runs,
             scenario.name,
             variant,
-            args.duration.unwrap_or(scenario.duration)
+            args.how.duration.unwrap_or(scenario.duration)
         );
-        let opts = crate::run::BatchOptions {
-            runs: args.runs,
-            accel: args.accel,
-            backend: args.backend,
-            duration: args.duration,
-            out: out.join(variant),
-        };
+        let opts = args.how.batch(args.runs, out.join(variant));
         let results = crate::run::batch(&scenario, &target, &opts).await?;
         arms.push(compare::Arm {
             name: variant.clone(),

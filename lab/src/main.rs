@@ -24,6 +24,7 @@ fn main() {
             cli::Command::Run(args) => cli::run(args).await,
             cli::Command::Compare(args) => cli::compare(args).await,
             cli::Command::Nightly(args) => cli::nightly(args).await,
+            cli::Command::History(args) => cli::history(args),
             cli::Command::Report(cmd) => cli::report(cmd),
         }
     });

@@ -275,6 +275,65 @@ impl History {
     }
 }
 
+/// One cell in one night, for `lab history`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrendRow {
+    pub night: i64,
+    pub started: String,
+    pub source: String,
+    pub variant: String,
+    pub scenario: String,
+    pub runs: u64,
+    pub failed: u64,
+    /// Titles of the runs' first reports, with how many runs printed each.
+    pub titles: Vec<(String, u64)>,
+}
+
+impl History {
+    /// Every night's cells, oldest first, filtered by variant and scenario.
+    pub fn trend(
+        &self,
+        variant: Option<&str>,
+        scenario: Option<&str>,
+    ) -> rusqlite::Result<Vec<TrendRow>> {
+        let mut stmt = self.db.prepare(
+            "SELECT nights.id, nights.started, nights.source, runs.variant, runs.scenario,
+                    COUNT(*), SUM(runs.verdict = 'fail')
+             FROM runs JOIN nights ON runs.night = nights.id
+             WHERE (?1 IS NULL OR runs.variant = ?1) AND (?2 IS NULL OR runs.scenario = ?2)
+             GROUP BY nights.id, runs.variant, runs.scenario
+             ORDER BY nights.id, runs.variant, runs.scenario",
+        )?;
+        let mut rows: Vec<TrendRow> = stmt
+            .query_map(params![variant, scenario], |row| {
+                Ok(TrendRow {
+                    night: row.get(0)?,
+                    started: row.get(1)?,
+                    source: row.get(2)?,
+                    variant: row.get(3)?,
+                    scenario: row.get(4)?,
+                    runs: row.get(5)?,
+                    failed: row.get(6)?,
+                    titles: vec![],
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut titles = self.db.prepare(
+            "SELECT reports.title, COUNT(*) FROM reports JOIN runs ON reports.run = runs.id
+             WHERE runs.night = ?1 AND runs.variant = ?2 AND runs.scenario = ?3
+             GROUP BY reports.title ORDER BY COUNT(*) DESC, reports.title",
+        )?;
+        for r in &mut rows {
+            r.titles = titles
+                .query_map(params![r.night, r.variant, r.scenario], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(rows)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,6 +467,28 @@ mod tests {
         assert!(h.tested(src, "c1", &["k1".into()]).unwrap());
         assert!(!h.tested(src, "c1", &["k1".into(), "k9".into()]).unwrap());
         assert!(!h.tested(src, "c2", &["k1".into()]).unwrap());
+    }
+
+    #[test]
+    fn trend_lists_each_night_of_a_cell() {
+        let mut h = History::in_memory().unwrap();
+        night(&mut h, &[run("baseline", 1, &[]), run("baseline", 2, &[])]);
+        night(
+            &mut h,
+            &[
+                run("baseline", 1, &[UAF]),
+                run("baseline", 2, &[UAF]),
+                run("other", 1, &[WARN]),
+            ],
+        );
+        let t = h.trend(Some("baseline"), None).unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!((t[0].runs, t[0].failed), (2, 0));
+        assert!(t[0].titles.is_empty());
+        assert_eq!((t[1].runs, t[1].failed), (2, 2));
+        assert_eq!(t[1].titles, [(UAF.1.to_string(), 2)]);
+        assert_eq!(h.trend(None, None).unwrap().len(), 3);
+        assert!(h.trend(Some("nope"), None).unwrap().is_empty());
     }
 
     #[test]
