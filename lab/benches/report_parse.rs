@@ -1,12 +1,18 @@
-//! Report parser throughput over real console text: the lab's captured consoles
-//! (lab/tests/corpus/console/*.log, KASAN/WARNING/lockdep reports amid boot and progress
-//! noise) concatenated and repeated to about 8 MiB, parsed as `lab report parse` and the
-//! live scanner do. Criterion prints the throughput in MiB/s.
+//! Report parser throughput over real console text, parsed as `lab report parse` and the live
+//! scanner do; criterion prints MiB/s. Two inputs of about 8 MiB each:
+//! - `reports`: the lab's captured consoles (lab/tests/corpus/console/*.log) concatenated and
+//!   repeated — about three lines in four are inside KASAN/WARNING/lockdep reports;
+//! - `clean`: a baseline run's console without a report (boot log and power-off), repeated —
+//!   what most of a night's consoles look like.
 //!
 //! `cargo bench -p lab --bench report_parse`
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::path::Path;
+
+fn repeated(one: &str) -> String {
+    one.repeat((8 << 20) / one.len().max(1) + 1)
+}
 
 fn console() -> String {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/console");
@@ -20,17 +26,24 @@ fn console() -> String {
     for p in paths {
         one.push_str(&String::from_utf8_lossy(&std::fs::read(p).unwrap()));
     }
-    one.repeat((8 << 20) / one.len().max(1) + 1)
+    repeated(&one)
 }
 
 fn parse(c: &mut Criterion) {
-    let text = console();
+    let clean =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/console/baseline-clean.log");
+    let inputs = [
+        ("reports", console()),
+        ("clean", repeated(&std::fs::read_to_string(clean).unwrap())),
+    ];
     let mut group = c.benchmark_group("report_parse");
-    group.throughput(Throughput::Bytes(text.len() as u64));
     group.sample_size(10);
-    group.bench_function("corpus", |b| {
-        b.iter(|| lab::report::parser::parse(std::hint::black_box(&text)))
-    });
+    for (name, text) in &inputs {
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_function(*name, |b| {
+            b.iter(|| lab::report::parser::parse(std::hint::black_box(text)))
+        });
+    }
     group.finish();
 }
 

@@ -206,22 +206,53 @@ const SKIP_IN_STACKS: &[&str] = &[
     "wait_for_common*", "prepare_to_wait*", "finish_wait", "__wake_up*", "wake_up*",
 ];
 
-fn listed(table: &[&str], function: &str) -> bool {
-    let name = function.split('.').next().unwrap_or(function);
-    table.iter().any(|p| match p.strip_suffix('*') {
-        Some(prefix) => name.starts_with(prefix),
-        None => name == *p,
-    })
+/// A skip table indexed for lookup: exact names hashed, prefixes bucketed by first byte (the
+/// tables are checked for every frame of every report).
+struct Listed {
+    exact: std::collections::HashSet<&'static str>,
+    prefixes: Vec<Vec<&'static str>>,
 }
+
+impl Listed {
+    fn new(table: &[&'static str]) -> Listed {
+        let mut l = Listed {
+            exact: Default::default(),
+            prefixes: vec![Vec::new(); 256],
+        };
+        for p in table {
+            match p.strip_suffix('*') {
+                Some(prefix) => l.prefixes[prefix.as_bytes()[0] as usize].push(prefix),
+                None => {
+                    l.exact.insert(p);
+                }
+            }
+        }
+        l
+    }
+
+    fn contains(&self, function: &str) -> bool {
+        let name = function.split('.').next().unwrap_or(function);
+        let Some(&first) = name.as_bytes().first() else {
+            return false;
+        };
+        self.exact.contains(name)
+            || self.prefixes[first as usize]
+                .iter()
+                .any(|p| name.starts_with(p))
+    }
+}
+
+static ALWAYS: LazyLock<Listed> = LazyLock::new(|| Listed::new(SKIP_ALWAYS));
+static IN_STACKS: LazyLock<Listed> = LazyLock::new(|| Listed::new(SKIP_IN_STACKS));
 
 /// Reporting machinery wherever it appears (instruction pointer, header, stack).
 pub fn is_machinery(function: &str) -> bool {
-    listed(SKIP_ALWAYS, function)
+    ALWAYS.contains(function)
 }
 
 /// Machinery or a place tasks wait in: not the guilty frame of a call trace.
 pub fn is_skipped_in_stack(function: &str) -> bool {
-    listed(SKIP_ALWAYS, function) || listed(SKIP_IN_STACKS, function)
+    ALWAYS.contains(function) || IN_STACKS.contains(function)
 }
 
 /// The reliable frames that are not reporting machinery, in stack order: the first is the

@@ -263,14 +263,14 @@ fn finish(open: Open) -> Report {
                 });
             }
         }
-        if let Some(f) = frames::parse_frame(text) {
-            match section {
-                0 => frames.push(f),
-                1 => alloc_frames.push(f),
-                2 => free_frames.push(f),
-                _ => {}
-            }
-        }
+        // Past the stacks (KASAN's object description and memory dump) nothing is kept.
+        let stack = match section {
+            0 => &mut frames,
+            1 => &mut alloc_frames,
+            2 => &mut free_frames,
+            _ => continue,
+        };
+        stack.extend(frames::parse_frame(text));
     }
     let header_func = open
         .captures
