@@ -185,14 +185,30 @@ pub struct RunArgs {
 
 /// `name/` in the current directory or the nearest parent that has one.
 fn find_dir(name: &str, given: Option<PathBuf>) -> Result<PathBuf> {
-    if let Some(dir) = given {
-        return Ok(dir);
-    }
-    let cwd = std::env::current_dir()?;
-    cwd.ancestors()
-        .map(|d| d.join(name))
-        .find(|d| d.is_dir())
+    find_up(given, name, |p| p.is_dir())
         .ok_or_else(|| anyhow::anyhow!("no {name}/ directory here or above; pass --{name} DIR"))
+}
+
+/// `given`, or `name` in the current directory or the nearest parent where `found` holds.
+fn find_up(
+    given: Option<PathBuf>,
+    name: &str,
+    found: impl Fn(&std::path::Path) -> bool,
+) -> Option<PathBuf> {
+    given.or_else(|| {
+        std::env::current_dir()
+            .ok()?
+            .ancestors()
+            .map(|d| d.join(name))
+            .find(|p| found(p))
+    })
+}
+
+/// A timestamp for directory names (RFC 3339, seconds, no colons).
+fn stamp() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace(':', "")
 }
 
 /// The kernel named by `--kernel PATH` or `--variant NAME` (built first if the cache lacks
@@ -286,10 +302,7 @@ pub struct NightlyArgs {
 pub async fn nightly(args: NightlyArgs) -> Result<i32> {
     let lab = find_lab(args.config)?;
     let file = lab.file.clone();
-    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-        .to_string()
-        .replace(':', "");
-    let out = args.out.unwrap_or_else(|| lab.results.join(stamp));
+    let out = args.out.unwrap_or_else(|| lab.results.join(stamp()));
     eprintln!(
         "lab: night of {} ({} cells) in {}; history {}",
         file.display(),
@@ -331,14 +344,8 @@ pub struct HistoryArgs {
 }
 
 fn find_lab(config: Option<PathBuf>) -> Result<crate::config::lab::LabConfig> {
-    let file = match config {
-        Some(f) => f,
-        None => std::env::current_dir()?
-            .ancestors()
-            .map(|d| d.join("lab.toml"))
-            .find(|f| f.is_file())
-            .ok_or_else(|| anyhow::anyhow!("no lab.toml here or above; pass --config FILE"))?,
-    };
+    let file = find_up(config, "lab.toml", |p| p.is_file())
+        .ok_or_else(|| anyhow::anyhow!("no lab.toml here or above; pass --config FILE"))?;
     Ok(crate::config::lab::LabConfig::load(
         &file,
         crate::config::lab::variant_names,
@@ -626,12 +633,9 @@ pub struct BootArgs {
 }
 
 fn default_run_dir(kind: &str) -> PathBuf {
-    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-        .to_string()
-        .replace(':', "");
     cache::root()
         .join("runs")
-        .join(format!("{kind}-{stamp}-{}", std::process::id()))
+        .join(format!("{kind}-{}-{}", stamp(), std::process::id()))
 }
 
 pub async fn boot(args: BootArgs) -> Result<i32> {

@@ -22,6 +22,34 @@ pub struct Frame {
     pub inlined: Vec<Inlined>,
 }
 
+impl Frame {
+    /// A frame as printed, before symbolization.
+    fn printed(
+        function: &str,
+        offset: u64,
+        size: u64,
+        module: Option<String>,
+        reliable: bool,
+    ) -> Frame {
+        Frame {
+            function: function.to_string(),
+            offset,
+            size,
+            module,
+            reliable,
+            location: None,
+            inlined: vec![],
+        }
+    }
+}
+
+/// Characters of a kernel symbol as stack traces print it (`dput.part.0`, `$x`).
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'$'))
+}
+
 /// A function the compiler inlined into a frame's function, and where.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inlined {
@@ -62,19 +90,7 @@ pub fn parse_frame(text: &str) -> Option<Frame> {
         let (inner, rest) = cut_at(rest, b')')?;
         rest.starts_with(" from ").then_some(())?;
         let function = inner.split('+').next()?;
-        let name_char = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'$');
-        if function.is_empty() || !function.bytes().all(name_char) {
-            return None;
-        }
-        return Some(Frame {
-            function: function.to_string(),
-            offset: 0,
-            size: 0,
-            module: None,
-            reliable: true,
-            location: None,
-            inlined: vec![],
-        });
+        return is_name(function).then(|| Frame::printed(function, 0, 0, None, true));
     }
     let (reliable, text) = match text.strip_prefix("? ") {
         Some(rest) => (false, rest),
@@ -82,8 +98,7 @@ pub fn parse_frame(text: &str) -> Option<Frame> {
     };
     let (function, rest) = cut_at(text, b'+')?;
     let rest = rest.strip_prefix("0x")?;
-    let name_char = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'$');
-    if function.is_empty() || !function.bytes().all(name_char) {
+    if !is_name(function) {
         return None;
     }
     let (offset, rest) = cut_at(rest, b'/')?;
@@ -116,13 +131,8 @@ pub fn parse_frame(text: &str) -> Option<Frame> {
             .flatten()
     };
     Some(Frame {
-        function: function.to_string(),
-        offset: hex(offset)?,
-        size: hex(size)?,
-        module,
-        reliable,
         location,
-        inlined: vec![],
+        ..Frame::printed(function, hex(offset)?, hex(size)?, module, reliable)
     })
 }
 
@@ -143,15 +153,8 @@ pub fn parse_rip(text: &str) -> Option<Frame> {
         return None;
     }
     let c = RIP.captures(text)?;
-    Some(Frame {
-        function: c[1].to_string(),
-        offset: u64::from_str_radix(&c[2], 16).ok()?,
-        size: u64::from_str_radix(&c[3], 16).ok()?,
-        module: None,
-        reliable: true,
-        location: None,
-        inlined: vec![],
-    })
+    let hex = |i: usize| u64::from_str_radix(&c[i], 16).ok();
+    Some(Frame::printed(&c[1], hex(2)?, hex(3)?, None, true))
 }
 
 /// The reporting machinery: printing, sanitizer and slab internals, WARN/BUG plumbing,
