@@ -131,16 +131,39 @@ pub struct HowArgs {
     pub accel: AccelChoice,
     #[arg(long, value_enum, default_value_t = Backend::Qemu)]
     pub backend: Backend,
+    /// VMs at a time (default: as many as the host's cores and memory hold for the
+    /// scenarios' vCPUs and memory; one on a 2-core host with 2-vCPU guests).
+    #[arg(long)]
+    pub jobs: Option<usize>,
 }
 
 impl HowArgs {
-    fn batch(&self, runs: u32, out: PathBuf) -> crate::run::BatchOptions {
+    /// The VM pool for scenarios needing up to `cpus` vCPUs and `memory_mib` each.
+    fn pool(&self, cpus: u32, memory_mib: u64) -> crate::run::Pool {
+        match self.jobs {
+            Some(n) => crate::run::Pool::new(n),
+            None => crate::run::Pool::for_host(cpus, memory_mib),
+        }
+    }
+
+    fn batch(
+        &self,
+        runs: u32,
+        out: PathBuf,
+        pool: &crate::run::Pool,
+        progress: &crate::run::Progress,
+        label: String,
+    ) -> crate::run::BatchOptions {
         crate::run::BatchOptions {
             runs,
             accel: self.accel,
             backend: self.backend,
             duration: self.duration,
             out,
+            append: false,
+            pool: pool.clone(),
+            progress: progress.clone(),
+            label,
         }
     }
 }
@@ -270,8 +293,20 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         args.how.duration.unwrap_or(scenario.duration),
         out.display()
     );
-    let opts = args.how.batch(args.runs, out.clone());
-    let results = crate::run::batch(&scenario, &target, &opts).await?;
+    let pool = args.how.pool(scenario.cpus, scenario.memory_mib);
+    let progress = crate::run::Progress::new(pool.jobs);
+    progress.plan(args.runs, args.how.duration.unwrap_or(scenario.duration));
+    let label = format!(
+        "{} × {}",
+        target.name.rsplit('/').next().unwrap_or("kernel"),
+        scenario.name
+    );
+    let opts = args
+        .how
+        .batch(args.runs, out.clone(), &pool, &progress, label);
+    let results = crate::run::batch(&scenario, &target, &opts).await;
+    progress.clear();
+    let results = results?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
     } else {
@@ -295,6 +330,10 @@ pub struct NightlyArgs {
     /// Override every cell's runs.
     #[arg(long)]
     pub runs: Option<u32>,
+    /// Run a git source again even when its ref still points at a commit the history
+    /// already has with the same plan.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub how: HowArgs,
 }
@@ -318,11 +357,14 @@ pub async fn nightly(args: NightlyArgs) -> Result<i32> {
             duration: args.how.duration,
             accel: args.how.accel,
             backend: args.how.backend,
+            jobs: args.how.jobs,
+            force: args.force,
         },
     )
     .await?;
     print!("{}", crate::results::night::summary_md(&outcome.results));
     println!("\nnight: {}", out.display());
+    println!("report: {}", out.join("report.html").display());
     Ok(if outcome.infrastructure_failed {
         2
     } else if outcome.regressions > 0 {
@@ -388,44 +430,161 @@ pub fn history(args: HistoryArgs) -> Result<i32> {
 #[derive(clap::Args)]
 pub struct CompareArgs {
     /// Variants, comma-separated; the first is the reference (e.g. the unfixed kernel).
-    #[arg(long, value_delimiter = ',', required = true)]
+    /// Default: lab.toml's [compare] section.
+    #[arg(long, value_delimiter = ',')]
     pub variants: Vec<String>,
-    /// Scenario name (scenarios/<name>.toml).
+    /// Scenario name (scenarios/<name>.toml). Default: lab.toml's [compare].
     #[arg(long)]
-    pub scenario: String,
-    /// Runs per variant.
-    #[arg(long, default_value_t = 10)]
-    pub runs: u32,
+    pub scenario: Option<String>,
+    /// Runs per variant (default: lab.toml's [compare], else 10).
+    #[arg(long)]
+    pub runs: Option<u32>,
+    /// The lab whose [compare] section gives the defaults (default: lab.toml here or above).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Make N new runs per variant instead of reusing stored runs of the same kernel,
+    /// scenario and duration (the new runs are stored too).
+    #[arg(long)]
+    pub fresh: bool,
     #[command(flatten)]
     pub how: HowArgs,
     #[command(flatten)]
     pub dirs: DataDirs,
-    /// Directory for the batches, one per variant (default: a new one under the cache's runs/).
+    /// Where runs are stored and reused, one batch per variant's kernel and scenario
+    /// (default: <cache>/compare).
     #[arg(long)]
-    pub out: Option<PathBuf>,
+    pub store: Option<PathBuf>,
+}
+
+/// Runs that say something about the kernel (not error, not skipped).
+fn counted(r: &crate::run::RunResult) -> bool {
+    use crate::run::Verdict;
+    matches!(r.verdict, Verdict::Pass | Verdict::Fail(_))
 }
 
 pub async fn compare(args: CompareArgs) -> Result<i32> {
     use crate::results::compare;
-    let scenario = crate::config::scenario::find(
-        &find_dir("scenarios", args.dirs.scenarios)?,
-        &args.scenario,
-    )?;
-    let out = args
-        .out
-        .unwrap_or_else(|| default_run_dir(&format!("compare-{}", scenario.name)));
-    let mut arms = Vec::new();
-    for variant in &args.variants {
-        let target = target(None, Some(variant.clone()), args.dirs.kernels.clone()).await?;
-        eprintln!(
-            "lab: {} × {} on {} ({:?} each)",
-            args.runs,
-            scenario.name,
-            variant,
-            args.how.duration.unwrap_or(scenario.duration)
+    let lab = match (
+        &args.config,
+        args.variants.is_empty() || args.scenario.is_none(),
+    ) {
+        (None, false) => None,
+        (config, _) => Some(find_lab(config.clone())?),
+    };
+    let defaults = lab.as_ref().and_then(|l| l.compare.clone());
+    let (variants, scenario_name) = match (&defaults, args.variants.is_empty(), &args.scenario) {
+        (_, false, Some(s)) => (args.variants.clone(), s.clone()),
+        (Some(d), empty, s) => (
+            if empty {
+                d.variants.clone()
+            } else {
+                args.variants.clone()
+            },
+            s.clone().unwrap_or_else(|| d.scenario.clone()),
+        ),
+        (None, _, _) => anyhow::bail!(
+            "name --variants A,B and --scenario S, or give lab.toml a [compare] section"
+        ),
+    };
+    let runs = args
+        .runs
+        .or(defaults.as_ref().map(|d| d.runs))
+        .unwrap_or(10);
+    let kernels = args
+        .dirs
+        .kernels
+        .clone()
+        .or(lab.as_ref().map(|l| l.kernels.clone()));
+    let scenarios = args
+        .dirs
+        .scenarios
+        .clone()
+        .or(lab.as_ref().map(|l| l.scenarios.clone()));
+    let scenario =
+        crate::config::scenario::find(&find_dir("scenarios", scenarios)?, &scenario_name)?;
+    let key = crate::run::scenario_key(&scenario, args.how.duration)?;
+    let store = args
+        .store
+        .clone()
+        .unwrap_or_else(|| cache::root().join("compare"))
+        .join(format!("{}-{key}", scenario.name));
+
+    // Every kernel first (builds can take minutes), then the runs.
+    let mut targets = Vec::new();
+    for variant in &variants {
+        let target = target(None, Some(variant.clone()), kernels.clone()).await?;
+        let id = target
+            .kernel
+            .parent()
+            .and_then(|d| d.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dir = store.join(format!("{variant}-{id}"));
+        let before = crate::run::stored(&dir)?;
+        let reuse = if args.fresh {
+            0
+        } else {
+            before
+                .iter()
+                .filter(|r| counted(r))
+                .count()
+                .min(runs as usize)
+        };
+        if reuse > 0 {
+            eprintln!(
+                "lab: {variant}: reusing {reuse} stored runs from {}",
+                dir.display()
+            );
+        }
+        targets.push((variant.clone(), target, dir, before, runs - reuse as u32));
+    }
+    let duration = args.how.duration.unwrap_or(scenario.duration);
+    let pool = args.how.pool(scenario.cpus, scenario.memory_mib);
+    let progress = crate::run::Progress::new(pool.jobs);
+    for (_, _, _, _, need) in &targets {
+        progress.plan(*need, duration);
+    }
+    eprintln!(
+        "lab: {runs} × {} per variant ({duration:?} each, {} VM(s) at a time) in {}",
+        scenario.name,
+        pool.jobs,
+        store.display()
+    );
+    let batches = targets.iter().map(|(variant, target, dir, before, need)| {
+        let mut opts = args.how.batch(
+            *need,
+            dir.clone(),
+            &pool,
+            &progress,
+            format!("{variant} × {}", scenario.name),
         );
-        let opts = args.how.batch(args.runs, out.join(variant));
-        let results = crate::run::batch(&scenario, &target, &opts).await?;
+        opts.append = true;
+        let scenario = &scenario;
+        async move {
+            if *need == 0 {
+                return Ok(before.clone());
+            }
+            crate::run::batch(scenario, target, &opts).await
+        }
+    });
+    let done = futures::future::join_all(batches).await;
+    progress.clear();
+    let mut arms = Vec::new();
+    for ((variant, _, _, before, _), all) in targets.iter().zip(done) {
+        let all = all?;
+        let new = &all[before.len().min(all.len())..];
+        let results = if args.fresh {
+            new.to_vec()
+        } else {
+            let mut kept: Vec<_> = all
+                .iter()
+                .filter(|r| counted(r))
+                .take(runs as usize)
+                .cloned()
+                .collect();
+            kept.extend(new.iter().filter(|r| !counted(r)).cloned());
+            kept
+        };
         arms.push(compare::Arm {
             name: variant.clone(),
             results,
@@ -445,7 +604,7 @@ pub async fn compare(args: CompareArgs) -> Result<i32> {
     for line in compare::verdicts(&rows) {
         println!("{line}");
     }
-    println!("batches: {}", out.display());
+    println!("runs: {}", store.display());
     Ok(0)
 }
 
@@ -472,10 +631,6 @@ pub fn find_kernels_dir(given: Option<PathBuf>) -> Result<PathBuf> {
     find_dir("kernels", given)
 }
 
-fn size(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
-}
-
 /// Build the named variants (or all), printing one line each.
 pub fn build_variants(
     kernels: &std::path::Path,
@@ -492,34 +647,7 @@ pub fn build_variants(
     for name in names {
         let variant = catalog.get(&name)?;
         let b = kernel::build(&variant, opts)?;
-        let m = &b.metadata;
-        if b.cache_hit {
-            eprintln!(
-                "{name}: cache hit ({:.2} s) {}",
-                b.elapsed_s,
-                b.dir.display()
-            );
-        } else {
-            let ccache = m
-                .ccache
-                .as_ref()
-                .map(|c| format!(", ccache hits {:.0}%", c.hit_rate * 100.0))
-                .unwrap_or_default();
-            let sizes: Vec<String> = m
-                .artifacts
-                .iter()
-                .map(|(n, s)| format!("{n} {}", size(*s)))
-                .collect();
-            eprintln!(
-                "{name}: built {} in {:.1} s ({} files compiled, {} rewritten by the series{ccache}); {}\n  {}",
-                m.kernel_release,
-                m.duration_s,
-                m.files_compiled,
-                m.files_rewritten.len(),
-                sizes.join(", "),
-                b.dir.display()
-            );
-        }
+        eprintln!("{name}: {}", kernel::describe(&b));
         built.push(b);
     }
     Ok(built)

@@ -119,4 +119,122 @@ fn a_reinstated_race_is_the_one_regression_of_the_night() {
     assert!(std::fs::read_to_string(tmp.path().join("n3/summary.md"))
         .unwrap()
         .contains("## Regressions"));
+    // report.html: the regression, and a link to the failing run's console that exists.
+    let html = std::fs::read_to_string(tmp.path().join("n3/report.html")).unwrap();
+    assert!(html.contains("1 regression(s)"));
+    assert!(html.contains("href=\"baseline/epoll-dmabuf-race/run-001/console.log\""));
+    assert!(tmp
+        .path()
+        .join("n3/baseline/epoll-dmabuf-race/run-001/console.log")
+        .is_file());
+}
+
+fn git(repo: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["-c", "user.name=lab", "-c", "user.email=lab@localhost"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", show(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A git source's ref is resolved to a commit; a commit the history already has with the
+/// same plan is not built or run again unless --force. (The tree is not a kernel: a night
+/// that does try to build it fails as infrastructure, exit 2, which is how the test sees
+/// that it tried.)
+#[test]
+fn a_tested_git_commit_is_skipped_unless_forced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    git(&tree, &["init", "-q", "-b", "main"]);
+    std::fs::write(tree.join("README"), "not a kernel\n").unwrap();
+    git(&tree, &["add", "README"]);
+    git(&tree, &["commit", "-q", "-m", "one"]);
+    let commit = git(&tree, &["rev-parse", "HEAD"]);
+    let kernels = tmp.path().join("kernels");
+    copy_dir(&repo("kernels"), &kernels);
+    std::fs::write(
+        kernels.join("branch.toml"),
+        format!(
+            "description = \"a branch\"\n[source]\ngit = {{ repo = {:?}, ref = \"main\" }}\n",
+            tree.display().to_string()
+        ),
+    )
+    .unwrap();
+    let config = tmp.path().join("lab.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "kernels = \"kernels\"\nscenarios = {:?}\nresults = \"nights\"\nruns = 1\n\
+             [[matrix]]\nvariants = [\"branch\"]\nscenarios = [\"uapi-epoll\"]\n",
+            repo("scenarios")
+        ),
+    )
+    .unwrap();
+    // The history already has this commit with this plan (runs 1, the night's duration).
+    let scenario = lab::config::scenario::find(&repo("scenarios"), "uapi-epoll").unwrap();
+    let key =
+        lab::run::nightly::plan_key(&scenario, 1, Some(std::time::Duration::from_secs(4))).unwrap();
+    std::fs::create_dir_all(tmp.path().join("nights")).unwrap();
+    let mut history =
+        lab::results::history::History::open(&tmp.path().join("nights/history.sqlite")).unwrap();
+    let source = format!("git:{}@main", tree.display());
+    let row = lab::results::history::RunRow {
+        variant: "branch".into(),
+        scenario: "uapi-epoll".into(),
+        plan_key: key,
+        index: 1,
+        verdict: "pass".into(),
+        outcome: "completed".into(),
+        first_report_ms: None,
+        reports: vec![],
+    };
+    history
+        .record("2026-11-26T00:00:00Z", &source, Some(&commit), &[row])
+        .unwrap();
+    drop(history);
+
+    let (out, results) = night(&config, &tmp.path().join("n1"));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let note = results["cells"][0]["note"].as_str().unwrap();
+    assert!(
+        note.starts_with(&format!("already tested at {}", &commit[..12])),
+        "{note}"
+    );
+    assert_eq!(results["cells"][0]["commit"], commit.as_str());
+    assert!(results["errors"].as_array().unwrap().is_empty());
+
+    // --force: it builds (and this tree cannot be built).
+    let forced = lab()
+        .args([
+            "nightly",
+            "--force",
+            "--runs",
+            "1",
+            "--duration",
+            "4s",
+            "--config",
+        ])
+        .arg(&config)
+        .arg("--out")
+        .arg(tmp.path().join("n2"))
+        .output()
+        .unwrap();
+    assert_eq!(forced.status.code(), Some(2), "{}", show(&forced));
+    assert!(String::from_utf8_lossy(&forced.stdout).contains("build of branch failed"));
+
+    // A new commit on the branch is not tested yet.
+    std::fs::write(tree.join("README"), "still not a kernel\n").unwrap();
+    git(&tree, &["commit", "-q", "-am", "two"]);
+    let (out, results) = night(&config, &tmp.path().join("n3"));
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(results["cells"][0]["note"].is_null());
+    assert_eq!(
+        results["cells"][0]["commit"],
+        git(&tree, &["rev-parse", "HEAD"]).as_str()
+    );
 }

@@ -182,7 +182,7 @@ fn compare_tells_the_racy_variant_from_the_fixed_one() {
         .arg(repo("kernels"))
         .arg("--scenarios")
         .arg(repo("scenarios"))
-        .arg("--out")
+        .arg("--store")
         .arg(&out)
         .output()
         .unwrap();
@@ -195,6 +195,62 @@ fn compare_tells_the_racy_variant_from_the_fixed_one() {
         text.contains("baseline: no significant difference in detection from epoll-unpinned-poll (0/2 vs 2/2, p = 0.333)"),
         "{text}"
     );
-    assert!(out.join("baseline/runs.json").is_file());
-    assert!(out.join("epoll-unpinned-poll/runs.json").is_file());
+    // One stored batch per variant's kernel, under the scenario and its key.
+    let batches: Vec<String> = std::fs::read_dir(
+        out.join(
+            std::fs::read_dir(&out)
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .file_name(),
+        ),
+    )
+    .unwrap()
+    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+    .collect();
+    assert_eq!(batches.len(), 2, "{batches:?}");
+    assert!(batches.iter().any(|b| b.starts_with("baseline-")));
+
+    // Asked again with the same kernels, scenario and duration: the stored runs answer,
+    // nothing boots, and the table is the same.
+    let again = lab()
+        .args([
+            "compare",
+            "--variants",
+            "epoll-unpinned-poll,baseline",
+            "--scenario",
+            "epoll-dmabuf-race",
+            "--runs",
+            "2",
+            "--duration",
+            "4s",
+        ])
+        .arg("--kernels")
+        .arg(repo("kernels"))
+        .arg("--scenarios")
+        .arg(repo("scenarios"))
+        .arg("--store")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", show(&again));
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains("epoll-unpinned-poll: reusing 2 stored runs"),
+        "{err}"
+    );
+    assert!(err.contains("baseline: reusing 2 stored runs"), "{err}");
+    let table = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| l.starts_with("| "))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(
+        table(&String::from_utf8_lossy(&again.stdout)),
+        table(&text),
+        "{}",
+        show(&again)
+    );
 }

@@ -33,6 +33,10 @@ struct RawCells {
     variants: Vec<Spanned<String>>,
     scenarios: Vec<Spanned<String>>,
     runs: Option<u32>,
+    /// What each variant is expected to do in these scenarios: "pass", "fail", or text the
+    /// first failing run's verdict contains (a report title).
+    #[serde(default)]
+    expect: std::collections::BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,6 +67,8 @@ pub struct Cell {
     pub variant: String,
     pub scenario: String,
     pub runs: u32,
+    /// The expected outcome ("pass", "fail", or text of the first failure), when stated.
+    pub expect: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +156,16 @@ impl LabConfig {
         };
         let mut cells = Vec::new();
         for m in &raw.matrix {
+            if let Some((name, value)) = m
+                .expect
+                .iter()
+                .find(|(name, _)| !m.variants.iter().any(|v| v.get_ref() == *name))
+            {
+                return Err(at(
+                    value.span(),
+                    format!("expect names {name:?}, which is not one of this matrix's variants"),
+                ));
+            }
             for v in &m.variants {
                 let variant = check(v, known_variants, "variant")?;
                 for s in &m.scenarios {
@@ -158,6 +174,7 @@ impl LabConfig {
                         variant: variant.clone(),
                         scenario,
                         runs: m.runs.unwrap_or(raw.runs),
+                        expect: m.expect.get(&variant).map(|e| e.get_ref().clone()),
                     };
                     if !cells
                         .iter()
@@ -255,6 +272,30 @@ mod tests {
         );
         assert!(c.results.ends_with("out"));
         assert_eq!(c.history, c.results.join("history.sqlite"));
+    }
+
+    #[test]
+    fn expectations_belong_to_the_matrix_variants() {
+        let c = load(
+            "[[matrix]]\nvariants = [\"baseline\", \"epoll-unpinned-poll\"]\nscenarios = [\"epoll-dmabuf-race\"]\n\
+             expect = { baseline = \"pass\", epoll-unpinned-poll = \"WARNING in dma_buf_poll\" }\n",
+        )
+        .unwrap();
+        assert_eq!(c.cells[0].expect.as_deref(), Some("pass"));
+        assert_eq!(
+            c.cells[1].expect.as_deref(),
+            Some("WARNING in dma_buf_poll")
+        );
+        let e = load(
+            "[[matrix]]\nvariants = [\"baseline\"]\nscenarios = [\"uapi-epoll\"]\n\
+             expect = { epoll-unpinned-poll = \"fail\" }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("lab.toml:4: expect names \"epoll-unpinned-poll\", which is not one of this matrix's variants"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -90,6 +90,33 @@ impl Built {
     }
 }
 
+/// One line about a build: a cache hit, or what was compiled and what came out.
+pub fn describe(b: &Built) -> String {
+    let m = &b.metadata;
+    if b.cache_hit {
+        return format!("cache hit ({:.2} s) {}", b.elapsed_s, b.dir.display());
+    }
+    let ccache = m
+        .ccache
+        .as_ref()
+        .map(|c| format!(", ccache hits {:.0}%", c.hit_rate * 100.0))
+        .unwrap_or_default();
+    let sizes: Vec<String> = m
+        .artifacts
+        .iter()
+        .map(|(n, s)| format!("{n} {:.1} MiB", *s as f64 / (1024.0 * 1024.0)))
+        .collect();
+    format!(
+        "built {} in {:.1} s ({} files compiled, {} rewritten by the series{ccache}); {}\n  {}",
+        m.kernel_release,
+        m.duration_s,
+        m.files_compiled,
+        m.files_rewritten.len(),
+        sizes.join(", "),
+        b.dir.display()
+    )
+}
+
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
     pub jobs: usize,

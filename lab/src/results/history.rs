@@ -4,7 +4,7 @@
 //! fixed, and one that comes and goes across the recent nights is flaky (marked, not alarmed).
 
 use rusqlite::{params, Connection};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Nights looked back at to call a signature flaky.
@@ -137,21 +137,33 @@ impl History {
         Ok(night)
     }
 
-    /// Whether this source commit was already tested with this plan (for skipping a night).
+    /// The night that already tested this source commit in every one of `cells` (variant,
+    /// scenario, plan key), if any: a night on an unchanged commit can be skipped.
     pub fn tested(
         &self,
         source: &str,
         commit: &str,
-        plan_keys: &[String],
-    ) -> rusqlite::Result<bool> {
+        cells: &[(String, String, String)],
+    ) -> rusqlite::Result<Option<i64>> {
         let mut stmt = self.db.prepare(
-            "SELECT DISTINCT runs.plan_key FROM runs JOIN nights ON runs.night = nights.id
-             WHERE nights.source = ?1 AND nights.commit_id = ?2",
+            "SELECT runs.variant, runs.scenario, runs.plan_key, MAX(nights.id)
+             FROM runs JOIN nights ON runs.night = nights.id
+             WHERE nights.source = ?1 AND nights.commit_id = ?2
+             GROUP BY runs.variant, runs.scenario, runs.plan_key",
         )?;
-        let seen: BTreeSet<String> = stmt
-            .query_map(params![source, commit], |row| row.get(0))?
+        let seen: BTreeMap<(String, String, String), i64> = stmt
+            .query_map(params![source, commit], |row| {
+                Ok(((row.get(0)?, row.get(1)?, row.get(2)?), row.get(3)?))
+            })?
             .collect::<Result<_, _>>()?;
-        Ok(!plan_keys.is_empty() && plan_keys.iter().all(|k| seen.contains(k)))
+        if cells.is_empty() {
+            return Ok(None);
+        }
+        cells
+            .iter()
+            .map(|c| seen.get(c).copied())
+            .collect::<Option<Vec<i64>>>()
+            .map_or(Ok(None), |nights| Ok(nights.into_iter().max()))
     }
 
     /// The cell's nights before `night`, newest first: each night's signatures with titles.
@@ -464,9 +476,28 @@ mod tests {
         let mut h = History::in_memory().unwrap();
         night(&mut h, &[run("baseline", 1, &[])]);
         let src = "debian:linux-source-6.12";
-        assert!(h.tested(src, "c1", &["k1".into()]).unwrap());
-        assert!(!h.tested(src, "c1", &["k1".into(), "k9".into()]).unwrap());
-        assert!(!h.tested(src, "c2", &["k1".into()]).unwrap());
+        let cell = |v: &str, k: &str| {
+            (
+                v.to_string(),
+                "epoll-dmabuf-race".to_string(),
+                k.to_string(),
+            )
+        };
+        assert_eq!(
+            h.tested(src, "c1", &[cell("baseline", "k1")]).unwrap(),
+            Some(1)
+        );
+        // Another plan, another variant, another commit: not tested.
+        assert_eq!(
+            h.tested(src, "c1", &[cell("baseline", "k1"), cell("baseline", "k9")])
+                .unwrap(),
+            None
+        );
+        assert_eq!(h.tested(src, "c1", &[cell("naive", "k1")]).unwrap(), None);
+        assert_eq!(
+            h.tested(src, "c2", &[cell("baseline", "k1")]).unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -3,5 +3,6 @@
 
 pub mod compare;
 pub mod history;
+pub mod html;
 pub mod night;
 pub mod stats;

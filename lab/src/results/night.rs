@@ -39,6 +39,15 @@ pub struct CellResult {
     pub plan_key: String,
     pub kernel: Option<Metadata>,
     pub runs: Vec<RunResult>,
+    /// The source commit, for git sources.
+    #[serde(default)]
+    pub commit: Option<String>,
+    /// lab.toml's expectation for the cell ("pass", "fail", or text of the first failure).
+    #[serde(default)]
+    pub expect: Option<String>,
+    /// Why the cell did not run this night (its commit was already tested).
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,8 +104,38 @@ fn detail(v: &Verdict) -> &str {
     }
 }
 
+/// Whether the cell did what lab.toml expects of it; none when nothing is expected or no
+/// run said anything about the kernel. "pass": no run failed; "fail": some run failed;
+/// other text: some run failed and the first failure's verdict contains it.
+pub fn as_expected(cell: &CellResult) -> Option<bool> {
+    let expect = cell.expect.as_deref()?;
+    let (fail, _, _, pass) = counts(cell);
+    if fail + pass == 0 {
+        return None;
+    }
+    let first = first_failure(cell).map(|r| detail(&r.verdict));
+    Some(match expect {
+        "pass" => first.is_none(),
+        "fail" => first.is_some(),
+        text => first.is_some_and(|d| d.contains(text)),
+    })
+}
+
+/// The matrix cell: the outcome, then whether it was expected.
+pub fn cell_with_expectation(cell: &CellResult) -> String {
+    let text = cell_text(cell);
+    match (as_expected(cell), cell.expect.as_deref()) {
+        (Some(true), _) => format!("{text} ✓"),
+        (Some(false), Some(e)) => format!("{text} ✗ expected {e}"),
+        _ => text,
+    }
+}
+
 /// One line of the matrix: "FAIL 3/3: WARNING in dma_buf_poll", "pass 3/3", ...
 pub fn cell_text(cell: &CellResult) -> String {
+    if let Some(note) = &cell.note {
+        return note.clone();
+    }
     let (fail, error, skipped, pass) = counts(cell);
     let n = cell.runs.len();
     if let Some(r) = first_failure(cell) {
@@ -157,7 +196,7 @@ pub fn summary_md(night: &NightResults) -> String {
             .map(|sc| {
                 by_cell
                     .get(&(*v, *sc))
-                    .map(|c| clean(cell_text(c)))
+                    .map(|c| clean(cell_with_expectation(c)))
                     .unwrap_or_else(|| "·".into())
             })
             .collect();
@@ -188,6 +227,23 @@ pub fn summary_md(night: &NightResults) -> String {
     }
     if night.changes.iter().all(|c| c.kind != "regression") {
         s.push_str("\nNo regression.\n");
+    }
+    let unexpected: Vec<&CellResult> = night
+        .cells
+        .iter()
+        .filter(|c| as_expected(c) == Some(false))
+        .collect();
+    if !unexpected.is_empty() {
+        s.push_str("\n## Not as lab.toml expects\n\n");
+        for c in unexpected {
+            s.push_str(&format!(
+                "- {} × {}: {} (expected {})\n",
+                c.variant,
+                c.scenario,
+                clean(cell_text(c)),
+                c.expect.as_deref().unwrap_or("")
+            ));
+        }
     }
     if !night.errors.is_empty() {
         s.push_str("\n## Infrastructure errors\n\n");
@@ -256,7 +312,11 @@ mod tests {
             verdict,
             outcome: Outcome::Completed,
             reports: report_text
-                .map(|t| vec![Report::lab("WARNING in dma_buf_poll", t.to_string())])
+                .map(|t| {
+                    let mut r = Report::lab("WARNING in dma_buf_poll", t.to_string());
+                    r.kind = crate::report::formats::ReportType::Warning;
+                    vec![r]
+                })
                 .unwrap_or_default(),
             first_report_ms: Some(120),
             throughput: vec![("closer".into(), 400.0)],
@@ -284,6 +344,9 @@ mod tests {
                     source: "debian:linux-source-6.12".into(),
                     plan_key: "k".into(),
                     kernel: None,
+                    commit: None,
+                    expect: Some("WARNING in dma_buf_poll".into()),
+                    note: None,
                     runs: vec![
                         run(
                             Verdict::Fail("WARNING in dma_buf_poll".into()),
@@ -298,6 +361,9 @@ mod tests {
                     source: "debian:linux-source-6.12".into(),
                     plan_key: "k".into(),
                     kernel: None,
+                    commit: None,
+                    expect: Some("pass".into()),
+                    note: None,
                     runs: vec![run(Verdict::Pass, None), run(Verdict::Pass, None)],
                 },
                 CellResult {
@@ -306,6 +372,9 @@ mod tests {
                     source: "debian:linux-source-6.12".into(),
                     plan_key: "k2".into(),
                     kernel: None,
+                    commit: None,
+                    expect: None,
+                    note: None,
                     runs: vec![run(
                         Verdict::Error("no output from test machine".into()),
                         None,
@@ -371,6 +440,32 @@ mod tests {
     }
 
     #[test]
+    fn report_html_carries_hostile_console_text_as_text() {
+        let mut n = night();
+        n.cells[0].runs[0].record = None;
+        n.lab = "<b>lab</b>".into();
+        let page = super::super::html::page(&n, std::path::Path::new("/tmp"));
+        assert!(page.starts_with("<!DOCTYPE html>"));
+        // The guest's markup arrives escaped, its control characters dropped.
+        assert!(
+            page.contains("&lt;/failure&gt;&lt;script&gt;alert(1)&lt;/script&gt; &amp;"),
+            "{page}"
+        );
+        assert!(
+            !page.contains("<script>") && !page.contains("<b>lab"),
+            "{page}"
+        );
+        assert!(!page.contains('\u{1b}') && !page.contains('\u{0}'));
+        // Matrix, regression, chart rows for the cells that ran, a section per cell.
+        assert!(page.contains("WARNING in dma_buf_poll ✓"), "{page}");
+        assert!(page.contains("1 regression(s)"));
+        assert!(page.contains("2/2 (34–100 %)"), "{page}");
+        assert!(page.contains("id=\"epoll-unpinned-poll--epoll-dmabuf-race\""));
+        // Self-contained: no script, no external resource.
+        assert!(!page.contains("<script") && !page.contains(" src=") && !page.contains("<link"));
+    }
+
+    #[test]
     fn summary_is_a_matrix_then_the_changes() {
         let mut n = night();
         n.cells[1].runs[0].verdict = Verdict::Fail(HOSTILE.into());
@@ -380,10 +475,16 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("| epoll-unpinned-poll | FAIL 2/2: WARNING in dma_buf_poll | · |"),
+            md.contains("| epoll-unpinned-poll | FAIL 2/2: WARNING in dma_buf_poll ✓ | · |"),
             "{md}"
         );
         assert!(md.contains("| baseline | FAIL 1/2: "), "{md}");
+        // baseline was expected to pass: marked in the cell and listed.
+        assert!(md.contains("✗ expected pass |"), "{md}");
+        assert!(
+            md.contains("## Not as lab.toml expects\n\n- baseline × epoll-dmabuf-race: FAIL 1/2"),
+            "{md}"
+        );
         assert!(
             md.contains("error 1/1: no output from test machine |"),
             "{md}"

@@ -2,6 +2,11 @@
 //! reports, a verdict per run and the batch's statistics, all written under one directory.
 
 pub mod nightly;
+pub mod pool;
+pub mod progress;
+
+pub use pool::Pool;
+pub use progress::Progress;
 
 use crate::config::scenario::{self, Kind, Scenario};
 use crate::report::formats;
@@ -12,6 +17,7 @@ use crate::vm::console::{ConsoleScanner, ScanAction};
 use crate::vm::outcome::{Outcome, RunRecord};
 use crate::vm::session::{self, Backend, BootSpec};
 use anyhow::Result;
+use futures::StreamExt;
 use runner::protocol::RunRequest;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -240,23 +246,62 @@ pub struct BatchOptions {
     pub backend: Backend,
     pub duration: Option<Duration>,
     pub out: PathBuf,
+    /// Add the runs to those already in `<out>/runs.json` (numbered after them) instead of
+    /// starting a new batch there.
+    pub append: bool,
+    /// VM slots, shared with other batches running at the same time.
+    pub pool: Pool,
+    pub progress: Progress,
+    /// What the progress display calls this batch ("baseline × epoll-dmabuf-race").
+    pub label: String,
 }
 
-/// Run `scenario` on `target` `opts.runs` times; results also go to `<out>/runs.json`.
+/// What, besides the kernel, shapes a run's result: the scenario file and the duration.
+pub fn scenario_key(scenario: &Scenario, duration: Option<Duration>) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let text = std::fs::read(&scenario.file)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", scenario.file.display()))?;
+    let mut h = Sha256::new();
+    h.update(&text);
+    h.update(format!("duration={duration:?}"));
+    Ok(hex::encode(&h.finalize()[..8]))
+}
+
+/// The runs stored in a batch directory (none when it has no runs.json).
+pub fn stored(out: &Path) -> Result<Vec<RunResult>> {
+    let file = out.join("runs.json");
+    match std::fs::read(&file) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| anyhow::anyhow!("{}: {e} (delete it to start over)", file.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(vec![]),
+        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", file.display())),
+    }
+}
+
+/// Run `scenario` on `target` `opts.runs` times, as many at once as the pool allows;
+/// results also go to `<out>/runs.json`, rewritten after every run.
 pub async fn batch(
     scenario: &Scenario,
     target: &Target,
     opts: &BatchOptions,
 ) -> Result<Vec<RunResult>> {
     std::fs::create_dir_all(&opts.out)?;
-    let mut results = Vec::new();
+    let mut results = if opts.append {
+        stored(&opts.out)?
+    } else {
+        Vec::new()
+    };
+    let first = results.len() as u32 + 1;
+    let indices = first..first + opts.runs;
+    let duration = opts.duration.unwrap_or(scenario.duration);
     // A kernel that lacks what the scenario needs is skipped before anything boots.
     if let Some(config) = &target.config {
         let text = std::fs::read_to_string(config)?;
         let missing = scenario::missing_requirements(scenario, &text);
         if !missing.is_empty() {
             let why = format!("needs {}", missing.join(", "));
-            for index in 1..=opts.runs {
+            opts.progress.unplan(opts.runs, duration);
+            for index in indices {
                 results.push(RunResult {
                     index,
                     dir: opts.out.clone(),
@@ -273,76 +318,115 @@ pub async fn batch(
             return Ok(results);
         }
     }
-    let duration = opts.duration.unwrap_or(scenario.duration);
     let symbols = symbolizer(target);
-    for index in 1..=opts.runs {
-        let dir = opts.out.join(format!("run-{index:03}"));
-        let seen = Arc::new(Mutex::new(Seen::default()));
-        let spec = BootSpec {
-            kernel: target.kernel.clone(),
-            cpus: scenario.cpus,
-            memory_mib: scenario.memory_mib,
-            accel: opts.accel,
-            backend: opts.backend,
-            cmdline_extra: scenario.cmdline.clone(),
-            request: RunRequest {
-                workload: scenario.workload.clone(),
-                duration_ms: duration.as_millis() as u64,
-                heartbeat_ms: 500,
-                threads: scenario.threads,
-                params: scenario.params.clone(),
-            },
-            boot_timeout: Duration::from_secs(120),
-            heartbeat_timeout: Duration::from_secs(30),
-            timeout: None,
-            run_dir: dir.clone(),
-            extra_files: Vec::new(),
-        };
-        let scanner = LiveReports {
-            seen: seen.clone(),
-            stop_on_report: scenario.stop_on_report,
-        };
-        let record = session::run(&spec, vec![Box::new(scanner)]).await?;
-        let (reports, first_at_ms) = {
-            let mut seen = seen.lock().unwrap();
-            (seen.take(), seen.first_at_ms)
-        };
-        let first_report_ms = match (first_at_ms, record.timing.workload_started_ms) {
-            (Some(at), Some(start)) => Some(at.saturating_sub(start)),
-            _ => None,
-        };
-        let (verdict, differences) = judge(scenario, &record, &reports);
-        let mut reports = reports;
-        if let Some(symbolizer) = &symbols {
-            reports.iter_mut().for_each(|r| symbolizer.symbolize(r));
+    let stop = std::cell::Cell::new(false);
+    let one = |index: u32| {
+        let (symbols, stop) = (&symbols, &stop);
+        async move {
+            let _slot = opts.pool.slot().await;
+            if stop.get() {
+                opts.progress.unplan(1, duration);
+                return Ok(None);
+            }
+            let ticket = opts.progress.start(
+                format!("{} run {index}/{}", opts.label, first + opts.runs - 1),
+                duration,
+            );
+            let result = one_run(scenario, target, opts, duration, index, symbols.as_ref()).await?;
+            opts.progress.finish(
+                ticket,
+                &format!("  {}: {}", opts.label, line(&result).trim_start()),
+                result
+                    .reports
+                    .iter()
+                    .any(|r| r.kind != formats::ReportType::Lab),
+            );
+            if result.outcome == Outcome::Interrupted {
+                stop.set(true);
+            }
+            anyhow::Ok(Some(result))
         }
-        if reports.is_empty() {
-            reports.extend(outcome_report(&record.outcome));
-        }
-        std::fs::write(
-            dir.join("reports.json"),
-            serde_json::to_vec_pretty(&reports)?,
-        )?;
-        let result = RunResult {
-            index,
-            dir,
-            verdict,
-            outcome: record.outcome.clone(),
-            reports,
-            first_report_ms,
-            throughput: throughput(&record),
-            differences,
-            record: Some(record),
-        };
-        eprintln!("{}", line(&result));
-        let interrupted = result.outcome == Outcome::Interrupted;
-        results.push(result);
-        write_results(&opts.out, &results)?;
-        if interrupted {
-            break;
+    };
+    let mut runs = futures::stream::iter(indices)
+        .map(one)
+        .buffer_unordered(opts.pool.jobs);
+    while let Some(result) = runs.next().await {
+        if let Some(result) = result? {
+            results.push(result);
+            results.sort_by_key(|r| r.index);
+            write_results(&opts.out, &results)?;
         }
     }
     Ok(results)
+}
+
+/// One VM run of the batch, its reports parsed (and symbolized) and judged.
+async fn one_run(
+    scenario: &Scenario,
+    target: &Target,
+    opts: &BatchOptions,
+    duration: Duration,
+    index: u32,
+    symbols: Option<&Symbolizer>,
+) -> Result<RunResult> {
+    let dir = opts.out.join(format!("run-{index:03}"));
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let spec = BootSpec {
+        kernel: target.kernel.clone(),
+        cpus: scenario.cpus,
+        memory_mib: scenario.memory_mib,
+        accel: opts.accel,
+        backend: opts.backend,
+        cmdline_extra: scenario.cmdline.clone(),
+        request: RunRequest {
+            workload: scenario.workload.clone(),
+            duration_ms: duration.as_millis() as u64,
+            heartbeat_ms: 500,
+            threads: scenario.threads,
+            params: scenario.params.clone(),
+        },
+        boot_timeout: Duration::from_secs(120),
+        heartbeat_timeout: Duration::from_secs(30),
+        timeout: None,
+        run_dir: dir.clone(),
+        extra_files: Vec::new(),
+    };
+    let scanner = LiveReports {
+        seen: seen.clone(),
+        stop_on_report: scenario.stop_on_report,
+    };
+    let record = session::run(&spec, vec![Box::new(scanner)]).await?;
+    let (reports, first_at_ms) = {
+        let mut seen = seen.lock().unwrap();
+        (seen.take(), seen.first_at_ms)
+    };
+    let first_report_ms = match (first_at_ms, record.timing.workload_started_ms) {
+        (Some(at), Some(start)) => Some(at.saturating_sub(start)),
+        _ => None,
+    };
+    let (verdict, differences) = judge(scenario, &record, &reports);
+    let mut reports = reports;
+    if let Some(symbolizer) = symbols {
+        reports.iter_mut().for_each(|r| symbolizer.symbolize(r));
+    }
+    if reports.is_empty() {
+        reports.extend(outcome_report(&record.outcome));
+    }
+    std::fs::write(
+        dir.join("reports.json"),
+        serde_json::to_vec_pretty(&reports)?,
+    )?;
+    Ok(RunResult {
+        index,
+        dir,
+        verdict,
+        outcome: record.outcome.clone(),
+        reports,
+        first_report_ms,
+        throughput: throughput(&record),
+        differences,
+        record: Some(record),
+    })
 }
 
 fn write_results(out: &Path, results: &[RunResult]) -> Result<()> {

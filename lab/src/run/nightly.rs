@@ -2,8 +2,9 @@
 //! the runs in the history, judge them against each cell's last comparable night, and write
 //! the night's directory (results.json, junit.xml, summary.md).
 
-use super::{batch, BatchOptions, RunResult, Target, Verdict};
+use super::{batch, BatchOptions, Pool, Progress, RunResult, Target, Verdict};
 use crate::config::lab::LabConfig;
+use crate::config::scenario::Scenario;
 use crate::kernel::variant::{Catalog, Source};
 use crate::kernel::{self, Built};
 use crate::report::formats::ReportType;
@@ -14,7 +15,7 @@ use crate::vm::session::Backend;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub struct NightOptions {
@@ -23,6 +24,10 @@ pub struct NightOptions {
     pub duration: Option<Duration>,
     pub accel: AccelChoice,
     pub backend: Backend,
+    /// VMs at a time (default: what the host holds).
+    pub jobs: Option<usize>,
+    /// Run cells whose git commit was already tested with the same plan.
+    pub force: bool,
 }
 
 /// How a night ended, for the exit status: 0 clean, 1 regression, 2 infrastructure failure.
@@ -41,14 +46,24 @@ pub fn source_line(source: &Source) -> String {
     }
 }
 
-/// Everything besides the kernel that shapes a cell's result.
-fn plan_key(scenario_file: &Path, runs: u32, duration: Option<Duration>) -> Result<String> {
-    let text = std::fs::read(scenario_file)
-        .with_context(|| format!("cannot read {}", scenario_file.display()))?;
+/// Everything besides the kernel that shapes a cell's result: the scenario, its duration
+/// and the number of runs.
+pub fn plan_key(scenario: &Scenario, runs: u32, duration: Option<Duration>) -> Result<String> {
     let mut h = Sha256::new();
-    h.update(&text);
-    h.update(format!("runs={runs} duration={duration:?}"));
+    h.update(super::scenario_key(scenario, duration)?);
+    h.update(format!("runs={runs}"));
     Ok(hex::encode(&h.finalize()[..8]))
+}
+
+/// The commit a git source's ref points at now (none for other sources).
+fn commit_of(source: &Source) -> Result<Option<String>> {
+    Ok(match source {
+        Source::Git { .. } => match kernel::source::identify(source)?.kind {
+            kernel::source::Kind::Git { commit, .. } => Some(commit),
+            _ => None,
+        },
+        _ => None,
+    })
 }
 
 fn now() -> String {
@@ -92,13 +107,72 @@ pub async fn night(lab: &LabConfig, opts: &NightOptions) -> Result<NightOutcome>
         .with_context(|| format!("cannot create {}", opts.out.display()))?;
     let catalog = Catalog::load(&lab.kernels)?;
     let mut errors = Vec::new();
+    if let Some(dir) = lab.history.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut history = History::open(&lab.history)
+        .with_context(|| format!("cannot open the history {}", lab.history.display()))?;
+
+    // The plan: every cell with its source line, commit and plan key.
+    let mut commits: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut cells = Vec::new();
+    let mut scenarios = Vec::new();
+    for cell in &lab.cells {
+        let variant = catalog.get(&cell.variant)?;
+        let scenario = crate::config::scenario::find(&lab.scenarios, &cell.scenario)?;
+        let runs = opts.runs.unwrap_or(cell.runs);
+        let source = source_line(&variant.source);
+        if !commits.contains_key(&source) {
+            let commit = commit_of(&variant.source).unwrap_or_else(|e| {
+                errors.push(format!("{source}: {e:#}"));
+                None
+            });
+            commits.insert(source.clone(), commit);
+        }
+        cells.push(CellResult {
+            variant: cell.variant.clone(),
+            scenario: cell.scenario.clone(),
+            commit: commits[&source].clone(),
+            source,
+            plan_key: plan_key(&scenario, runs, opts.duration.or(lab.duration))?,
+            kernel: None,
+            runs: vec![],
+            expect: cell.expect.clone(),
+            note: None,
+        });
+        scenarios.push((scenario, runs));
+    }
+
+    // A git line whose commit every one of its cells already tested with this plan is not
+    // run again (unless --force).
+    for (source, commit) in &commits {
+        let Some(commit) = commit else { continue };
+        let keys: Vec<(String, String, String)> = cells
+            .iter()
+            .filter(|c| &c.source == source)
+            .map(|c| (c.variant.clone(), c.scenario.clone(), c.plan_key.clone()))
+            .collect();
+        if opts.force {
+            continue;
+        }
+        if let Some(n) = history.tested(source, commit, &keys)? {
+            let note = format!(
+                "already tested at {} (night {n}; --force runs it again)",
+                &commit[..commit.len().min(12)]
+            );
+            eprintln!("lab: {source}: {note}");
+            for c in cells.iter_mut().filter(|c| &c.source == source) {
+                c.note = Some(note.clone());
+            }
+        }
+    }
 
     // Build each variant once; a broken build fails its cells, not the night.
     let mut built: BTreeMap<String, Built> = BTreeMap::new();
     let mut seen = std::collections::BTreeSet::new();
-    for name in lab
-        .cells
+    for name in cells
         .iter()
+        .filter(|c| c.note.is_none())
         .map(|c| c.variant.as_str())
         .filter(|v| seen.insert(*v))
     {
@@ -109,51 +183,72 @@ pub async fn night(lab: &LabConfig, opts: &NightOptions) -> Result<NightOutcome>
         .await?;
         match result {
             Ok(b) => {
+                eprintln!("lab: {name}: {}", kernel::describe(&b));
                 built.insert(name.to_string(), b);
             }
             Err(e) => errors.push(format!("build of {name} failed: {e:#}")),
         }
     }
 
-    let total = lab.cells.len();
-    let mut cells = Vec::new();
-    for (i, cell) in lab.cells.iter().enumerate() {
-        let variant = catalog.get(&cell.variant)?;
-        let scenario = crate::config::scenario::find(&lab.scenarios, &cell.scenario)?;
-        let runs = opts.runs.unwrap_or(cell.runs);
-        let duration = opts.duration.or(lab.duration);
-        let mut result = CellResult {
-            variant: cell.variant.clone(),
-            scenario: cell.scenario.clone(),
-            source: source_line(&variant.source),
-            plan_key: plan_key(&scenario.file, runs, duration)?,
-            kernel: None,
-            runs: vec![],
-        };
-        if let Some(b) = built.get(&cell.variant) {
-            result.kernel = Some(b.metadata.clone());
-            let target = Target {
-                name: cell.variant.clone(),
-                kernel: b.bzimage(),
-                config: Some(b.dir.join(".config")),
-                vmlinux: Some(b.dir.join("vmlinux")).filter(|p| p.is_file()),
-            };
-            eprintln!(
-                "lab: [{}/{total}] {} × {} ({runs} runs)",
-                i + 1,
-                cell.variant,
-                cell.scenario
-            );
-            let batch_opts = BatchOptions {
-                runs,
-                accel: opts.accel,
-                backend: opts.backend,
-                duration,
-                out: opts.out.join(&cell.variant).join(&cell.scenario),
-            };
-            result.runs = batch(&scenario, &target, &batch_opts).await?;
-            if !result.runs.is_empty()
-                && result
+    // Every runnable cell at once; the pool decides how many VMs run.
+    let (cpus, memory) = scenarios.iter().fold((1, 1), |(c, m), (s, _)| {
+        (s.cpus.max(c), s.memory_mib.max(m))
+    });
+    let pool = match opts.jobs {
+        Some(n) => Pool::new(n),
+        None => Pool::for_host(cpus, memory),
+    };
+    let progress = Progress::new(pool.jobs);
+    let duration = opts.duration.or(lab.duration);
+    for (cell, (scenario, runs)) in cells.iter().zip(&scenarios) {
+        if cell.note.is_none() && built.contains_key(&cell.variant) {
+            progress.plan(*runs, duration.unwrap_or(scenario.duration));
+        }
+    }
+    let total = cells.len();
+    let work = cells
+        .iter()
+        .zip(&scenarios)
+        .enumerate()
+        .map(|(i, (cell, (scenario, runs)))| {
+            let b = built.get(&cell.variant).filter(|_| cell.note.is_none());
+            let (pool, progress) = (&pool, &progress);
+            async move {
+                let Some(b) = b else {
+                    return Ok((None, vec![]));
+                };
+                let target = Target {
+                    name: cell.variant.clone(),
+                    kernel: b.bzimage(),
+                    config: Some(b.dir.join(".config")),
+                    vmlinux: Some(b.dir.join("vmlinux")).filter(|p| p.is_file()),
+                };
+                let label = format!("{} × {}", cell.variant, cell.scenario);
+                progress.println(&format!("lab: [{}/{total}] {label} ({runs} runs)", i + 1));
+                let batch_opts = BatchOptions {
+                    runs: *runs,
+                    accel: opts.accel,
+                    backend: opts.backend,
+                    duration,
+                    out: opts.out.join(&cell.variant).join(&cell.scenario),
+                    append: false,
+                    pool: pool.clone(),
+                    progress: progress.clone(),
+                    label,
+                };
+                let runs = batch(scenario, &target, &batch_opts).await?;
+                anyhow::Ok((Some(b.metadata.clone()), runs))
+            }
+        });
+    let done = futures::future::join_all(work).await;
+    progress.clear();
+    for (cell, result) in cells.iter_mut().zip(done) {
+        let (kernel, runs) = result?;
+        cell.kernel = kernel;
+        cell.runs = runs;
+        if cell.note.is_none() && cell.kernel.is_some() {
+            if !cell.runs.is_empty()
+                && cell
                     .runs
                     .iter()
                     .all(|r| matches!(r.verdict, Verdict::Error(_)))
@@ -162,19 +257,18 @@ pub async fn night(lab: &LabConfig, opts: &NightOptions) -> Result<NightOutcome>
                     "{} × {}: every run failed to say anything about the kernel ({})",
                     cell.variant,
                     cell.scenario,
-                    night::cell_text(&result)
+                    night::cell_text(cell)
                 ));
             }
-            eprintln!("lab:   → {}", night::cell_text(&result));
+            eprintln!(
+                "lab: {} × {} → {}",
+                cell.variant,
+                cell.scenario,
+                night::cell_with_expectation(cell)
+            );
         }
-        cells.push(result);
     }
 
-    if let Some(dir) = lab.history.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut history = History::open(&lab.history)
-        .with_context(|| format!("cannot open the history {}", lab.history.display()))?;
     // One history night per source line, so nights compare along each line.
     let mut by_source: BTreeMap<&str, Vec<RunRow>> = BTreeMap::new();
     for (cell, row) in cells
@@ -186,7 +280,8 @@ pub async fn night(lab: &LabConfig, opts: &NightOptions) -> Result<NightOutcome>
     let mut changes = Vec::new();
     let mut night_id = None;
     for (source, rows) in by_source {
-        let id = history.record(&started, source, None, &rows)?;
+        let commit = commits.get(source).cloned().flatten();
+        let id = history.record(&started, source, commit.as_deref(), &rows)?;
         night_id.get_or_insert(id);
         changes.extend(history.changes(id)?);
     }
@@ -211,6 +306,10 @@ pub async fn night(lab: &LabConfig, opts: &NightOptions) -> Result<NightOutcome>
     )?;
     std::fs::write(opts.out.join("junit.xml"), night::junit_xml(&results)?)?;
     std::fs::write(opts.out.join("summary.md"), night::summary_md(&results))?;
+    std::fs::write(
+        opts.out.join("report.html"),
+        crate::results::html::page(&results, &opts.out),
+    )?;
     Ok(NightOutcome {
         infrastructure_failed: !results.errors.is_empty(),
         regressions,

@@ -1,0 +1,319 @@
+//! `report.html`: a night on one self-contained static page — the matrix, what changed,
+//! detection rates with their 95 % intervals (inline SVG), and every cell's runs with their
+//! reports: title, signature, the (symbolized) stack and the report's console text, with links
+//! to each run's console.log. No script, no external resource. Guest output is untrusted:
+//! every string goes through maud's escaping, and control characters are dropped first.
+
+use super::night::{self, CellResult, NightResults};
+use super::stats::{wilson, Z95};
+use crate::report::formats::ReportType;
+use crate::report::parser::Report;
+use crate::run::{RunResult, Verdict};
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+use std::path::Path;
+
+const STYLE: &str = "
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;max-width:1200px}
+h1{font-size:1.4em;margin-bottom:0}h2{font-size:1.15em;margin-top:1.6em}
+.meta{color:#666;margin-top:.2em}
+table{border-collapse:collapse;margin:.5em 0}
+td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
+th{background:#f3f3f3}
+.pass{background:#e6f4e6}.fail{background:#fbe3e3}.error{background:#fff1d6}.skip{background:#eee}
+.bad{color:#a00;font-weight:bold}.good{color:#070}
+pre{background:#f7f7f7;border:1px solid #ddd;padding:.5em;overflow-x:auto;font-size:12px;max-height:30em}
+details{margin:.4em 0}summary{cursor:pointer}
+code{font-size:12px}.sig{color:#666}
+";
+
+/// Text from a guest or a kernel: control characters other than newline and tab removed
+/// (maud escapes markup).
+fn clean(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .collect()
+}
+
+/// A link target relative to the night's directory, percent-encoded beyond a safe set.
+fn href(path: &Path, base: &Path) -> String {
+    let rel = path.strip_prefix(base).unwrap_or(path);
+    rel.to_string_lossy()
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn class(cell: &CellResult) -> &'static str {
+    let t = night::cell_text(cell);
+    if cell.note.is_some() || t.starts_with("skipped") {
+        "skip"
+    } else if t.starts_with("FAIL") {
+        "fail"
+    } else if t.starts_with("error") {
+        "error"
+    } else {
+        "pass"
+    }
+}
+
+fn anchor(cell: &CellResult) -> String {
+    format!("{}--{}", cell.variant, cell.scenario)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// (runs with a kernel report, runs that said something about the kernel).
+fn detection(cell: &CellResult) -> (u64, u64) {
+    let counted = cell
+        .runs
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::Pass | Verdict::Fail(_)));
+    let (mut hit, mut n) = (0, 0);
+    for r in counted {
+        n += 1;
+        hit += r.reports.iter().any(|rep| rep.kind != ReportType::Lab) as u64;
+    }
+    (hit, n)
+}
+
+/// Horizontal bars: the detection rate of each cell that ran, its Wilson interval as a line.
+fn chart(cells: &[&CellResult]) -> Markup {
+    const W: f64 = 300.0;
+    const ROW: f64 = 22.0;
+    const LABEL: f64 = 330.0;
+    let rows: Vec<(&CellResult, u64, u64)> = cells
+        .iter()
+        .map(|c| (*c, detection(c).0, detection(c).1))
+        .filter(|(_, _, n)| *n > 0)
+        .collect();
+    let height = ROW * rows.len() as f64 + 24.0;
+    html! {
+        svg xmlns="http://www.w3.org/2000/svg" width=(LABEL + W + 130.0) height=(height)
+            role="img" aria-label="detection rate per cell with 95 % Wilson interval" {
+            @for (i, (cell, hit, n)) in rows.iter().enumerate() {
+                @let y = ROW * i as f64;
+                @let rate = *hit as f64 / *n as f64;
+                @let (lo, hi) = wilson(*hit, *n, Z95);
+                text x=(LABEL - 6.0) y=(y + 15.0) text-anchor="end" font-size="12" {
+                    (cell.variant) " × " (cell.scenario)
+                }
+                rect x=(LABEL) y=(y + 4.0) width=(W) height="14" fill="#eee" {}
+                rect x=(LABEL) y=(y + 4.0) width=(W * rate) height="14"
+                    fill=(if *hit > 0 { "#d9534f" } else { "#5cb85c" }) {}
+                line x1=(LABEL + W * lo) x2=(LABEL + W * hi) y1=(y + 11.0) y2=(y + 11.0)
+                    stroke="#222" stroke-width="2" {}
+                line x1=(LABEL + W * lo) x2=(LABEL + W * lo) y1=(y + 6.0) y2=(y + 16.0) stroke="#222" {}
+                line x1=(LABEL + W * hi) x2=(LABEL + W * hi) y1=(y + 6.0) y2=(y + 16.0) stroke="#222" {}
+                text x=(LABEL + W + 8.0) y=(y + 15.0) font-size="12" {
+                    (hit) "/" (n) " (" (format!("{:.0}–{:.0} %", lo * 100.0, hi * 100.0)) ")"
+                }
+            }
+            @for (x, label) in [(0.0, "0 %"), (0.5, "50 %"), (1.0, "100 %")] {
+                text x=(LABEL + W * x) y=(height - 4.0) text-anchor="middle" font-size="11" fill="#666" { (label) }
+            }
+        }
+    }
+}
+
+fn frames(r: &Report) -> Markup {
+    let lines: Vec<String> = r
+        .frames
+        .iter()
+        .flat_map(crate::report::symbolize::decoded)
+        .collect();
+    html! {
+        @if !lines.is_empty() {
+            pre { (clean(&lines.join("\n"))) }
+        }
+    }
+}
+
+fn report(r: &Report) -> Markup {
+    html! {
+        details {
+            summary {
+                b { (clean(&r.title)) }
+                " " span.sig { "[" (r.signature) "] " (format!("{:?}", r.kind).to_lowercase())
+                    @if r.corrupted { " (corrupted)" } }
+            }
+            (frames(r))
+            pre { (clean(&r.text)) }
+        }
+    }
+}
+
+fn verdict_text(v: &Verdict) -> (&'static str, String) {
+    match v {
+        Verdict::Pass => ("pass", String::new()),
+        Verdict::Fail(d) => ("FAIL", clean(d)),
+        Verdict::Error(d) => ("error", clean(d)),
+        Verdict::Skipped(d) => ("skipped", clean(d)),
+    }
+}
+
+fn run_row(r: &RunResult, base: &Path) -> Markup {
+    let (verdict, detail) = verdict_text(&r.verdict);
+    let ops: Vec<String> = r
+        .throughput
+        .iter()
+        .map(|(role, v)| format!("{} {v:.0}/s", clean(role)))
+        .collect();
+    html! {
+        tr {
+            td { (r.index) }
+            td { (verdict) }
+            td { (r.outcome.name()) }
+            td { (r.first_report_ms.map(|ms| format!("{:.2} s", ms as f64 / 1000.0)).unwrap_or_else(|| "-".into())) }
+            td { (ops.join(", ")) }
+            td {
+                @if r.record.is_some() {
+                    a href=(href(&r.dir.join("console.log"), base)) { "console.log" }
+                }
+            }
+            td {
+                (detail)
+                @for rep in r.reports.iter().filter(|rep| rep.kind != ReportType::Lab) {
+                    (report(rep))
+                }
+            }
+        }
+    }
+}
+
+fn cell_details(cell: &CellResult, base: &Path) -> Markup {
+    html! {
+        h3 id=(anchor(cell)) { (cell.variant) " × " (cell.scenario) }
+        p {
+            (night::cell_with_expectation(cell))
+            @if let Some(k) = &cell.kernel {
+                br; "kernel " (clean(&k.kernel_release)) ", .config " code { (k.config_hash.get(..12).unwrap_or(&k.config_hash)) }
+            }
+            br; "source " (clean(&cell.source))
+            @if let Some(c) = &cell.commit { " at " code { (c) } }
+        }
+        @if !cell.runs.is_empty() {
+            table {
+                tr { th { "run" } th { "verdict" } th { "outcome" } th { "first report" } th { "throughput" } th { "console" } th { "reports" } }
+                @for r in &cell.runs { (run_row(r, base)) }
+            }
+        }
+    }
+}
+
+/// The page for a night whose directory is `base` (links to consoles are relative to it).
+pub fn page(n: &NightResults, base: &Path) -> String {
+    let mut scenarios: Vec<&str> = Vec::new();
+    let mut variants: Vec<&str> = Vec::new();
+    for c in &n.cells {
+        if !scenarios.contains(&c.scenario.as_str()) {
+            scenarios.push(&c.scenario);
+        }
+        if !variants.contains(&c.variant.as_str()) {
+            variants.push(&c.variant);
+        }
+    }
+    let cell = |v: &str, s: &str| n.cells.iter().find(|c| c.variant == v && c.scenario == s);
+    let title = if n.lab.is_empty() {
+        "lab nightly"
+    } else {
+        &n.lab
+    };
+    let regressions = n.changes.iter().filter(|c| c.kind == "regression").count();
+    let cells: Vec<&CellResult> = n.cells.iter().collect();
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { (clean(title)) " — " (n.started) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                h1 { (clean(title)) }
+                p.meta {
+                    (n.started) " → " (n.ended)
+                    @if let Some(id) = n.night { " · night " (id) }
+                    " · " (clean(&n.config))
+                }
+                p {
+                    @if regressions > 0 {
+                        span.bad { (regressions) " regression(s)" }
+                    } @else {
+                        span.good { "No regression" }
+                    }
+                    @if !n.errors.is_empty() { " · " span.bad { (n.errors.len()) " infrastructure error(s)" } }
+                }
+                h2 { "Matrix" }
+                table {
+                    tr { th { "variant" } @for s in &scenarios { th { (s) } } }
+                    @for v in &variants {
+                        tr {
+                            th { (v) }
+                            @for s in &scenarios {
+                                @if let Some(c) = cell(v, s) {
+                                    td class=(class(c)) { a href=(format!("#{}", anchor(c))) { (clean(&night::cell_with_expectation(c))) } }
+                                } @else {
+                                    td { "·" }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if !n.changes.is_empty() {
+                    h2 { "Changes since the last comparable night" }
+                    table {
+                        tr { th { "kind" } th { "cell" } th { "report" } th { "signature" } }
+                        @for c in &n.changes {
+                            tr {
+                                td class=(if c.kind == "regression" { "fail" } else if c.kind == "fixed" { "pass" } else { "skip" }) { (c.kind) }
+                                td { (c.variant) " × " (c.scenario) }
+                                td { (clean(&c.title)) }
+                                td { code { (c.signature) } }
+                            }
+                        }
+                    }
+                }
+                @if !n.errors.is_empty() {
+                    h2 { "Infrastructure errors" }
+                    ul { @for e in &n.errors { li { pre { (clean(e)) } } } }
+                }
+                h2 { "Detection rate (runs with a kernel report, 95 % Wilson interval)" }
+                (chart(&cells))
+                h2 { "Cells" }
+                @for c in &n.cells { (cell_details(c, base)) }
+            }
+        }
+    };
+    markup.into_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_go_and_links_stay_inside_the_night() {
+        assert_eq!(clean("a\u{1b}[31mb\u{0}\nc\td"), "a[31mb\nc\td");
+        let base = Path::new("/n/2026");
+        assert_eq!(
+            href(
+                Path::new("/n/2026/base line/race/run-001/console.log"),
+                base
+            ),
+            "base%20line/race/run-001/console.log"
+        );
+        assert_eq!(href(Path::new("x\"><script>"), base), "x%22%3E%3Cscript%3E");
+    }
+}
