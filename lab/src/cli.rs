@@ -79,10 +79,27 @@ pub enum ReportCommand {
         #[arg(long)]
         vmlinux: Option<PathBuf>,
     },
+    /// Write a night's report.html again from its results.json (after upgrading the lab,
+    /// or for a night copied from elsewhere).
+    Html {
+        /// The night's directory (the one with results.json).
+        night: PathBuf,
+    },
 }
 
 pub fn report(cmd: ReportCommand) -> Result<i32> {
     match cmd {
+        ReportCommand::Html { night } => {
+            let file = night.join("results.json");
+            let bytes = std::fs::read(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let results: crate::results::night::NightResults = serde_json::from_slice(&bytes)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let page = night.join("report.html");
+            std::fs::write(&page, crate::results::html::page(&results, &night))?;
+            println!("{}", page.display());
+            Ok(0)
+        }
         ReportCommand::Parse {
             console,
             json,

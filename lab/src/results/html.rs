@@ -74,21 +74,21 @@ fn anchor(cell: &CellResult) -> String {
         .collect()
 }
 
-/// (runs with a kernel report, runs that said something about the kernel).
+/// (failed runs, runs that said something about the kernel): a failure is a kernel report,
+/// or in a uapi scenario a check with another value.
 fn detection(cell: &CellResult) -> (u64, u64) {
-    let counted = cell
-        .runs
-        .iter()
-        .filter(|r| matches!(r.verdict, Verdict::Pass | Verdict::Fail(_)));
     let (mut hit, mut n) = (0, 0);
-    for r in counted {
-        n += 1;
-        hit += r.reports.iter().any(|rep| rep.kind != ReportType::Lab) as u64;
+    for r in &cell.runs {
+        match r.verdict {
+            Verdict::Fail(_) => (hit, n) = (hit + 1, n + 1),
+            Verdict::Pass => n += 1,
+            _ => {}
+        }
     }
     (hit, n)
 }
 
-/// Horizontal bars: the detection rate of each cell that ran, its Wilson interval as a line.
+/// Horizontal bars: the failure rate of each cell that ran, its Wilson interval as a line.
 fn chart(cells: &[&CellResult]) -> Markup {
     const W: f64 = 300.0;
     const ROW: f64 = 22.0;
@@ -101,7 +101,7 @@ fn chart(cells: &[&CellResult]) -> Markup {
     let height = ROW * rows.len() as f64 + 24.0;
     html! {
         svg xmlns="http://www.w3.org/2000/svg" width=(LABEL + W + 130.0) height=(height)
-            role="img" aria-label="detection rate per cell with 95 % Wilson interval" {
+            role="img" aria-label="failed runs per cell with 95 % Wilson interval" {
             @for (i, (cell, hit, n)) in rows.iter().enumerate() {
                 @let y = ROW * i as f64;
                 @let rate = *hit as f64 / *n as f64;
@@ -289,7 +289,7 @@ pub fn page(n: &NightResults, base: &Path) -> String {
                     h2 { "Infrastructure errors" }
                     ul { @for e in &n.errors { li { pre { (clean(e)) } } } }
                 }
-                h2 { "Detection rate (runs with a kernel report, 95 % Wilson interval)" }
+                h2 { "Failed runs (a kernel report, or a uapi check that differs), 95 % Wilson interval" }
                 (chart(&cells))
                 h2 { "Cells" }
                 @for c in &n.cells { (cell_details(c, base)) }

@@ -48,6 +48,34 @@ pub struct CellResult {
     /// Why the cell did not run this night (its commit was already tested).
     #[serde(default)]
     pub note: Option<String>,
+    /// The plan: runs asked for and each run's workload duration.
+    #[serde(default)]
+    pub runs_planned: u32,
+    #[serde(default)]
+    pub duration_ms: u64,
+    /// The runs by verdict (filled when the night is written).
+    #[serde(default)]
+    pub counts: Counts,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub pass: usize,
+    pub fail: usize,
+    pub error: usize,
+    pub skipped: usize,
+}
+
+impl CellResult {
+    pub fn count(&mut self) {
+        let (fail, error, skipped, pass) = counts(self);
+        self.counts = Counts {
+            pass,
+            fail,
+            error,
+            skipped,
+        };
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -347,6 +375,9 @@ mod tests {
                     commit: None,
                     expect: Some("WARNING in dma_buf_poll".into()),
                     note: None,
+                    runs_planned: 2,
+                    duration_ms: 4000,
+                    counts: Counts::default(),
                     runs: vec![
                         run(
                             Verdict::Fail("WARNING in dma_buf_poll".into()),
@@ -364,6 +395,9 @@ mod tests {
                     commit: None,
                     expect: Some("pass".into()),
                     note: None,
+                    runs_planned: 2,
+                    duration_ms: 4000,
+                    counts: Counts::default(),
                     runs: vec![run(Verdict::Pass, None), run(Verdict::Pass, None)],
                 },
                 CellResult {
@@ -375,6 +409,9 @@ mod tests {
                     commit: None,
                     expect: None,
                     note: None,
+                    runs_planned: 2,
+                    duration_ms: 4000,
+                    counts: Counts::default(),
                     runs: vec![run(
                         Verdict::Error("no output from test machine".into()),
                         None,
@@ -394,11 +431,21 @@ mod tests {
 
     #[test]
     fn results_json_round_trips() {
-        let n = night();
+        let mut n = night();
+        n.cells.iter_mut().for_each(CellResult::count);
         let text = serde_json::to_string_pretty(&n).unwrap();
         let back: NightResults = serde_json::from_str(&text).unwrap();
         assert_eq!(back, n);
         assert!(text.contains("\"schema\": 1"));
+        assert_eq!(
+            back.cells[0].counts,
+            Counts {
+                pass: 0,
+                fail: 2,
+                error: 0,
+                skipped: 0
+            }
+        );
     }
 
     #[test]

@@ -139,6 +139,13 @@ pub async fn night(lab: &LabConfig, opts: &NightOptions) -> Result<NightOutcome>
             runs: vec![],
             expect: cell.expect.clone(),
             note: None,
+            runs_planned: runs,
+            duration_ms: opts
+                .duration
+                .or(lab.duration)
+                .unwrap_or(scenario.duration)
+                .as_millis() as u64,
+            counts: Default::default(),
         });
         scenarios.push((scenario, runs));
     }
@@ -246,6 +253,7 @@ pub async fn night(lab: &LabConfig, opts: &NightOptions) -> Result<NightOutcome>
         let (kernel, runs) = result?;
         cell.kernel = kernel;
         cell.runs = runs;
+        cell.count();
         if cell.note.is_none() && cell.kernel.is_some() {
             if !cell.runs.is_empty()
                 && cell

@@ -91,14 +91,28 @@ impl Progress {
             bar.enable_steady_tick(Duration::from_millis(500));
             bar
         };
-        Progress {
+        let progress = Progress {
             inner: Arc::new(Inner {
                 bar,
                 plain,
                 jobs,
                 state: Mutex::new(State::default()),
             }),
+        };
+        if !plain {
+            // The in-flight runs' times and the ETA move between events too.
+            let weak = Arc::downgrade(&progress.inner);
+            std::thread::spawn(move || loop {
+                std::thread::sleep(Duration::from_secs(1));
+                let Some(inner) = weak.upgrade() else { break };
+                if inner.bar.is_finished() {
+                    break;
+                }
+                let s = inner.state.lock().unwrap();
+                Progress { inner: inner.clone() }.redraw(&s);
+            });
         }
+        progress
     }
 
     /// No display at all (library callers, benchmarks).
