@@ -29,3 +29,42 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(&tmp, bytes).with_context(|| format!("write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))
 }
+
+/// An exclusive lock on `path` (created if missing), held until the value is dropped;
+/// waits for another holder when `wait`, else fails naming the file.
+pub fn lock(path: &Path, wait: bool) -> Result<nix::fcntl::Flock<std::fs::File>> {
+    use nix::fcntl::{Flock, FlockArg};
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("open lock {}", path.display()))?;
+    let how = if wait {
+        FlockArg::LockExclusive
+    } else {
+        FlockArg::LockExclusiveNonblock
+    };
+    Flock::lock(file, how).map_err(|(_, e)| match e {
+        nix::errno::Errno::EWOULDBLOCK => anyhow::anyhow!(
+            "{} is in use by another lab process (lock {})",
+            path.parent().unwrap_or(path).display(),
+            path.display()
+        ),
+        e => anyhow::anyhow!("lock {}: {e}", path.display()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_held_lock_is_refused_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("batch.lock");
+        let held = super::lock(&path, false).unwrap();
+        let e = super::lock(&path, false).unwrap_err().to_string();
+        assert!(e.contains("is in use by another lab process"), "{e}");
+        drop(held);
+        assert!(super::lock(&path, false).is_ok());
+    }
+}

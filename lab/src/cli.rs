@@ -55,6 +55,15 @@ pub enum Command {
     /// directory and prints the summary. Exit status: 0 no regression, 1 a new report
     /// signature (regression), 2 infrastructure failure (a build broke, VMs said nothing).
     Nightly(NightlyArgs),
+    /// Find the commit that brought a race in (or, with --fix, took it out), flaky-aware.
+    ///
+    /// The racy end (--bad) is built and run --runs times first: the rate the target report
+    /// shows at there (its 95 % lower bound) decides how many clean runs make a commit clean,
+    /// so that all clean verdicts together keep --confidence. A commit is racy at its first
+    /// target report; a commit that does not build, or whose runs say nothing, is skipped.
+    /// State and runs are saved after every run: the same command resumes after Ctrl-C.
+    /// Exit status: 0 found, 1 no answer (interrupted, or only skipped commits left), 2 error.
+    Bisect(BisectArgs),
     /// The trend of a cell (or of every cell) over the stored nights: runs, failures, and
     /// the first-report titles with how many runs printed each.
     History(HistoryArgs),
@@ -389,6 +398,138 @@ pub async fn nightly(args: NightlyArgs) -> Result<i32> {
     } else {
         0
     })
+}
+
+#[derive(clap::Args)]
+pub struct BisectArgs {
+    /// The git repository (a work tree or a bare repository).
+    #[arg(long)]
+    pub repo: PathBuf,
+    /// A commit without the race (with --fix: the newer end, where it is gone).
+    #[arg(long)]
+    pub good: String,
+    /// A commit with the race (with --fix: the older end).
+    #[arg(long)]
+    pub bad: String,
+    /// Scenario name (scenarios/<name>.toml).
+    #[arg(long)]
+    pub scenario: String,
+    /// The variant (kernels/*.toml) whose configuration every step builds with; its
+    /// patches are not applied.
+    #[arg(long, default_value = "baseline")]
+    pub variant_config: String,
+    /// Runs at the racy end to measure the reproduction rate.
+    #[arg(long, default_value_t = 5)]
+    pub runs: u32,
+    /// The target report's signature (default: the most frequent first report at the racy
+    /// end). Other kernel reports do not make a commit racy.
+    #[arg(long, conflicts_with_all = ["title_regex", "any_report"])]
+    pub signature: Option<String>,
+    /// The target report's title, as a regular expression.
+    #[arg(long, conflicts_with = "any_report")]
+    pub title_regex: Option<String>,
+    /// Any kernel report makes a commit racy.
+    #[arg(long)]
+    pub any_report: bool,
+    /// Find the commit that made the race go away.
+    #[arg(long)]
+    pub fix: bool,
+    /// The confidence the clean verdicts together must keep.
+    #[arg(long, default_value_t = 0.95)]
+    pub confidence: f64,
+    #[command(flatten)]
+    pub how: HowArgs,
+    #[command(flatten)]
+    pub dirs: DataDirs,
+    /// Where the state, runs and log go (default: <cache>/bisect/<scenario>-<hash>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+pub async fn bisect(args: BisectArgs) -> Result<i32> {
+    use crate::bisect::{self, TargetReport};
+    let repo = args
+        .repo
+        .canonicalize()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.repo.display()))?;
+    if let Some(re) = &args.title_regex {
+        regex::Regex::new(re).map_err(|e| anyhow::anyhow!("--title-regex: {e}"))?;
+    }
+    let scenario = crate::config::scenario::find(
+        &find_dir("scenarios", args.dirs.scenarios)?,
+        &args.scenario,
+    )?;
+    let catalog = kernel::variant::Catalog::load(&find_kernels_dir(args.dirs.kernels)?)?;
+    let dir = match args.out {
+        Some(d) => d,
+        None => bisect::default_dir(&repo, &args.good, &args.bad, &scenario.name, args.fix)?,
+    };
+    let opts = bisect::BisectOptions {
+        repo,
+        good: args.good,
+        bad: args.bad,
+        fix: args.fix,
+        config_variant: catalog.get(&args.variant_config)?,
+        scenario,
+        runs: args.runs,
+        target: match (args.signature, args.title_regex, args.any_report) {
+            (Some(s), _, _) => Some(TargetReport::Signature(s)),
+            (_, Some(re), _) => Some(TargetReport::TitleRegex(re)),
+            (_, _, true) => Some(TargetReport::Any),
+            _ => None,
+        },
+        confidence: args.confidence,
+        duration: args.how.duration,
+        accel: args.how.accel,
+        backend: args.how.backend,
+        dir: dir.clone(),
+    };
+    eprintln!("lab: bisecting in {}", dir.display());
+    let answer = bisect::bisect(&opts).await?;
+    let Some(a) = answer else {
+        eprintln!(
+            "lab: interrupted; state saved in {}: run the same command to resume",
+            dir.display()
+        );
+        return Ok(1);
+    };
+    let table = bisect::table(&opts, &a.state)?;
+    let commit = &a.state.commits[a.found];
+    let subject = a
+        .state
+        .steps
+        .iter()
+        .find(|s| &s.commit == commit)
+        .map(|s| s.subject.clone())
+        .unwrap_or_else(|| {
+            std::process::Command::new("git")
+                .arg("-C")
+                .arg(&opts.repo)
+                .args(["log", "-1", "--format=%s", commit])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_default()
+        });
+    let mut text = format!(
+        "{table}\n{} {commit} {subject}\nconfidence {:.3} (rate at the racy end {}/{}, assumed {:.2}; {} builds)\n",
+        if opts.fix { "first fixed commit:" } else { "first racy commit:" },
+        a.confidence,
+        a.state.rate_runs.0,
+        a.state.rate_runs.1,
+        a.state.plan.map_or(0.0, |p| p.rate),
+        a.builds,
+    );
+    if !a.doubt.is_empty() {
+        let short: Vec<&str> = a.doubt.iter().map(|c| &c[..12]).collect();
+        text.push_str(&format!(
+            "or one of these skipped commits before it: {}\n",
+            short.join(", ")
+        ));
+    }
+    print!("{text}");
+    std::fs::write(dir.join("bisect.log"), &text)?;
+    println!("log: {}", dir.join("bisect.log").display());
+    Ok(0)
 }
 
 #[derive(clap::Args)]

@@ -25,6 +25,7 @@ fn main() {
             cli::Command::Compare(args) => cli::compare(args).await,
             cli::Command::Nightly(args) => cli::nightly(args).await,
             cli::Command::History(args) => cli::history(args),
+            cli::Command::Bisect(args) => cli::bisect(args).await,
             cli::Command::Report(cmd) => cli::report(cmd),
         }
     });

@@ -14,7 +14,6 @@ pub mod variant;
 
 use crate::cache;
 use anyhow::{bail, Context, Result};
-use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -220,17 +219,6 @@ pub fn key_inputs(variant: &Variant, source_id: &str) -> Result<KeyInputs> {
     })
 }
 
-fn lock(path: &Path) -> Result<Flock<std::fs::File>> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .with_context(|| format!("open lock {}", path.display()))?;
-    Flock::lock(file, FlockArg::LockExclusive)
-        .map_err(|(_, e)| anyhow::anyhow!("lock {}: {e}", path.display()))
-}
-
 fn read_metadata(dir: &Path) -> Option<Metadata> {
     serde_json::from_slice(&std::fs::read(dir.join("metadata.json")).ok()?).ok()
 }
@@ -417,7 +405,7 @@ pub fn build(variant: &Variant, opts: &BuildOptions) -> Result<Built> {
     // One build at a time per source work area; others (other sources, boots) go on.
     let area = cache::dir("trees")?.join(&ident.slug);
     std::fs::create_dir_all(&area)?;
-    let _lock = lock(&area.join("lock"))?;
+    let _lock = cache::lock(&area.join("lock"), true)?;
     if !opts.force {
         if let Some(built) = hit(&entry) {
             return Ok(built); // built by another lab process while we waited

@@ -286,6 +286,8 @@ pub async fn batch(
     opts: &BatchOptions,
 ) -> Result<Vec<RunResult>> {
     std::fs::create_dir_all(&opts.out)?;
+    // Two lab processes must not number runs in one directory.
+    let _lock = crate::cache::lock(&opts.out.join("batch.lock"), false)?;
     let mut results = if opts.append {
         stored(&opts.out)?
     } else {

@@ -109,7 +109,10 @@ impl Progress {
                     break;
                 }
                 let s = inner.state.lock().unwrap();
-                Progress { inner: inner.clone() }.redraw(&s);
+                Progress {
+                    inner: inner.clone(),
+                }
+                .redraw(&s);
             });
         }
         progress
