@@ -546,6 +546,9 @@ pub struct HistoryArgs {
 fn find_lab(config: Option<PathBuf>) -> Result<crate::config::lab::LabConfig> {
     let file = find_up(config, "lab.toml", |p| p.is_file())
         .ok_or_else(|| anyhow::anyhow!("no lab.toml here or above; pass --config FILE"))?;
+    let file = file
+        .canonicalize()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     Ok(crate::config::lab::LabConfig::load(
         &file,
         crate::config::lab::variant_names,

@@ -225,7 +225,14 @@ fn a_tested_git_commit_is_skipped_unless_forced() {
         .output()
         .unwrap();
     assert_eq!(forced.status.code(), Some(2), "{}", show(&forced));
-    assert!(String::from_utf8_lossy(&forced.stdout).contains("build of branch failed"));
+    let text = String::from_utf8_lossy(&forced.stdout);
+    assert!(text.contains("build of branch failed"), "{text}");
+    assert!(
+        text.contains("| branch | not run: branch did not build |"),
+        "{text}"
+    );
+    let xml = std::fs::read_to_string(tmp.path().join("n2/junit.xml")).unwrap();
+    assert!(xml.contains("<error"), "{xml}");
 
     // A new commit on the branch is not tested yet.
     std::fs::write(tree.join("README"), "still not a kernel\n").unwrap();

@@ -109,6 +109,10 @@ impl Catalog {
             file: file.to_path_buf(),
             message,
         };
+        // Patches and fragments are used from inside the kernel tree: absolute paths only.
+        let dir = &dir
+            .canonicalize()
+            .map_err(|e| file_err(dir, e.to_string()))?;
         let entries = std::fs::read_dir(dir).map_err(|e| file_err(dir, e.to_string()))?;
         let mut raw = BTreeMap::new();
         let mut files: Vec<PathBuf> = entries
@@ -337,6 +341,25 @@ mod tests {
             Ok(v) => panic!("expected an error, got {v:?}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn a_relative_kernels_dir_gives_absolute_patch_and_fragment_paths() {
+        // The repository's own kernels/, named relative to the crate (the tests' cwd): kbuild
+        // and patch run inside the tree, where a relative path would not resolve.
+        let catalog = Catalog::load(Path::new("../kernels")).unwrap();
+        let v = catalog.get("epoll-release-on-close").unwrap();
+        assert!(!v.patches.is_empty() && !v.fragments.is_empty());
+        assert!(
+            v.patches.iter().all(|p| p.path.is_absolute()),
+            "{:?}",
+            v.patches
+        );
+        assert!(
+            v.fragments.iter().all(|f| f.path.is_absolute()),
+            "{:?}",
+            v.fragments
+        );
     }
 
     #[test]

@@ -50,7 +50,9 @@ fn href(path: &Path, base: &Path) -> String {
 
 fn class(cell: &CellResult) -> &'static str {
     let t = night::cell_text(cell);
-    if cell.note.is_some() || t.starts_with("skipped") {
+    if t.starts_with(night::NOT_RUN) || t.starts_with("error") {
+        "error"
+    } else if cell.note.is_some() || t.starts_with("skipped") {
         "skip"
     } else if t.starts_with("FAIL") {
         "fail"

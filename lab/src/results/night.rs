@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 /// Bumped when a field changes meaning or goes away (adding one does not).
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// How a cell's note starts when the cell could not run (its kernel did not build).
+pub const NOT_RUN: &str = "not run: ";
+
 /// Console text kept in a JUnit failure: the first report, cut to this many bytes.
 const EXCERPT: usize = 8 * 1024;
 
@@ -305,7 +308,7 @@ pub fn junit_xml(night: &NightResults) -> Result<String, quick_junit::SerializeE
                 st.set_description(text);
             }
             st
-        } else if error > 0 {
+        } else if error > 0 || cell.note.as_deref().is_some_and(|n| n.starts_with(NOT_RUN)) {
             let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
             st.set_message(cell_text(cell));
             st

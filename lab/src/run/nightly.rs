@@ -254,6 +254,9 @@ pub async fn night(lab: &LabConfig, opts: &NightOptions) -> Result<NightOutcome>
         cell.kernel = kernel;
         cell.runs = runs;
         cell.count();
+        if cell.note.is_none() && cell.kernel.is_none() {
+            cell.note = Some(format!("{}{} did not build", night::NOT_RUN, cell.variant));
+        }
         if cell.note.is_none() && cell.kernel.is_some() {
             if !cell.runs.is_empty()
                 && cell
