@@ -231,7 +231,6 @@ pub async fn night(lab: &LabConfig, opts: &NightOptions) -> Result<NightOutcome>
                     vmlinux: Some(b.dir.join("vmlinux")).filter(|p| p.is_file()),
                 };
                 let label = format!("{} × {}", cell.variant, cell.scenario);
-                progress.println(&format!("lab: [{}/{total}] {label} ({runs} runs)", i + 1));
                 let batch_opts = BatchOptions {
                     runs: *runs,
                     accel: opts.accel,
@@ -244,6 +243,17 @@ pub async fn night(lab: &LabConfig, opts: &NightOptions) -> Result<NightOutcome>
                     label,
                 };
                 let runs = batch(scenario, &target, &batch_opts).await?;
+                // The cell's line as soon as its last run ends (cells interleave in the pool).
+                let done = CellResult {
+                    runs: runs.clone(),
+                    ..cell.clone()
+                };
+                progress.println(&format!(
+                    "lab: [{}/{total}] {} → {}",
+                    i + 1,
+                    batch_opts.label,
+                    night::cell_with_expectation(&done)
+                ));
                 anyhow::Ok((Some(b.metadata.clone()), runs))
             }
         });
@@ -257,26 +267,19 @@ pub async fn night(lab: &LabConfig, opts: &NightOptions) -> Result<NightOutcome>
         if cell.note.is_none() && cell.kernel.is_none() {
             cell.note = Some(format!("{}{} did not build", night::NOT_RUN, cell.variant));
         }
-        if cell.note.is_none() && cell.kernel.is_some() {
-            if !cell.runs.is_empty()
-                && cell
-                    .runs
-                    .iter()
-                    .all(|r| matches!(r.verdict, Verdict::Error(_)))
-            {
-                errors.push(format!(
-                    "{} × {}: every run failed to say anything about the kernel ({})",
-                    cell.variant,
-                    cell.scenario,
-                    night::cell_text(cell)
-                ));
-            }
-            eprintln!(
-                "lab: {} × {} → {}",
+        if cell.note.is_none()
+            && !cell.runs.is_empty()
+            && cell
+                .runs
+                .iter()
+                .all(|r| matches!(r.verdict, Verdict::Error(_)))
+        {
+            errors.push(format!(
+                "{} × {}: every run failed to say anything about the kernel ({})",
                 cell.variant,
                 cell.scenario,
-                night::cell_with_expectation(cell)
-            );
+                night::cell_text(cell)
+            ));
         }
     }
 
