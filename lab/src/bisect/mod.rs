@@ -328,11 +328,12 @@ pub async fn bisect(o: &BisectOptions) -> Result<Option<Answer>> {
     // 1. The racy end: how often does the race show there?
     if state.plan.is_none() {
         let racy = state.racy_end.clone();
-        let (_, built) = step(o, &mut state, &racy).await?;
+        let (s, built) = step(o, &mut state, &racy).await?;
         let Some(built) = built else {
             bail!(
-                "the racy end {} does not build: nothing to bisect",
-                &racy[..12]
+                "the racy end {} does not build ({}): nothing to bisect",
+                &racy[..12],
+                s.build_error.as_deref().unwrap_or("")
             );
         };
         let stored = crate::run::stored(&o.dir.join(&racy[..12]))?;
