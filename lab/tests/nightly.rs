@@ -239,7 +239,13 @@ fn a_tested_git_commit_is_skipped_unless_forced() {
     git(&tree, &["commit", "-q", "-am", "two"]);
     let (out, results) = night(&config, &tmp.path().join("n3"));
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
-    assert!(results["cells"][0]["note"].is_null());
+    // Not skipped as tested: it tried to build the new commit.
+    assert_eq!(
+        results["cells"][0]["note"],
+        "not run: branch did not build",
+        "{}",
+        show(&out)
+    );
     assert_eq!(
         results["cells"][0]["commit"],
         git(&tree, &["rev-parse", "HEAD"]).as_str()

@@ -286,8 +286,22 @@ async fn run(
     batch(&o.scenario, &target, &opts).await
 }
 
-fn interrupted(runs: &[RunResult]) -> bool {
-    runs.iter().any(|r| r.outcome == Outcome::Interrupted)
+/// A commit's runs that count: an interrupted run (Ctrl-C) is kept on disk but says nothing,
+/// not even "infrastructure"; the second value says whether the last run was interrupted.
+fn counted(all: Vec<RunResult>) -> (Vec<RunResult>, bool) {
+    let interrupted = all
+        .last()
+        .is_some_and(|r| r.outcome == Outcome::Interrupted);
+    let runs = all
+        .into_iter()
+        .filter(|r| r.outcome != Outcome::Interrupted)
+        .collect();
+    (runs, interrupted)
+}
+
+/// The runs stored for a commit so far.
+fn stored(o: &BisectOptions, commit: &str) -> Result<Vec<RunResult>> {
+    Ok(counted(crate::run::stored(&o.dir.join(&commit[..12]))?).0)
 }
 
 /// The most frequent first kernel report at the racy end becomes the target.
@@ -336,13 +350,13 @@ pub async fn bisect(o: &BisectOptions) -> Result<Option<Answer>> {
                 s.build_error.as_deref().unwrap_or("")
             );
         };
-        let stored = crate::run::stored(&o.dir.join(&racy[..12]))?;
-        let more = o.runs.saturating_sub(stored.len() as u32);
-        let mut runs = stored;
+        let mut runs = stored(o, &racy)?;
+        let more = o.runs.saturating_sub(runs.len() as u32);
+        let mut interrupted = false;
         if more > 0 {
-            runs = run(o, &built, &racy, more, &progress).await?;
+            (runs, interrupted) = counted(run(o, &built, &racy, more, &progress).await?);
         }
-        if interrupted(&runs) {
+        if interrupted {
             save(&o.dir, &state)?;
             progress.clear();
             return Ok(None);
@@ -420,14 +434,15 @@ pub async fn bisect(o: &BisectOptions) -> Result<Option<Answer>> {
         let (_, built) = step(o, &mut state, &commit).await?;
         save(&o.dir, &state)?;
         let Some(built) = built else { continue };
-        let mut runs = crate::run::stored(&o.dir.join(&commit[..12]))?;
+        let mut runs = stored(o, &commit)?;
         let v = loop {
             let classes: Vec<RunClass> = runs.iter().map(|r| classify(r, &target)).collect();
             if let Some(v) = plan.verdict(&classes) {
                 break Some(v);
             }
-            runs = run(o, &built, &commit, 1, &progress).await?;
-            if interrupted(&runs) {
+            let interrupted;
+            (runs, interrupted) = counted(run(o, &built, &commit, 1, &progress).await?);
+            if interrupted {
                 break None;
             }
         };
@@ -470,7 +485,7 @@ pub async fn bisect(o: &BisectOptions) -> Result<Option<Answer>> {
         .iter()
         .filter(|s| s.verdict == Some(Verdict::Clean))
         .map(|s| {
-            let runs = crate::run::stored(&o.dir.join(&s.commit[..12])).unwrap_or_default();
+            let runs = stored(o, &s.commit).unwrap_or_default();
             let clean = runs
                 .iter()
                 .filter(|r| classify(r, &target) == RunClass::Clean)
@@ -505,7 +520,7 @@ pub fn table(o: &BisectOptions, state: &State) -> Result<String> {
     let target = state.target.clone().unwrap_or(TargetReport::Any);
     let mut s = String::from("| # | commit | subject | build | runs | target reports | verdict |\n|---|---|---|---|---|---|---|\n");
     for (i, step) in state.steps.iter().enumerate() {
-        let runs = crate::run::stored(&o.dir.join(&step.commit[..12]))?;
+        let runs = stored(o, &step.commit)?;
         let hits = runs
             .iter()
             .filter(|r| classify(r, &target) == RunClass::Target)
@@ -559,6 +574,23 @@ mod tests {
             differences: vec![],
             record: None,
         }
+    }
+
+    #[test]
+    fn interrupted_runs_do_not_count_and_only_the_last_one_stops() {
+        let pass = || run(RunVerdict::Pass, Outcome::Completed, &[]);
+        let cut = || {
+            run(
+                RunVerdict::Error("interrupted".into()),
+                Outcome::Interrupted,
+                &[],
+            )
+        };
+        let (runs, stop) = counted(vec![pass(), cut()]);
+        assert_eq!((runs.len(), stop), (1, true));
+        // Resumed: the earlier interruption stays on disk but stops nothing.
+        let (runs, stop) = counted(vec![pass(), cut(), pass()]);
+        assert_eq!((runs.len(), stop), (2, false));
     }
 
     #[test]
