@@ -414,8 +414,9 @@ pub struct BisectArgs {
     /// Scenario name (scenarios/<name>.toml).
     #[arg(long)]
     pub scenario: String,
-    /// The variant (kernels/*.toml) whose configuration every step builds with; its
-    /// patches are not applied.
+    /// The configuration every step builds with: a variant (kernels/*.toml; its config base
+    /// and fragments, not its patches), or comma-separated fragments of kernels/configs/
+    /// (e.g. qemu-guest,scenarios,kasan) on allnoconfig.
     #[arg(long, default_value = "baseline")]
     pub variant_config: String,
     /// Runs at the racy end to measure the reproduction rate.
@@ -446,6 +447,52 @@ pub struct BisectArgs {
     pub out: Option<PathBuf>,
 }
 
+/// `--variant-config`: a variant's configuration, or fragments on allnoconfig.
+fn bisect_config(
+    catalog: &kernel::variant::Catalog,
+    given: &str,
+) -> Result<kernel::variant::Variant> {
+    if catalog.names().iter().any(|n| n == given) {
+        return Ok(catalog.get(given)?);
+    }
+    let base = catalog.get("baseline").or_else(|_| {
+        catalog
+            .names()
+            .first()
+            .map(|n| catalog.get(n))
+            .unwrap_or_else(|| catalog.get(given))
+    })?;
+    let configs = base
+        .fragments
+        .first()
+        .and_then(|f| f.path.parent())
+        .map(std::path::Path::to_path_buf)
+        .ok_or_else(|| anyhow::anyhow!("no kernels/configs/ to take fragments from"))?;
+    let fragments = given
+        .split(',')
+        .map(|name| {
+            let path = configs.join(format!("{}.config", name.trim()));
+            if path.is_file() {
+                Ok(kernel::variant::Fragment {
+                    name: name.trim().to_string(),
+                    path,
+                })
+            } else {
+                Err(anyhow::anyhow!(
+                    "--variant-config {given:?}: no variant named {name:?} and no {}; variants: {}",
+                    path.display(),
+                    catalog.names().join(", ")
+                ))
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(kernel::variant::Variant {
+        config_base: kernel::variant::ConfigBase::Allnoconfig,
+        fragments,
+        ..base
+    })
+}
+
 pub async fn bisect(args: BisectArgs) -> Result<i32> {
     use crate::bisect::{self, TargetReport};
     let repo = args
@@ -469,7 +516,7 @@ pub async fn bisect(args: BisectArgs) -> Result<i32> {
         good: args.good,
         bad: args.bad,
         fix: args.fix,
-        config_variant: catalog.get(&args.variant_config)?,
+        config_variant: bisect_config(&catalog, &args.variant_config)?,
         scenario,
         runs: args.runs,
         target: match (args.signature, args.title_regex, args.any_report) {

@@ -99,3 +99,42 @@ fn a_racy_end_that_does_not_build_leaves_nothing_to_bisect() {
     // The build's own first error is named too.
     assert!(err.contains("make allnoconfig failed"), "{err}");
 }
+
+#[test]
+fn a_configuration_is_a_variant_or_fragments() {
+    let (tmp, repo, c) = three_commits();
+    // Fragments of kernels/configs/ are accepted (the build then fails: not a kernel tree).
+    let out = bisect(
+        &repo,
+        &tmp.path().join("b1"),
+        &[
+            "--good",
+            &c[0],
+            "--bad",
+            &c[2],
+            "--variant-config",
+            "qemu-guest,scenarios,kasan",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not build"),
+        "{}",
+        show(&out)
+    );
+    let out = bisect(
+        &repo,
+        &tmp.path().join("b2"),
+        &[
+            "--good",
+            &c[0],
+            "--bad",
+            &c[2],
+            "--variant-config",
+            "qemu-guest,nope",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no variant named \"nope\" and no "), "{err}");
+    assert!(err.contains("configs/nope.config"), "{err}");
+}
