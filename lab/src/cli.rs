@@ -47,13 +47,16 @@ pub enum Command {
     /// Wilson interval, Fisher's exact p against the first variant, median time to the first
     /// report, distinct report titles, throughput and its overhead, and for uapi scenarios
     /// every check whose value differs from the first variant's. Ends with a verdict per
-    /// variant in plain words.
+    /// variant in plain words. Runs are stored per kernel, scenario and duration and reused
+    /// when asked again; with no --variants/--scenario, lab.toml's [compare] says what to run.
     Compare(CompareArgs),
-    /// Run the lab's matrix (lab.toml): build every variant (cached), run every variant ×
-    /// scenario cell, store the runs in the SQLite history and compare each cell with its last
-    /// comparable night. Writes results.json, junit.xml and summary.md to the night's
-    /// directory and prints the summary. Exit status: 0 no regression, 1 a new report
-    /// signature (regression), 2 infrastructure failure (a build broke, VMs said nothing).
+    /// Run the lab's matrix (lab.toml): resolve git sources to commits (a commit already
+    /// tested with the same plan is skipped unless --force), build every variant (cached), run
+    /// every variant × scenario cell on a pool of VMs sized to the host (--jobs), store the
+    /// runs in the SQLite history and compare each cell with its last comparable night.
+    /// Writes results.json, junit.xml, summary.md and report.html to the night's directory and
+    /// prints the summary. Exit status: 0 no regression, 1 a new report signature
+    /// (regression), 2 infrastructure failure (a build broke, VMs said nothing).
     Nightly(NightlyArgs),
     /// Find the commit that brought a race in (or, with --fix, took it out), flaky-aware.
     ///
