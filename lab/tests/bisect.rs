@@ -12,18 +12,6 @@ fn repo_dir(dir: &str) -> PathBuf {
         .join(dir)
 }
 
-fn git(repo: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(["-c", "user.name=lab", "-c", "user.email=lab@localhost"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", show(&out));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// A repository of three commits: one, two, three.
 fn three_commits() -> (tempfile::TempDir, PathBuf, Vec<String>) {
     let tmp = tempfile::tempdir().unwrap();

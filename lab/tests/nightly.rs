@@ -129,18 +129,6 @@ fn a_reinstated_race_is_the_one_regression_of_the_night() {
         .is_file());
 }
 
-fn git(repo: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(["-c", "user.name=lab", "-c", "user.email=lab@localhost"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", show(&out));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// A git source's ref is resolved to a commit; a commit the history already has with the
 /// same plan is not built or run again unless --force. (The tree is not a kernel: a night
 /// that does try to build it fails as infrastructure, exit 2, which is how the test sees

@@ -166,26 +166,29 @@ fn hung_task_is_reported_with_its_caller_and_the_run_completes() {
 fn compare_tells_the_racy_variant_from_the_fixed_one() {
     let _slot = vm_slot();
     let (_tmp, out) = run_dir("compare");
-    let output = lab()
-        .args([
-            "compare",
-            "--variants",
-            "epoll-unpinned-poll,baseline",
-            "--scenario",
-            "epoll-dmabuf-race",
-            "--runs",
-            "2",
-            "--duration",
-            "4s",
-        ])
-        .arg("--kernels")
-        .arg(repo("kernels"))
-        .arg("--scenarios")
-        .arg(repo("scenarios"))
-        .arg("--store")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let compare = || {
+        lab()
+            .args([
+                "compare",
+                "--variants",
+                "epoll-unpinned-poll,baseline",
+                "--scenario",
+                "epoll-dmabuf-race",
+                "--runs",
+                "2",
+                "--duration",
+                "4s",
+            ])
+            .arg("--kernels")
+            .arg(repo("kernels"))
+            .arg("--scenarios")
+            .arg(repo("scenarios"))
+            .arg("--store")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let output = compare();
     assert!(output.status.success(), "{}", show(&output));
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("| epoll-unpinned-poll | 2/2 |"), "{text}");
@@ -214,26 +217,7 @@ fn compare_tells_the_racy_variant_from_the_fixed_one() {
 
     // Asked again with the same kernels, scenario and duration: the stored runs answer,
     // nothing boots, and the table is the same.
-    let again = lab()
-        .args([
-            "compare",
-            "--variants",
-            "epoll-unpinned-poll,baseline",
-            "--scenario",
-            "epoll-dmabuf-race",
-            "--runs",
-            "2",
-            "--duration",
-            "4s",
-        ])
-        .arg("--kernels")
-        .arg(repo("kernels"))
-        .arg("--scenarios")
-        .arg(repo("scenarios"))
-        .arg("--store")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let again = compare();
     assert!(again.status.success(), "{}", show(&again));
     let err = String::from_utf8_lossy(&again.stderr);
     assert!(

@@ -80,6 +80,21 @@ pub struct State {
     pub steps: Vec<Step>,
 }
 
+impl State {
+    /// Each commit's verdict so far, in `commits` order.
+    fn verdicts(&self) -> Vec<Option<Verdict>> {
+        self.commits
+            .iter()
+            .map(|c| {
+                self.steps
+                    .iter()
+                    .find(|s| &s.commit == c)
+                    .and_then(|s| s.verdict.clone())
+            })
+            .collect()
+    }
+}
+
 fn git(repo: &Path, args: &[&str]) -> Result<String> {
     let out = Command::new("git")
         .arg("-C")
@@ -414,17 +429,7 @@ pub async fn bisect(o: &BisectOptions) -> Result<Option<Answer>> {
 
     // 2. Midpoints until the first commit of the new state is pinned down.
     loop {
-        let verdicts: Vec<Option<Verdict>> = state
-            .commits
-            .iter()
-            .map(|c| {
-                state
-                    .steps
-                    .iter()
-                    .find(|s| &s.commit == c)
-                    .and_then(|s| s.verdict.clone())
-            })
-            .collect();
+        let verdicts = state.verdicts();
         let search = Search {
             verdicts: &verdicts,
             after: after.clone(),
@@ -464,17 +469,7 @@ pub async fn bisect(o: &BisectOptions) -> Result<Option<Answer>> {
     }
     progress.clear();
 
-    let verdicts: Vec<Option<Verdict>> = state
-        .commits
-        .iter()
-        .map(|c| {
-            state
-                .steps
-                .iter()
-                .find(|s| &s.commit == c)
-                .and_then(|s| s.verdict.clone())
-        })
-        .collect();
+    let verdicts = state.verdicts();
     let (found, doubt) = Search {
         verdicts: &verdicts,
         after,

@@ -216,16 +216,7 @@ fn cell_details(cell: &CellResult, base: &Path) -> Markup {
 
 /// The page for a night whose directory is `base` (links to consoles are relative to it).
 pub fn page(n: &NightResults, base: &Path) -> String {
-    let mut scenarios: Vec<&str> = Vec::new();
-    let mut variants: Vec<&str> = Vec::new();
-    for c in &n.cells {
-        if !scenarios.contains(&c.scenario.as_str()) {
-            scenarios.push(&c.scenario);
-        }
-        if !variants.contains(&c.variant.as_str()) {
-            variants.push(&c.variant);
-        }
-    }
+    let (variants, scenarios) = night::axes(n);
     let cell = |v: &str, s: &str| n.cells.iter().find(|c| c.variant == v && c.scenario == s);
     let title = if n.lab.is_empty() {
         "lab nightly"

@@ -190,8 +190,8 @@ pub fn cell_text(cell: &CellResult) -> String {
     }
 }
 
-/// Markdown: the variant × scenario matrix, then regressions, fixes and flaky signatures.
-pub fn summary_md(night: &NightResults) -> String {
+/// The matrix's axes: (variants, scenarios), each in the order of first appearance.
+pub fn axes(night: &NightResults) -> (Vec<&str>, Vec<&str>) {
     let mut scenarios: Vec<&str> = Vec::new();
     let mut variants: Vec<&str> = Vec::new();
     for c in &night.cells {
@@ -202,6 +202,12 @@ pub fn summary_md(night: &NightResults) -> String {
             variants.push(&c.variant);
         }
     }
+    (variants, scenarios)
+}
+
+/// Markdown: the variant × scenario matrix, then regressions, fixes and flaky signatures.
+pub fn summary_md(night: &NightResults) -> String {
+    let (variants, scenarios) = axes(night);
     let by_cell: BTreeMap<(&str, &str), &CellResult> = night
         .cells
         .iter()

@@ -102,3 +102,16 @@ pub fn qemu_left(run_dir: &Path) -> Vec<(u32, String)> {
         .filter(|(_, cmd)| cmd.contains("qemu-system"))
         .collect()
 }
+
+/// `git -C repo args…` with a fixed identity; its trimmed stdout.
+pub fn git(repo: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["-c", "user.name=lab", "-c", "user.email=lab@localhost"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", show(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
