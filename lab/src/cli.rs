@@ -344,7 +344,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     }
     let all_pass = results
         .iter()
-        .all(|r| r.verdict == crate::run::Verdict::Pass);
+        .all(|r| r.verdict() == crate::results::Verdict::Pass);
     Ok(if all_pass { 0 } else { 1 })
 }
 
@@ -667,12 +667,6 @@ pub struct CompareArgs {
     pub store: Option<PathBuf>,
 }
 
-/// Runs that say something about the kernel (not error, not skipped).
-fn counted(r: &crate::run::RunResult) -> bool {
-    use crate::run::Verdict;
-    matches!(r.verdict, Verdict::Pass | Verdict::Fail(_))
-}
-
 pub async fn compare(args: CompareArgs) -> Result<i32> {
     use crate::results::compare;
     let lab = match (
@@ -737,7 +731,7 @@ pub async fn compare(args: CompareArgs) -> Result<i32> {
         } else {
             before
                 .iter()
-                .filter(|r| counted(r))
+                .filter(|r| r.evidence.counts())
                 .count()
                 .min(runs as usize)
         };
@@ -789,11 +783,11 @@ pub async fn compare(args: CompareArgs) -> Result<i32> {
         } else {
             let mut kept: Vec<_> = all
                 .iter()
-                .filter(|r| counted(r))
+                .filter(|r| r.evidence.counts())
                 .take(runs as usize)
                 .cloned()
                 .collect();
-            kept.extend(new.iter().filter(|r| !counted(r)).cloned());
+            kept.extend(new.iter().filter(|r| !r.evidence.counts()).cloned());
             kept
         };
         arms.push(compare::Arm {

@@ -11,9 +11,10 @@ pub mod verdict;
 use crate::config::scenario::Scenario;
 use crate::kernel::{self, variant::Source, variant::Variant};
 use crate::report::formats::ReportType;
-use crate::run::{batch, BatchOptions, Pool, Progress, RunResult, Target, Verdict as RunVerdict};
+use crate::results::Evidence;
+use crate::run::{batch, BatchOptions, Pool, Progress, RunResult, Target};
 use crate::vm::accel::AccelChoice;
-use crate::vm::outcome::Outcome;
+
 use crate::vm::session::Backend;
 use anyhow::{bail, Context, Result};
 use regex::Regex;
@@ -182,30 +183,37 @@ fn save(dir: &Path, state: &State) -> Result<()> {
     crate::cache::write_atomic(&dir.join("state.json"), &serde_json::to_vec_pretty(state)?)
 }
 
-/// What a run says, given the target.
+/// What a run says, given the target (the evidence rule decides what a run found).
 pub fn classify(r: &RunResult, target: &TargetReport) -> RunClass {
-    let kernel: Vec<_> = r
-        .reports
-        .iter()
-        .filter(|rep| rep.kind != ReportType::Lab)
-        .collect();
+    if r.evidence.finding().is_none() {
+        return if r.evidence.counts() {
+            RunClass::Clean
+        } else {
+            RunClass::Infra
+        };
+    }
+    // (signature, title) of everything the run found: every kernel report it printed, or
+    // what the machine saw.
+    let found: Vec<(&str, &str)> = match &r.evidence {
+        Evidence::KernelReport { .. } => r
+            .reports
+            .iter()
+            .filter(|rep| rep.kind != ReportType::Lab)
+            .map(|rep| (rep.signature.as_str(), rep.title.as_str()))
+            .collect(),
+        other => other.finding().map(|(t, s)| (s, t)).into_iter().collect(),
+    };
     let hit = match target {
-        TargetReport::Any => !kernel.is_empty(),
-        TargetReport::Signature(s) => kernel.iter().any(|rep| &rep.signature == s),
+        TargetReport::Any => true,
+        TargetReport::Signature(s) => found.iter().any(|(sig, _)| sig == s),
         TargetReport::TitleRegex(re) => Regex::new(re)
-            .map(|re| kernel.iter().any(|rep| re.is_match(&rep.title)))
+            .map(|re| found.iter().any(|(_, title)| re.is_match(title)))
             .unwrap_or(false),
     };
     if hit {
         RunClass::Target
-    } else if !kernel.is_empty() {
-        RunClass::Other
-    } else if matches!(r.verdict, RunVerdict::Error(_) | RunVerdict::Skipped(_)) {
-        RunClass::Infra
-    } else if r.outcome == Outcome::Completed {
-        RunClass::Clean
     } else {
-        RunClass::Infra
+        RunClass::Other
     }
 }
 
@@ -303,29 +311,29 @@ async fn run(
 
 /// A commit's runs that count: an interrupted run (Ctrl-C) is kept on disk but says nothing,
 /// not even "infrastructure"; the second value says whether the last run was interrupted.
-fn counted(all: Vec<RunResult>) -> (Vec<RunResult>, bool) {
+fn uninterrupted(all: Vec<RunResult>) -> (Vec<RunResult>, bool) {
     let interrupted = all
         .last()
-        .is_some_and(|r| r.outcome == Outcome::Interrupted);
+        .is_some_and(|r| r.evidence == Evidence::Interrupted);
     let runs = all
         .into_iter()
-        .filter(|r| r.outcome != Outcome::Interrupted)
+        .filter(|r| r.evidence != Evidence::Interrupted)
         .collect();
     (runs, interrupted)
 }
 
 /// The runs stored for a commit so far.
 fn stored(o: &BisectOptions, commit: &str) -> Result<Vec<RunResult>> {
-    Ok(counted(crate::run::stored(&o.dir.join(&commit[..12]))?).0)
+    Ok(uninterrupted(crate::run::stored(&o.dir.join(&commit[..12]))?).0)
 }
 
-/// The most frequent first kernel report at the racy end becomes the target.
+/// The most frequent finding at the racy end becomes the target.
 fn most_common_signature(runs: &[RunResult]) -> Option<(String, String)> {
     let mut counts: std::collections::BTreeMap<(String, String), usize> = Default::default();
     for r in runs {
-        if let Some(rep) = r.reports.iter().find(|rep| rep.kind != ReportType::Lab) {
+        if let Some((title, signature)) = r.evidence.finding() {
             *counts
-                .entry((rep.signature.clone(), rep.title.clone()))
+                .entry((signature.to_string(), title.to_string()))
                 .or_default() += 1;
         }
     }
@@ -369,7 +377,7 @@ pub async fn bisect(o: &BisectOptions) -> Result<Option<Answer>> {
         let more = o.runs.saturating_sub(runs.len() as u32);
         let mut interrupted = false;
         if more > 0 {
-            (runs, interrupted) = counted(run(o, &built, &racy, more, &progress).await?);
+            (runs, interrupted) = uninterrupted(run(o, &built, &racy, more, &progress).await?);
         }
         if interrupted {
             save(&o.dir, &state)?;
@@ -446,7 +454,7 @@ pub async fn bisect(o: &BisectOptions) -> Result<Option<Answer>> {
                 break Some(v);
             }
             let interrupted;
-            (runs, interrupted) = counted(run(o, &built, &commit, 1, &progress).await?);
+            (runs, interrupted) = uninterrupted(run(o, &built, &commit, 1, &progress).await?);
             if interrupted {
                 break None;
             }
@@ -548,22 +556,34 @@ pub fn table(o: &BisectOptions, state: &State) -> Result<String> {
 mod tests {
     use super::*;
     use crate::report::parser::Report;
+    use crate::results::evidence;
+    use crate::vm::outcome::Outcome;
 
-    fn run(verdict: RunVerdict, outcome: Outcome, reports: &[(&str, &str)]) -> RunResult {
+    fn run(outcome: Outcome, reports: &[(&str, &str)]) -> RunResult {
+        let mut reports: Vec<Report> = reports
+            .iter()
+            .map(|(title, sig)| {
+                let mut r = Report::lab(title, String::new());
+                r.kind = ReportType::Warning;
+                r.signature = sig.to_string();
+                r
+            })
+            .collect();
+        let evidence = evidence::judge(
+            crate::config::scenario::Kind::Race,
+            &outcome,
+            &reports,
+            &vec![],
+        );
+        if reports.is_empty() {
+            reports.extend(evidence::outcome_report(&outcome));
+        }
         RunResult {
             index: 1,
             dir: PathBuf::new(),
-            verdict,
-            outcome,
-            reports: reports
-                .iter()
-                .map(|(title, sig)| {
-                    let mut r = Report::lab(title, String::new());
-                    r.kind = ReportType::Warning;
-                    r.signature = sig.to_string();
-                    r
-                })
-                .collect(),
+            evidence,
+            outcome: Some(outcome),
+            reports,
             first_report_ms: None,
             throughput: vec![],
             differences: vec![],
@@ -573,18 +593,12 @@ mod tests {
 
     #[test]
     fn interrupted_runs_do_not_count_and_only_the_last_one_stops() {
-        let pass = || run(RunVerdict::Pass, Outcome::Completed, &[]);
-        let cut = || {
-            run(
-                RunVerdict::Error("interrupted".into()),
-                Outcome::Interrupted,
-                &[],
-            )
-        };
-        let (runs, stop) = counted(vec![pass(), cut()]);
+        let pass = || run(Outcome::Completed, &[]);
+        let cut = || run(Outcome::Interrupted, &[]);
+        let (runs, stop) = uninterrupted(vec![pass(), cut()]);
         assert_eq!((runs.len(), stop), (1, true));
         // Resumed: the earlier interruption stays on disk but stops nothing.
-        let (runs, stop) = counted(vec![pass(), cut(), pass()]);
+        let (runs, stop) = uninterrupted(vec![pass(), cut(), pass()]);
         assert_eq!((runs.len(), stop), (2, false));
     }
 
@@ -594,7 +608,6 @@ mod tests {
         let other = [("BUG: sleeping function called from invalid context", "aa")];
         let fail = |r: &[(&str, &str)]| {
             run(
-                RunVerdict::Fail("x".into()),
                 Outcome::StoppedOnReport {
                     report: String::new(),
                 },
@@ -611,16 +624,24 @@ mod tests {
             RunClass::Target
         );
         assert_eq!(
-            classify(&run(RunVerdict::Pass, Outcome::Completed, &[]), &sig),
+            classify(&run(Outcome::Completed, &[]), &sig),
             RunClass::Clean
         );
         let silent = Outcome::TimeoutNoOutput { after_ms: 1 };
-        assert_eq!(
-            classify(
-                &run(RunVerdict::Error("no output".into()), silent, &[]),
-                &sig
-            ),
-            RunClass::Infra
-        );
+        assert_eq!(classify(&run(silent, &[]), &sig), RunClass::Infra);
+        // A hang is a finding: not the target report, but not "nothing" either.
+        let hang = || {
+            run(
+                Outcome::TimeoutNoHeartbeat {
+                    after_ms: 60_000,
+                    last_heard_ms: 20_000,
+                },
+                &[],
+            )
+        };
+        assert_eq!(classify(&hang(), &sig), RunClass::Other);
+        assert_eq!(classify(&hang(), &TargetReport::Any), RunClass::Target);
+        let by_title = TargetReport::TitleRegex("^no output from test machine$".into());
+        assert_eq!(classify(&hang(), &by_title), RunClass::Target);
     }
 }

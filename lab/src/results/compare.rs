@@ -3,9 +3,8 @@
 //! first report, distinct report titles, stress throughput and its overhead against the first,
 //! and for uapi scenarios every check whose value differs from the first variant's.
 
-use super::stats::{fisher_two_sided, wilson, Z95};
-use crate::report::formats::ReportType;
-use crate::run::{RunResult, Verdict};
+use super::stats::{fisher_two_sided, median, wilson, Z95};
+use super::RunResult;
 use std::collections::BTreeMap;
 
 /// One variant's runs.
@@ -17,16 +16,20 @@ pub struct Arm {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     pub name: String,
-    /// Runs that say something about the kernel (not error, not skipped).
+    /// Runs that say something about the kernel (the evidence rule's `counts`).
     pub runs: usize,
+    /// Runs that say nothing: inconclusive, skipped, interrupted.
     pub errors: usize,
-    /// Runs with a kernel report.
+    /// Runs with a finding: a kernel report, or the machine saw the kernel hang.
     pub detected: usize,
+    /// Of those, the runs where the machine, not a kernel report, found it (hangs).
+    pub hangs: usize,
     pub interval: (f64, f64),
     /// Fisher's exact p against the first variant (none for the first).
     pub p_vs_first: Option<f64>,
     pub median_first_report_s: Option<f64>,
-    /// Distinct kernel report titles with the number of runs that printed each.
+    /// Distinct finding titles (kernel reports, and what the machine saw) with the number of
+    /// runs that had each.
     pub titles: Vec<(String, usize)>,
     /// Median ops/s per role.
     pub throughput: Vec<(String, f64)>,
@@ -34,39 +37,19 @@ pub struct Row {
     pub observed: BTreeMap<String, serde_json::Value>,
 }
 
-fn median(mut xs: Vec<f64>) -> Option<f64> {
-    if xs.is_empty() {
-        return None;
-    }
-    xs.sort_by(|a, b| a.total_cmp(b));
-    let n = xs.len();
-    Some(if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-    })
-}
-
-fn kernel_reports(r: &RunResult) -> impl Iterator<Item = &crate::report::parser::Report> {
-    r.reports.iter().filter(|rep| rep.kind != ReportType::Lab)
-}
-
 fn row(arm: &Arm) -> Row {
-    let counted: Vec<&RunResult> = arm
-        .results
-        .iter()
-        .filter(|r| !matches!(r.verdict, Verdict::Error(_) | Verdict::Skipped(_)))
-        .collect();
+    let counted: Vec<&RunResult> = arm.results.iter().filter(|r| r.evidence.counts()).collect();
     let detected = counted
         .iter()
-        .filter(|r| kernel_reports(r).next().is_some())
+        .filter(|r| r.evidence.finding().is_some())
+        .count();
+    let hangs = counted
+        .iter()
+        .filter(|r| r.evidence.is_machine_finding())
         .count();
     let mut titles: BTreeMap<String, usize> = BTreeMap::new();
     for r in &counted {
-        let mut seen: Vec<&str> = kernel_reports(r).map(|rep| rep.title.as_str()).collect();
-        seen.sort();
-        seen.dedup();
-        for t in seen {
+        for t in r.finding_titles() {
             *titles.entry(t.to_string()).or_default() += 1;
         }
     }
@@ -102,6 +85,7 @@ fn row(arm: &Arm) -> Row {
         runs: counted.len(),
         errors: arm.results.len() - counted.len(),
         detected,
+        hangs,
         interval: wilson(detected as u64, counted.len() as u64, Z95),
         p_vs_first: None,
         median_first_report_s: median(
@@ -260,7 +244,20 @@ pub fn verdicts(rows: &[Row]) -> Vec<String> {
                 1 => " and changes 1 UAPI behaviour".to_string(),
                 n => format!(" and changes {n} UAPI behaviours"),
             };
-            format!("{}: {race}{uapi}", r.name)
+            let hangs = match r.hangs {
+                0 => String::new(),
+                n => format!(
+                    "; in {n}/{} runs the kernel stopped responding ({})",
+                    r.runs,
+                    r.titles
+                        .iter()
+                        .filter(|(t, _)| crate::results::evidence::is_machine_title(t))
+                        .map(|(t, _)| t.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            format!("{}: {race}{uapi}{hangs}", r.name)
         })
         .collect()
 }
@@ -268,29 +265,45 @@ pub fn verdicts(rows: &[Row]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::scenario::Kind;
+    use crate::report::formats::ReportType;
     use crate::report::parser::Report;
+    use crate::results::evidence;
     use crate::vm::outcome::Outcome;
 
     fn result(report: Option<&str>, first_ms: Option<u64>, ops: f64) -> RunResult {
+        let reports: Vec<Report> = report
+            .map(|t| {
+                let mut r = Report::lab(t, String::new());
+                r.kind = ReportType::Warning;
+                vec![r]
+            })
+            .unwrap_or_default();
         RunResult {
             index: 1,
             dir: Default::default(),
-            verdict: match report {
-                Some(t) => Verdict::Fail(t.into()),
-                None => Verdict::Pass,
-            },
-            outcome: Outcome::Completed,
-            reports: report
-                .map(|t| {
-                    let mut r = Report::lab(t, String::new());
-                    r.kind = ReportType::Warning;
-                    vec![r]
-                })
-                .unwrap_or_default(),
+            evidence: evidence::judge(Kind::Race, &Outcome::Completed, &reports, &vec![]),
+            outcome: Some(Outcome::Completed),
+            reports,
             first_report_ms: first_ms,
             throughput: vec![("closer".into(), ops)],
             differences: vec![],
             record: None,
+        }
+    }
+
+    /// A run the kernel hung: the agent went silent after it was up.
+    fn hung() -> RunResult {
+        let outcome = Outcome::TimeoutNoHeartbeat {
+            after_ms: 60_000,
+            last_heard_ms: 20_000,
+        };
+        let reports: Vec<Report> = evidence::outcome_report(&outcome).into_iter().collect();
+        RunResult {
+            evidence: evidence::judge(Kind::Race, &outcome, &reports, &vec![]),
+            outcome: Some(outcome),
+            reports,
+            ..result(None, None, 0.0)
         }
     }
 
@@ -334,9 +347,39 @@ mod tests {
     #[test]
     fn errors_are_not_counted_as_runs() {
         let mut a = arm("v", 2, 4, 1.0);
-        a.results[3].verdict = Verdict::Error("no output".into());
+        a.results[3].evidence = evidence::Evidence::Inconclusive {
+            why: "no output".into(),
+        };
         let rows = rows(&[a]);
         assert_eq!((rows[0].runs, rows[0].errors, rows[0].detected), (3, 1, 2));
+    }
+
+    #[test]
+    fn a_variant_that_hangs_the_kernel_is_a_finding_not_a_fix() {
+        let hangs = Arm {
+            name: "hangs".into(),
+            results: (0..20).map(|_| hung()).collect(),
+        };
+        let rows = rows(&[arm("epoll-unpinned-poll", 19, 20, 400.0), hangs]);
+        assert_eq!(
+            (rows[1].runs, rows[1].detected, rows[1].hangs),
+            (20, 20, 20)
+        );
+        assert_eq!(
+            rows[1].titles,
+            [("no output from test machine".to_string(), 20)]
+        );
+        let v = verdicts(&rows);
+        assert!(!v[0].contains("removes the race"), "{v:?}");
+        assert!(
+            v[0].ends_with(
+                "; in 20/20 runs the kernel stopped responding (no output from test machine)"
+            ),
+            "{v:?}"
+        );
+        let t = table(&rows);
+        assert!(t.contains("| hangs | 20/20 |"), "{t}");
+        assert!(t.contains("no output from test machine (20)"), "{t}");
     }
 
     #[test]

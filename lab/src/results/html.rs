@@ -6,9 +6,9 @@
 
 use super::night::{self, CellResult, NightResults};
 use super::stats::{wilson, Z95};
+use super::{RunResult, Verdict};
 use crate::report::formats::ReportType;
 use crate::report::parser::Report;
-use crate::run::{RunResult, Verdict};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use std::path::Path;
 
@@ -76,18 +76,15 @@ fn anchor(cell: &CellResult) -> String {
         .collect()
 }
 
-/// (failed runs, runs that said something about the kernel): a failure is a kernel report,
-/// or in a uapi scenario a check with another value.
+/// (failed runs, runs that said something about the kernel): a failure is a finding (a
+/// kernel report, a hang), or in a uapi scenario a check with another value.
 fn detection(cell: &CellResult) -> (u64, u64) {
-    let (mut hit, mut n) = (0, 0);
-    for r in &cell.runs {
-        match r.verdict {
-            Verdict::Fail(_) => (hit, n) = (hit + 1, n + 1),
-            Verdict::Pass => n += 1,
-            _ => {}
-        }
-    }
-    (hit, n)
+    let counted = cell.runs.iter().filter(|r| r.evidence.counts());
+    let hit = counted
+        .clone()
+        .filter(|r| matches!(r.verdict(), Verdict::Fail(_)))
+        .count();
+    (hit as u64, counted.count() as u64)
 }
 
 /// Horizontal bars: the failure rate of each cell that ran, its Wilson interval as a line.
@@ -156,17 +153,10 @@ fn report(r: &Report) -> Markup {
     }
 }
 
-fn verdict_text(v: &Verdict) -> (&'static str, String) {
-    match v {
-        Verdict::Pass => ("pass", String::new()),
-        Verdict::Fail(d) => ("FAIL", clean(d)),
-        Verdict::Error(d) => ("error", clean(d)),
-        Verdict::Skipped(d) => ("skipped", clean(d)),
-    }
-}
-
 fn run_row(r: &RunResult, base: &Path) -> Markup {
-    let (verdict, detail) = verdict_text(&r.verdict);
+    let verdict = r.verdict();
+    let (verdict, detail) = verdict.parts();
+    let detail = clean(detail);
     let ops: Vec<String> = r
         .throughput
         .iter()
@@ -176,7 +166,7 @@ fn run_row(r: &RunResult, base: &Path) -> Markup {
         tr {
             td { (r.index) }
             td { (verdict) }
-            td { (r.outcome.name()) }
+            td { (r.outcome_name()) }
             td { (r.first_report_ms.map(|ms| format!("{:.2} s", ms as f64 / 1000.0)).unwrap_or_else(|| "-".into())) }
             td { (ops.join(", ")) }
             td {

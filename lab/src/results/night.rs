@@ -2,8 +2,8 @@
 //! testcase per variant × scenario) and `summary.md` (the matrix, then what changed).
 
 use super::history::{Change, ChangeKind};
+use super::{RunResult, Verdict};
 use crate::kernel::Metadata;
-use crate::run::{RunResult, Verdict};
 use quick_junit::{NonSuccessKind, Report as Junit, TestCase, TestCaseStatus, TestSuite};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -111,7 +111,7 @@ impl From<&Change> for ChangeOut {
 fn counts(cell: &CellResult) -> (usize, usize, usize, usize) {
     let mut c = (0, 0, 0, 0);
     for r in &cell.runs {
-        match r.verdict {
+        match r.verdict() {
             Verdict::Fail(_) => c.0 += 1,
             Verdict::Error(_) => c.1 += 1,
             Verdict::Skipped(_) => c.2 += 1,
@@ -121,18 +121,12 @@ fn counts(cell: &CellResult) -> (usize, usize, usize, usize) {
     c
 }
 
-/// The first failing run's verdict detail (a report title, or the uapi differences).
-fn first_failure(cell: &CellResult) -> Option<&RunResult> {
-    cell.runs
-        .iter()
-        .find(|r| matches!(r.verdict, Verdict::Fail(_)))
-}
-
-fn detail(v: &Verdict) -> &str {
-    match v {
-        Verdict::Pass => "",
-        Verdict::Fail(d) | Verdict::Error(d) | Verdict::Skipped(d) => d,
-    }
+/// The first failing run and its verdict detail (a finding's title, or the uapi differences).
+fn first_failure(cell: &CellResult) -> Option<(&RunResult, String)> {
+    cell.runs.iter().find_map(|r| match r.verdict() {
+        Verdict::Fail(detail) => Some((r, detail)),
+        _ => None,
+    })
 }
 
 /// Whether the cell did what lab.toml expects of it; none when nothing is expected or no
@@ -144,7 +138,7 @@ pub fn as_expected(cell: &CellResult) -> Option<bool> {
     if fail + pass == 0 {
         return None;
     }
-    let first = first_failure(cell).map(|r| detail(&r.verdict));
+    let first = first_failure(cell).map(|(_, detail)| detail);
     Some(match expect {
         "pass" => first.is_none(),
         "fail" => first.is_some(),
@@ -169,8 +163,8 @@ pub fn cell_text(cell: &CellResult) -> String {
     }
     let (fail, error, skipped, pass) = counts(cell);
     let n = cell.runs.len();
-    if let Some(r) = first_failure(cell) {
-        let mut t = format!("FAIL {fail}/{n}: {}", detail(&r.verdict));
+    if let Some((_, detail)) = first_failure(cell) {
+        let mut t = format!("FAIL {fail}/{n}: {detail}");
         if error > 0 {
             t.push_str(&format!(" ({error} error)"));
         }
@@ -179,12 +173,14 @@ pub fn cell_text(cell: &CellResult) -> String {
         let first = cell
             .runs
             .iter()
-            .find(|r| matches!(r.verdict, Verdict::Error(_)))
-            .map(|r| detail(&r.verdict))
-            .unwrap_or("");
+            .find_map(|r| match r.verdict() {
+                Verdict::Error(d) => Some(d),
+                _ => None,
+            })
+            .unwrap_or_default();
         format!("error {error}/{n}: {first}")
     } else if skipped == n && n > 0 {
-        format!("skipped: {}", detail(&cell.runs[0].verdict))
+        format!("skipped: {}", cell.runs[0].verdict().parts().1)
     } else {
         format!("pass {pass}/{n}")
     }
@@ -299,9 +295,9 @@ pub fn junit_xml(night: &NightResults) -> Result<String, quick_junit::SerializeE
     let mut suites: BTreeMap<&str, TestSuite> = BTreeMap::new();
     for cell in &night.cells {
         let (_, error, skipped, _) = counts(cell);
-        let status = if let Some(r) = first_failure(cell) {
+        let status = if let Some((r, detail)) = first_failure(cell) {
             let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            st.set_message(detail(&r.verdict));
+            st.set_message(detail);
             if let Some(rep) = r.reports.first() {
                 let mut text = rep.text.clone();
                 if text.len() > EXCERPT {
@@ -343,18 +339,24 @@ mod tests {
     use crate::vm::outcome::Outcome;
 
     fn run(verdict: Verdict, report_text: Option<&str>) -> RunResult {
+        let reports: Vec<Report> = report_text
+            .map(|t| {
+                let mut r = Report::lab("WARNING in dma_buf_poll", t.to_string());
+                r.kind = crate::report::formats::ReportType::Warning;
+                vec![r]
+            })
+            .unwrap_or_default();
         RunResult {
             index: 1,
             dir: "/tmp/x".into(),
-            verdict,
-            outcome: Outcome::Completed,
-            reports: report_text
-                .map(|t| {
-                    let mut r = Report::lab("WARNING in dma_buf_poll", t.to_string());
-                    r.kind = crate::report::formats::ReportType::Warning;
-                    vec![r]
-                })
-                .unwrap_or_default(),
+            evidence: crate::results::Evidence::from_verdict(
+                &verdict,
+                Some(&Outcome::Completed),
+                &reports,
+                &vec![],
+            ),
+            outcome: Some(Outcome::Completed),
+            reports,
             first_report_ms: Some(120),
             throughput: vec![("closer".into(), 400.0)],
             differences: vec![],
@@ -524,7 +526,10 @@ mod tests {
     #[test]
     fn summary_is_a_matrix_then_the_changes() {
         let mut n = night();
-        n.cells[1].runs[0].verdict = Verdict::Fail(HOSTILE.into());
+        n.cells[1].runs[0].evidence = crate::results::Evidence::KernelReport {
+            title: HOSTILE.into(),
+            signature: "s".into(),
+        };
         let md = summary_md(&n);
         assert!(
             md.contains("| variant | epoll-dmabuf-race | uapi-epoll |"),

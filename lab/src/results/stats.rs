@@ -63,6 +63,21 @@ pub fn fisher_two_sided(a: u64, b: u64, c: u64, d: u64) -> f64 {
     p.min(1.0)
 }
 
+/// The median of `xs`; none when there are none. NaN sorts above every number and never
+/// panics the sort.
+pub fn median(mut xs: Vec<f64>) -> Option<f64> {
+    if xs.is_empty() {
+        return None;
+    }
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    Some(if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +124,14 @@ mod tests {
             fisher_two_sided(19, 1, 2, 18),
             1e-15
         ));
+    }
+
+    #[test]
+    fn median_of_odd_even_empty_and_nan() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(vec![]), None);
+        // NaN does not panic; it sorts last.
+        assert_eq!(median(vec![f64::NAN, 1.0, 2.0]), Some(2.0));
     }
 }

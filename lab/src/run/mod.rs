@@ -12,47 +12,19 @@ use crate::config::scenario::{self, Kind, Scenario};
 use crate::report::formats;
 use crate::report::parser::{self, Parser, Report};
 use crate::report::symbolize::{SymbolizeError, Symbolizer};
+use crate::results::{evidence, stats};
 use crate::vm::accel::AccelChoice;
 use crate::vm::console::{ConsoleScanner, ScanAction};
-use crate::vm::outcome::{Outcome, RunRecord};
+use crate::vm::outcome::RunRecord;
 use crate::vm::session::{self, Backend, BootSpec};
 use anyhow::Result;
 use futures::StreamExt;
 use runner::protocol::RunRequest;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The verdict of one run under the scenario's rule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "verdict", content = "detail", rename_all = "kebab-case")]
-pub enum Verdict {
-    Pass,
-    /// A kernel report (race) or a check with another value (uapi).
-    Fail(String),
-    /// The run says nothing about the kernel: the VM could not boot, the agent failed...
-    Error(String),
-    /// The kernel lacks what the scenario needs.
-    Skipped(String),
-}
-
-/// One run of a batch, as stored in runs.json.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunResult {
-    pub index: u32,
-    pub dir: PathBuf,
-    pub verdict: Verdict,
-    pub outcome: Outcome,
-    pub reports: Vec<Report>,
-    /// From the workload's start to the first report line.
-    pub first_report_ms: Option<u64>,
-    /// (role, operations per second summed over its threads).
-    pub throughput: Vec<(String, f64)>,
-    /// uapi: (check, expected, observed) where they differ.
-    pub differences: Vec<(String, serde_json::Value, serde_json::Value)>,
-    pub record: Option<RunRecord>,
-}
+pub use crate::results::{Evidence, RunResult, Verdict};
 
 /// Most reports kept per run (a crashing kernel can print thousands).
 const MAX_REPORTS: usize = 100;
@@ -154,92 +126,6 @@ fn throughput(record: &RunRecord) -> Vec<(String, f64)> {
     by_role
 }
 
-/// The titles (syzkaller's) of runs the machine ended without a kernel report.
-fn outcome_report(outcome: &Outcome) -> Option<Report> {
-    let title = match outcome {
-        Outcome::TimeoutNoOutput { .. } | Outcome::TimeoutNoHeartbeat { .. } => {
-            "no output from test machine"
-        }
-        Outcome::AgentLost { .. } | Outcome::QemuExited { .. } => "lost connection to test machine",
-        Outcome::Timeout { .. } => "timed out",
-        _ => return None,
-    };
-    Some(Report::lab(title, outcome.summary()))
-}
-
-fn judge(
-    scenario: &Scenario,
-    record: &RunRecord,
-    reports: &[Report],
-) -> (Verdict, Vec<(String, serde_json::Value, serde_json::Value)>) {
-    let infra = |o: &Outcome| -> Option<String> {
-        match o {
-            Outcome::TimeoutNoOutput { .. }
-            | Outcome::AgentLost { .. }
-            | Outcome::AgentError { .. }
-            | Outcome::QemuExited { .. }
-            | Outcome::Interrupted => Some(o.summary()),
-            _ => None,
-        }
-    };
-    match scenario.kind {
-        Kind::Race => {
-            if let Some(first) = reports.first() {
-                return (Verdict::Fail(first.title.clone()), vec![]);
-            }
-            if let Some(e) = infra(&record.outcome) {
-                return (Verdict::Error(e), vec![]);
-            }
-            match &record.outcome {
-                Outcome::Completed => (Verdict::Pass, vec![]),
-                other => (Verdict::Fail(other.summary()), vec![]),
-            }
-        }
-        Kind::Uapi => {
-            if record.outcome != Outcome::Completed {
-                return (
-                    Verdict::Error(format!(
-                        "the checks did not complete: {}",
-                        record.outcome.summary()
-                    )),
-                    vec![],
-                );
-            }
-            let diffs: Vec<_> = scenario
-                .expect
-                .iter()
-                .filter_map(|(check, expected)| {
-                    let observed = record
-                        .observations
-                        .get(check)
-                        .cloned()
-                        .unwrap_or(serde_json::Value::Null);
-                    (observed != *expected).then(|| (check.clone(), expected.clone(), observed))
-                })
-                .collect();
-            if let Some(first) = reports.first() {
-                return (Verdict::Fail(first.title.clone()), diffs);
-            }
-            if diffs.is_empty() {
-                (Verdict::Pass, diffs)
-            } else {
-                let text: Vec<String> = diffs
-                    .iter()
-                    .map(|(c, e, o)| format!("{c}: {e} → {o}"))
-                    .collect();
-                (
-                    Verdict::Fail(format!(
-                        "{} check(s) differ: {}",
-                        diffs.len(),
-                        text.join(", ")
-                    )),
-                    diffs,
-                )
-            }
-        }
-    }
-}
-
 pub struct BatchOptions {
     pub runs: u32,
     pub accel: AccelChoice,
@@ -304,17 +190,7 @@ pub async fn batch(
             let why = format!("needs {}", missing.join(", "));
             opts.progress.unplan(opts.runs, duration);
             for index in indices {
-                results.push(RunResult {
-                    index,
-                    dir: opts.out.clone(),
-                    verdict: Verdict::Skipped(why.clone()),
-                    outcome: Outcome::Completed,
-                    reports: vec![],
-                    first_report_ms: None,
-                    throughput: vec![],
-                    differences: vec![],
-                    record: None,
-                });
+                results.push(RunResult::skipped(index, opts.out.clone(), why.clone()));
             }
             write_results(&opts.out, &results)?;
             return Ok(results);
@@ -338,12 +214,9 @@ pub async fn batch(
             opts.progress.finish(
                 ticket,
                 &format!("  {}: {}", opts.label, line(&result).trim_start()),
-                result
-                    .reports
-                    .iter()
-                    .any(|r| r.kind != formats::ReportType::Lab),
+                result.evidence.is_kernel_report(),
             );
-            if result.outcome == Outcome::Interrupted {
+            if result.evidence == Evidence::Interrupted {
                 stop.set(true);
             }
             anyhow::Ok(Some(result))
@@ -406,13 +279,17 @@ async fn one_run(
         (Some(at), Some(start)) => Some(at.saturating_sub(start)),
         _ => None,
     };
-    let (verdict, differences) = judge(scenario, &record, &reports);
+    let differences = match scenario.kind {
+        Kind::Uapi => evidence::differences(&scenario.expect, &record.observations),
+        Kind::Race => vec![],
+    };
+    let evidence = evidence::judge(scenario.kind, &record.outcome, &reports, &differences);
     let mut reports = reports;
     if let Some(symbolizer) = symbols {
         reports.iter_mut().for_each(|r| symbolizer.symbolize(r));
     }
     if reports.is_empty() {
-        reports.extend(outcome_report(&record.outcome));
+        reports.extend(evidence::outcome_report(&record.outcome));
     }
     std::fs::write(
         dir.join("reports.json"),
@@ -421,8 +298,8 @@ async fn one_run(
     Ok(RunResult {
         index,
         dir,
-        verdict,
-        outcome: record.outcome.clone(),
+        evidence,
+        outcome: Some(record.outcome.clone()),
         reports,
         first_report_ms,
         throughput: throughput(&record),
@@ -437,12 +314,8 @@ fn write_results(out: &Path, results: &[RunResult]) -> Result<()> {
 
 /// One line per run.
 pub fn line(r: &RunResult) -> String {
-    let (verdict, detail) = match &r.verdict {
-        Verdict::Pass => ("pass", String::new()),
-        Verdict::Fail(d) => ("FAIL", d.clone()),
-        Verdict::Error(d) => ("error", d.clone()),
-        Verdict::Skipped(d) => ("skipped", d.clone()),
-    };
+    let verdict = r.verdict();
+    let (verdict, detail) = verdict.parts();
     let first = r
         .first_report_ms
         .map(|ms| format!("{:.2}s", ms as f64 / 1000.0))
@@ -456,29 +329,17 @@ pub fn line(r: &RunResult) -> String {
         "  run {:>3}  {:<7} {:<18} first report {:>7}  {}  {}",
         r.index,
         verdict,
-        r.outcome.name(),
+        r.outcome_name(),
         first,
         ops.join(" "),
         detail
     )
 }
 
-pub fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
-}
-
 /// The batch in a few lines.
 pub fn summary(scenario: &Scenario, target: &Target, results: &[RunResult]) -> String {
-    let count = |f: fn(&Verdict) -> bool| results.iter().filter(|r| f(&r.verdict)).count();
+    let verdicts: Vec<Verdict> = results.iter().map(RunResult::verdict).collect();
+    let count = |f: fn(&Verdict) -> bool| verdicts.iter().filter(|v| f(v)).count();
     let fails = count(|v| matches!(v, Verdict::Fail(_)));
     let errors = count(|v| matches!(v, Verdict::Error(_)));
     let skipped = count(|v| matches!(v, Verdict::Skipped(_)));
@@ -489,7 +350,7 @@ pub fn summary(scenario: &Scenario, target: &Target, results: &[RunResult]) -> S
         target.name,
         results.len()
     );
-    if let Some(Verdict::Skipped(why)) = results.first().map(|r| &r.verdict) {
+    if let Some(Verdict::Skipped(why)) = verdicts.first() {
         s.push_str(&format!("skipped: {why}\n"));
         return s;
     }
@@ -498,7 +359,7 @@ pub fn summary(scenario: &Scenario, target: &Target, results: &[RunResult]) -> S
             .iter()
             .filter_map(|r| r.first_report_ms.map(|ms| ms as f64 / 1000.0))
             .collect();
-        if let Some(m) = median(times) {
+        if let Some(m) = stats::median(times) {
             s.push_str(&format!(
                 "median time from workload start to first report: {m:.2} s\n"
             ));
@@ -517,7 +378,7 @@ pub fn summary(scenario: &Scenario, target: &Target, results: &[RunResult]) -> S
                         .map(|(_, v)| *v)
                 })
                 .collect();
-            if let Some(m) = median(v) {
+            if let Some(m) = stats::median(v) {
                 s.push_str(&format!("median {role} throughput: {m:.0} ops/s\n"));
             }
         }
@@ -563,12 +424,15 @@ mod tests {
         RunResult {
             index,
             dir: PathBuf::new(),
-            verdict: if first_ms.is_some() {
-                Verdict::Fail("WARNING: x".into())
+            evidence: if first_ms.is_some() {
+                Evidence::KernelReport {
+                    title: "WARNING: x".into(),
+                    signature: "s".into(),
+                }
             } else {
-                Verdict::Pass
+                Evidence::Clean
             },
-            outcome: Outcome::Completed,
+            outcome: Some(crate::vm::outcome::Outcome::Completed),
             reports: vec![],
             first_report_ms: first_ms,
             throughput: throughput
@@ -628,27 +492,6 @@ mod tests {
             1,
             "{text}"
         );
-    }
-
-    #[test]
-    fn machine_outcomes_become_lab_reports() {
-        let silent = Outcome::TimeoutNoHeartbeat {
-            after_ms: 30_000,
-            last_heard_ms: 1_000,
-        };
-        let r = outcome_report(&silent).unwrap();
-        assert_eq!(r.title, "no output from test machine");
-        assert_eq!(r.kind, crate::report::formats::ReportType::Lab);
-        assert!(r.text.contains("silent since 1000 ms"));
-        let lost = Outcome::AgentLost {
-            detail: "channel closed".into(),
-        };
-        assert_eq!(
-            outcome_report(&lost).unwrap().title,
-            "lost connection to test machine"
-        );
-        assert!(outcome_report(&Outcome::Completed).is_none());
-        assert!(outcome_report(&Outcome::Interrupted).is_none());
     }
 
     #[test]

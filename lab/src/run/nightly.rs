@@ -7,7 +7,6 @@ use crate::config::lab::LabConfig;
 use crate::config::scenario::Scenario;
 use crate::kernel::variant::{Catalog, Source};
 use crate::kernel::{self, Built};
-use crate::report::formats::ReportType;
 use crate::results::history::{ChangeKind, History, RunRow};
 use crate::results::night::{self, CellResult, ChangeOut, NightResults};
 use crate::vm::accel::AccelChoice;
@@ -70,31 +69,30 @@ fn now() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
-/// Runs that say something about the kernel go into the history; errors and skips do not,
-/// so a night whose VMs failed is not read as "every report was fixed".
+/// Runs that say something about the kernel go into the history (the evidence rule); the
+/// others do not, so a night whose VMs failed is not read as "every report was fixed". A
+/// run's signature is its finding's: its first kernel report (what follows it, a GPF after a
+/// use-after-free, is the kernel falling over and varies run to run), or the hang the machine
+/// saw.
 fn history_rows(cell: &CellResult) -> Vec<RunRow> {
     cell.runs
         .iter()
-        .filter(|r| matches!(r.verdict, Verdict::Pass | Verdict::Fail(_)))
+        .filter(|r| r.evidence.counts())
         .map(|r: &RunResult| RunRow {
             variant: cell.variant.clone(),
             scenario: cell.scenario.clone(),
             plan_key: cell.plan_key.clone(),
             index: r.index,
-            verdict: match &r.verdict {
+            verdict: match r.verdict() {
                 Verdict::Pass => "pass".into(),
                 _ => "fail".into(),
             },
-            outcome: r.outcome.name().into(),
+            outcome: r.outcome_name().into(),
             first_report_ms: r.first_report_ms,
-            // The run's first kernel report is its bug; what follows it (a GPF after a
-            // use-after-free, a second WARNING) is the kernel falling over and varies run to
-            // run, so it would read as regressions and fixes that are not.
             reports: r
-                .reports
-                .iter()
-                .find(|rep| rep.kind != ReportType::Lab)
-                .map(|rep| (rep.signature.clone(), rep.title.clone()))
+                .evidence
+                .finding()
+                .map(|(title, signature)| (signature.to_string(), title.to_string()))
                 .into_iter()
                 .collect(),
         })
@@ -272,7 +270,7 @@ pub async fn night(lab: &LabConfig, opts: &NightOptions) -> Result<NightOutcome>
             && cell
                 .runs
                 .iter()
-                .all(|r| matches!(r.verdict, Verdict::Error(_)))
+                .all(|r| matches!(r.verdict(), Verdict::Error(_)))
         {
             errors.push(format!(
                 "{} × {}: every run failed to say anything about the kernel ({})",

@@ -1,0 +1,457 @@
+//! The one rule of what a run is evidence of. Every command that counts runs (compare,
+//! nightly, the history, report.html, bisect, `lab run`) asks [`Evidence`]; none decides on
+//! its own from outcomes and reports.
+//!
+//! In order:
+//! 1. a run the user interrupted says nothing, whatever it printed before;
+//! 2. a run that never booted because the kernel lacks what the scenario needs is skipped;
+//! 3. a kernel report is a finding (the run's first report is its bug);
+//! 4. a machine-side finding: the guest was up and went silent (a hang), was still running at
+//!    the overall deadline, or panicked without a report the parser could title;
+//! 5. a run that did not get far enough to test anything (no output at all, QEMU or the
+//!    agent failed) says nothing about the kernel;
+//! 6. a completed run is clean — for a uapi scenario, unless checks took other values.
+
+use crate::config::scenario::Kind;
+use crate::report::formats::ReportType;
+use crate::report::parser::Report;
+use crate::vm::outcome::Outcome;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What one run says about the kernel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Evidence {
+    /// The kernel printed a report; its first one.
+    KernelReport { title: String, signature: String },
+    /// The machine saw the kernel stop (a hang, a run that never ended, a bare panic).
+    MachineFinding {
+        title: String,
+        signature: String,
+        detail: String,
+    },
+    /// uapi: the checks completed and some took other values than upstream's.
+    Differs { text: String },
+    /// The workload ran its course and nothing was found.
+    Clean,
+    /// The run says nothing about the kernel: it did not boot to the agent, QEMU or the
+    /// agent failed.
+    Inconclusive { why: String },
+    /// No VM ran: the kernel lacks what the scenario needs.
+    Skipped { why: String },
+    /// The user stopped the run.
+    Interrupted,
+}
+
+/// The verdict of one run under the scenario's rule, as `lab run` prints it and JUnit
+/// records it: derived from the evidence, never decided apart from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "verdict", content = "detail", rename_all = "kebab-case")]
+pub enum Verdict {
+    Pass,
+    /// A finding (kernel report, hang) or, for uapi, checks with other values.
+    Fail(String),
+    /// The run says nothing about the kernel (it could not boot, it was interrupted...).
+    Error(String),
+    /// The kernel lacks what the scenario needs.
+    Skipped(String),
+}
+
+/// Titles the lab gives to what the machine, not the kernel, saw (syzkaller's forms).
+pub const NO_OUTPUT: &str = "no output from test machine";
+pub const LOST_CONNECTION: &str = "lost connection to test machine";
+pub const TIMED_OUT: &str = "timed out";
+pub const BARE_PANIC: &str = "kernel panic";
+pub const UNPARSED_REPORT: &str = "kernel report the lab could not parse";
+
+/// Whether a finding title is one the machine gives (not a kernel report's).
+pub fn is_machine_title(title: &str) -> bool {
+    [NO_OUTPUT, TIMED_OUT, BARE_PANIC, UNPARSED_REPORT].contains(&title)
+}
+
+/// What the machine's outcome alone says about the kernel.
+enum MachineSays {
+    /// The kernel stopped making progress or died: a finding with this title.
+    Finding(&'static str),
+    /// Nothing: the run did not get far enough.
+    Nothing,
+    Completed,
+    Interrupted,
+}
+
+fn machine(outcome: &Outcome) -> MachineSays {
+    match outcome {
+        Outcome::Completed => MachineSays::Completed,
+        Outcome::Interrupted => MachineSays::Interrupted,
+        Outcome::TimeoutNoHeartbeat { .. } => MachineSays::Finding(NO_OUTPUT),
+        Outcome::Timeout { .. } => MachineSays::Finding(TIMED_OUT),
+        Outcome::GuestPanic { .. } => MachineSays::Finding(BARE_PANIC),
+        Outcome::StoppedOnReport { .. } => MachineSays::Finding(UNPARSED_REPORT),
+        Outcome::TimeoutNoOutput { .. }
+        | Outcome::AgentLost { .. }
+        | Outcome::AgentError { .. }
+        | Outcome::QemuExited { .. } => MachineSays::Nothing,
+    }
+}
+
+/// The lab's own report for a run the machine ended without a kernel report, titled as
+/// syzkaller titles them: kept with the run so its console excerpt and title are shown.
+pub fn outcome_report(outcome: &Outcome) -> Option<Report> {
+    let title = match outcome {
+        Outcome::TimeoutNoOutput { .. } | Outcome::TimeoutNoHeartbeat { .. } => NO_OUTPUT,
+        Outcome::AgentLost { .. } | Outcome::QemuExited { .. } => LOST_CONNECTION,
+        Outcome::Timeout { .. } => TIMED_OUT,
+        _ => return None,
+    };
+    Some(Report::lab(title, outcome.summary()))
+}
+
+/// (check, expected, observed) for every check whose observed value is not the expected one.
+pub type Differences = Vec<(String, serde_json::Value, serde_json::Value)>;
+
+/// The uapi checks that took other values than `expect` says.
+pub fn differences(
+    expect: &BTreeMap<String, serde_json::Value>,
+    observations: &BTreeMap<String, serde_json::Value>,
+) -> Differences {
+    expect
+        .iter()
+        .filter_map(|(check, expected)| {
+            let observed = observations
+                .get(check)
+                .cloned()
+                .unwrap_or(serde_json::Value::Null);
+            (observed != *expected).then(|| (check.clone(), expected.clone(), observed))
+        })
+        .collect()
+}
+
+/// The rule: what a run that ended in `outcome`, printed `reports` and (uapi) found
+/// `differences` is evidence of.
+pub fn judge(
+    kind: Kind,
+    outcome: &Outcome,
+    reports: &[Report],
+    differences: &Differences,
+) -> Evidence {
+    let says = machine(outcome);
+    if let MachineSays::Interrupted = says {
+        return Evidence::Interrupted;
+    }
+    if let Some(first) = reports.iter().find(|r| r.kind != ReportType::Lab) {
+        return Evidence::KernelReport {
+            title: first.title.clone(),
+            signature: first.signature.clone(),
+        };
+    }
+    match says {
+        MachineSays::Finding(title) => Evidence::MachineFinding {
+            title: title.to_string(),
+            signature: crate::report::parser::signature(title),
+            detail: outcome.summary(),
+        },
+        MachineSays::Nothing => Evidence::Inconclusive {
+            why: outcome.summary(),
+        },
+        MachineSays::Completed if kind == Kind::Uapi && !differences.is_empty() => {
+            let text: Vec<String> = differences
+                .iter()
+                .map(|(c, e, o)| format!("{c}: {e} → {o}"))
+                .collect();
+            Evidence::Differs {
+                text: format!("{} check(s) differ: {}", differences.len(), text.join(", ")),
+            }
+        }
+        MachineSays::Completed | MachineSays::Interrupted => Evidence::Clean,
+    }
+}
+
+impl Evidence {
+    /// Whether the run tells something about the kernel: it is counted in rates and stored
+    /// in the history. Inconclusive, skipped and interrupted runs are not.
+    pub fn counts(&self) -> bool {
+        matches!(
+            self,
+            Evidence::KernelReport { .. }
+                | Evidence::MachineFinding { .. }
+                | Evidence::Differs { .. }
+                | Evidence::Clean
+        )
+    }
+
+    /// The finding's (title, signature): a kernel report or what the machine saw.
+    pub fn finding(&self) -> Option<(&str, &str)> {
+        match self {
+            Evidence::KernelReport { title, signature }
+            | Evidence::MachineFinding {
+                title, signature, ..
+            } => Some((title, signature)),
+            _ => None,
+        }
+    }
+
+    pub fn is_kernel_report(&self) -> bool {
+        matches!(self, Evidence::KernelReport { .. })
+    }
+
+    pub fn is_machine_finding(&self) -> bool {
+        matches!(self, Evidence::MachineFinding { .. })
+    }
+
+    /// The verdict under the scenario's rule.
+    pub fn verdict(&self) -> Verdict {
+        match self {
+            Evidence::KernelReport { title, .. } => Verdict::Fail(title.clone()),
+            Evidence::MachineFinding { title, detail, .. } => {
+                Verdict::Fail(format!("{title} ({detail})"))
+            }
+            Evidence::Differs { text } => Verdict::Fail(text.clone()),
+            Evidence::Clean => Verdict::Pass,
+            Evidence::Inconclusive { why } => Verdict::Error(why.clone()),
+            Evidence::Skipped { why } => Verdict::Skipped(why.clone()),
+            Evidence::Interrupted => Verdict::Error("interrupted".into()),
+        }
+    }
+
+    /// What a run stored before evidence was recorded says, read with the verdict it had.
+    pub fn from_verdict(
+        verdict: &Verdict,
+        outcome: Option<&Outcome>,
+        reports: &[Report],
+        differences: &Differences,
+    ) -> Evidence {
+        match verdict {
+            Verdict::Skipped(why) => Evidence::Skipped { why: why.clone() },
+            Verdict::Pass => Evidence::Clean,
+            Verdict::Error(_) if outcome == Some(&Outcome::Interrupted) => Evidence::Interrupted,
+            Verdict::Error(why) => Evidence::Inconclusive { why: why.clone() },
+            Verdict::Fail(detail) => match reports.iter().find(|r| r.kind != ReportType::Lab) {
+                Some(r) => Evidence::KernelReport {
+                    title: r.title.clone(),
+                    signature: r.signature.clone(),
+                },
+                None if !differences.is_empty() => Evidence::Differs {
+                    text: detail.clone(),
+                },
+                None => match outcome.map(machine) {
+                    Some(MachineSays::Finding(title)) => Evidence::MachineFinding {
+                        title: title.to_string(),
+                        signature: crate::report::parser::signature(title),
+                        detail: outcome.map(Outcome::summary).unwrap_or_default(),
+                    },
+                    _ => {
+                        let title = reports.first().map_or(detail.as_str(), |r| &r.title);
+                        Evidence::MachineFinding {
+                            title: title.to_string(),
+                            signature: crate::report::parser::signature(title),
+                            detail: detail.clone(),
+                        }
+                    }
+                },
+            },
+        }
+    }
+}
+
+impl Verdict {
+    /// ("pass" | "FAIL" | "error" | "skipped", detail).
+    pub fn parts(&self) -> (&'static str, &str) {
+        match self {
+            Verdict::Pass => ("pass", ""),
+            Verdict::Fail(d) => ("FAIL", d),
+            Verdict::Error(d) => ("error", d),
+            Verdict::Skipped(d) => ("skipped", d),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kasan() -> Report {
+        let mut r = Report::lab("KASAN: slab-use-after-free Read in __fput", String::new());
+        r.kind = ReportType::MemorySafety;
+        r.format = "kasan".into();
+        r.signature = crate::report::parser::signature(&r.title);
+        r
+    }
+
+    /// Every outcome a session can end in.
+    fn outcomes() -> Vec<Outcome> {
+        vec![
+            Outcome::Completed,
+            Outcome::GuestPanic {
+                message: "Kernel panic - not syncing: x".into(),
+            },
+            Outcome::TimeoutNoOutput { after_ms: 120_000 },
+            Outcome::TimeoutNoHeartbeat {
+                after_ms: 40_000,
+                last_heard_ms: 10_000,
+            },
+            Outcome::Timeout { after_ms: 200_000 },
+            Outcome::AgentLost {
+                detail: "channel closed".into(),
+            },
+            Outcome::AgentError {
+                error: "unknown workload".into(),
+            },
+            Outcome::QemuExited {
+                status: Some(1),
+                signal: None,
+                stderr: String::new(),
+            },
+            Outcome::Interrupted,
+            Outcome::StoppedOnReport {
+                report: "kasan report: BUG: KASAN".into(),
+            },
+        ]
+    }
+
+    /// The short name of each evidence, for the table.
+    fn short(e: &Evidence) -> String {
+        match e {
+            Evidence::KernelReport { .. } => "report".into(),
+            Evidence::MachineFinding { title, .. } => format!("finding: {title}"),
+            Evidence::Differs { .. } => "differs".into(),
+            Evidence::Clean => "clean".into(),
+            Evidence::Inconclusive { .. } => "inconclusive".into(),
+            Evidence::Skipped { .. } => "skipped".into(),
+            Evidence::Interrupted => "interrupted".into(),
+        }
+    }
+
+    #[test]
+    fn every_outcome_and_scenario_kind_has_one_meaning() {
+        let diff: Differences = vec![(
+            "dup_close_keeps_registration".into(),
+            serde_json::json!(true),
+            serde_json::json!(false),
+        )];
+        // (outcome, without a kernel report, with one), the same for both kinds except
+        // where a completed uapi run found checks with other values.
+        let table: [(&str, &str, &str); 10] = [
+            ("completed", "clean", "report"),
+            ("guest-panic", "finding: kernel panic", "report"),
+            ("timeout-no-output", "inconclusive", "report"),
+            (
+                "timeout-no-heartbeat",
+                "finding: no output from test machine",
+                "report",
+            ),
+            ("timeout", "finding: timed out", "report"),
+            ("agent-lost", "inconclusive", "report"),
+            ("agent-error", "inconclusive", "report"),
+            ("qemu-exited", "inconclusive", "report"),
+            ("interrupted", "interrupted", "interrupted"),
+            (
+                "stopped-on-report",
+                "finding: kernel report the lab could not parse",
+                "report",
+            ),
+        ];
+        let outcomes = outcomes();
+        assert_eq!(outcomes.len(), table.len());
+        for (outcome, (name, bare, reported)) in outcomes.iter().zip(table) {
+            assert_eq!(outcome.name(), name);
+            for kind in [Kind::Race, Kind::Uapi] {
+                let none: Differences = vec![];
+                let e = judge(kind, outcome, &[], &none);
+                assert_eq!(short(&e), bare, "{name} {kind:?}");
+                let lab_only = outcome_report(outcome).into_iter().collect::<Vec<_>>();
+                assert_eq!(
+                    judge(kind, outcome, &lab_only, &none),
+                    e,
+                    "the lab's own report is not a kernel report: {name}"
+                );
+                let e = judge(kind, outcome, &[kasan()], &none);
+                assert_eq!(short(&e), reported, "{name} {kind:?} with a report");
+                let with_diff = judge(kind, outcome, &[], &diff);
+                let expected = match (kind, outcome) {
+                    (Kind::Uapi, Outcome::Completed) => "differs".to_string(),
+                    _ => bare.to_string(),
+                };
+                assert_eq!(
+                    short(&with_diff),
+                    expected,
+                    "{name} {kind:?} with differences"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn verdicts_follow_the_evidence() {
+        let none: Differences = vec![];
+        let hang = judge(
+            Kind::Race,
+            &Outcome::TimeoutNoHeartbeat {
+                after_ms: 40_000,
+                last_heard_ms: 10_000,
+            },
+            &[],
+            &none,
+        );
+        assert!(hang.counts() && hang.is_machine_finding());
+        assert_eq!(hang.finding().unwrap().0, NO_OUTPUT);
+        assert!(matches!(hang.verdict(), Verdict::Fail(d) if d.starts_with(NO_OUTPUT)));
+        let report = judge(Kind::Race, &Outcome::Completed, &[kasan()], &none);
+        assert_eq!(
+            report.verdict(),
+            Verdict::Fail("KASAN: slab-use-after-free Read in __fput".into())
+        );
+        assert_eq!(
+            judge(Kind::Race, &Outcome::Completed, &[], &none).verdict(),
+            Verdict::Pass
+        );
+        let silent = judge(
+            Kind::Race,
+            &Outcome::TimeoutNoOutput { after_ms: 1 },
+            &[],
+            &none,
+        );
+        assert!(!silent.counts() && silent.finding().is_none());
+        assert!(matches!(silent.verdict(), Verdict::Error(_)));
+        assert!(!Evidence::Interrupted.counts());
+        assert!(!Evidence::Skipped { why: "x".into() }.counts());
+    }
+
+    #[test]
+    fn machine_outcomes_become_lab_reports() {
+        let silent = Outcome::TimeoutNoHeartbeat {
+            after_ms: 30_000,
+            last_heard_ms: 1_000,
+        };
+        let r = outcome_report(&silent).unwrap();
+        assert_eq!(r.title, NO_OUTPUT);
+        assert_eq!(r.kind, ReportType::Lab);
+        assert!(r.text.contains("silent since 1000 ms"));
+        let lost = Outcome::AgentLost {
+            detail: "channel closed".into(),
+        };
+        assert_eq!(outcome_report(&lost).unwrap().title, LOST_CONNECTION);
+        assert!(outcome_report(&Outcome::Completed).is_none());
+        assert!(outcome_report(&Outcome::Interrupted).is_none());
+    }
+
+    #[test]
+    fn stored_verdicts_read_back_as_the_same_evidence() {
+        let none: Differences = vec![];
+        for outcome in outcomes() {
+            for reports in [vec![], vec![kasan()]] {
+                let mut all = reports.clone();
+                all.extend(outcome_report(&outcome));
+                let e = judge(Kind::Race, &outcome, &all, &none);
+                let back = Evidence::from_verdict(&e.verdict(), Some(&outcome), &all, &none);
+                assert_eq!(back.verdict(), e.verdict(), "{outcome:?}");
+                assert_eq!(back.counts(), e.counts(), "{outcome:?}");
+                assert_eq!(
+                    back.finding().map(|f| f.0.to_string()),
+                    e.finding().map(|f| f.0.to_string()),
+                    "{outcome:?}"
+                );
+            }
+        }
+    }
+}
