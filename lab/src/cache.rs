@@ -23,6 +23,20 @@ pub fn dir(name: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// A timestamp for directory names (RFC 3339, seconds, no colons).
+pub fn stamp() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace(':', "")
+}
+
+/// A new run directory under the cache's `runs/`, named after what runs there.
+pub fn run_dir(kind: &str) -> PathBuf {
+    root()
+        .join("runs")
+        .join(format!("{kind}-{}-{}", stamp(), std::process::id()))
+}
+
 /// Write `bytes` to `path` so that readers never see a partial file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));

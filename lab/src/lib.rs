@@ -3,11 +3,17 @@
 
 pub mod bisect;
 pub mod cache;
+pub mod child;
 pub mod cli;
+pub mod compare;
 pub mod config;
+pub mod events;
+pub mod interrupt;
 pub mod kernel;
+pub mod nightly;
 pub mod report;
 pub mod results;
 pub mod run;
+pub mod ui;
 pub mod units;
 pub mod vm;

@@ -1,7 +1,7 @@
 //! `lab`: the kernel race lab's host orchestrator.
 
 use clap::Parser;
-use lab::cli;
+use lab::{cli, interrupt, ui};
 
 fn main() {
     tracing_subscriber::fmt()
@@ -12,28 +12,36 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let cli = cli::Cli::parse();
-    // One thread: children are spawned from it, so PR_SET_PDEATHSIG follows `lab` itself.
+    ui::install();
+    // From here on Ctrl-C and SIGTERM end every command the same way (see interrupt.rs).
+    if let Err(e) = interrupt::install() {
+        ui::error(&format!("cannot install the signal handlers: {e}"));
+        std::process::exit(2);
+    }
+    // One thread for the runtime: QEMU is spawned from it, so PR_SET_PDEATHSIG follows
+    // `lab` itself; blocking work (builds, git) goes to the blocking pool.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let result = runtime.block_on(async {
-        match cli.command {
-            cli::Command::Boot(args) => cli::boot(args).await,
-            cli::Command::Build(args) => cli::build(args).await,
-            cli::Command::Run(args) => cli::run(args).await,
-            cli::Command::Compare(args) => cli::compare(args).await,
-            cli::Command::Nightly(args) => cli::nightly(args).await,
-            cli::Command::History(args) => cli::history(args),
-            cli::Command::Bisect(args) => cli::bisect(args).await,
-            cli::Command::Report(cmd) => cli::report(cmd),
+    let result = runtime.block_on(cli::dispatch(cli.command));
+    // An interruption ends every command alike, whatever the step it cut says about it.
+    let code = match result {
+        _ if interrupt::requested() => {
+            ui::interrupted();
+            interrupt::EXIT_STATUS
         }
-    });
-    match result {
-        Ok(code) => std::process::exit(code),
+        Ok(code) => code,
+        Err(e) if interrupt::is(&e) => {
+            ui::interrupted();
+            interrupt::EXIT_STATUS
+        }
         Err(e) => {
-            eprintln!("lab: error: {e:#}");
-            std::process::exit(2);
+            ui::error(&format!("{e:#}"));
+            2
         }
-    }
+    };
+    // Dropping the runtime waits for nothing: children were stopped and reaped already.
+    runtime.shutdown_background();
+    std::process::exit(code);
 }

@@ -1,4 +1,5 @@
-//! Sizes as QEMU and users write them ("1G", "512M", "2048"): binary units, MiB when bare.
+//! Sizes as QEMU and users write them ("1G", "512M", "2048"): binary units, MiB when bare;
+//! durations as users write them ("5s", "500ms", "2m").
 
 /// (suffix, MiB per unit), longest suffixes first.
 const SUFFIXES: &[(&str, f64)] = &[
@@ -12,6 +13,11 @@ const SUFFIXES: &[(&str, f64)] = &[
     ("K", 1.0 / 1024.0),
     ("", 1.0),
 ];
+
+/// Parse a duration ("5s", "500ms", "2m").
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (expected e.g. 5s, 500ms, 2m)"))
+}
 
 /// Parse a memory size into MiB.
 pub fn parse_mib(text: &str) -> Result<u64, String> {

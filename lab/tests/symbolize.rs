@@ -79,7 +79,7 @@ fn frames_get_the_lines_and_inline_frames_binutils_gives() {
         .status()
         .expect("gcc");
     assert!(status.success());
-    let symbolizer = Symbolizer::open(&elf).unwrap();
+    let symbolizer = Symbolizer::open(&elf, None).unwrap();
     let (start, size) = symbol(&elf, "middle");
     let mut inline_seen = false;
     for offset in 0..size {
@@ -127,7 +127,7 @@ fn a_vmlinux_without_dwarf_is_refused_with_the_fix() {
         .status()
         .unwrap()
         .success());
-    let err = Symbolizer::open(&elf)
+    let err = Symbolizer::open(&elf, None)
         .err()
         .expect("no DWARF must be an error")
         .to_string();

@@ -6,32 +6,136 @@
 //! step recompiles only what changed since the previous one) and run until a verdict. Every
 //! run is stored, and the state after every run, so the same command resumes after Ctrl-C.
 
+mod config;
+mod report;
+mod state;
+mod steps;
 pub mod verdict;
 
-use crate::config::scenario::Scenario;
-use crate::kernel::{self, variant::Source, variant::Variant};
-use crate::report::formats::ReportType;
-use crate::results::Evidence;
-use crate::run::{batch, BatchOptions, Pool, Progress, RunResult, Target};
-use crate::vm::accel::AccelChoice;
+pub use config::config_variant;
+pub use report::{answer_text, table};
+pub use state::{State, Step};
+pub use steps::classify;
 
-use crate::vm::session::Backend;
-use anyhow::{bail, Context, Result};
-use regex::Regex;
+use crate::config::scenario::Scenario;
+use crate::kernel::variant::Variant;
+use crate::run::{How, Progress};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
-use verdict::{Plan, RunClass, Search, Verdict};
+use verdict::{CommitVerdict, RunClass, Search};
 
 /// What counts as the race.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum TargetReport {
     Signature(String),
     TitleRegex(String),
-    /// Any kernel report.
+    /// Any finding: a kernel report, or a hang the machine saw.
     Any,
+}
+
+impl TargetReport {
+    /// From `--signature`, `--title-regex` (checked here) and `--any-report`; none when no
+    /// flag says (the racy end's most frequent finding becomes the target).
+    pub fn from_flags(
+        signature: Option<String>,
+        title_regex: Option<String>,
+        any: bool,
+    ) -> Result<Option<TargetReport>> {
+        if let Some(re) = &title_regex {
+            regex::Regex::new(re).map_err(|e| anyhow::anyhow!("--title-regex: {e}"))?;
+        }
+        Ok(match (signature, title_regex, any) {
+            (Some(s), _, _) => Some(TargetReport::Signature(s)),
+            (_, Some(re), _) => Some(TargetReport::TitleRegex(re)),
+            (_, _, true) => Some(TargetReport::Any),
+            _ => None,
+        })
+    }
+}
+
+/// `lab bisect`'s flags.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The git repository (a work tree or a bare repository).
+    #[arg(long)]
+    pub repo: PathBuf,
+    /// A commit without the race (with --fix: the newer end, where it is gone).
+    #[arg(long)]
+    pub good: String,
+    /// A commit with the race (with --fix: the older end).
+    #[arg(long)]
+    pub bad: String,
+    /// Scenario name (scenarios/<name>.toml).
+    #[arg(long)]
+    pub scenario: String,
+    /// The configuration every step builds with: a variant (kernels/*.toml; its config base
+    /// and fragments, not its patches), or comma-separated fragments of kernels/configs/
+    /// (e.g. qemu-guest,scenarios,kasan) on allnoconfig.
+    #[arg(long, default_value = "baseline")]
+    pub variant_config: String,
+    /// Runs at the racy end to measure the reproduction rate.
+    #[arg(long, default_value_t = 5)]
+    pub runs: u32,
+    /// The target report's signature (default: the most frequent first finding at the racy
+    /// end). Other findings do not make a commit racy.
+    #[arg(long, conflicts_with_all = ["title_regex", "any_report"])]
+    pub signature: Option<String>,
+    /// The target report's title, as a regular expression.
+    #[arg(long, conflicts_with = "any_report")]
+    pub title_regex: Option<String>,
+    /// Any finding (a kernel report, or a hang the machine saw) makes a commit racy.
+    #[arg(long)]
+    pub any_report: bool,
+    /// Find the commit that made the race go away.
+    #[arg(long)]
+    pub fix: bool,
+    /// The confidence the clean verdicts together must keep.
+    #[arg(long, default_value_t = 0.95)]
+    pub confidence: f64,
+    #[command(flatten)]
+    pub how: How,
+    #[command(flatten)]
+    pub dirs: crate::config::locate::Dirs,
+    /// Where the state, runs and log go (default: <cache>/bisect/<scenario>-<hash>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl Args {
+    /// The bisection the flags ask for, checked (ends, scenario, configuration, target).
+    pub fn options(self) -> Result<BisectOptions> {
+        let repo = self
+            .repo
+            .canonicalize()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", self.repo.display()))?;
+        let target = TargetReport::from_flags(self.signature, self.title_regex, self.any_report)?;
+        let scenario = crate::config::locate::scenario(self.dirs.scenarios, &self.scenario)?;
+        let kernels = crate::config::locate::dir("kernels", self.dirs.kernels)?;
+        let catalog = crate::kernel::variant::Catalog::load(&kernels)?;
+        let dir = match self.out {
+            Some(d) => d,
+            None => default_dir(&repo, &self.good, &self.bad, &scenario.name, self.fix)?,
+        };
+        Ok(BisectOptions {
+            repo,
+            good: self.good,
+            bad: self.bad,
+            fix: self.fix,
+            config_variant: config_variant(&catalog, &self.variant_config)?,
+            scenario,
+            runs: self.runs,
+            target,
+            confidence: self.confidence,
+            // The runs of one commit are sequential: each decides whether another is needed.
+            how: How {
+                jobs: Some(1),
+                ..self.how
+            },
+            dir,
+        })
+    }
 }
 
 pub struct BisectOptions {
@@ -48,82 +152,10 @@ pub struct BisectOptions {
     pub runs: u32,
     pub target: Option<TargetReport>,
     pub confidence: f64,
-    pub duration: Option<Duration>,
-    pub accel: AccelChoice,
-    pub backend: Backend,
+    /// How runs are executed (one VM at a time: runs of a commit are sequential).
+    pub how: How,
     /// Where the state, the runs and the log go.
     pub dir: PathBuf,
-}
-
-/// One tested commit.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Step {
-    pub commit: String,
-    pub subject: String,
-    /// Build: seconds (none for a cache hit), files compiled, or why it failed.
-    pub build_s: Option<f64>,
-    pub files_compiled: Option<u64>,
-    pub build_error: Option<String>,
-    pub verdict: Option<Verdict>,
-}
-
-/// What is saved after every run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct State {
-    pub repo: PathBuf,
-    pub fix: bool,
-    /// Oldest first, without the old end; the new end last.
-    pub commits: Vec<String>,
-    pub racy_end: String,
-    pub target: Option<TargetReport>,
-    pub plan: Option<Plan>,
-    pub rate_runs: (u32, u32),
-    pub steps: Vec<Step>,
-}
-
-impl State {
-    /// Each commit's verdict so far, in `commits` order.
-    fn verdicts(&self) -> Vec<Option<Verdict>> {
-        self.commits
-            .iter()
-            .map(|c| {
-                self.steps
-                    .iter()
-                    .find(|s| &s.commit == c)
-                    .and_then(|s| s.verdict.clone())
-            })
-            .collect()
-    }
-}
-
-fn git(repo: &Path, args: &[&str]) -> Result<String> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .output()
-        .context("cannot run git")?;
-    if !out.status.success() {
-        bail!(
-            "git {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-fn resolve(repo: &Path, rev: &str) -> Result<String> {
-    git(
-        repo,
-        &[
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            &format!("{rev}^{{commit}}"),
-        ],
-    )
-    .with_context(|| format!("{rev:?} is not a commit in {}", repo.display()))
 }
 
 /// The default directory of a bisection: one per repository, ends, scenario and direction.
@@ -134,210 +166,12 @@ pub fn default_dir(
     scenario: &str,
     fix: bool,
 ) -> Result<PathBuf> {
-    let (g, b) = (resolve(repo, good)?, resolve(repo, bad)?);
+    let (g, b) = (state::resolve(repo, good)?, state::resolve(repo, bad)?);
     let mut h = Sha256::new();
     h.update(format!("{}\n{g}\n{b}\n{scenario}\n{fix}", repo.display()));
     Ok(crate::cache::root()
         .join("bisect")
         .join(format!("{scenario}-{}", &hex::encode(h.finalize())[..12])))
-}
-
-fn new_state(o: &BisectOptions) -> Result<State> {
-    let good = resolve(&o.repo, &o.good)?;
-    let bad = resolve(&o.repo, &o.bad)?;
-    let (old, new) = if o.fix { (&bad, &good) } else { (&good, &bad) };
-    if git(&o.repo, &["merge-base", "--is-ancestor", old, new]).is_err() {
-        bail!(
-            "{} must be an ancestor of {} ({}): with --fix, --bad is the older end where the race shows",
-            if o.fix { "--bad" } else { "--good" },
-            if o.fix { "--good" } else { "--bad" },
-            if o.fix { "looking for the fix" } else { "looking for the commit that brought the race in" },
-        );
-    }
-    let list = git(
-        &o.repo,
-        &[
-            "rev-list",
-            "--reverse",
-            "--ancestry-path",
-            &format!("{old}..{new}"),
-        ],
-    )?;
-    let commits: Vec<String> = list.lines().map(String::from).collect();
-    if commits.is_empty() {
-        bail!("no commits between {} and {}", o.good, o.bad);
-    }
-    Ok(State {
-        repo: o.repo.clone(),
-        fix: o.fix,
-        commits,
-        racy_end: bad,
-        target: o.target.clone(),
-        plan: None,
-        rate_runs: (0, 0),
-        steps: vec![],
-    })
-}
-
-fn save(dir: &Path, state: &State) -> Result<()> {
-    crate::cache::write_atomic(&dir.join("state.json"), &serde_json::to_vec_pretty(state)?)
-}
-
-/// What a run says, given the target (the evidence rule decides what a run found).
-pub fn classify(r: &RunResult, target: &TargetReport) -> RunClass {
-    if r.evidence.finding().is_none() {
-        return if r.evidence.counts() {
-            RunClass::Clean
-        } else {
-            RunClass::Infra
-        };
-    }
-    // (signature, title) of everything the run found: every kernel report it printed, or
-    // what the machine saw.
-    let found: Vec<(&str, &str)> = match &r.evidence {
-        Evidence::KernelReport { .. } => r
-            .reports
-            .iter()
-            .filter(|rep| rep.kind != ReportType::Lab)
-            .map(|rep| (rep.signature.as_str(), rep.title.as_str()))
-            .collect(),
-        other => other.finding().map(|(t, s)| (s, t)).into_iter().collect(),
-    };
-    let hit = match target {
-        TargetReport::Any => true,
-        TargetReport::Signature(s) => found.iter().any(|(sig, _)| sig == s),
-        TargetReport::TitleRegex(re) => Regex::new(re)
-            .map(|re| found.iter().any(|(_, title)| re.is_match(title)))
-            .unwrap_or(false),
-    };
-    if hit {
-        RunClass::Target
-    } else {
-        RunClass::Other
-    }
-}
-
-/// Build `commit` with the configuration variant's settings.
-async fn build(o: &BisectOptions, commit: &str) -> Result<kernel::Built> {
-    let mut variant = o.config_variant.clone();
-    variant.name = format!("bisect-{}", &commit[..12]);
-    variant.source = Source::Git {
-        repo: o.repo.display().to_string(),
-        reference: commit.to_string(),
-    };
-    variant.patches.clear();
-    tokio::task::spawn_blocking(move || kernel::build(&variant, &kernel::BuildOptions::default()))
-        .await?
-}
-
-/// The step of `commit`, built (or found in the state).
-async fn step<'a>(
-    o: &BisectOptions,
-    state: &'a mut State,
-    commit: &str,
-) -> Result<(&'a mut Step, Option<kernel::Built>)> {
-    let idx = match state.steps.iter().position(|s| s.commit == commit) {
-        Some(i) => i,
-        None => {
-            state.steps.push(Step {
-                commit: commit.to_string(),
-                subject: git(&o.repo, &["log", "-1", "--format=%s", commit])?,
-                build_s: None,
-                files_compiled: None,
-                build_error: None,
-                verdict: None,
-            });
-            state.steps.len() - 1
-        }
-    };
-    let s = &mut state.steps[idx];
-    if s.build_error.is_some() {
-        return Ok((s, None));
-    }
-    eprintln!("lab: building {} {}", &commit[..12], s.subject);
-    match build(o, commit).await {
-        Ok(b) => {
-            if s.build_s.is_none() && !b.cache_hit {
-                s.build_s = Some(b.metadata.duration_s);
-                s.files_compiled = Some(b.metadata.files_compiled);
-            }
-            eprintln!("lab: {}", kernel::describe(&b));
-            Ok((s, Some(b)))
-        }
-        Err(e) => {
-            let text = format!("{e:#}");
-            let first = text
-                .lines()
-                .find(|l| l.starts_with("first error:"))
-                .unwrap_or_else(|| text.lines().next().unwrap_or("build failed"))
-                .to_string();
-            eprintln!("lab: {} does not build: {first}", &commit[..12]);
-            s.build_error = Some(first);
-            s.verdict = Some(Verdict::Skip("does not build".into()));
-            Ok((s, None))
-        }
-    }
-}
-
-/// Run `runs` more runs of the scenario on `b`, stored under the commit's directory.
-async fn run(
-    o: &BisectOptions,
-    b: &kernel::Built,
-    commit: &str,
-    runs: u32,
-    progress: &Progress,
-) -> Result<Vec<RunResult>> {
-    let target = Target {
-        name: commit[..12].to_string(),
-        kernel: b.bzimage(),
-        config: Some(b.dir.join(".config")),
-        vmlinux: Some(b.dir.join("vmlinux")).filter(|p| p.is_file()),
-    };
-    let duration = o.duration.unwrap_or(o.scenario.duration);
-    progress.plan(runs, duration);
-    let opts = BatchOptions {
-        runs,
-        accel: o.accel,
-        backend: o.backend,
-        duration: o.duration,
-        out: o.dir.join(&commit[..12]),
-        append: true,
-        pool: Pool::new(1),
-        progress: progress.clone(),
-        label: format!("{} × {}", &commit[..12], o.scenario.name),
-    };
-    batch(&o.scenario, &target, &opts).await
-}
-
-/// A commit's runs that count: an interrupted run (Ctrl-C) is kept on disk but says nothing,
-/// not even "infrastructure"; the second value says whether the last run was interrupted.
-fn uninterrupted(all: Vec<RunResult>) -> (Vec<RunResult>, bool) {
-    let interrupted = all
-        .last()
-        .is_some_and(|r| r.evidence == Evidence::Interrupted);
-    let runs = all
-        .into_iter()
-        .filter(|r| r.evidence != Evidence::Interrupted)
-        .collect();
-    (runs, interrupted)
-}
-
-/// The runs stored for a commit so far.
-fn stored(o: &BisectOptions, commit: &str) -> Result<Vec<RunResult>> {
-    Ok(uninterrupted(crate::run::stored(&o.dir.join(&commit[..12]))?).0)
-}
-
-/// The most frequent finding at the racy end becomes the target.
-fn most_common_signature(runs: &[RunResult]) -> Option<(String, String)> {
-    let mut counts: std::collections::BTreeMap<(String, String), usize> = Default::default();
-    for r in runs {
-        if let Some((title, signature)) = r.evidence.finding() {
-            *counts
-                .entry((signature.to_string(), title.to_string()))
-                .or_default() += 1;
-        }
-    }
-    counts.into_iter().max_by_key(|(_, n)| *n).map(|(k, _)| k)
 }
 
 pub struct Answer {
@@ -350,145 +184,47 @@ pub struct Answer {
     pub builds: usize,
 }
 
+/// Bisect; none when interrupted (the state is saved: the same command resumes).
 pub async fn bisect(o: &BisectOptions) -> Result<Option<Answer>> {
     std::fs::create_dir_all(&o.dir)?;
     let _lock = crate::cache::lock(&o.dir.join("bisect.lock"), false)?;
-    let mut state = match std::fs::read(o.dir.join("state.json")) {
-        Ok(bytes) => {
-            eprintln!("lab: resuming the bisection in {}", o.dir.display());
-            serde_json::from_slice(&bytes).context("state.json")?
-        }
-        Err(_) => new_state(o)?,
-    };
+    let mut state = state::load(o)?;
     let progress = Progress::new(1);
-
-    // 1. The racy end: how often does the race show there?
-    if state.plan.is_none() {
-        let racy = state.racy_end.clone();
-        let (s, built) = step(o, &mut state, &racy).await?;
-        let Some(built) = built else {
-            bail!(
-                "the racy end {} does not build ({}): nothing to bisect",
-                &racy[..12],
-                s.build_error.as_deref().unwrap_or("")
-            );
-        };
-        let mut runs = stored(o, &racy)?;
-        let more = o.runs.saturating_sub(runs.len() as u32);
-        let mut interrupted = false;
-        if more > 0 {
-            (runs, interrupted) = uninterrupted(run(o, &built, &racy, more, &progress).await?);
+    let searched = async {
+        if state.plan.is_none() {
+            steps::racy_end(o, &mut state, &progress).await?;
         }
-        if interrupted {
-            save(&o.dir, &state)?;
-            progress.clear();
-            return Ok(None);
-        }
-        if state.target.is_none() {
-            let Some((signature, title)) = most_common_signature(&runs) else {
-                bail!(
-                    "no kernel report in {} runs at the racy end {}: the race does not reproduce \
-                     there; raise --runs or --duration, or check --bad",
-                    runs.len(),
-                    &racy[..12]
-                );
-            };
-            eprintln!("lab: target report: {title} [{signature}]");
-            state.target = Some(TargetReport::Signature(signature));
-        }
-        let target = state.target.clone().unwrap();
-        let hits = runs
-            .iter()
-            .filter(|r| classify(r, &target) == RunClass::Target)
-            .count() as u32;
-        let counted = runs
-            .iter()
-            .filter(|r| matches!(classify(r, &target), RunClass::Target | RunClass::Clean))
-            .count() as u32;
-        let steps = (state.commits.len() as f64).log2().ceil() as u32 + 1;
-        let Some(plan) = Plan::from_racy_end(hits, counted, o.confidence, steps) else {
-            bail!(
-                "the target report did not appear in {} runs at the racy end {}",
-                runs.len(),
-                &racy[..12]
-            );
-        };
-        eprintln!(
-            "lab: racy end {}: {hits}/{counted} runs; assuming a rate of {:.2} (95 % lower bound), \
-             a commit is clean after {} clean runs",
-            &racy[..12],
-            plan.rate,
-            plan.clean_runs
-        );
-        if let Some(s) = state.steps.iter_mut().find(|s| s.commit == racy) {
-            s.verdict = Some(Verdict::Racy);
-        }
-        state.rate_runs = (hits, counted);
-        state.plan = Some(plan);
-        save(&o.dir, &state)?;
+        steps::search(o, &mut state, &progress).await
     }
-    let plan = state.plan.unwrap();
-    let target = state.target.clone().unwrap();
-    let after = if state.fix {
-        Verdict::Clean
-    } else {
-        Verdict::Racy
-    };
-
-    // 2. Midpoints until the first commit of the new state is pinned down.
-    loop {
-        let verdicts = state.verdicts();
-        let search = Search {
-            verdicts: &verdicts,
-            after: after.clone(),
-        };
-        let Some(next) = search.next() else { break };
-        let commit = state.commits[next].clone();
-        let (_, built) = step(o, &mut state, &commit).await?;
-        save(&o.dir, &state)?;
-        let Some(built) = built else { continue };
-        let mut runs = stored(o, &commit)?;
-        let v = loop {
-            let classes: Vec<RunClass> = runs.iter().map(|r| classify(r, &target)).collect();
-            if let Some(v) = plan.verdict(&classes) {
-                break Some(v);
-            }
-            let interrupted;
-            (runs, interrupted) = uninterrupted(run(o, &built, &commit, 1, &progress).await?);
-            if interrupted {
-                break None;
-            }
-        };
-        let Some(v) = v else {
-            save(&o.dir, &state)?;
-            progress.clear();
-            return Ok(None);
-        };
-        progress.println(&format!(
-            "lab: {} {:?}: {}",
-            &commit[..12],
-            v,
-            step_line(&runs, &target)
-        ));
-        if let Some(s) = state.steps.iter_mut().find(|s| s.commit == commit) {
-            s.verdict = Some(v);
-        }
-        save(&o.dir, &state)?;
-    }
+    .await;
     progress.clear();
+    match searched {
+        Ok(()) => Ok(Some(answer(o, state))),
+        Err(e) if crate::interrupt::is(&e) => {
+            state::save(&o.dir, &state)?;
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
 
+/// The first commit of the new state, the skipped commits that could be it, and the
+/// confidence the clean verdicts give together.
+fn answer(o: &BisectOptions, state: State) -> Answer {
+    let plan = state.plan.expect("measured");
+    let target = state.target.clone().expect("chosen");
     let verdicts = state.verdicts();
     let (found, doubt) = Search {
         verdicts: &verdicts,
-        after,
+        after: steps::after(&state),
     }
     .answer();
     let confidence = state
         .steps
         .iter()
-        .filter(|s| s.verdict == Some(Verdict::Clean))
+        .filter(|s| s.verdict == Some(CommitVerdict::Clean))
         .map(|s| {
-            let runs = stored(o, &s.commit).unwrap_or_default();
+            let runs = steps::stored(o, &s.commit).unwrap_or_default();
             let clean = runs
                 .iter()
                 .filter(|r| classify(r, &target) == RunClass::Clean)
@@ -501,62 +237,23 @@ pub async fn bisect(o: &BisectOptions) -> Result<Option<Answer>> {
         .iter()
         .filter(|s| s.build_s.is_some() || s.build_error.is_some())
         .count();
-    Ok(Some(Answer {
+    Answer {
         doubt: doubt.iter().map(|&i| state.commits[i].clone()).collect(),
         state,
         found,
         confidence,
         builds,
-    }))
-}
-
-fn step_line(runs: &[RunResult], target: &TargetReport) -> String {
-    let hits = runs
-        .iter()
-        .filter(|r| classify(r, target) == RunClass::Target)
-        .count();
-    format!("{} runs, {hits} with the target report", runs.len())
-}
-
-/// The per-step table (Markdown), in the order the steps were taken.
-pub fn table(o: &BisectOptions, state: &State) -> Result<String> {
-    let target = state.target.clone().unwrap_or(TargetReport::Any);
-    let mut s = String::from("| # | commit | subject | build | runs | target reports | verdict |\n|---|---|---|---|---|---|---|\n");
-    for (i, step) in state.steps.iter().enumerate() {
-        let runs = stored(o, &step.commit)?;
-        let hits = runs
-            .iter()
-            .filter(|r| classify(r, &target) == RunClass::Target)
-            .count();
-        let build = match (&step.build_error, step.build_s) {
-            (Some(e), _) => format!("failed: {}", e.replace('|', "\\|")),
-            (None, Some(secs)) => {
-                format!("{secs:.1} s ({} files)", step.files_compiled.unwrap_or(0))
-            }
-            (None, None) => "cache hit".into(),
-        };
-        let verdict = match &step.verdict {
-            Some(Verdict::Racy) => "racy".to_string(),
-            Some(Verdict::Clean) => "clean".to_string(),
-            Some(Verdict::Skip(why)) => format!("skip ({why})"),
-            None => "-".into(),
-        };
-        s.push_str(&format!(
-            "| {} | {} | {} | {build} | {} | {hits} | {verdict} |\n",
-            i + 1,
-            &step.commit[..12],
-            step.subject.replace('|', "\\|"),
-            runs.len()
-        ));
     }
-    Ok(s)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::steps::uninterrupted;
     use super::*;
+    use crate::report::formats::ReportType;
     use crate::report::parser::Report;
     use crate::results::evidence;
+    use crate::run::RunResult;
     use crate::vm::outcome::Outcome;
 
     fn run(outcome: Outcome, reports: &[(&str, &str)]) -> RunResult {

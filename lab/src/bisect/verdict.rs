@@ -24,7 +24,7 @@ pub enum RunClass {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "verdict", content = "why", rename_all = "kebab-case")]
-pub enum Verdict {
+pub enum CommitVerdict {
     Racy,
     Clean,
     Skip(String),
@@ -76,22 +76,22 @@ impl Plan {
     }
 
     /// The verdict the runs so far give, or none while more runs are needed.
-    pub fn verdict(&self, runs: &[RunClass]) -> Option<Verdict> {
+    pub fn verdict(&self, runs: &[RunClass]) -> Option<CommitVerdict> {
         let count = |c: RunClass| runs.iter().filter(|r| **r == c).count() as u32;
         if count(RunClass::Target) > 0 {
-            return Some(Verdict::Racy);
+            return Some(CommitVerdict::Racy);
         }
         if count(RunClass::Clean) >= self.clean_runs {
-            return Some(Verdict::Clean);
+            return Some(CommitVerdict::Clean);
         }
         if count(RunClass::Infra) >= self.max_infra {
-            return Some(Verdict::Skip(format!(
+            return Some(CommitVerdict::Skip(format!(
                 "{} runs said nothing about the kernel",
                 count(RunClass::Infra)
             )));
         }
         if count(RunClass::Other) >= self.max_other {
-            return Some(Verdict::Skip(format!(
+            return Some(CommitVerdict::Skip(format!(
                 "{} runs ended in other kernel reports",
                 count(RunClass::Other)
             )));
@@ -109,18 +109,18 @@ impl Plan {
 /// new end is its last element). `before` is the state of the old end: racy when looking
 /// for a fix, clean when looking for the commit that brought the race in.
 pub struct Search<'a> {
-    pub verdicts: &'a [Option<Verdict>],
+    pub verdicts: &'a [Option<CommitVerdict>],
     /// The state the search looks for the first commit of (racy for a regression).
-    pub after: Verdict,
+    pub after: CommitVerdict,
 }
 
 impl Search<'_> {
-    fn is_after(&self, v: &Option<Verdict>) -> bool {
+    fn is_after(&self, v: &Option<CommitVerdict>) -> bool {
         v.as_ref() == Some(&self.after)
     }
 
-    fn is_before(&self, v: &Option<Verdict>) -> bool {
-        matches!(v, Some(Verdict::Racy | Verdict::Clean)) && !self.is_after(v)
+    fn is_before(&self, v: &Option<CommitVerdict>) -> bool {
+        matches!(v, Some(CommitVerdict::Racy | CommitVerdict::Clean)) && !self.is_after(v)
     }
 
     /// (index after the last commit known to be in the old state or 0, index of the first
@@ -161,7 +161,7 @@ impl Search<'_> {
     pub fn answer(&self) -> (usize, Vec<usize>) {
         let (lo, hi) = self.bounds();
         let doubt = (lo..hi)
-            .filter(|&i| matches!(self.verdicts[i], Some(Verdict::Skip(_))))
+            .filter(|&i| matches!(self.verdicts[i], Some(CommitVerdict::Skip(_))))
             .collect();
         (hi, doubt)
     }
@@ -203,19 +203,22 @@ mod tests {
             max_infra: 2,
             max_other: 2,
         };
-        assert_eq!(plan.verdict(&[Clean, Clean, Target]), Some(Verdict::Racy));
+        assert_eq!(
+            plan.verdict(&[Clean, Clean, Target]),
+            Some(CommitVerdict::Racy)
+        );
         assert_eq!(plan.verdict(&[Clean, Clean]), None);
         assert_eq!(
             plan.verdict(&[Clean, Infra, Clean, Clean]),
-            Some(Verdict::Clean)
+            Some(CommitVerdict::Clean)
         );
         assert!(matches!(
             plan.verdict(&[Infra, Clean, Infra]),
-            Some(Verdict::Skip(_))
+            Some(CommitVerdict::Skip(_))
         ));
         assert!(matches!(
             plan.verdict(&[Other, Other]),
-            Some(Verdict::Skip(why)) if why.contains("other kernel reports")
+            Some(CommitVerdict::Skip(why)) if why.contains("other kernel reports")
         ));
     }
 
@@ -224,9 +227,9 @@ mod tests {
         n: usize,
         first: usize,
         unbuildable: &[usize],
-        after: Verdict,
+        after: CommitVerdict,
     ) -> (usize, Vec<usize>, usize) {
-        let mut verdicts: Vec<Option<Verdict>> = vec![None; n];
+        let mut verdicts: Vec<Option<CommitVerdict>> = vec![None; n];
         let mut steps = 0;
         loop {
             let search = Search {
@@ -238,17 +241,17 @@ mod tests {
                 return (found, doubt, steps);
             };
             steps += 1;
-            let racy = if after == Verdict::Racy {
+            let racy = if after == CommitVerdict::Racy {
                 i >= first
             } else {
                 i < first
             };
             verdicts[i] = Some(if unbuildable.contains(&i) {
-                Verdict::Skip("build failed".into())
+                CommitVerdict::Skip("build failed".into())
             } else if racy {
-                Verdict::Racy
+                CommitVerdict::Racy
             } else {
-                Verdict::Clean
+                CommitVerdict::Clean
             });
         }
     }
@@ -256,7 +259,7 @@ mod tests {
     #[test]
     fn midpoints_find_the_first_racy_commit_in_log2_steps() {
         for first in 0..30 {
-            let (found, doubt, steps) = bisect(30, first, &[], Verdict::Racy);
+            let (found, doubt, steps) = bisect(30, first, &[], CommitVerdict::Racy);
             assert_eq!(found, first.min(29));
             assert!(doubt.is_empty());
             assert!(steps <= 5, "first {first}: {steps} steps");
@@ -266,20 +269,20 @@ mod tests {
     #[test]
     fn a_commit_that_does_not_build_is_stepped_around() {
         for broken in [9usize, 10, 13, 14] {
-            let (found, doubt, steps) = bisect(30, 12, &[broken], Verdict::Racy);
+            let (found, doubt, steps) = bisect(30, 12, &[broken], CommitVerdict::Racy);
             assert_eq!(found, 12, "broken {broken}");
             assert!(doubt.is_empty(), "broken {broken}: {doubt:?}");
             assert!(steps <= 6, "broken {broken}: {steps}");
         }
         // The commit right before the answer does not build: it may be the answer instead.
-        let (found, doubt, _) = bisect(30, 12, &[11], Verdict::Racy);
+        let (found, doubt, _) = bisect(30, 12, &[11], CommitVerdict::Racy);
         assert_eq!((found, doubt), (12, vec![11]));
     }
 
     #[test]
     fn a_fix_is_found_the_same_way() {
         // Racy before commit 20 (the old end too), clean from 20 on.
-        let (found, doubt, steps) = bisect(30, 20, &[], Verdict::Clean);
+        let (found, doubt, steps) = bisect(30, 20, &[], CommitVerdict::Clean);
         assert_eq!((found, doubt.len()), (20, 0));
         assert!(steps <= 5);
     }

@@ -107,7 +107,7 @@ fn resolve(base: &Path, p: &str) -> PathBuf {
 /// The variants defined in a kernels directory (none when it cannot be read: the names in
 /// lab.toml are then reported as unknown, with the directory).
 pub fn variant_names(dir: &Path) -> Vec<String> {
-    crate::kernel::variant::Catalog::load(dir)
+    super::variant::Catalog::load(dir)
         .map(|c| c.names())
         .unwrap_or_default()
 }

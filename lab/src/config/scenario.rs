@@ -159,17 +159,6 @@ pub fn find(dir: &Path, name: &str) -> Result<Scenario, ScenarioError> {
     load(&file)
 }
 
-/// The required options that `config` (a .config's text) does not have as `y`.
-pub fn missing_requirements(scenario: &Scenario, config: &str) -> Vec<String> {
-    let set = crate::kernel::kconfig::parse_config(config);
-    scenario
-        .requires
-        .iter()
-        .filter(|opt| set.get(&opt["CONFIG_".len()..]).map(String::as_str) != Some("y"))
-        .cloned()
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,18 +222,5 @@ mod tests {
     fn uapi_needs_expectations() {
         let (_d, f) = write("kind = \"uapi\"\nworkload = \"uapi_epoll\"\n");
         assert!(load(&f).unwrap_err().to_string().contains("[expect]"));
-    }
-
-    #[test]
-    fn missing_requirements_are_listed() {
-        let (_d, f) = write(
-            "kind = \"race\"\nworkload = \"w\"\nrequires = [\"CONFIG_EPOLL\", \"CONFIG_UDMABUF\", \"CONFIG_AIO\"]\n",
-        );
-        let s = load(&f).unwrap();
-        let config = "CONFIG_EPOLL=y\n# CONFIG_UDMABUF is not set\n";
-        assert_eq!(
-            missing_requirements(&s, config),
-            ["CONFIG_UDMABUF", "CONFIG_AIO"]
-        );
     }
 }

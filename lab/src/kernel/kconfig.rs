@@ -31,6 +31,20 @@ fn parse_line(line: &str) -> Option<(String, String)> {
     Some((symbol.to_string(), value.to_string()))
 }
 
+/// The options of `required` (`CONFIG_X`) that `config` (a .config's text) does not have as
+/// `y`.
+pub fn missing(required: &[String], config: &str) -> Vec<String> {
+    let set = parse_config(config);
+    required
+        .iter()
+        .filter(|opt| {
+            let symbol = opt.strip_prefix("CONFIG_").unwrap_or(opt);
+            set.get(symbol).map(String::as_str) != Some("y")
+        })
+        .cloned()
+        .collect()
+}
+
 /// Every option the fragments ask for; later fragments override earlier ones.
 pub fn requests(fragments: &[Fragment]) -> std::io::Result<BTreeMap<String, Request>> {
     let mut all = BTreeMap::new();
@@ -184,6 +198,13 @@ pub fn base_target(base: &ConfigBase) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_requirements_are_listed() {
+        let required = ["CONFIG_EPOLL", "CONFIG_UDMABUF", "CONFIG_AIO"].map(String::from);
+        let config = "CONFIG_EPOLL=y\n# CONFIG_UDMABUF is not set\n";
+        assert_eq!(missing(&required, config), ["CONFIG_UDMABUF", "CONFIG_AIO"]);
+    }
 
     #[test]
     fn config_lines() {

@@ -1,8 +1,8 @@
 //! Running kbuild: the log, progress (files compiled against the expected count), and on
 //! failure the first compiler error and the log's tail.
 
+use crate::events::{self, Event};
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -47,11 +47,6 @@ pub fn tail(log: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-fn plain_progress() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-        || !std::io::IsTerminal::is_terminal(&std::io::stderr())
-}
-
 /// Run `cmd` (a make invocation), logging to `log_path`, showing progress as `label`.
 pub fn run(
     mut cmd: Command,
@@ -63,6 +58,7 @@ pub fn run(
     let mut log = std::fs::File::create(log_path)
         .with_context(|| format!("create {}", log_path.display()))?;
     writeln!(log, "$ {cmd:?}")?;
+    crate::child::contain(&mut cmd);
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -86,47 +82,46 @@ pub fn run(
     .collect();
     drop(tx);
 
-    let plain = plain_progress();
-    let bar = if plain {
-        ProgressBar::hidden()
-    } else if let Some(n) = expected {
-        ProgressBar::new(n).with_style(
-            ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {pos}/{len} files {elapsed} (eta {eta})",
-            )
-            .unwrap()
-            .progress_chars("=> "),
-        )
-    } else {
-        ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{prefix} {spinner} {pos} files compiled {elapsed}")
-                .unwrap(),
-        )
+    events::emit(Event::BuildStarted {
+        label: label.to_string(),
+        expected,
+    });
+    let ended = || {
+        events::emit(Event::BuildEnded {
+            label: label.to_string(),
+        })
     };
-    bar.set_prefix(label.to_string());
-    bar.enable_steady_tick(Duration::from_millis(200));
     let mut compiled = 0u64;
-    let mut last_plain = Instant::now();
-    for line in rx {
+    loop {
+        if crate::interrupt::requested() {
+            // make deletes the targets it was writing when it gets SIGTERM: the object tree
+            // stays consistent for the next build.
+            crate::child::terminate(&mut child);
+            ended();
+            let _ = writeln!(log, "lab: interrupted");
+            return Err(crate::interrupt::Interrupted.into());
+        }
+        let line = match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => line,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         writeln!(log, "{line}")?;
         if is_compile_line(&line) {
             compiled += 1;
-            bar.set_position(compiled);
-        }
-        if plain && last_plain.elapsed() >= Duration::from_secs(30) {
-            last_plain = Instant::now();
-            let of = expected.map(|n| format!("/{n}")).unwrap_or_default();
-            eprintln!(
-                "lab: {label}: {compiled}{of} files compiled, {}s",
-                start.elapsed().as_secs()
-            );
+            events::emit(Event::BuildProgress {
+                label: label.to_string(),
+                compiled,
+                elapsed: start.elapsed(),
+            });
         }
     }
     for r in readers {
         let _ = r.join();
     }
-    let status = child.wait()?;
-    bar.finish_and_clear();
+    let status = crate::child::wait(&mut child, "make");
+    ended();
+    let status = status?;
     log.flush()?;
     if !status.success() {
         let text = std::fs::read_to_string(log_path).unwrap_or_default();

@@ -10,7 +10,9 @@ pub mod kconfig;
 pub mod make;
 pub mod patches;
 pub mod source;
-pub mod variant;
+
+/// The kernels/*.toml model lives with the other input files.
+pub use crate::config::variant;
 
 use crate::cache;
 use anyhow::{bail, Context, Result};
@@ -71,6 +73,9 @@ pub struct Metadata {
     pub files_rewritten: Vec<String>,
     pub ccache: Option<CcacheStats>,
     pub artifacts: Vec<(String, u64)>,
+    /// The tree it was built from (symbolized file names are shown relative to it).
+    #[serde(default)]
+    pub source_dir: Option<PathBuf>,
 }
 
 /// A kernel ready to boot.
@@ -114,6 +119,22 @@ pub fn describe(b: &Built) -> String {
         sizes.join(", "),
         b.dir.display()
     )
+}
+
+/// What `lab build --json` prints for each built kernel.
+pub fn json(built: &[Built]) -> serde_json::Value {
+    built
+        .iter()
+        .map(|b| {
+            serde_json::json!({
+                "variant": b.metadata.variant,
+                "cache_hit": b.cache_hit,
+                "elapsed_s": b.elapsed_s,
+                "dir": b.dir,
+                "metadata": b.metadata,
+            })
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone)]
@@ -224,7 +245,7 @@ fn read_metadata(dir: &Path) -> Option<Metadata> {
 }
 
 fn quiet(mut cmd: Command, what: &str) -> Result<()> {
-    let out = cmd.output().with_context(|| format!("run {what}"))?;
+    let out = crate::child::output(&mut cmd).with_context(|| format!("run {what}"))?;
     if !out.status.success() {
         bail!(
             "{what} failed:\n{}{}",
@@ -371,6 +392,24 @@ fn compile(
     Ok((stats, ccache_delta(before, after)))
 }
 
+/// Build the named variants of the kernels directory `kernels` (all when none are named),
+/// one note each.
+pub fn build_named(kernels: &Path, names: &[String], opts: &BuildOptions) -> Result<Vec<Built>> {
+    let catalog = variant::Catalog::load(kernels)?;
+    let names = if names.is_empty() {
+        catalog.names()
+    } else {
+        names.to_vec()
+    };
+    let mut built = Vec::new();
+    for name in names {
+        let b = build(&catalog.get(&name)?, opts)?;
+        crate::events::note(format!("{name}: {}", describe(&b)));
+        built.push(b);
+    }
+    Ok(built)
+}
+
 /// The cached kernel for `variant`, built if missing.
 pub fn build(variant: &Variant, opts: &BuildOptions) -> Result<Built> {
     let started = Instant::now();
@@ -411,12 +450,15 @@ pub fn build(variant: &Variant, opts: &BuildOptions) -> Result<Built> {
             return Ok(built); // built by another lab process while we waited
         }
     }
+    crate::interrupt::check()?;
     let (src, pristine) = source::work_tree(&ident, &area)?;
     let rewritten = switch_series(variant, &src, pristine.as_ref(), &area)?;
+    crate::interrupt::check()?;
 
     // The configuration, made in a scratch object tree so a failed or different
     // configuration never disturbs the shared one; copied over only when it changed.
     let final_config = configure(variant, &src, &area.join("kconfig"))?;
+    crate::interrupt::check()?;
     let config_hash = hex::encode(Sha256::digest(final_config.as_bytes()));
     // One object tree per configuration: variants that differ only by patches share it, and
     // a variant with other options does not make the others recompile everything.
@@ -454,6 +496,7 @@ pub fn build(variant: &Variant, opts: &BuildOptions) -> Result<Built> {
         files_rewritten: rewritten,
         ccache: ccache_stats,
         artifacts,
+        source_dir: src.canonicalize().ok(),
     };
     std::fs::write(
         tmp.join("metadata.json"),

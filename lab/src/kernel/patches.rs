@@ -218,21 +218,22 @@ pub fn apply_series(
                 }
             }
         }
-        let out = Command::new("patch")
-            .args([
-                "-p1",
-                "--batch",
-                "--forward",
-                "--no-backup-if-mismatch",
-                "-r",
-                "-",
-            ])
-            .arg("-d")
-            .arg(scratch.path())
-            .arg("-i")
-            .arg(patch)
-            .output()
-            .map_err(|e| io(format!("cannot run patch(1): {e} (apt-get install patch)")))?;
+        let out = crate::child::output_to_end(
+            Command::new("patch")
+                .args([
+                    "-p1",
+                    "--batch",
+                    "--forward",
+                    "--no-backup-if-mismatch",
+                    "-r",
+                    "-",
+                ])
+                .arg("-d")
+                .arg(scratch.path())
+                .arg("-i")
+                .arg(patch),
+        )
+        .map_err(|e| io(format!("cannot run patch(1): {e} (apt-get install patch)")))?;
         if !out.status.success() {
             let output = format!(
                 "{}{}",

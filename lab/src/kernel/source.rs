@@ -46,7 +46,7 @@ fn short_hash(s: &str) -> String {
 }
 
 fn run(cmd: &mut Command) -> Result<String> {
-    let out = cmd.output().with_context(|| format!("run {cmd:?}"))?;
+    let out = crate::child::output(cmd).with_context(|| format!("run {cmd:?}"))?;
     if !out.status.success() {
         bail!(
             "{cmd:?} failed: {}",
@@ -176,13 +176,15 @@ pub struct PristineGit {
 
 impl Pristine for PristineGit {
     fn read(&self, rel: &str) -> Option<Vec<u8>> {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(&self.repo)
-            .args(["cat-file", "blob"])
-            .arg(format!("{}:{rel}", self.commit))
-            .output()
-            .ok()?;
+        // Read to the end even when interrupted: an empty answer would read as "no such file".
+        let out = crate::child::output_to_end(
+            Command::new("git")
+                .arg("-C")
+                .arg(&self.repo)
+                .args(["cat-file", "blob"])
+                .arg(format!("{}:{rel}", self.commit)),
+        )
+        .ok()?;
         out.status.success().then_some(out.stdout)
     }
 }
@@ -199,7 +201,9 @@ fn debian_pristine(tarball: &Path, package: &str, version: &str) -> Result<PathB
         let tmp = dir.with_extension("extracting");
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp)?;
-        eprintln!("lab: extracting {} (once)", tarball.display());
+        crate::events::emit(crate::events::Event::Extracting {
+            tarball: tarball.to_path_buf(),
+        });
         run(Command::new("tar")
             .arg("-xf")
             .arg(tarball)

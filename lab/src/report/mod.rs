@@ -3,5 +3,6 @@
 
 pub mod formats;
 pub mod frames;
+pub mod listing;
 pub mod parser;
 pub mod symbolize;

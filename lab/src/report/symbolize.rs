@@ -26,22 +26,23 @@ pub enum SymbolizeError {
     NoDebugInfo { path: PathBuf },
 }
 
-/// Top-level directories of a kernel tree: a DWARF path is shown from the first of these on
-/// (`/build/linux/fs/eventpoll.c` → `fs/eventpoll.c`).
-const TREE_DIRS: &[&str] = &[
-    "arch", "block", "certs", "crypto", "drivers", "fs", "include", "init", "io_uring", "ipc",
-    "kernel", "lib", "mm", "net", "rust", "samples", "scripts", "security", "sound", "tools",
-    "virt",
-];
+/// The function every kernel defines in `init/main.c`: where DWARF puts it tells the tree's
+/// root when the build's source directory is not known.
+const ROOT_MARK: (&str, &str) = ("start_kernel", "init/main.c");
 
 pub struct Symbolizer {
     /// Function symbols by name: (address, size). Static functions can share a name.
     symbols: HashMap<String, Vec<(u64, u64)>>,
     dwarf: addr2line::Loader,
+    /// The kernel tree's root as DWARF names it (with a trailing `/`): file names are shown
+    /// from there (`fs/eventpoll.c`), as scripts/decode_stacktrace.sh and syzkaller do.
+    root: Option<String>,
 }
 
 impl Symbolizer {
-    pub fn open(path: &Path) -> Result<Self, SymbolizeError> {
+    /// Open `path` (a vmlinux with DWARF). `source_dir` is the tree it was built from, when
+    /// known (the lab's own builds record it); otherwise the root is read from the DWARF.
+    pub fn open(path: &Path, source_dir: Option<&Path>) -> Result<Self, SymbolizeError> {
         let data = std::fs::read(path).map_err(|source| SymbolizeError::Read {
             path: path.into(),
             source,
@@ -69,7 +70,35 @@ impl Symbolizer {
             path: path.into(),
             detail: e.to_string(),
         })?;
-        Ok(Symbolizer { symbols, dwarf })
+        let mut symbolizer = Symbolizer {
+            symbols,
+            dwarf,
+            root: None,
+        };
+        symbolizer.root = match source_dir {
+            Some(dir) => {
+                let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+                Some(format!(
+                    "{}/",
+                    dir.display().to_string().trim_end_matches('/')
+                ))
+            }
+            None => symbolizer.root_from_dwarf(),
+        };
+        Ok(symbolizer)
+    }
+
+    /// Where DWARF says `start_kernel` is, less `init/main.c`.
+    fn root_from_dwarf(&self) -> Option<String> {
+        let (function, file) = ROOT_MARK;
+        let (address, _) = *self.symbols.get(function)?.first()?;
+        let location = self.dwarf.find_location(address).ok()??;
+        location.file?.strip_suffix(file).map(str::to_string)
+    }
+
+    /// The tree root file names are shown from, if known.
+    pub fn root(&self) -> Option<&str> {
+        self.root.as_deref()
     }
 
     /// The address a frame points at, if its function is in vmlinux's symbol table. With
@@ -108,7 +137,7 @@ impl Symbolizer {
             let location = f.location.as_ref().and_then(|l| {
                 Some(format!(
                     "{}:{}",
-                    tree_relative(l.file?),
+                    tree_relative(l.file?, self.root()),
                     l.line.unwrap_or(0)
                 ))
             });
@@ -124,7 +153,7 @@ impl Symbolizer {
             if let Ok(Some(l)) = self.dwarf.find_location(address) {
                 frame.location = l
                     .file
-                    .map(|f| format!("{}:{}", tree_relative(f), l.line.unwrap_or(0)));
+                    .map(|f| format!("{}:{}", tree_relative(f, self.root()), l.line.unwrap_or(0)));
             }
         }
     }
@@ -144,23 +173,12 @@ impl Symbolizer {
     }
 }
 
-/// A DWARF file name shown from the kernel tree's top (`fs/eventpoll.c`).
-pub fn tree_relative(file: &str) -> &str {
-    // The host's own headers (a test program's, or the toolchain's) are not in the tree.
-    if ["/usr/include/", "/usr/lib/"]
-        .iter()
-        .any(|p| file.starts_with(p))
-    {
-        return file;
-    }
-    let mut at = 0;
-    for part in file.split('/') {
-        if TREE_DIRS.contains(&part) && at > 0 {
-            return &file[at..];
-        }
-        at += part.len() + 1;
-    }
-    file
+/// A DWARF file name shown from the kernel tree's root (`fs/eventpoll.c`): the root is
+/// stripped when the name is under it; other names (the host's headers, generated files of
+/// the object tree) stay as they are.
+pub fn tree_relative<'a>(file: &'a str, root: Option<&str>) -> &'a str {
+    let rest = root.and_then(|r| file.strip_prefix(r)).unwrap_or(file);
+    rest.trim_start_matches("./")
 }
 
 /// One frame as decode_stacktrace.sh prints it: inline frames first, then the frame.
@@ -201,19 +219,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_are_shown_from_the_tree_top() {
+    fn paths_are_shown_from_the_tree_root_wherever_the_tree_is() {
+        // Caches under directories named like the tree's own top-level directories.
+        for root in [
+            "/var/lib/lab/cache/trees/debian-x/src/",
+            "/home/kernel/.cache/kernel-race-lab/trees/x/src/",
+            "/build/linux/",
+        ] {
+            let file = format!("{root}fs/eventpoll.c");
+            assert_eq!(tree_relative(&file, Some(root)), "fs/eventpoll.c", "{root}");
+            let header = format!("{root}./include/linux/fs.h");
+            assert_eq!(tree_relative(&header, Some(root)), "include/linux/fs.h");
+        }
+        assert_eq!(tree_relative("fs/eventpoll.c", None), "fs/eventpoll.c");
+        // Outside the tree: left as it is.
         assert_eq!(
-            tree_relative("/home/u/.cache/kernel-race-lab/trees/x/src/fs/eventpoll.c"),
-            "fs/eventpoll.c"
-        );
-        assert_eq!(
-            tree_relative("/build/linux/./include/linux/fs.h"),
-            "include/linux/fs.h"
-        );
-        assert_eq!(tree_relative("fs/eventpoll.c"), "fs/eventpoll.c");
-        assert_eq!(
-            tree_relative("/usr/include/stdio.h"),
+            tree_relative("/usr/include/stdio.h", Some("/home/kernel/src/")),
             "/usr/include/stdio.h"
+        );
+        assert_eq!(
+            tree_relative("/home/kernel/src/fs/x.c", None),
+            "/home/kernel/src/fs/x.c"
         );
     }
 }

@@ -204,6 +204,18 @@ fn cell_details(cell: &CellResult, base: &Path) -> Markup {
     }
 }
 
+/// Write the night's report.html again from its results.json; returns the page's path.
+pub fn rewrite(night: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let file = night.join("results.json");
+    let bytes =
+        std::fs::read(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let results: NightResults =
+        serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let page_path = night.join("report.html");
+    std::fs::write(&page_path, page(&results, night))?;
+    Ok(page_path)
+}
+
 /// The page for a night whose directory is `base` (links to consoles are relative to it).
 pub fn page(n: &NightResults, base: &Path) -> String {
     let (variants, scenarios) = night::axes(n);

@@ -1,17 +1,18 @@
 //! Executing a scenario on a kernel N times: one VM run each, console scanned for kernel
 //! reports, a verdict per run and the batch's statistics, all written under one directory.
 
-pub mod nightly;
 pub mod pool;
 pub mod progress;
+pub mod target;
 
 pub use pool::Pool;
 pub use progress::Progress;
+pub use target::Target;
 
-use crate::config::scenario::{self, Kind, Scenario};
+use crate::config::scenario::{Kind, Scenario};
 use crate::report::formats;
 use crate::report::parser::{self, Parser, Report};
-use crate::report::symbolize::{SymbolizeError, Symbolizer};
+use crate::report::symbolize::Symbolizer;
 use crate::results::{evidence, stats};
 use crate::vm::accel::AccelChoice;
 use crate::vm::console::{ConsoleScanner, ScanAction};
@@ -77,40 +78,6 @@ impl ConsoleScanner for LiveReports {
     }
 }
 
-/// The kernel to run on and where its .config is (for the requirement check).
-pub struct Target {
-    pub name: String,
-    pub kernel: PathBuf,
-    pub config: Option<PathBuf>,
-    /// The kernel's vmlinux: with DWARF, reports get file:line and inline frames.
-    pub vmlinux: Option<PathBuf>,
-}
-
-/// A symbolizer for the target's vmlinux when it has debug info; none (silently) when it
-/// has not, none with a warning when it cannot be read.
-fn symbolizer(target: &Target) -> Option<Symbolizer> {
-    match Symbolizer::open(target.vmlinux.as_deref()?) {
-        Ok(s) => Some(s),
-        Err(SymbolizeError::NoDebugInfo { .. }) => None,
-        Err(e) => {
-            eprintln!("lab: warning: reports stay unsymbolized: {e}");
-            None
-        }
-    }
-}
-
-/// A distro kernel's config: /boot/vmlinuz-X → /boot/config-X; a build's: next to it.
-pub fn config_near(kernel: &Path) -> Option<PathBuf> {
-    let dir = kernel.parent()?;
-    let name = kernel.file_name()?.to_string_lossy().into_owned();
-    [
-        dir.join(".config"),
-        dir.join(name.replacen("vmlinuz-", "config-", 1)),
-    ]
-    .into_iter()
-    .find(|p| p.is_file() && p.file_name().unwrap().to_string_lossy() != name)
-}
-
 fn throughput(record: &RunRecord) -> Vec<(String, f64)> {
     let secs = match (record.timing.workload_started_ms, record.timing.done_ms) {
         (Some(s), Some(d)) if d > s => (d - s) as f64 / 1000.0,
@@ -126,11 +93,26 @@ fn throughput(record: &RunRecord) -> Vec<(String, f64)> {
     by_role
 }
 
+/// How each run is executed: the same for every batch of a command (and the command line's
+/// flags for it: run, compare, nightly, bisect).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct How {
+    /// Override the scenario's duration.
+    #[arg(long, value_parser = crate::units::parse_duration)]
+    pub duration: Option<Duration>,
+    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
+    pub accel: AccelChoice,
+    #[arg(long, value_enum, default_value_t = Backend::Qemu)]
+    pub backend: Backend,
+    /// VMs at a time (default: as many as the host's cores and memory hold for the
+    /// scenarios' vCPUs and memory; one on a 2-core host with 2-vCPU guests).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+}
+
 pub struct BatchOptions {
     pub runs: u32,
-    pub accel: AccelChoice,
-    pub backend: Backend,
-    pub duration: Option<Duration>,
+    pub how: How,
     pub out: PathBuf,
     /// Add the runs to those already in `<out>/runs.json` (numbered after them) instead of
     /// starting a new batch there.
@@ -181,11 +163,11 @@ pub async fn batch(
     };
     let first = results.len() as u32 + 1;
     let indices = first..first + opts.runs;
-    let duration = opts.duration.unwrap_or(scenario.duration);
+    let duration = opts.how.duration.unwrap_or(scenario.duration);
     // A kernel that lacks what the scenario needs is skipped before anything boots.
     if let Some(config) = &target.config {
         let text = std::fs::read_to_string(config)?;
-        let missing = scenario::missing_requirements(scenario, &text);
+        let missing = crate::kernel::kconfig::missing(&scenario.requires, &text);
         if !missing.is_empty() {
             let why = format!("needs {}", missing.join(", "));
             opts.progress.unplan(opts.runs, duration);
@@ -196,13 +178,13 @@ pub async fn batch(
             return Ok(results);
         }
     }
-    let symbols = symbolizer(target);
+    let symbols = target.symbolizer().await;
     let stop = std::cell::Cell::new(false);
     let one = |index: u32| {
         let (symbols, stop) = (&symbols, &stop);
         async move {
             let _slot = opts.pool.slot().await;
-            if stop.get() {
+            if stop.get() || crate::interrupt::requested() {
                 opts.progress.unplan(1, duration);
                 return Ok(None);
             }
@@ -250,8 +232,8 @@ async fn one_run(
         kernel: target.kernel.clone(),
         cpus: scenario.cpus,
         memory_mib: scenario.memory_mib,
-        accel: opts.accel,
-        backend: opts.backend,
+        accel: opts.how.accel,
+        backend: opts.how.backend,
         cmdline_extra: scenario.cmdline.clone(),
         request: RunRequest {
             workload: scenario.workload.clone(),
@@ -334,6 +316,50 @@ pub fn line(r: &RunResult) -> String {
         ops.join(" "),
         detail
     )
+}
+
+/// `lab run`: `runs` runs of `scenario` on `target`, stored in `out`, with the progress
+/// shown; the results as in `<out>/runs.json`.
+pub async fn runs(
+    scenario: &Scenario,
+    target: &Target,
+    runs: u32,
+    how: How,
+    out: PathBuf,
+) -> Result<Vec<RunResult>> {
+    let duration = how.duration.unwrap_or(scenario.duration);
+    crate::events::note(format!(
+        "{runs} × {} on {} ({} vCPUs, {duration:?} each) in {}",
+        scenario.name,
+        target.name,
+        scenario.cpus,
+        out.display()
+    ));
+    let pool = Pool::sized(how.jobs, scenario.cpus, scenario.memory_mib);
+    let progress = Progress::new(pool.jobs);
+    progress.plan(runs, duration);
+    let label = format!(
+        "{} × {}",
+        target.name.rsplit('/').next().unwrap_or("kernel"),
+        scenario.name
+    );
+    let opts = BatchOptions {
+        runs,
+        how,
+        out,
+        append: false,
+        pool,
+        progress: progress.clone(),
+        label,
+    };
+    let results = batch(scenario, target, &opts).await;
+    progress.clear();
+    results
+}
+
+/// Whether every run of a batch passed (`lab run`'s exit status 0).
+pub fn all_pass(results: &[RunResult]) -> bool {
+    results.iter().all(|r| r.verdict() == Verdict::Pass)
 }
 
 /// The batch in a few lines.
@@ -467,6 +493,7 @@ mod tests {
             kernel: PathBuf::new(),
             config: None,
             vmlinux: None,
+            source_dir: None,
         };
         let results = vec![
             result(1, Some(100), &[("closer", 10.0), ("poller", 100.0)]),
@@ -491,19 +518,6 @@ mod tests {
             text.matches("median poller throughput: 200 ops/s").count(),
             1,
             "{text}"
-        );
-    }
-
-    #[test]
-    fn config_next_to_a_distro_kernel() {
-        let dir = tempfile::tempdir().unwrap();
-        let kernel = dir.path().join("vmlinuz-6.12.1-amd64");
-        std::fs::write(&kernel, "").unwrap();
-        assert_eq!(config_near(&kernel), None);
-        std::fs::write(dir.path().join("config-6.12.1-amd64"), "").unwrap();
-        assert_eq!(
-            config_near(&kernel),
-            Some(dir.path().join("config-6.12.1-amd64"))
         );
     }
 }

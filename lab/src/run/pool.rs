@@ -19,6 +19,14 @@ impl Pool {
         }
     }
 
+    /// `jobs` VMs at a time when given, else as many as this host holds.
+    pub fn sized(jobs: Option<usize>, cpus: u32, memory_mib: u64) -> Self {
+        match jobs {
+            Some(n) => Pool::new(n),
+            None => Pool::for_host(cpus, memory_mib),
+        }
+    }
+
     /// Sized to this host for VMs of `cpus` vCPUs and `memory_mib` each.
     pub fn for_host(cpus: u32, memory_mib: u64) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -3,7 +3,8 @@
 //! and QEMU version. Some hosts expose a /dev/kvm on which real guests die with
 //! "KVM internal error"; those fall back to TCG.
 
-use super::{initramfs, process, qemu};
+use super::qemu::{self, Accel, Machine};
+use super::{initramfs, process};
 use crate::cache;
 use anyhow::{bail, Context, Result};
 use runner::protocol::{PROBE_CMDLINE_FLAG, PROBE_MARKER};
@@ -14,22 +15,6 @@ use std::sync::Once;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Accel {
-    Kvm,
-    Tcg,
-}
-
-impl Accel {
-    pub fn name(self) -> &'static str {
-        match self {
-            Accel::Kvm => "kvm",
-            Accel::Tcg => "tcg",
-        }
-    }
-}
-
 /// What the user asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AccelChoice {
@@ -38,8 +23,9 @@ pub enum AccelChoice {
     Tcg,
 }
 
+/// Whether KVM runs guests on this host, and why (not).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Verdict {
+pub struct KvmProbe {
     pub usable: bool,
     pub reason: String,
 }
@@ -84,30 +70,29 @@ async fn host_key() -> String {
 }
 
 /// Boot `kernel` under KVM with the agent in probe mode and see whether userspace runs.
-pub async fn probe_kvm(kernel: &Path) -> Result<Verdict> {
+pub async fn probe_kvm(kernel: &Path) -> Result<KvmProbe> {
     if let Err(e) = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/kvm")
     {
-        return Ok(Verdict {
+        return Ok(KvmProbe {
             usable: false,
             reason: format!("/dev/kvm cannot be opened: {e}"),
         });
     }
-    let initrd = initramfs::path()?;
+    let initrd = tokio::task::spawn_blocking(initramfs::path).await??;
+    let machine = Machine {
+        kernel: kernel.to_path_buf(),
+        initrd: Some(initrd),
+        cpus: 1,
+        memory_mib: 256,
+        accel: Accel::Kvm,
+        cmdline_extra: PROBE_CMDLINE_FLAG.into(),
+    };
+    // The same command line as every guest's, without the lab's devices.
     let mut cmd = process::command(qemu::QEMU);
-    cmd.args(["-nodefaults", "-no-user-config", "-display", "none"])
-        .args(qemu::MACHINE)
-        .args(qemu::accel_args(Accel::Kvm))
-        .args(["-smp", "1", "-m", "256M", "-no-reboot", "-serial", "stdio"])
-        .arg("-append")
-        .arg(qemu::kernel_cmdline(PROBE_CMDLINE_FLAG))
-        .arg("-kernel")
-        .arg(kernel)
-        .arg("-initrd")
-        .arg(&initrd)
-        .stderr(std::process::Stdio::piped());
+    cmd.args(qemu::args(&machine, None));
     let mut child = cmd
         .spawn()
         .with_context(|| format!("start {}", qemu::QEMU))?;
@@ -135,15 +120,15 @@ pub async fn probe_kvm(kernel: &Path) -> Result<Verdict> {
         Err("QEMU exited before the probe reached userspace".to_string())
     };
     let verdict = match tokio::time::timeout(PROBE_TIMEOUT, scan).await {
-        Ok(Ok(())) => Verdict {
+        Ok(Ok(())) => KvmProbe {
             usable: true,
             reason: "probe guest reached userspace under KVM".into(),
         },
-        Ok(Err(line)) => Verdict {
+        Ok(Err(line)) => KvmProbe {
             usable: false,
             reason: line.trim().to_string(),
         },
-        Err(_) => Verdict {
+        Err(_) => KvmProbe {
             usable: false,
             reason: format!("probe guest did not reach userspace within {PROBE_TIMEOUT:?}"),
         },
@@ -154,10 +139,10 @@ pub async fn probe_kvm(kernel: &Path) -> Result<Verdict> {
 }
 
 /// This process's verdict, once known: runs after the first need no file or QEMU lookups.
-static PROCESS_VERDICT: std::sync::OnceLock<Verdict> = std::sync::OnceLock::new();
+static PROCESS_VERDICT: std::sync::OnceLock<KvmProbe> = std::sync::OnceLock::new();
 
 /// The cached verdict for this host, probing with `kernel` if there is none.
-pub async fn kvm_verdict(kernel: &Path) -> Result<Verdict> {
+pub async fn kvm_verdict(kernel: &Path) -> Result<KvmProbe> {
     if let Some(v) = PROCESS_VERDICT.get() {
         return Ok(v.clone());
     }
@@ -165,10 +150,10 @@ pub async fn kvm_verdict(kernel: &Path) -> Result<Verdict> {
     Ok(PROCESS_VERDICT.get_or_init(|| verdict).clone())
 }
 
-async fn stored_or_probed_verdict(kernel: &Path) -> Result<Verdict> {
+async fn stored_or_probed_verdict(kernel: &Path) -> Result<KvmProbe> {
     let file = cache::dir("accel")?.join("kvm-probe.json");
     let key = host_key().await;
-    let mut verdicts: BTreeMap<String, Verdict> = std::fs::read(&file)
+    let mut verdicts: BTreeMap<String, KvmProbe> = std::fs::read(&file)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
@@ -205,10 +190,9 @@ pub async fn resolve(choice: AccelChoice, kernel: &Path) -> Result<Accel> {
                 return Ok(Accel::Kvm);
             }
             FALLBACK_NOTICE.call_once(|| {
-                eprintln!(
-                    "lab: KVM is not usable here ({}); using TCG (-accel tcg,thread=multi)",
-                    v.reason
-                );
+                crate::events::emit(crate::events::Event::KvmUnusable {
+                    reason: v.reason.clone(),
+                });
             });
             Ok(Accel::Tcg)
         }

@@ -2,9 +2,10 @@
 //! port. Every line the guest sends is appended to `agent.jsonl` before it is decoded, so the
 //! run directory keeps whatever was counted even if `lab` dies next.
 
+use super::console::read_bounded_line;
 use runner::protocol::{self, GuestMsg, HostMsg};
 use std::path::Path;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
@@ -16,6 +17,10 @@ pub enum AgentEvent {
     Garbage(String),
     Closed,
 }
+
+/// Longest frame the agent may send; a longer line is a protocol error, and is never held
+/// whole in memory.
+pub const MAX_FRAME: usize = 64 * 1024;
 
 pub struct AgentWriter(OwnedWriteHalf);
 
@@ -39,7 +44,7 @@ pub async fn start(
         let mut line = Vec::new();
         loop {
             line.clear();
-            match reader.read_until(b'\n', &mut line).await {
+            match read_bounded_line(&mut reader, &mut line, MAX_FRAME).await {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
@@ -59,4 +64,25 @@ pub async fn start(
         let _ = tx.send(AgentEvent::Closed);
     });
     Ok((AgentWriter(write), rx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn an_endless_line_is_garbage_not_memory() {
+        let (host, mut guest) = UnixStream::pair().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (_writer, mut events) = start(host, &dir.path().join("agent.jsonl")).await.unwrap();
+        let flood = vec![b'x'; MAX_FRAME * 4];
+        tokio::spawn(async move {
+            let _ = guest.write_all(&flood).await;
+        });
+        match events.recv().await {
+            Some(AgentEvent::Garbage(text)) => assert!(text.len() < 1024, "{}", text.len()),
+            other => panic!("expected garbage, got {other:?}"),
+        }
+    }
 }

@@ -108,7 +108,7 @@ impl Console {
         let mut buf = Vec::new();
         loop {
             buf.clear();
-            match read_bounded_line(&mut reader, &mut buf).await {
+            match read_bounded_line(&mut reader, &mut buf, MAX_LINE).await {
                 Ok(0) | Err(_) => break,
                 Ok(_) => self.line(&buf).await,
             }
@@ -117,17 +117,19 @@ impl Console {
     }
 }
 
-/// Like `read_until(b'\n')`, but never holds more than [`MAX_LINE`] bytes.
-async fn read_bounded_line<R: AsyncBufReadExt + Unpin>(
+/// Like `read_until(b'\n')`, but never holds more than `max` bytes: a longer line comes in
+/// pieces of `max` bytes (guest output is untrusted).
+pub async fn read_bounded_line<R: AsyncBufReadExt + Unpin>(
     reader: &mut R,
     buf: &mut Vec<u8>,
+    max: usize,
 ) -> std::io::Result<usize> {
     loop {
         let available = reader.fill_buf().await?;
         if available.is_empty() {
             return Ok(buf.len());
         }
-        let room = MAX_LINE - buf.len();
+        let room = max - buf.len();
         let (take, done) = match available.iter().take(room).position(|&b| b == b'\n') {
             Some(i) => (i + 1, true),
             None if available.len() >= room => (room, true),

@@ -1,11 +1,28 @@
 //! The QEMU command line for a lab guest, as a pure function of what is being booted.
 
-use super::accel::Accel;
 use runner::protocol::AGENT_PORT_NAME;
+use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 pub const QEMU: &str = "qemu-system-x86_64";
+
+/// The accelerator a guest runs under (`accel` decides which one a run gets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+impl Accel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+}
 
 /// Sockets that live in the (0700) run directory.
 #[derive(Debug, Clone)]
@@ -99,8 +116,9 @@ pub fn lab_devices(sockets: &Sockets) -> Vec<OsString> {
     .into()
 }
 
-/// The full argument list (without the program name).
-pub fn args(machine: &Machine, sockets: &Sockets) -> Vec<OsString> {
+/// The full argument list (without the program name); with `sockets`, the lab's devices
+/// (QMP, agent port, pvpanic) too.
+pub fn args(machine: &Machine, sockets: Option<&Sockets>) -> Vec<OsString> {
     let mut args: Vec<OsString> = Vec::new();
     let mut push = |a: &str| args.push(a.into());
     push("-nodefaults");
@@ -128,7 +146,9 @@ pub fn args(machine: &Machine, sockets: &Sockets) -> Vec<OsString> {
         args.push("-initrd".into());
         args.push(initrd.clone().into());
     }
-    args.extend(lab_devices(sockets));
+    if let Some(sockets) = sockets {
+        args.extend(lab_devices(sockets));
+    }
     args
 }
 
@@ -149,7 +169,7 @@ mod tests {
 
     fn joined(accel: Accel) -> String {
         let s = Sockets::in_dir(Path::new("/run/x"));
-        args(&machine(accel), &s)
+        args(&machine(accel), Some(&s))
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect::<Vec<_>>()
@@ -193,6 +213,18 @@ mod tests {
         let (s, guard) = Sockets::for_run(Path::new("/run/d")).unwrap();
         assert!(guard.is_none());
         assert_eq!(s.qmp, Path::new("/run/d/qmp.sock"));
+    }
+
+    #[test]
+    fn without_sockets_there_are_no_lab_devices() {
+        let line: Vec<String> = args(&machine(Accel::Kvm), None)
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(line.contains(&"-kernel".to_string()));
+        assert!(!line
+            .iter()
+            .any(|a| a.contains("qmp") || a.contains("pvpanic")));
     }
 
     #[test]

@@ -2,8 +2,7 @@
 //! and runs the agent binary from the run directory. The lab's QMP socket and agent port are
 //! added with `--qemu-opts`, so the protocol and the outcomes are the same as with plain QEMU.
 
-use super::accel::Accel;
-use super::qemu::{self, Sockets};
+use super::qemu::{self, Accel, Sockets};
 use std::ffi::OsString;
 use std::path::Path;
 

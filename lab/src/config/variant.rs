@@ -14,7 +14,7 @@ pub const DEFAULT_DEBIAN_PACKAGE: &str = "linux-source-6.12";
 /// Fragments every variant builds with unless it lists its own.
 pub const DEFAULT_FRAGMENTS: &[&str] = &["qemu-guest", "scenarios", "kasan", "lockdep"];
 
-pub use crate::config::error::ConfigError as VariantError;
+pub use super::error::ConfigError as VariantError;
 
 /// Where the tree comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -94,7 +94,7 @@ struct RawVariant {
 }
 
 fn line_of(text: &str, span: Range<usize>) -> usize {
-    crate::config::error::line_of(text, span.start)
+    super::error::line_of(text, span.start)
 }
 
 /// All variants under `dir` (`dir/*.toml`), by name.

@@ -1,0 +1,65 @@
+//! What a bisection prints and writes to bisect.log: the per-step table and the answer.
+
+use super::state::State;
+use super::steps::{classify, stored};
+use super::verdict::{CommitVerdict, RunClass};
+use super::{Answer, BisectOptions, TargetReport};
+use anyhow::Result;
+
+/// The per-step table (Markdown), in the order the steps were taken.
+pub fn table(o: &BisectOptions, state: &State) -> Result<String> {
+    let target = state.target.clone().unwrap_or(TargetReport::Any);
+    let mut s = String::from("| # | commit | subject | build | runs | target reports | verdict |\n|---|---|---|---|---|---|---|\n");
+    for (i, step) in state.steps.iter().enumerate() {
+        let runs = stored(o, &step.commit)?;
+        let hits = runs
+            .iter()
+            .filter(|r| classify(r, &target) == RunClass::Target)
+            .count();
+        let build = match (&step.build_error, step.build_s) {
+            (Some(e), _) => format!("failed: {}", e.replace('|', "\\|")),
+            (None, Some(secs)) => {
+                format!("{secs:.1} s ({} files)", step.files_compiled.unwrap_or(0))
+            }
+            (None, None) => "cache hit".into(),
+        };
+        let verdict = match &step.verdict {
+            Some(CommitVerdict::Racy) => "racy".to_string(),
+            Some(CommitVerdict::Clean) => "clean".to_string(),
+            Some(CommitVerdict::Skip(why)) => format!("skip ({why})"),
+            None => "-".into(),
+        };
+        s.push_str(&format!(
+            "| {} | {} | {} | {build} | {} | {hits} | {verdict} |\n",
+            i + 1,
+            &step.commit[..12],
+            step.subject.replace('|', "\\|"),
+            runs.len()
+        ));
+    }
+    Ok(s)
+}
+
+/// The answer as printed and written to bisect.log: the table, the commit, the confidence.
+pub fn answer_text(o: &BisectOptions, a: &Answer) -> Result<String> {
+    let commit = &a.state.commits[a.found];
+    let mut text = format!(
+        "{}\n{} {commit} {}\nconfidence {:.3} (rate at the racy end {}/{}, assumed {:.2}; {} builds)\n",
+        table(o, &a.state)?,
+        if o.fix { "first fixed commit:" } else { "first racy commit:" },
+        a.state.subject(commit),
+        a.confidence,
+        a.state.rate_runs.0,
+        a.state.rate_runs.1,
+        a.state.plan.map_or(0.0, |p| p.rate),
+        a.builds,
+    );
+    if !a.doubt.is_empty() {
+        let short: Vec<&str> = a.doubt.iter().map(|c| &c[..12]).collect();
+        text.push_str(&format!(
+            "or one of these skipped commits before it: {}\n",
+            short.join(", ")
+        ));
+    }
+    Ok(text)
+}

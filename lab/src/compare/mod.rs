@@ -1,0 +1,284 @@
+//! `lab compare`: one scenario on several variants, side by side. Every variant's kernel is
+//! built first (builds can take minutes), then the runs: stored runs of the same kernel,
+//! scenario and duration are reused and only what is missing is run, all variants' runs on
+//! one pool so they interleave. The statistics and the table are `results::compare`'s.
+
+use crate::config::lab::Compare as Defaults;
+use crate::config::scenario::Scenario;
+use crate::results::compare::{self as stats, Arm, Row};
+use crate::run::{self, BatchOptions, How, Pool, Progress, RunResult, Target};
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+
+/// Runs per variant when neither the command line nor lab.toml says.
+pub const DEFAULT_RUNS: u32 = 10;
+
+pub struct Request {
+    /// The first is the reference (e.g. the unfixed kernel).
+    pub variants: Vec<String>,
+    pub scenario: Scenario,
+    pub runs: u32,
+    pub kernels: PathBuf,
+    /// Where runs are stored and reused (one batch per variant's kernel and scenario).
+    pub store: PathBuf,
+    /// Make `runs` new runs per variant instead of reusing stored ones.
+    pub fresh: bool,
+    pub how: How,
+}
+
+/// `lab compare`'s flags; what they leave out comes from lab.toml.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Variants, comma-separated; the first is the reference (e.g. the unfixed kernel).
+    /// Default: lab.toml's [compare] section.
+    #[arg(long, value_delimiter = ',')]
+    pub variants: Vec<String>,
+    /// Scenario name (scenarios/<name>.toml). Default: lab.toml's [compare].
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// Runs per variant (default: lab.toml's [compare], else 10).
+    #[arg(long)]
+    pub runs: Option<u32>,
+    /// The lab whose [compare] section gives the defaults (default: lab.toml here or above).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Make N new runs per variant instead of reusing stored runs of the same kernel,
+    /// scenario and duration (the new runs are stored too).
+    #[arg(long)]
+    pub fresh: bool,
+    #[command(flatten)]
+    pub how: How,
+    #[command(flatten)]
+    pub dirs: crate::config::locate::Dirs,
+    /// Where runs are stored and reused, one batch per variant's kernel and scenario
+    /// (default: <cache>/compare).
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+}
+
+/// The comparison asked for: explicit flags win over lab.toml's [compare] and directories.
+pub fn request(a: Args) -> Result<Request> {
+    let lab = match (&a.config, a.variants.is_empty() || a.scenario.is_none()) {
+        (None, false) => None,
+        (given, _) => Some(crate::config::locate::lab(given.clone())?),
+    };
+    let (variants, scenario, runs) = names(
+        a.variants,
+        a.scenario,
+        a.runs,
+        lab.as_ref().and_then(|l| l.compare.as_ref()),
+    )?;
+    let dir = |name: &str, given: Option<PathBuf>, from_lab: Option<&PathBuf>| {
+        crate::config::locate::dir(name, given.or(from_lab.cloned()))
+    };
+    let scenarios = dir(
+        "scenarios",
+        a.dirs.scenarios,
+        lab.as_ref().map(|l| &l.scenarios),
+    )?;
+    Ok(Request {
+        variants,
+        scenario: crate::config::scenario::find(&scenarios, &scenario)?,
+        runs,
+        kernels: dir("kernels", a.dirs.kernels, lab.as_ref().map(|l| &l.kernels))?,
+        store: a
+            .store
+            .unwrap_or_else(|| crate::cache::root().join("compare")),
+        fresh: a.fresh,
+        how: a.how,
+    })
+}
+
+/// (variants, scenario, runs): the command line's where given, else lab.toml's [compare].
+pub fn names(
+    variants: Vec<String>,
+    scenario: Option<String>,
+    runs: Option<u32>,
+    defaults: Option<&Defaults>,
+) -> Result<(Vec<String>, String, u32)> {
+    let runs = runs.or(defaults.map(|d| d.runs)).unwrap_or(DEFAULT_RUNS);
+    match (defaults, variants.is_empty(), scenario) {
+        (_, false, Some(s)) => Ok((variants, s, runs)),
+        (Some(d), empty, s) => Ok((
+            if empty { d.variants.clone() } else { variants },
+            s.unwrap_or_else(|| d.scenario.clone()),
+            runs,
+        )),
+        (None, _, _) => anyhow::bail!(
+            "name --variants A,B and --scenario S, or give lab.toml a [compare] section"
+        ),
+    }
+}
+
+pub struct Comparison {
+    pub scenario: Scenario,
+    pub rows: Vec<Row>,
+    /// Where this scenario's runs are stored.
+    pub store: PathBuf,
+}
+
+/// One variant's kernel, its stored runs, and how many more it needs.
+struct Planned {
+    variant: String,
+    target: Target,
+    dir: PathBuf,
+    before: Vec<RunResult>,
+    need: u32,
+}
+
+async fn plan(req: &Request, store: &Path) -> Result<Vec<Planned>> {
+    let mut planned = Vec::new();
+    for variant in &req.variants {
+        let target =
+            Target::resolve(None, Some(variant.clone()), Some(req.kernels.clone())).await?;
+        let id = target
+            .kernel
+            .parent()
+            .and_then(|d| d.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dir = store.join(format!("{variant}-{id}"));
+        let before = run::stored(&dir)?;
+        let reuse = if req.fresh {
+            0
+        } else {
+            before
+                .iter()
+                .filter(|r| r.evidence.counts())
+                .count()
+                .min(req.runs as usize)
+        };
+        if reuse > 0 {
+            crate::events::note(format!(
+                "{variant}: reusing {reuse} stored runs from {}",
+                dir.display()
+            ));
+        }
+        planned.push(Planned {
+            variant: variant.clone(),
+            target,
+            dir,
+            before,
+            need: req.runs - reuse as u32,
+        });
+    }
+    Ok(planned)
+}
+
+/// The runs a variant is judged on: the new ones when fresh; else the first `runs` stored
+/// runs that count, and the new runs that say nothing (shown as errors).
+fn kept(req: &Request, p: &Planned, all: Vec<RunResult>) -> Vec<RunResult> {
+    let new = &all[p.before.len().min(all.len())..];
+    if req.fresh {
+        return new.to_vec();
+    }
+    let mut kept: Vec<RunResult> = all
+        .iter()
+        .filter(|r| r.evidence.counts())
+        .take(req.runs as usize)
+        .cloned()
+        .collect();
+    kept.extend(new.iter().filter(|r| !r.evidence.counts()).cloned());
+    kept
+}
+
+pub async fn compare(req: &Request) -> Result<Comparison> {
+    let key = run::scenario_key(&req.scenario, req.how.duration)?;
+    let store = req.store.join(format!("{}-{key}", req.scenario.name));
+    let planned = plan(req, &store).await?;
+    let duration = req.how.duration.unwrap_or(req.scenario.duration);
+    let pool = Pool::sized(req.how.jobs, req.scenario.cpus, req.scenario.memory_mib);
+    let progress = Progress::new(pool.jobs);
+    for p in &planned {
+        progress.plan(p.need, duration);
+    }
+    crate::events::note(format!(
+        "{} × {} per variant ({duration:?} each, {} VM(s) at a time) in {}",
+        req.runs,
+        req.scenario.name,
+        pool.jobs,
+        store.display()
+    ));
+    let batches = planned.iter().map(|p| {
+        let opts = BatchOptions {
+            runs: p.need,
+            how: req.how,
+            out: p.dir.clone(),
+            append: true,
+            pool: pool.clone(),
+            progress: progress.clone(),
+            label: format!("{} × {}", p.variant, req.scenario.name),
+        };
+        async move {
+            if p.need == 0 {
+                return Ok(p.before.clone());
+            }
+            run::batch(&req.scenario, &p.target, &opts).await
+        }
+    });
+    let done = futures::future::join_all(batches).await;
+    progress.clear();
+    // An interrupted comparison gives no verdict: its runs are stored for the next one.
+    crate::interrupt::check()?;
+    let mut arms = Vec::new();
+    for (p, all) in planned.iter().zip(done) {
+        arms.push(Arm {
+            name: p.variant.clone(),
+            results: kept(req, p, all?),
+        });
+    }
+    Ok(Comparison {
+        scenario: req.scenario.clone(),
+        rows: stats::rows(&arms),
+        store,
+    })
+}
+
+/// The comparison as `lab compare` prints it: the table, the UAPI differences, a verdict
+/// per variant in plain words, where the runs are.
+pub fn render(c: &Comparison) -> String {
+    let mut s = format!("{} — {}\n\n", c.scenario.name, c.scenario.description);
+    s.push_str(&stats::table(&c.rows));
+    if let Some(first) = c.rows.first() {
+        for r in c.rows.iter().skip(1) {
+            for (check, a, b) in stats::uapi_differences(first, r) {
+                s.push_str(&format!("{}: {check}: {a} → {b}\n", r.name));
+            }
+        }
+    }
+    s.push('\n');
+    for line in stats::verdicts(&c.rows) {
+        s.push_str(&line);
+        s.push('\n');
+    }
+    s.push_str(&format!("runs: {}\n", c.store.display()));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_wins_over_lab_toml() {
+        let d = Defaults {
+            variants: vec!["a".into(), "b".into()],
+            scenario: "s".into(),
+            runs: 20,
+        };
+        assert_eq!(
+            names(vec![], None, None, Some(&d)).unwrap(),
+            (vec!["a".to_string(), "b".to_string()], "s".to_string(), 20)
+        );
+        assert_eq!(
+            names(vec!["c".into()], None, Some(3), Some(&d)).unwrap(),
+            (vec!["c".to_string()], "s".to_string(), 3)
+        );
+        assert_eq!(
+            names(vec!["c".into()], Some("t".into()), None, None).unwrap(),
+            (vec!["c".to_string()], "t".to_string(), DEFAULT_RUNS)
+        );
+        let e = names(vec![], Some("t".into()), None, None).unwrap_err();
+        assert!(e.to_string().contains("[compare]"), "{e}");
+    }
+}

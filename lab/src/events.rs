@@ -1,0 +1,85 @@
+//! What the engine reports while it works, as typed events. Library code never prints: it
+//! emits an [`Event`], and the one sink the program installed (the `ui` module: a live
+//! display on a terminal, plain lines in CI) turns it into output. With no sink installed
+//! (tests, benchmarks, library use) events go nowhere.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// One line of a workflow's progress ("baseline: cache hit", "racy end: 5/5 runs").
+    Note(String),
+    /// Something went wrong that did not stop the work.
+    Warning(String),
+    /// KVM cannot run guests here; runs use TCG (said once per process).
+    KvmUnusable { reason: String },
+    /// A source tarball is being extracted into the cache (once per version).
+    Extracting { tarball: PathBuf },
+    /// A kernel build's make started; `expected` files to compile when known.
+    BuildStarted {
+        label: String,
+        expected: Option<u64>,
+    },
+    /// make compiled another file.
+    BuildProgress {
+        label: String,
+        compiled: u64,
+        elapsed: Duration,
+    },
+    /// make ended (whatever the result).
+    BuildEnded { label: String },
+    /// Runs that will come, each running its workload for `each`, `jobs` VMs at a time.
+    RunsPlanned {
+        runs: u32,
+        each: Duration,
+        jobs: usize,
+    },
+    /// Runs planned that are not going to happen (a skipped cell, an interrupted batch).
+    RunsDropped { runs: u32, each: Duration },
+    RunStarted {
+        id: u64,
+        label: String,
+        planned: Duration,
+    },
+    /// A run ended: its one-line summary; whether it found a kernel report.
+    RunEnded {
+        id: u64,
+        line: String,
+        kernel_report: bool,
+    },
+    /// The runs of a command are over: a live display can go.
+    RunsDone,
+}
+
+type Sink = Arc<dyn Fn(&Event) + Send + Sync>;
+
+static SINK: RwLock<Option<Sink>> = RwLock::new(None);
+
+/// Send every event of this process to `sink` from now on.
+pub fn install(sink: impl Fn(&Event) + Send + Sync + 'static) {
+    *SINK.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(sink));
+}
+
+pub fn emit(event: Event) {
+    let sink = SINK.read().unwrap_or_else(|p| p.into_inner()).clone();
+    if let Some(sink) = sink {
+        sink(&event);
+    }
+}
+
+pub fn note(text: impl Into<String>) {
+    emit(Event::Note(text.into()));
+}
+
+pub fn warn(text: impl Into<String>) {
+    emit(Event::Warning(text.into()));
+}
+
+/// A fresh id for a run's events.
+pub fn next_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}

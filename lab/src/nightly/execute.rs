@@ -1,0 +1,77 @@
+//! The night's runs: every cell whose kernel built, all queued at once on one pool of VMs
+//! (runs of all cells interleave, so a change of host load falls on every cell alike).
+
+use super::plan::Plan;
+use super::NightOptions;
+use crate::kernel::{Built, Metadata};
+use crate::results::night::{self, CellResult};
+use crate::run::{batch, BatchOptions, Pool, Progress, RunResult, Target};
+use anyhow::Result;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Each cell's kernel metadata (none when it did not run) and runs, in plan order.
+pub async fn cells(
+    plan: &Plan,
+    built: &BTreeMap<String, Built>,
+    opts: &NightOptions,
+    lab_duration: Option<Duration>,
+) -> Result<Vec<(Option<Metadata>, Vec<RunResult>)>> {
+    let (cpus, memory) = plan.cells.iter().fold((1, 1), |(c, m), cell| {
+        (cell.scenario.cpus.max(c), cell.scenario.memory_mib.max(m))
+    });
+    let pool = Pool::sized(opts.how.jobs, cpus, memory);
+    let progress = Progress::new(pool.jobs);
+    let duration = opts.how.duration.or(lab_duration);
+    let runnable = |cell: &super::plan::PlannedCell| {
+        built
+            .get(&cell.result.variant)
+            .filter(|_| cell.result.note.is_none())
+    };
+    for cell in &plan.cells {
+        if runnable(cell).is_some() {
+            progress.plan(cell.runs, duration.unwrap_or(cell.scenario.duration));
+        }
+    }
+    let total = plan.cells.len();
+    let work = plan.cells.iter().enumerate().map(|(i, cell)| {
+        let b = runnable(cell);
+        let (pool, progress) = (&pool, &progress);
+        async move {
+            let Some(b) = b else {
+                return Ok((None, vec![]));
+            };
+            let result = &cell.result;
+            let label = format!("{} × {}", result.variant, result.scenario);
+            let batch_opts = BatchOptions {
+                runs: cell.runs,
+                how: crate::run::How {
+                    duration,
+                    ..opts.how
+                },
+                out: opts.out.join(&result.variant).join(&result.scenario),
+                append: false,
+                pool: pool.clone(),
+                progress: progress.clone(),
+                label,
+            };
+            let target = Target::built(&result.variant, b);
+            let runs = batch(&cell.scenario, &target, &batch_opts).await?;
+            // The cell's line as soon as its last run ends (cells interleave in the pool).
+            let done = CellResult {
+                runs: runs.clone(),
+                ..result.clone()
+            };
+            progress.println(&format!(
+                "lab: [{}/{total}] {} → {}",
+                i + 1,
+                batch_opts.label,
+                night::cell_with_expectation(&done)
+            ));
+            anyhow::Ok((Some(b.metadata.clone()), runs))
+        }
+    });
+    let done = futures::future::join_all(work).await;
+    progress.clear();
+    done.into_iter().collect()
+}

@@ -1,0 +1,227 @@
+//! A night's plan: every cell of lab.toml's matrix with its scenario, runs, source line and
+//! the commit its git source points at now. Each variant is pinned to that commit here, so
+//! every variant of a line is built from the commit the history records even if the branch
+//! moves during the night.
+
+use crate::config::lab::LabConfig;
+use crate::config::scenario::Scenario;
+use crate::kernel::variant::{Catalog, Source, Variant};
+use crate::results::history::History;
+use crate::results::night::CellResult;
+use anyhow::Result;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// One cell, ready to build and run.
+pub struct PlannedCell {
+    /// The cell as results.json shows it (runs come later).
+    pub result: CellResult,
+    pub scenario: Scenario,
+    pub runs: u32,
+    /// What to build: the variant with its git source pinned to the planned commit.
+    pub variant: Variant,
+}
+
+pub struct Plan {
+    pub cells: Vec<PlannedCell>,
+    /// Source line → the commit it was resolved to (none for non-git sources).
+    pub commits: BTreeMap<String, Option<String>>,
+    /// Source lines that could not be resolved.
+    pub errors: Vec<String>,
+}
+
+/// The line of development a variant's kernel comes from: nights are compared along it.
+pub fn source_line(source: &Source) -> String {
+    match source {
+        Source::Debian { package } => format!("debian:{package}"),
+        Source::Git { repo, reference } => format!("git:{repo}@{reference}"),
+        Source::Path { path } => format!("path:{}", path.display()),
+    }
+}
+
+/// Everything besides the kernel that shapes a cell's result: the scenario, its duration
+/// and the number of runs.
+pub fn plan_key(scenario: &Scenario, runs: u32, duration: Option<Duration>) -> Result<String> {
+    let mut h = Sha256::new();
+    h.update(crate::run::scenario_key(scenario, duration)?);
+    h.update(format!("runs={runs}"));
+    Ok(hex::encode(&h.finalize()[..8]))
+}
+
+/// The commit a git source's ref points at now (none for other sources).
+fn commit_of(source: &Source) -> Result<Option<String>> {
+    Ok(match source {
+        Source::Git { .. } => match crate::kernel::source::identify(source)?.kind {
+            crate::kernel::source::Kind::Git { commit, .. } => Some(commit),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+/// `variant` built from exactly `commit` when it has a git source.
+pub fn pinned(mut variant: Variant, commit: Option<&str>) -> Variant {
+    if let (Source::Git { reference, .. }, Some(commit)) = (&mut variant.source, commit) {
+        *reference = commit.to_string();
+    }
+    variant
+}
+
+/// The plan for lab.toml's matrix (reads kernels/, scenarios/ and git: blocking).
+pub fn plan(lab: &LabConfig, runs: Option<u32>, duration: Option<Duration>) -> Result<Plan> {
+    let catalog = Catalog::load(&lab.kernels)?;
+    let duration = duration.or(lab.duration);
+    let mut commits: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut errors = Vec::new();
+    let mut cells = Vec::new();
+    for cell in &lab.cells {
+        let variant = catalog.get(&cell.variant)?;
+        let scenario = crate::config::scenario::find(&lab.scenarios, &cell.scenario)?;
+        let runs = runs.unwrap_or(cell.runs);
+        let source = source_line(&variant.source);
+        if !commits.contains_key(&source) {
+            let commit = commit_of(&variant.source).unwrap_or_else(|e| {
+                errors.push(format!("{source}: {e:#}"));
+                None
+            });
+            commits.insert(source.clone(), commit);
+        }
+        let commit = commits[&source].clone();
+        let result = CellResult {
+            variant: cell.variant.clone(),
+            scenario: cell.scenario.clone(),
+            commit: commit.clone(),
+            source,
+            plan_key: plan_key(&scenario, runs, duration)?,
+            kernel: None,
+            runs: vec![],
+            expect: cell.expect.clone(),
+            note: None,
+            runs_planned: runs,
+            duration_ms: duration.unwrap_or(scenario.duration).as_millis() as u64,
+            counts: Default::default(),
+        };
+        cells.push(PlannedCell {
+            result,
+            scenario,
+            runs,
+            variant: pinned(variant, commit.as_deref()),
+        });
+    }
+    Ok(Plan {
+        cells,
+        commits,
+        errors,
+    })
+}
+
+impl Plan {
+    /// A git line whose commit every one of its cells already tested with this plan is not
+    /// run again: its cells get a note saying so. Returns the notes, one per line.
+    pub fn skip_tested(&mut self, history: &History) -> Result<Vec<String>> {
+        let mut notes = Vec::new();
+        for (source, commit) in &self.commits {
+            let Some(commit) = commit else { continue };
+            let keys: Vec<(String, String, String)> = self
+                .cells
+                .iter()
+                .map(|c| &c.result)
+                .filter(|c| &c.source == source)
+                .map(|c| (c.variant.clone(), c.scenario.clone(), c.plan_key.clone()))
+                .collect();
+            if let Some(n) = history.tested(source, commit, &keys)? {
+                let note = format!(
+                    "already tested at {} (night {n}; --force runs it again)",
+                    &commit[..commit.len().min(12)]
+                );
+                notes.push(format!("{source}: {note}"));
+                for c in self.cells.iter_mut().filter(|c| &c.result.source == source) {
+                    c.result.note = Some(note.clone());
+                }
+            }
+        }
+        Ok(notes)
+    }
+
+    /// The cells that will be built and run tonight.
+    pub fn to_run(&self) -> impl Iterator<Item = &PlannedCell> {
+        self.cells.iter().filter(|c| c.result.note.is_none())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use std::process::Command;
+
+    fn git(repo: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(repo)
+            .args(["-c", "user.name=lab", "-c", "user.email=lab@localhost"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    #[test]
+    fn variants_are_pinned_to_the_commit_planned_even_when_the_branch_moves() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        std::fs::create_dir_all(&tree).unwrap();
+        git(&tree, &["init", "-q", "-b", "main"]);
+        std::fs::write(tree.join("f"), "1").unwrap();
+        git(&tree, &["add", "f"]);
+        git(&tree, &["commit", "-q", "-m", "one"]);
+        let planned = git(&tree, &["rev-parse", "HEAD"]);
+        let kernels = dir.path().join("kernels");
+        std::fs::create_dir_all(kernels.join("configs")).unwrap();
+        for f in crate::kernel::variant::DEFAULT_FRAGMENTS {
+            std::fs::write(kernels.join(format!("configs/{f}.config")), "").unwrap();
+        }
+        for v in ["a", "b"] {
+            std::fs::write(
+                kernels.join(format!("{v}.toml")),
+                format!("[source]\ngit = {{ repo = {:?}, ref = \"main\" }}\n", tree),
+            )
+            .unwrap();
+        }
+        let scenarios = dir.path().join("scenarios");
+        std::fs::create_dir_all(&scenarios).unwrap();
+        std::fs::write(
+            scenarios.join("s.toml"),
+            "kind = \"race\"\nworkload = \"epoll_close_race\"\n",
+        )
+        .unwrap();
+        let file = dir.path().join("lab.toml");
+        std::fs::write(
+            &file,
+            "[[matrix]]\nvariants = [\"a\", \"b\"]\nscenarios = [\"s\"]\n",
+        )
+        .unwrap();
+        let lab = LabConfig::load(
+            &file,
+            crate::config::lab::variant_names,
+            crate::config::scenario::names,
+        )
+        .unwrap();
+        let plan = plan(&lab, Some(1), None).unwrap();
+
+        // The branch moves after planning (a push during the night).
+        std::fs::write(tree.join("f"), "2").unwrap();
+        git(&tree, &["commit", "-q", "-am", "two"]);
+        assert_ne!(git(&tree, &["rev-parse", "HEAD"]), planned);
+
+        for cell in &plan.cells {
+            assert_eq!(cell.result.commit.as_deref(), Some(planned.as_str()));
+            assert_eq!(cell.result.source, format!("git:{}@main", tree.display()));
+            // What gets built identifies as the planned commit, not the branch's new head.
+            let ident = crate::kernel::source::identify(&cell.variant.source).unwrap();
+            assert_eq!(ident.id, format!("git:{}@{planned}", tree.display()));
+        }
+    }
+}

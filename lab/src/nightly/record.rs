@@ -1,0 +1,142 @@
+//! The night on record: cells counted, one history night per source line (so nights compare
+//! along each line), what changed against each cell's last comparable night, and the night's
+//! files.
+
+use super::plan::Plan;
+use super::{NightOptions, NightOutcome};
+use crate::config::lab::LabConfig;
+use crate::kernel::Metadata;
+use crate::results::history::{ChangeKind, History, RunRow};
+use crate::results::night::{self, CellResult, ChangeOut, NightResults};
+use crate::results::{RunResult, Verdict};
+use anyhow::Result;
+use std::collections::BTreeMap;
+
+/// Runs that say something about the kernel go into the history (the evidence rule); the
+/// others do not, so a night whose VMs failed is not read as "every report was fixed". A
+/// run's signature is its finding's: its first kernel report (what follows it, a GPF after a
+/// use-after-free, is the kernel falling over and varies run to run), or the hang the machine
+/// saw.
+fn history_rows(cell: &CellResult) -> Vec<RunRow> {
+    cell.runs
+        .iter()
+        .filter(|r| r.evidence.counts())
+        .map(|r: &RunResult| RunRow {
+            variant: cell.variant.clone(),
+            scenario: cell.scenario.clone(),
+            plan_key: cell.plan_key.clone(),
+            index: r.index,
+            verdict: match r.verdict() {
+                Verdict::Pass => "pass".into(),
+                _ => "fail".into(),
+            },
+            outcome: r.outcome_name().into(),
+            first_report_ms: r.first_report_ms,
+            reports: r
+                .evidence
+                .finding()
+                .map(|(title, signature)| (signature.to_string(), title.to_string()))
+                .into_iter()
+                .collect(),
+        })
+        .collect()
+}
+
+/// The cells with their runs, counted, noted when they could not run; and the errors of
+/// cells whose every run said nothing about the kernel.
+fn finish_cells(
+    plan: Plan,
+    runs: Vec<(Option<Metadata>, Vec<RunResult>)>,
+    errors: &mut Vec<String>,
+) -> Vec<CellResult> {
+    let mut cells = Vec::new();
+    for (planned, (kernel, runs)) in plan.cells.into_iter().zip(runs) {
+        let mut cell = planned.result;
+        cell.kernel = kernel;
+        cell.runs = runs;
+        cell.count();
+        if cell.note.is_none() && cell.kernel.is_none() {
+            cell.note = Some(format!("{}{} did not build", night::NOT_RUN, cell.variant));
+        }
+        if cell.note.is_none()
+            && !cell.runs.is_empty()
+            && cell
+                .runs
+                .iter()
+                .all(|r| matches!(r.verdict(), Verdict::Error(_)))
+        {
+            errors.push(format!(
+                "{} × {}: every run failed to say anything about the kernel ({})",
+                cell.variant,
+                cell.scenario,
+                night::cell_text(&cell)
+            ));
+        }
+        cells.push(cell);
+    }
+    cells
+}
+
+pub fn night(
+    lab: &LabConfig,
+    opts: &NightOptions,
+    plan: Plan,
+    runs: Vec<(Option<Metadata>, Vec<RunResult>)>,
+    mut errors: Vec<String>,
+    mut history: History,
+    started: String,
+) -> Result<NightOutcome> {
+    let commits = plan.commits.clone();
+    let cells = finish_cells(plan, runs, &mut errors);
+    let mut by_source: BTreeMap<&str, Vec<RunRow>> = BTreeMap::new();
+    for cell in &cells {
+        by_source
+            .entry(cell.source.as_str())
+            .or_default()
+            .extend(history_rows(cell));
+    }
+    let mut changes = Vec::new();
+    let mut night_id = None;
+    for (source, rows) in by_source.into_iter().filter(|(_, rows)| !rows.is_empty()) {
+        let commit = commits.get(source).cloned().flatten();
+        let id = history.record(&started, source, commit.as_deref(), &rows)?;
+        night_id.get_or_insert(id);
+        changes.extend(history.changes(id)?);
+    }
+    let regressions = changes
+        .iter()
+        .filter(|c| c.kind == ChangeKind::Regression)
+        .count();
+    let results = NightResults {
+        schema: night::SCHEMA_VERSION,
+        lab: lab.name.clone(),
+        config: lab.file.display().to_string(),
+        started,
+        ended: super::now(),
+        night: night_id,
+        cells,
+        changes: changes.iter().map(ChangeOut::from).collect(),
+        errors,
+    };
+    write_files(&results, opts)?;
+    Ok(NightOutcome {
+        infrastructure_failed: !results.errors.is_empty(),
+        regressions,
+        results,
+    })
+}
+
+fn write_files(results: &NightResults, opts: &NightOptions) -> Result<()> {
+    let out = &opts.out;
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_vec_pretty(results)?,
+    )?;
+    std::fs::write(out.join("junit.xml"), night::junit_xml(results)?)?;
+    std::fs::write(out.join("summary.md"), night::summary_md(results))?;
+    std::fs::write(
+        out.join("report.html"),
+        crate::results::html::page(results, out),
+    )?;
+    Ok(())
+}

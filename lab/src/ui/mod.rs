@@ -1,0 +1,153 @@
+//! The only place that prints. It installs itself as the sink of the engine's events and
+//! shows them: on a terminal as live displays (builds, runs) with lines above them; with
+//! `CI=true` or when stderr is not a terminal, as plain lines. Results of a command (tables,
+//! summaries, JSON) go to stdout through [`print`].
+
+mod build;
+mod runs;
+
+use crate::events::{self, Event};
+use indicatif::MultiProgress;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+/// Plain lines instead of live displays.
+pub fn plain() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+        || !std::io::IsTerminal::is_terminal(&std::io::stderr())
+}
+
+struct Ui {
+    /// None: plain lines.
+    multi: Option<MultiProgress>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    runs: runs::State,
+    live_runs: Option<runs::Live>,
+    builds: BTreeMap<String, build::Build>,
+}
+
+impl Ui {
+    /// A line for the user, above any live display.
+    fn line(&self, text: &str) {
+        match &self.multi {
+            Some(multi) => {
+                let _ = multi.println(text);
+            }
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn handle(&self, event: &Event) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match event {
+            Event::Note(text) => self.line(&format!("lab: {text}")),
+            Event::Warning(text) => self.line(&format!("lab: warning: {text}")),
+            Event::KvmUnusable { reason } => self.line(&format!(
+                "lab: KVM is not usable here ({reason}); using TCG (-accel tcg,thread=multi)"
+            )),
+            Event::Extracting { tarball } => {
+                self.line(&format!("lab: extracting {} (once)", tarball.display()))
+            }
+            Event::BuildStarted { label, expected } => {
+                let b = build::Build::new(self.multi.as_ref(), label, *expected);
+                s.builds.insert(label.clone(), b);
+            }
+            Event::BuildProgress {
+                label,
+                compiled,
+                elapsed,
+            } => {
+                let line = s
+                    .builds
+                    .get_mut(label)
+                    .and_then(|b| b.progress(label, *compiled, *elapsed));
+                if let Some(line) = line {
+                    self.line(&line);
+                }
+            }
+            Event::BuildEnded { label } => {
+                if let Some(b) = s.builds.remove(label) {
+                    b.finish();
+                }
+            }
+            Event::RunsPlanned { runs, each, jobs } => {
+                s.runs.planned(*runs, *each, *jobs);
+                self.live(&mut s);
+            }
+            Event::RunsDropped { runs, each } => {
+                s.runs.dropped(*runs, *each);
+                self.live(&mut s);
+            }
+            Event::RunStarted { id, label, planned } => {
+                s.runs.started(*id, label.clone(), *planned);
+                self.live(&mut s);
+            }
+            Event::RunEnded {
+                id,
+                line,
+                kernel_report,
+            } => {
+                s.runs.ended(*id, *kernel_report);
+                self.line(line);
+                if self.multi.is_none() {
+                    self.line(&format!("lab: {}", s.runs.tally()));
+                }
+                self.live(&mut s);
+            }
+            Event::RunsDone => {
+                if let Some(live) = s.live_runs.take() {
+                    live.finish();
+                }
+                s.runs = runs::State::default();
+            }
+        }
+    }
+
+    /// The live runs display, created on the first runs event, redrawn.
+    fn live(&self, s: &mut State) {
+        let Some(multi) = &self.multi else { return };
+        let live = s.live_runs.get_or_insert_with(|| runs::Live::new(multi));
+        live.redraw(&s.runs);
+    }
+}
+
+/// Show this process's events from now on.
+pub fn install() {
+    let ui = Arc::new(Ui {
+        multi: (!plain()).then(MultiProgress::new),
+        state: Mutex::new(State::default()),
+    });
+    if ui.multi.is_some() {
+        // The in-flight runs' times and the ETA move between events too.
+        let weak: Weak<Ui> = Arc::downgrade(&ui);
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_secs(1));
+            let Some(ui) = weak.upgrade() else { break };
+            let s = ui.state.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(live) = &s.live_runs {
+                live.redraw(&s.runs);
+            }
+        });
+    }
+    events::install(move |e| ui.handle(e));
+}
+
+/// A command's result, on stdout.
+pub fn print(text: &str) {
+    print!("{text}");
+}
+
+/// An error that ends `lab`.
+pub fn error(text: &str) {
+    eprintln!("lab: error: {text}");
+}
+
+/// The last words of an interrupted `lab`.
+pub fn interrupted() {
+    eprintln!("lab: interrupted");
+}
