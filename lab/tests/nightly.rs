@@ -239,3 +239,68 @@ fn a_tested_git_commit_is_skipped_unless_forced() {
         git(&tree, &["rev-parse", "HEAD"]).as_str()
     );
 }
+
+/// The branch a night's git source follows moves while the night builds (a push): every
+/// variant of that source is still built from the commit the night planned and records.
+#[test]
+fn a_branch_that_moves_during_the_night_is_built_at_the_planned_commit() {
+    let _slot = vm_slot();
+    let tmp = tempfile::tempdir().unwrap();
+    let baseline = built_kernel("baseline");
+    let (tree, c) = fixture_tree(
+        tmp.path(),
+        &[
+            ("fixture: planned", baseline.clone()),
+            ("fixture: pushed during the night", baseline),
+        ],
+    );
+    // The branch points at the first commit when the night starts.
+    git(&tree, &["update-ref", "refs/heads/main", &c[0]]);
+    let kernels = tmp.path().join("kernels");
+    copy_dir(&repo("kernels"), &kernels);
+    for v in ["first", "second"] {
+        std::fs::write(
+            kernels.join(format!("{v}.toml")),
+            format!(
+                "description = \"{v}\"\n[source]\ngit = {{ repo = {:?}, ref = \"main\" }}\n",
+                tree.display().to_string()
+            ),
+        )
+        .unwrap();
+    }
+    let config = tmp.path().join("lab.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "kernels = \"kernels\"\nscenarios = {:?}\nresults = \"nights\"\nruns = 1\n\
+             [[matrix]]\nvariants = [\"first\", \"second\"]\nscenarios = [\"epoll-dmabuf-race\"]\n",
+            repo("scenarios")
+        ),
+    )
+    .unwrap();
+    // The first build moves the branch to the second commit.
+    let move_ref = format!("refs/heads/main {}", c[1]);
+    let out = lab()
+        .args(["nightly", "--runs", "1", "--duration", "2s", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(tmp.path().join("n1"))
+        .env("LAB_FIXTURE_MOVE_REF", &move_ref)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(git(&tree, &["rev-parse", "main"]), c[1], "the branch moved");
+    let results: Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("n1/results.json")).unwrap())
+            .unwrap();
+    for cell in results["cells"].as_array().unwrap() {
+        assert_eq!(cell["commit"], c[0].as_str(), "{cell}");
+        let source_id = cell["kernel"]["inputs"]["source_id"].as_str().unwrap();
+        assert!(
+            source_id.ends_with(&format!("@{}", c[0])),
+            "{} was built from {source_id}, the night records {}",
+            cell["variant"],
+            c[0]
+        );
+    }
+}

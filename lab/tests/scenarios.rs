@@ -238,3 +238,42 @@ fn compare_tells_the_racy_variant_from_the_fixed_one() {
         show(&again)
     );
 }
+
+/// A variant whose runs hang the machine is a finding in `lab compare`, titled as such —
+/// never a clean run, never a variant that "removes the race".
+#[test]
+fn compare_shows_a_hung_machine_as_a_finding() {
+    let _slot = vm_slot();
+    let (tmp, out) = run_dir("compare-hang");
+    let scenarios = tmp.path().join("scenarios");
+    std::fs::create_dir_all(&scenarios).unwrap();
+    // Threads that block for good: the agent goes silent and the heartbeat bound ends the run.
+    std::fs::write(
+        scenarios.join("hangs.toml"),
+        "description = \"threads that never come back\"\nkind = \"race\"\nworkload = \"hang\"\n\
+         duration = \"5s\"\n",
+    )
+    .unwrap();
+    let output = lab()
+        .args([
+            "compare",
+            "--variants",
+            "baseline",
+            "--scenario",
+            "hangs",
+            "--runs",
+            "1",
+        ])
+        .arg("--kernels")
+        .arg(repo("kernels"))
+        .arg("--scenarios")
+        .arg(&scenarios)
+        .arg("--store")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", show(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("| baseline | 1/1 |"), "{text}");
+    assert!(text.contains("no output from test machine (1)"), "{text}");
+}

@@ -136,3 +136,56 @@ fn a_vmlinux_without_dwarf_is_refused_with_the_fix() {
         "{err}"
     );
 }
+
+/// A "kernel tree" under directories named like a tree's own (`/var/lib/lab/...`,
+/// `.../home/kernel/...`): file names are shown from the tree's root, whether the build's
+/// source directory is given or read from where DWARF puts `start_kernel` (init/main.c).
+#[test]
+fn paths_are_shown_from_the_tree_root_wherever_the_tree_lives() {
+    for place in ["var/lib/lab/trees/x/src", "home/kernel/src"] {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join(place);
+        std::fs::create_dir_all(tree.join("fs")).unwrap();
+        std::fs::create_dir_all(tree.join("init")).unwrap();
+        std::fs::write(
+            tree.join("fs/prog.c"),
+            PROGRAM.replace("int main(", "int unused_main("),
+        )
+        .unwrap();
+        std::fs::write(
+            tree.join("init/main.c"),
+            "__attribute__((noinline)) void start_kernel(void) { __asm__ volatile(\"\"); }\n\
+             int unused_main(int, char **);\n\
+             int main(int argc, char **argv) { start_kernel(); return unused_main(argc, argv); }\n",
+        )
+        .unwrap();
+        let elf = dir.path().join("vmlinux");
+        // Compiled from inside the tree by absolute path, as kbuild does out of tree.
+        let status = Command::new("gcc")
+            .current_dir(&tree)
+            .args(["-g", "-O2", "-fno-pie", "-no-pie", "-o"])
+            .arg(&elf)
+            .arg(tree.join("fs/prog.c"))
+            .arg(tree.join("init/main.c"))
+            .status()
+            .expect("gcc");
+        assert!(status.success());
+        let (_, size) = symbol(&elf, "middle");
+        for given in [Some(tree.as_path()), None] {
+            let symbolizer = Symbolizer::open(&elf, given).unwrap();
+            let mut frame = parse_frame(&format!(" middle+0x0/{size:#x}")).unwrap();
+            symbolizer.symbolize_frame(&mut frame, false);
+            let location = frame
+                .inlined
+                .first()
+                .and_then(|i| i.location.clone())
+                .or(frame.location.clone())
+                .unwrap();
+            assert!(
+                location.starts_with("fs/prog.c:"),
+                "{place} (source dir given: {}): {location}",
+                given.is_some()
+            );
+        }
+    }
+}

@@ -2,10 +2,11 @@
 //! and power the guest off whatever happens.
 
 use crate::channel::{self, Channel};
+use crate::sys::{self, ForkResult};
 use nix::mount::{mount, MsFlags};
 use nix::sys::reboot::{reboot, RebootMode};
 use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::{fork, ForkResult, Pid};
+use nix::unistd::Pid;
 use runner::protocol::{GuestMsg, PROBE_CMDLINE_FLAG, PROBE_MARKER};
 use std::time::Duration;
 
@@ -72,7 +73,7 @@ pub fn run() -> ! {
     let chan = Channel::new(port);
     // The agent runs in a child so that PID 1 can reap every orphan without stealing the
     // exit statuses the workloads wait for.
-    let agent = match unsafe { fork() } {
+    let agent = match sys::fork_single_threaded() {
         Ok(ForkResult::Child) => std::process::exit(crate::agent::serve(&chan, true)),
         Ok(ForkResult::Parent { child }) => child,
         Err(e) => fatal(Some(&chan), format!("fork: {e}")),

@@ -4,6 +4,7 @@
 mod agent;
 mod channel;
 mod init;
+mod sys;
 mod workloads;
 
 use std::time::Duration;

@@ -115,3 +115,121 @@ pub fn git(repo: &Path, args: &[&str]) -> String {
     assert!(out.status.success(), "git {args:?}: {}", show(&out));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// The repository's own directory `name` (kernels, scenarios).
+pub fn repo_dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(name)
+}
+
+/// The cache directory of the repository's variant `variant`, built if the cache lacks it.
+pub fn built_kernel(variant: &str) -> PathBuf {
+    let out = lab()
+        .args(["build", "--json", "--kernels"])
+        .arg(repo_dir("kernels"))
+        .arg(variant)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    PathBuf::from(json[0]["dir"].as_str().unwrap())
+}
+
+/// A git repository that stands in for a kernel tree: each commit's `make O=DIR bzImage`
+/// installs a kernel the lab built before (one of `kernels`, in order) instead of compiling
+/// one, so a bisection or a night over it runs real make and boots real kernels in seconds.
+/// The build step runs `scripts/lab-fixture-build.sh`, which sleeps
+/// `$LAB_FIXTURE_BUILD_SECONDS` and, with `$LAB_FIXTURE_MOVE_REF` ("REF COMMIT"), moves a ref
+/// of the repository (a push during the build). Returns the repository and its commits.
+pub fn fixture_tree(dir: &Path, kernels: &[(&str, PathBuf)]) -> (PathBuf, Vec<String>) {
+    let repo = dir.join("fixture-tree");
+    std::fs::create_dir_all(repo.join("scripts/kconfig")).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    let script = |path: &str, text: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        let p = repo.join(path);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    // merge_config.sh -m -O DIR BASE FRAGMENT...: the fragments, in order, are the .config.
+    script(
+        "scripts/kconfig/merge_config.sh",
+        "#!/bin/sh\nout=\"$3\"; shift 4; cat \"$@\" > \"$out/.config\"\n",
+    );
+    script(
+        "scripts/lab-fixture-build.sh",
+        "#!/bin/sh\nsleep \"${LAB_FIXTURE_BUILD_SECONDS:-0}\"\n\
+         if [ -n \"$LAB_FIXTURE_MOVE_REF\" ]; then git -C \"$(dirname \"$0\")/..\" update-ref $LAB_FIXTURE_MOVE_REF; fi\n",
+    );
+    let mut commits = Vec::new();
+    for (subject, kernel) in kernels {
+        std::fs::write(
+            repo.join("Makefile"),
+            format!(
+                "# A stand-in for a kernel tree: installs a kernel built before.\n\
+                 KERNEL := {}\nO ?= .\n.PHONY: allnoconfig defconfig olddefconfig bzImage\n\
+                 allnoconfig defconfig:\n\t@mkdir -p $(O) && : > $(O)/.config\n\
+                 olddefconfig:\n\t@:\n\
+                 bzImage:\n\t@echo \"  CC      init/fixture.o\"\n\
+                 \t@$(CURDIR)/scripts/lab-fixture-build.sh\n\
+                 \t@mkdir -p $(O)/arch/x86/boot $(O)/include/config\n\
+                 \t@cp $(KERNEL)/bzImage $(O)/arch/x86/boot/bzImage\n\
+                 \t@cp $(KERNEL)/vmlinux $(O)/vmlinux\n\
+                 \t@cp $(KERNEL)/System.map $(O)/System.map\n\
+                 \t@echo fixture > $(O)/include/config/kernel.release\n",
+                kernel.display()
+            ),
+        )
+        .unwrap();
+        git(&repo, &["add", "-A"]);
+        git(&repo, &["commit", "-q", "-m", subject]);
+        commits.push(git(&repo, &["rev-parse", "HEAD"]));
+    }
+    (repo, commits)
+}
+
+/// `lab` in a process group of its own, as a shell starts a foreground job: a signal to the
+/// group reaches `lab` and every child it did not move to a group of its own.
+pub fn spawn_lab(args: &[&str], env: &[(&str, &str)], log: &Path) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = lab();
+    cmd.args(args)
+        .env("CI", "true")
+        .stdout(std::fs::File::create(log.with_extension("out")).unwrap())
+        .stderr(std::fs::File::create(log).unwrap())
+        .process_group(0);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
+/// Wait up to `limit` for `found` to give something.
+pub fn wait_for<T>(limit: std::time::Duration, mut found: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if let Some(t) = found() {
+            return Some(t);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    None
+}
+
+/// Send `signal` to the process group led by `child` (Ctrl-C at a terminal: SIGINT).
+pub fn signal_group(child: &std::process::Child, signal: i32) {
+    // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.
+    let rc = unsafe { libc::kill(-(child.id() as i32), signal) };
+    assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+}
+
+/// The exit status of `child`, waited for up to `limit` (killed if it takes longer).
+pub fn exit_within(child: &mut std::process::Child, limit: std::time::Duration) -> Option<i32> {
+    let status = wait_for(limit, || child.try_wait().unwrap());
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    status.and_then(|s| s.code())
+}

@@ -10,8 +10,8 @@
 use super::pollable::Maker;
 use super::stress::{place, run_slots, Worker};
 use super::Ctx;
-use nix::errno::Errno;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use crate::sys;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 const BATCH: u64 = 64;
 
@@ -35,20 +35,14 @@ fn closer(worker: &mut Worker, epfd: &OwnedFd, kind: &str) -> Result<(), String>
                     continue;
                 }
             };
-            let mut ev = libc::epoll_event {
-                events: (libc::EPOLLIN | libc::EPOLLOUT) as u32,
-                u64: fd.as_raw_fd() as u64,
-            };
-            let rc = unsafe {
-                libc::epoll_ctl(
-                    epfd.as_raw_fd(),
-                    libc::EPOLL_CTL_ADD,
-                    fd.as_raw_fd(),
-                    &mut ev,
-                )
-            };
-            if rc < 0 {
-                worker.error(Errno::last());
+            if let Err(e) = sys::epoll_ctl(
+                epfd.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                fd.as_raw_fd(),
+                (libc::EPOLLIN | libc::EPOLLOUT) as u32,
+                fd.as_raw_fd() as u64,
+            ) {
+                worker.error(e);
             }
             drop(fd);
             drop(peer);
@@ -65,16 +59,8 @@ fn poller(worker: &mut Worker, epfd: &OwnedFd) -> Result<(), String> {
     let mut polls = 0u64;
     while !worker.should_stop() {
         for _ in 0..BATCH {
-            let n = unsafe {
-                libc::epoll_wait(
-                    epfd.as_raw_fd(),
-                    events.as_mut_ptr(),
-                    events.len() as i32,
-                    0,
-                )
-            };
-            if n < 0 {
-                worker.error(Errno::last());
+            if let Err(e) = sys::epoll_wait(epfd.as_raw_fd(), &mut events, 0) {
+                worker.error(e);
             }
             polls += 1;
         }
@@ -98,11 +84,7 @@ pub fn run(ctx: &Ctx) -> Result<(), String> {
     let pollers = param_u32(ctx, "pollers").unwrap_or((ctx.nproc - closers.min(ctx.nproc)).max(1));
     let mut slots = place(ctx, "closer", closers, "closer_cpus", 0);
     slots.extend(place(ctx, "poller", pollers, "poller_cpus", closers));
-    let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    if epfd < 0 {
-        return Err(format!("epoll_create1: {}", Errno::last()));
-    }
-    let epfd = unsafe { OwnedFd::from_raw_fd(epfd) };
+    let epfd = sys::epoll_create(libc::EPOLL_CLOEXEC).map_err(|e| format!("epoll_create1: {e}"))?;
     run_slots(ctx, &slots, |worker| match worker.role {
         "closer" => closer(worker, &epfd, &kind),
         _ => poller(worker, &epfd),

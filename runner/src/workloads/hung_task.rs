@@ -13,145 +13,34 @@
 
 use super::stress::{run_slots, Slot, Worker};
 use super::Ctx;
+use crate::sys::{self, AnonPage};
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-// <linux/userfaultfd.h>: _IOWR(0xAA, nr, struct) for the three ioctls used here.
-const UFFD_API: u64 = 0xAA;
-const UFFDIO_API: libc::c_ulong = 0xc018_aa3f;
-const UFFDIO_REGISTER: libc::c_ulong = 0xc020_aa00;
-const UFFDIO_ZEROPAGE: libc::c_ulong = 0xc020_aa04;
-const UFFDIO_REGISTER_MODE_MISSING: u64 = 1;
-
-#[repr(C)]
-struct UffdioApi {
-    api: u64,
-    features: u64,
-    ioctls: u64,
-}
-
-#[repr(C)]
-struct UffdioRange {
-    start: u64,
-    len: u64,
-}
-
-#[repr(C)]
-struct UffdioRegister {
-    range: UffdioRange,
-    mode: u64,
-    ioctls: u64,
-}
-
-#[repr(C)]
-struct UffdioZeropage {
-    range: UffdioRange,
-    mode: u64,
-    zeropage: i64,
-}
-
 /// An anonymous page whose first touch waits on userfaultfd.
 struct TrappedPage {
     uffd: OwnedFd,
-    addr: *mut libc::c_void,
-    len: usize,
+    page: AnonPage,
 }
-
-// The page is only read by the kernel (write(2)'s copy) and filled by UFFDIO_ZEROPAGE.
-unsafe impl Sync for TrappedPage {}
 
 impl TrappedPage {
     fn new() -> Result<Self, String> {
-        let len = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
-        let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC) };
-        if fd < 0 {
-            return Err(format!(
-                "userfaultfd: {} (CONFIG_USERFAULTFD?)",
-                std::io::Error::last_os_error()
-            ));
-        }
-        let uffd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-        let mut api = UffdioApi {
-            api: UFFD_API,
-            features: 0,
-            ioctls: 0,
-        };
-        ioctl(
-            &uffd,
-            UFFDIO_API,
-            &mut api as *mut _ as *mut libc::c_void,
-            "UFFDIO_API",
-        )?;
-        let addr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if addr == libc::MAP_FAILED {
-            return Err(format!("mmap: {}", std::io::Error::last_os_error()));
-        }
-        let page = TrappedPage { uffd, addr, len };
-        let mut reg = UffdioRegister {
-            range: page.range(),
-            mode: UFFDIO_REGISTER_MODE_MISSING,
-            ioctls: 0,
-        };
-        ioctl(
-            &page.uffd,
-            UFFDIO_REGISTER,
-            &mut reg as *mut _ as *mut libc::c_void,
-            "UFFDIO_REGISTER",
-        )?;
-        Ok(page)
-    }
-
-    fn range(&self) -> UffdioRange {
-        UffdioRange {
-            start: self.addr as u64,
-            len: self.len as u64,
-        }
+        let uffd =
+            sys::userfaultfd().map_err(|e| format!("userfaultfd: {e} (CONFIG_USERFAULTFD?)"))?;
+        let page = AnonPage::map().map_err(|e| format!("mmap: {e}"))?;
+        sys::uffd_register_missing(uffd.as_raw_fd(), &page)
+            .map_err(|e| format!("UFFDIO_REGISTER: {e}"))?;
+        Ok(TrappedPage { uffd, page })
     }
 
     /// Map the zero page there, waking whoever faulted on it.
     fn release(&self) -> Result<(), String> {
-        let mut zero = UffdioZeropage {
-            range: self.range(),
-            mode: 0,
-            zeropage: 0,
-        };
-        ioctl(
-            &self.uffd,
-            UFFDIO_ZEROPAGE,
-            &mut zero as *mut _ as *mut libc::c_void,
-            "UFFDIO_ZEROPAGE",
-        )
+        sys::uffd_zeropage(self.uffd.as_raw_fd(), &self.page)
+            .map_err(|e| format!("UFFDIO_ZEROPAGE: {e}"))
     }
-}
-
-impl Drop for TrappedPage {
-    fn drop(&mut self) {
-        unsafe { libc::munmap(self.addr, self.len) };
-    }
-}
-
-fn ioctl(
-    fd: &OwnedFd,
-    req: libc::c_ulong,
-    arg: *mut libc::c_void,
-    name: &str,
-) -> Result<(), String> {
-    if unsafe { libc::ioctl(fd.as_raw_fd(), req, arg) } < 0 {
-        return Err(format!("{name}: {}", std::io::Error::last_os_error()));
-    }
-    Ok(())
 }
 
 pub fn run(ctx: &Ctx) -> Result<(), String> {
@@ -190,10 +79,9 @@ pub fn run(ctx: &Ctx) -> Result<(), String> {
         "holder" => {
             holding.store(true, Ordering::SeqCst);
             // Takes the inode lock, then waits in the fault on the trapped page.
-            let n = unsafe { libc::pwrite(file.as_raw_fd(), page.addr, page.len, 0) };
-            if n < 0 {
-                return Err(format!("holder write: {}", std::io::Error::last_os_error()));
-            }
+            page.page
+                .pwrite_to(file.as_raw_fd(), 0)
+                .map_err(|e| format!("holder write: {e}"))?;
             worker.set_count(1);
             Ok(())
         }

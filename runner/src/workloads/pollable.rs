@@ -1,29 +1,9 @@
 //! Pollable files for the race workloads, made with real syscalls: dma-buf from the system
 //! heap, udmabuf from a sealed memfd, eventfd, pipe, timerfd.
 
+use crate::sys;
 use nix::errno::Errno;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-
-/// struct dma_heap_allocation_data (include/uapi/linux/dma-heap.h).
-#[repr(C)]
-struct DmaHeapAllocation {
-    len: u64,
-    fd: u32,
-    fd_flags: u32,
-    heap_flags: u64,
-}
-
-/// struct udmabuf_create (include/uapi/linux/udmabuf.h).
-#[repr(C)]
-struct UdmabufCreate {
-    memfd: u32,
-    flags: u32,
-    offset: u64,
-    size: u64,
-}
-
-nix::ioctl_readwrite!(dma_heap_alloc, b'H', 0x0, DmaHeapAllocation);
-nix::ioctl_write_ptr!(udmabuf_create, b'u', 0x42, UdmabufCreate);
+use std::os::fd::{AsRawFd, OwnedFd};
 
 const PAGE: u64 = 4096;
 
@@ -48,31 +28,18 @@ fn open(path: &str) -> Result<OwnedFd, String> {
     .map_err(|e| format!("open {path}: {e}"))
 }
 
-fn cvt(rc: libc::c_int) -> Result<RawFd, Errno> {
-    if rc < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(rc)
-    }
-}
-
 impl Maker {
     pub fn new(kind: &str) -> Result<Maker, String> {
         Ok(match kind {
             "dmabuf-heap" => Maker::DmaHeap(open("/dev/dma_heap/system")?),
             "udmabuf" => {
                 let dev = open("/dev/udmabuf")?;
-                let memfd = cvt(unsafe {
-                    libc::memfd_create(c"lab-udmabuf".as_ptr(), libc::MFD_ALLOW_SEALING)
-                })
-                .map_err(|e| format!("memfd_create: {e}"))?;
-                let memfd = unsafe { OwnedFd::from_raw_fd(memfd) };
-                cvt(unsafe { libc::ftruncate(memfd.as_raw_fd(), PAGE as libc::off_t) })
+                let memfd = sys::memfd_create(c"lab-udmabuf", libc::MFD_ALLOW_SEALING)
+                    .map_err(|e| format!("memfd_create: {e}"))?;
+                sys::ftruncate(memfd.as_raw_fd(), PAGE as libc::off_t)
                     .map_err(|e| format!("ftruncate memfd: {e}"))?;
-                cvt(unsafe {
-                    libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_SHRINK)
-                })
-                .map_err(|e| format!("F_SEAL_SHRINK: {e}"))?;
+                sys::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_SHRINK)
+                    .map_err(|e| format!("F_SEAL_SHRINK: {e}"))?;
                 Maker::Udmabuf { dev, memfd }
             }
             "eventfd" => Maker::Eventfd,
@@ -89,39 +56,20 @@ impl Maker {
 
     /// A fresh pollable fd (and, for pipes, the other end to close with it).
     pub fn make(&self) -> Result<(OwnedFd, Option<OwnedFd>), Errno> {
-        let one = |fd: RawFd| (unsafe { OwnedFd::from_raw_fd(fd) }, None);
+        let one = |fd: OwnedFd| (fd, None);
         match self {
-            Maker::DmaHeap(heap) => {
-                let mut data = DmaHeapAllocation {
-                    len: PAGE,
-                    fd: 0,
-                    fd_flags: (libc::O_RDWR | libc::O_CLOEXEC) as u32,
-                    heap_flags: 0,
-                };
-                unsafe { dma_heap_alloc(heap.as_raw_fd(), &mut data) }?;
-                Ok(one(data.fd as RawFd))
-            }
+            Maker::DmaHeap(heap) => sys::dma_heap_alloc(heap.as_raw_fd(), PAGE).map(one),
             Maker::Udmabuf { dev, memfd } => {
-                let create = UdmabufCreate {
-                    memfd: memfd.as_raw_fd() as u32,
-                    flags: 0x01, // UDMABUF_FLAGS_CLOEXEC
-                    offset: 0,
-                    size: PAGE,
-                };
-                let fd = unsafe { udmabuf_create(dev.as_raw_fd(), &create) }?;
-                Ok(one(fd))
+                sys::udmabuf_create(dev.as_raw_fd(), memfd.as_raw_fd(), PAGE).map(one)
             }
-            Maker::Eventfd => Ok(one(cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) })?)),
+            Maker::Eventfd => sys::eventfd(0, libc::EFD_CLOEXEC).map(one),
             Maker::Pipe => {
-                let mut fds = [0; 2];
-                cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
-                let (r, w) =
-                    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+                let (r, w) = sys::pipe()?;
                 Ok((w, Some(r)))
             }
-            Maker::Timerfd => Ok(one(cvt(unsafe {
-                libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC)
-            })?)),
+            Maker::Timerfd => {
+                sys::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC).map(one)
+            }
         }
     }
 }

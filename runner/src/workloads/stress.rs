@@ -41,16 +41,7 @@ impl Worker<'_> {
 
     /// Record the CPU this thread is on right now (getcpu(2)).
     pub fn sample_cpu(&mut self) {
-        let mut cpu: libc::c_uint = 0;
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_getcpu,
-                &mut cpu as *mut libc::c_uint,
-                std::ptr::null_mut::<libc::c_uint>(),
-                std::ptr::null_mut::<libc::c_void>(),
-            )
-        };
-        if rc == 0 {
+        if let Some(cpu) = crate::sys::getcpu() {
             self.cpus_seen.insert(cpu);
         }
     }

@@ -11,7 +11,7 @@ fn count(worker: &mut Worker) -> Result<(), String> {
     while !worker.should_stop() {
         for _ in 0..BATCH {
             // A real syscall on every iteration: getppid is never cached by libc.
-            unsafe { libc::syscall(libc::SYS_getppid) };
+            crate::sys::getppid_syscall();
         }
         n += BATCH;
         worker.set_count(n);

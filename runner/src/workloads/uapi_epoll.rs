@@ -3,48 +3,27 @@
 //! scenarios/uapi-epoll.toml; release-on-close changes some of them.
 
 use super::Ctx;
+use crate::sys::{self, ForkResult};
 use nix::errno::Errno;
 use runner::protocol::GuestMsg;
 use serde_json::{json, Value};
 use std::ffi::CString;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 /// fcntl(2) F_DUPFD_QUERY (Linux 6.10+).
 const F_DUPFD_QUERY: libc::c_int = 1024 + 3;
-/// kcmp(2) KCMP_FILE.
-const KCMP_FILE: libc::c_int = 0;
-
-fn check(rc: libc::c_int) -> Result<libc::c_int, Errno> {
-    if rc < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(rc)
-    }
-}
-
-fn owned(fd: RawFd) -> OwnedFd {
-    unsafe { OwnedFd::from_raw_fd(fd) }
-}
 
 fn eventfd(initial: u32, flags: libc::c_int) -> Result<OwnedFd, String> {
-    check(unsafe { libc::eventfd(initial, flags) })
-        .map(owned)
-        .map_err(|e| format!("eventfd: {e}"))
+    sys::eventfd(initial, flags).map_err(|e| format!("eventfd: {e}"))
 }
 
 fn epoll(flags: libc::c_int) -> Result<OwnedFd, String> {
-    check(unsafe { libc::epoll_create1(flags) })
-        .map(owned)
-        .map_err(|e| format!("epoll_create1: {e}"))
+    sys::epoll_create(flags).map_err(|e| format!("epoll_create1: {e}"))
 }
 
 fn ctl(ep: RawFd, op: libc::c_int, fd: RawFd, data: u64) -> Result<(), Errno> {
-    let mut ev = libc::epoll_event {
-        events: libc::EPOLLIN as u32,
-        u64: data,
-    };
-    check(unsafe { libc::epoll_ctl(ep, op, fd, &mut ev) }).map(drop)
+    sys::epoll_ctl(ep, op, fd, libc::EPOLLIN as u32, data)
 }
 
 /// "ok" or the errno name.
@@ -58,30 +37,31 @@ fn outcome(r: Result<(), Errno>) -> Value {
 /// The data words of the events ready within `timeout_ms`.
 fn wait(ep: RawFd, timeout_ms: i32) -> Result<Vec<u64>, Errno> {
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; 8];
-    let n = check(unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), 8, timeout_ms) })?;
-    Ok(events[..n as usize].iter().map(|e| e.u64).collect())
+    let n = sys::epoll_wait(ep, &mut events, timeout_ms)?;
+    Ok(events[..n].iter().map(|e| e.u64).collect())
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
-    let mut fds = [0; 2];
-    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })
-        .map_err(|e| format!("pipe: {e}"))?;
-    Ok((owned(fds[0]), owned(fds[1])))
+    sys::pipe().map_err(|e| format!("pipe: {e}"))
+}
+
+fn fork() -> Result<ForkResult, String> {
+    sys::fork_single_threaded().map_err(|e| format!("fork: {e}"))
 }
 
 /// Run `child` in a forked process whose only way out is `_exit`; the JSON it writes to
 /// the pipe it is given comes back. The agent is single-threaded while uapi checks run.
 fn in_child(child: impl FnOnce(&mut std::fs::File) -> Value) -> Result<Value, String> {
     let (read_end, write_end) = pipe()?;
-    match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
-        nix::unistd::ForkResult::Child => {
+    match fork()? {
+        ForkResult::Child => {
             drop(read_end);
             let mut out = std::fs::File::from(write_end);
             let value = child(&mut out);
             let _ = out.write_all(value.to_string().as_bytes());
-            unsafe { libc::_exit(0) }
+            sys::exit_now(0)
         }
-        nix::unistd::ForkResult::Parent { child } => {
+        ForkResult::Parent { child } => {
             drop(write_end);
             let mut text = String::new();
             let _ = std::fs::File::from(read_end).read_to_string(&mut text);
@@ -93,9 +73,9 @@ fn in_child(child: impl FnOnce(&mut std::fs::File) -> Value) -> Result<Value, St
 
 /// Fork a child that runs `f` and exits with its status; returns that status.
 fn fork_wait(f: impl FnOnce() -> i32) -> Result<i32, String> {
-    match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
-        nix::unistd::ForkResult::Child => unsafe { libc::_exit(f()) },
-        nix::unistd::ForkResult::Parent { child } => match nix::sys::wait::waitpid(child, None) {
+    match fork()? {
+        ForkResult::Child => sys::exit_now(f()),
+        ForkResult::Parent { child } => match nix::sys::wait::waitpid(child, None) {
             Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => Ok(code),
             other => Err(format!("child ended with {other:?}")),
         },
@@ -153,27 +133,26 @@ fn parent_exit(obs: &mut Observations) -> Result<(), String> {
     let (res_r, res_w) = pipe()?;
     // P registers, forks C and exits at once; C waits for P to be gone, makes the eventfd
     // readable and waits on the inherited epoll fd.
-    let p = match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
-        nix::unistd::ForkResult::Parent { child } => child,
-        nix::unistd::ForkResult::Child => {
+    let p = match fork()? {
+        ForkResult::Parent { child } => child,
+        ForkResult::Child => {
             drop(res_r);
             let (Ok(ep), Ok(efd), Ok((gone_r, gone_w))) = (epoll(0), eventfd(0, 0), pipe()) else {
-                unsafe { libc::_exit(2) }
+                sys::exit_now(2)
             };
             if ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, efd.as_raw_fd(), 9).is_err() {
-                unsafe { libc::_exit(3) }
+                sys::exit_now(3)
             }
-            if let Ok(nix::unistd::ForkResult::Child) = unsafe { nix::unistd::fork() } {
+            if let Ok(ForkResult::Child) = fork() {
                 drop(gone_w);
                 let mut byte = [0u8; 1];
                 let _ = std::fs::File::from(gone_r).read(&mut byte); // EOF once P exited
-                let one: u64 = 1;
-                unsafe { libc::write(efd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+                let _ = sys::write(efd.as_raw_fd(), &1u64.to_ne_bytes());
                 let got = wait(ep.as_raw_fd(), 500).map(|d| d == [9]).unwrap_or(false);
                 let _ = std::fs::File::from(res_w).write_all(if got { b"1" } else { b"0" });
-                unsafe { libc::_exit(0) }
+                sys::exit_now(0)
             }
-            unsafe { libc::_exit(0) }
+            sys::exit_now(0)
         }
     };
     drop(res_w);
@@ -188,28 +167,20 @@ fn parent_exit(obs: &mut Observations) -> Result<(), String> {
 /// signal make it ready through epoll (and through a direct poll)?
 fn signalfd_fork(obs: &mut Observations) -> Result<(), String> {
     let value = in_child(|_| {
-        let mut mask: libc::sigset_t = unsafe { std::mem::zeroed() };
-        unsafe {
-            libc::sigemptyset(&mut mask);
-            libc::sigaddset(&mut mask, libc::SIGUSR1);
-            libc::sigprocmask(libc::SIG_BLOCK, &mask, std::ptr::null_mut());
-        }
-        let sfd = unsafe { libc::signalfd(-1, &mask, libc::SFD_CLOEXEC) };
         let Ok(ep) = epoll(0) else {
             return json!({"error": "epoll"});
         };
-        if sfd < 0 || ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, sfd, 5).is_err() {
-            return json!({"error": format!("signalfd/add: {}", Errno::last())});
+        let sfd = match sys::blocked_signalfd(libc::SIGUSR1) {
+            Ok(sfd) => sfd,
+            Err(e) => return json!({"error": format!("signalfd: {e}")}),
+        };
+        if let Err(e) = ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, sfd.as_raw_fd(), 5) {
+            return json!({"error": format!("signalfd/add: {e}")});
         }
         in_child(|_| {
-            unsafe { libc::kill(libc::getpid(), libc::SIGUSR1) };
+            let _ = sys::kill(sys::getpid(), libc::SIGUSR1);
             let via_epoll = wait(ep.as_raw_fd(), 200).map(|d| d == [5]).unwrap_or(false);
-            let mut pfd = libc::pollfd {
-                fd: sfd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            let direct = unsafe { libc::poll(&mut pfd, 1, 0) } == 1;
+            let direct = sys::readable(sfd.as_raw_fd()).unwrap_or(false);
             json!({ "epoll": via_epoll, "direct": direct })
         })
         .unwrap_or_else(|e| json!({ "error": e }))
@@ -233,10 +204,7 @@ fn kcmp_trick(obs: &mut Observations) -> Result<(), String> {
     let ep = epoll(libc::EPOLL_CLOEXEC)?;
     let a = eventfd(0, libc::EFD_CLOEXEC)?;
     let other = eventfd(0, libc::EFD_CLOEXEC)?;
-    let b = owned(
-        check(unsafe { libc::fcntl(a.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) })
-            .map_err(|e| format!("dup: {e}"))?,
-    );
+    let b = sys::dup_cloexec(a.as_raw_fd()).map_err(|e| format!("dup: {e}"))?;
     obs.push((
         "add_first",
         outcome(ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, a.as_raw_fd(), 1)),
@@ -249,32 +217,18 @@ fn kcmp_trick(obs: &mut Observations) -> Result<(), String> {
         "add_dup_under_other_fd",
         outcome(ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, b.as_raw_fd(), 2)),
     ));
-    let query = |x: &OwnedFd, y: &OwnedFd| match check(unsafe {
-        libc::fcntl(x.as_raw_fd(), F_DUPFD_QUERY, y.as_raw_fd())
-    }) {
-        Ok(v) => json!(v),
-        Err(Errno::EINVAL) => json!("unsupported"),
-        Err(e) => json!(format!("{e:?}")),
-    };
+    let query =
+        |x: &OwnedFd, y: &OwnedFd| match sys::fcntl(x.as_raw_fd(), F_DUPFD_QUERY, y.as_raw_fd()) {
+            Ok(v) => json!(v),
+            Err(Errno::EINVAL) => json!("unsupported"),
+            Err(e) => json!(format!("{e:?}")),
+        };
     obs.push(("f_dupfd_query_dup", query(&a, &b)));
     obs.push(("f_dupfd_query_other_file", query(&a, &other)));
-    let pid = unsafe { libc::getpid() };
-    let kcmp = |x: &OwnedFd, y: &OwnedFd| {
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_kcmp,
-                pid,
-                pid,
-                KCMP_FILE,
-                x.as_raw_fd(),
-                y.as_raw_fd(),
-            )
-        };
-        if rc < 0 {
-            json!(format!("{:?}", Errno::last()))
-        } else {
-            json!(rc)
-        }
+    let pid = sys::getpid();
+    let kcmp = |x: &OwnedFd, y: &OwnedFd| match sys::kcmp_file(pid, x.as_raw_fd(), y.as_raw_fd()) {
+        Ok(rc) => json!(rc),
+        Err(e) => json!(format!("{e:?}")),
     };
     obs.push(("kcmp_file_dup", kcmp(&a, &b)));
     obs.push((
@@ -290,10 +244,7 @@ fn dup_close(obs: &mut Observations) -> Result<(), String> {
     let a = eventfd(1, libc::EFD_CLOEXEC)?;
     ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, a.as_raw_fd(), 0xA)
         .map_err(|e| format!("add: {e}"))?;
-    let b = owned(
-        check(unsafe { libc::fcntl(a.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) })
-            .map_err(|e| format!("dup: {e}"))?,
-    );
+    let b = sys::dup_cloexec(a.as_raw_fd()).map_err(|e| format!("dup: {e}"))?;
     drop(a);
     let ready = wait(ep.as_raw_fd(), 0).map_err(|e| format!("epoll_wait: {e}"))?;
     obs.push(("dup_close_keeps_registration", json!(!ready.is_empty())));
@@ -322,7 +273,7 @@ fn cloexec(obs: &mut Observations) -> Result<(), String> {
         let Ok(efd) = eventfd(1, libc::EFD_CLOEXEC) else {
             return json!({"error": "eventfd"});
         };
-        let keep = unsafe { libc::dup(efd.as_raw_fd()) };
+        let keep = sys::dup_inheritable(efd.as_raw_fd());
         if ctl(
             ep_plain.as_raw_fd(),
             libc::EPOLL_CTL_ADD,
@@ -330,17 +281,19 @@ fn cloexec(obs: &mut Observations) -> Result<(), String> {
             3,
         )
         .is_err()
-            || keep < 0
+            || keep.is_err()
         {
             return json!({"error": "add/dup"});
         }
         // The exec'd image reports on this (inherited, non-cloexec) pipe.
-        let out_fd = unsafe { libc::dup(out.as_raw_fd()) };
+        let Ok(out_fd) = sys::dup_inheritable(out.as_raw_fd()) else {
+            return json!({"error": "dup"});
+        };
         let exe = CString::new("/proc/self/exe").unwrap();
         let args: Vec<CString> = [
             "runner".to_string(),
             "--exec-probe".to_string(),
-            out_fd.to_string(),
+            out_fd.as_raw_fd().to_string(),
             ep_cloexec.as_raw_fd().to_string(),
             ep_plain.as_raw_fd().to_string(),
             efd.as_raw_fd().to_string(),
@@ -348,10 +301,8 @@ fn cloexec(obs: &mut Observations) -> Result<(), String> {
         .into_iter()
         .map(|a| CString::new(a).unwrap())
         .collect();
-        let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
-        argv.push(std::ptr::null());
-        unsafe { libc::execv(exe.as_ptr(), argv.as_ptr()) };
-        json!({"error": format!("execv: {}", Errno::last())})
+        let e = sys::execv(&exe, &args);
+        json!({"error": format!("execv: {e}")})
     })?;
     if let Some(e) = value.get("error") {
         return Err(format!("cloexec check: {e}"));
@@ -375,15 +326,17 @@ pub fn exec_probe(args: &[String]) -> i32 {
             .unwrap_or(-1)
     };
     let (out, ep_cloexec, ep_plain, efd) = (fd(0), fd(1), fd(2), fd(3));
-    let is_open = |fd: RawFd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0;
+    let is_open = sys::is_open;
     let value = json!({
         "epoll_cloexec_closed_on_exec": !is_open(ep_cloexec),
         "eventfd_cloexec_closed_on_exec": !is_open(efd),
         "plain_epoll_survives_exec": is_open(ep_plain),
         "registration_survives_cloexec_close": wait(ep_plain, 0).map(|d| d == [3]).unwrap_or(false),
     });
-    let mut file = std::fs::File::from(owned(out));
-    let _ = file.write_all(value.to_string().as_bytes());
+    let Ok(out) = sys::adopt(out) else {
+        return 1;
+    };
+    let _ = std::fs::File::from(out).write_all(value.to_string().as_bytes());
     0
 }
 

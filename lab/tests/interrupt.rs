@@ -1,0 +1,333 @@
+//! Ctrl-C and SIGTERM during `lab nightly` and `lab bisect`, during a build (real make) and
+//! during a run (real QEMU): `lab` ends with "interrupted" (exit 130), leaves no child behind,
+//! stores no verdict for the step it cut, and the same command afterwards finishes the work
+//! from a consistent cache.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+
+const INTERRUPTED: i32 = 130;
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+fn log(path: &Path) -> String {
+    format!(
+        "--- stderr\n{}\n--- stdout\n{}",
+        std::fs::read_to_string(path).unwrap_or_default(),
+        std::fs::read_to_string(path.with_extension("out")).unwrap_or_default()
+    )
+}
+
+/// Nights recorded in a history file (none when it does not exist).
+fn nights(history: &Path) -> i64 {
+    if !history.exists() {
+        return 0;
+    }
+    let db = rusqlite::Connection::open(history).unwrap();
+    db.query_row("SELECT COUNT(*) FROM nights", [], |r| r.get(0))
+        .unwrap_or(0)
+}
+
+/// A lab.toml over a copy of the repository's kernels/ (plus `extra` files) with one cell.
+fn lab_toml(dir: &Path, variant: &str, extra: &[(&str, String)]) -> std::path::PathBuf {
+    let kernels = dir.join("kernels");
+    copy_tree(&repo_dir("kernels"), &kernels);
+    for (path, text) in extra {
+        let p = kernels.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let config = dir.join("lab.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "kernels = \"kernels\"\nscenarios = {:?}\nresults = \"nights\"\nruns = 1\n\
+             [[matrix]]\nvariants = [\"{variant}\"]\nscenarios = [\"epoll-dmabuf-race\"]\n",
+            repo_dir("scenarios")
+        ),
+    )
+    .unwrap();
+    config
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.path().strip_prefix(from).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// Live processes of a kernel build in `cache` (make and the compilers it runs).
+fn builds_in(cache: &str) -> Vec<(u32, String)> {
+    live_processes_mentioning(cache)
+        .into_iter()
+        .filter(|(_, cmd)| cmd.contains("bzImage") || cmd.contains("/obj-"))
+        .collect()
+}
+
+#[test]
+fn nightly_interrupted_during_a_kernel_build_records_nothing_and_the_next_night_builds() {
+    let _slot = vm_slot();
+    let tmp = tempfile::tempdir().unwrap();
+    // A variant no cache has: baseline plus a comment with a nonce, so make recompiles
+    // fs/open.c and links a new kernel.
+    let nonce = format!("{}-{:?}", std::process::id(), std::time::SystemTime::now());
+    let patch = format!(
+        "From 0 Mon Sep 17 00:00:00 2001\nSubject: [PATCH] a comment\n\n---\n\
+         diff --git a/fs/open.c b/fs/open.c\n--- a/fs/open.c\n+++ b/fs/open.c\n\
+         @@ -1,4 +1,5 @@\n // SPDX-License-Identifier: GPL-2.0-only\n+/* lab interrupt test {nonce} */\n \
+         /*\n  *  linux/fs/open.c\n  *\n"
+    );
+    let config = lab_toml(
+        tmp.path(),
+        "interrupted",
+        &[
+            ("interrupted.toml", "base = \"baseline\"\n".into()),
+            ("patches/interrupted/0001-a-comment.patch", patch),
+        ],
+    );
+    let cache = lab()
+        .get_envs()
+        .find(|(k, _)| *k == "LAB_CACHE_DIR")
+        .and_then(|(_, v)| v)
+        .map(|v| v.to_string_lossy().into_owned())
+        .unwrap();
+    let args = |out: &str| {
+        vec![
+            "nightly".to_string(),
+            "--runs".into(),
+            "1".into(),
+            "--duration".into(),
+            "2s".into(),
+            "--config".into(),
+            config.display().to_string(),
+            "--out".into(),
+            tmp.path().join(out).display().to_string(),
+        ]
+    };
+    let first = args("n1");
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    let stderr = tmp.path().join("n1.log");
+    let mut child = spawn_lab(&first, &[], &stderr);
+    // make is running (a cold object tree takes minutes to get there).
+    let make = wait_for(Duration::from_secs(1200), || {
+        builds_in(&cache).into_iter().next()
+    });
+    assert!(make.is_some(), "make never ran\n{}", log(&stderr));
+    std::thread::sleep(Duration::from_secs(2));
+    // Ctrl-C at the terminal: the whole foreground group gets SIGINT.
+    signal_group(&child, libc::SIGINT);
+    let code = exit_within(&mut child, Duration::from_secs(60));
+    let text = log(&stderr);
+    assert_eq!(code, Some(INTERRUPTED), "{text}");
+    assert!(text.contains("lab: interrupted"), "{text}");
+    assert!(!text.contains("did not build"), "{text}");
+    let gone = wait_for(Duration::from_secs(5), || {
+        builds_in(&cache).is_empty().then_some(())
+    });
+    assert!(gone.is_some(), "{:?}", builds_in(&cache));
+    // Nothing recorded: no night in the history, no results.
+    assert_eq!(nights(&tmp.path().join("nights/history.sqlite")), 0);
+    assert!(!tmp.path().join("n1/results.json").exists());
+
+    // The same night again builds the variant from where the cut build left the tree.
+    let second = args("n2");
+    let out = lab().args(&second).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let results = read_json(&tmp.path().join("n2/results.json"));
+    let cell = &results["cells"][0];
+    assert_eq!(cell["note"], Value::Null, "{cell}");
+    assert_eq!(cell["runs"].as_array().unwrap().len(), 1, "{cell}");
+    assert_eq!(cell["runs"][0]["verdict"]["verdict"], "pass", "{cell}");
+    assert_eq!(nights(&tmp.path().join("nights/history.sqlite")), 1);
+}
+
+#[test]
+fn nightly_terminated_during_a_run_records_nothing_and_leaves_no_qemu() {
+    let _slot = vm_slot();
+    let tmp = tempfile::tempdir().unwrap();
+    built_kernel("baseline");
+    let config = lab_toml(tmp.path(), "baseline", &[]);
+    let out = tmp.path().join("n1");
+    let stderr = tmp.path().join("n1.log");
+    let mut child = spawn_lab(
+        &[
+            "nightly",
+            "--runs",
+            "1",
+            "--duration",
+            "60s",
+            "--config",
+            &config.display().to_string(),
+            "--out",
+            &out.display().to_string(),
+        ],
+        &[],
+        &stderr,
+    );
+    let qemu = wait_for(Duration::from_secs(300), || {
+        qemu_left(&out).into_iter().next()
+    });
+    assert!(qemu.is_some(), "QEMU never started\n{}", log(&stderr));
+    std::thread::sleep(Duration::from_secs(3));
+    // SIGTERM to lab alone (a CI runner's cancel).
+    // SAFETY: kill(2) on a child we started.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let code = exit_within(&mut child, Duration::from_secs(60));
+    let text = log(&stderr);
+    assert_eq!(code, Some(INTERRUPTED), "{text}");
+    assert!(text.contains("lab: interrupted"), "{text}");
+    assert!(qemu_left(&out).is_empty(), "{:?}", qemu_left(&out));
+    assert_eq!(nights(&tmp.path().join("nights/history.sqlite")), 0);
+    assert!(!out.join("results.json").exists());
+    // The cut run is on disk as interrupted, with its console.
+    let runs = read_json(&out.join("baseline/epoll-dmabuf-race/runs.json"));
+    assert_eq!(runs[0]["evidence"]["kind"], "interrupted", "{runs}");
+    let run_dir = Path::new(runs[0]["dir"].as_str().unwrap());
+    assert_eq!(outcome(run_dir)["outcome"]["kind"], "interrupted");
+    assert!(run_dir.join("console.log").metadata().unwrap().len() > 0);
+}
+
+/// A bisection over a fixture tree whose commits install the baseline kernel (good), then
+/// the racy one: the first racy commit is the second.
+fn fixture_bisection(tmp: &Path) -> (std::path::PathBuf, Vec<String>) {
+    let good = built_kernel("baseline");
+    let racy = built_kernel("epoll-unpinned-poll");
+    fixture_tree(
+        tmp,
+        &[
+            ("fixture: the fixed kernel", good),
+            ("fixture: the race comes in", racy.clone()),
+            ("fixture: a harmless change", racy),
+        ],
+    )
+}
+
+fn bisect_args(repo: &Path, c: &[String], out: &Path, duration: &str) -> Vec<String> {
+    [
+        "bisect",
+        "--repo",
+        &repo.display().to_string(),
+        "--good",
+        &c[0],
+        "--bad",
+        &c[2],
+        "--scenario",
+        "epoll-dmabuf-race",
+        "--kernels",
+        &repo_dir("kernels").display().to_string(),
+        "--scenarios",
+        &repo_dir("scenarios").display().to_string(),
+        "--runs",
+        "2",
+        "--duration",
+        duration,
+        "--out",
+        &out.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// No step of the saved state has a build error or a verdict, and nothing was planned.
+fn assert_nothing_decided(state: &Value) {
+    assert_eq!(state["plan"], Value::Null, "{state}");
+    for step in state["steps"].as_array().unwrap() {
+        assert_eq!(step["build_error"], Value::Null, "{state}");
+        assert_eq!(step["verdict"], Value::Null, "{state}");
+    }
+}
+
+#[test]
+fn bisect_interrupted_during_a_build_stores_no_verdict_and_resumes() {
+    let _slot = vm_slot();
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, c) = fixture_bisection(tmp.path());
+    let out = tmp.path().join("bisect");
+    let args = bisect_args(&repo, &c, &out, "10s");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let stderr = tmp.path().join("b1.log");
+    let mut child = spawn_lab(&args, &[("LAB_FIXTURE_BUILD_SECONDS", "600")], &stderr);
+    let building = wait_for(Duration::from_secs(300), || {
+        live_processes_mentioning("lab-fixture-build.sh")
+            .into_iter()
+            .next()
+    });
+    assert!(
+        building.is_some(),
+        "the build never started\n{}",
+        log(&stderr)
+    );
+    signal_group(&child, libc::SIGINT);
+    let code = exit_within(&mut child, Duration::from_secs(60));
+    let text = log(&stderr);
+    assert_eq!(code, Some(INTERRUPTED), "{text}");
+    assert!(text.contains("run the same command to resume"), "{text}");
+    assert!(!text.contains("does not build"), "{text}");
+    let gone = wait_for(Duration::from_secs(5), || {
+        live_processes_mentioning("lab-fixture-build.sh")
+            .is_empty()
+            .then_some(())
+    });
+    assert!(gone.is_some(), "the build's processes outlived lab");
+    assert_nothing_decided(&read_json(&out.join("state.json")));
+
+    // Resumed: it builds the racy end this time and finds the commit.
+    let out2 = lab().args(&args).output().unwrap();
+    assert_eq!(out2.status.code(), Some(0), "{}", show(&out2));
+    let stdout = String::from_utf8_lossy(&out2.stdout);
+    assert!(
+        stdout.contains(&format!("first racy commit: {}", c[1])),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn bisect_interrupted_during_a_run_counts_nothing_of_it_and_resumes() {
+    let _slot = vm_slot();
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, c) = fixture_bisection(tmp.path());
+    let out = tmp.path().join("bisect");
+    let args = bisect_args(&repo, &c, &out, "10s");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let stderr = tmp.path().join("b1.log");
+    let mut child = spawn_lab(&args, &[], &stderr);
+    let qemu = wait_for(Duration::from_secs(300), || {
+        qemu_left(&out).into_iter().next()
+    });
+    assert!(qemu.is_some(), "QEMU never started\n{}", log(&stderr));
+    signal_group(&child, libc::SIGINT);
+    let code = exit_within(&mut child, Duration::from_secs(60));
+    let text = log(&stderr);
+    assert_eq!(code, Some(INTERRUPTED), "{text}");
+    assert!(qemu_left(&out).is_empty(), "{:?}", qemu_left(&out));
+    assert_nothing_decided(&read_json(&out.join("state.json")));
+    let runs = read_json(&out.join(&c[2][..12]).join("runs.json"));
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["evidence"]["kind"], "interrupted", "{runs:?}");
+
+    // Resumed: the cut run stays on disk but counts for nothing; two more are run.
+    let out2 = lab().args(&args).output().unwrap();
+    assert_eq!(out2.status.code(), Some(0), "{}", show(&out2));
+    let stdout = String::from_utf8_lossy(&out2.stdout);
+    assert!(
+        stdout.contains(&format!("first racy commit: {}", c[1])),
+        "{stdout}"
+    );
+    assert!(stdout.contains("rate at the racy end 2/2"), "{stdout}");
+}
