@@ -70,8 +70,8 @@ pub enum Command {
     /// so that all clean verdicts together keep --confidence. A commit is racy at its first
     /// target report; a commit that does not build, or whose runs say nothing, is skipped.
     /// State and runs are saved after every run: the same command resumes after Ctrl-C.
-    /// Exit status: 0 found, 1 no answer (only skipped commits left), 2 error, 130
-    /// interrupted (no verdict is stored for the commit it cut).
+    /// Exit status: 0 found (naming the skipped commits that could be it instead, if any),
+    /// 2 error, 130 interrupted (no verdict is stored for the commit it cut).
     Bisect(bisect::Args),
     /// The trend of a cell (or of every cell) over the stored nights: runs, failures, and
     /// the first-report titles with how many runs printed each.

@@ -26,6 +26,32 @@ fn log(path: &Path) -> String {
     )
 }
 
+/// Start `lab args`, wait until `ready` sees what the test waits for (`what`), `signal` it,
+/// and check it ends as interrupted; its output.
+fn interrupt_when(
+    args: &[&str],
+    env: &[(&str, &str)],
+    log_file: &Path,
+    what: &str,
+    mut ready: impl FnMut() -> bool,
+    signal: impl Fn(&std::process::Child),
+) -> String {
+    let mut child = spawn_lab(args, env, log_file);
+    let seen = wait_for(Duration::from_secs(1200), || ready().then_some(()));
+    assert!(seen.is_some(), "{what} never happened\n{}", log(log_file));
+    signal(&child);
+    let code = exit_within(&mut child, Duration::from_secs(60));
+    let text = log(log_file);
+    assert_eq!(code, Some(INTERRUPTED), "{text}");
+    assert!(text.contains("lab: interrupted"), "{text}");
+    text
+}
+
+/// Ctrl-C at a terminal: the whole foreground group gets SIGINT.
+fn ctrl_c(child: &std::process::Child) {
+    signal_group(child, libc::SIGINT);
+}
+
 /// Nights recorded in a history file (none when it does not exist).
 fn nights(history: &Path) -> i64 {
     if !history.exists() {
@@ -39,7 +65,7 @@ fn nights(history: &Path) -> i64 {
 /// A lab.toml over a copy of the repository's kernels/ (plus `extra` files) with one cell.
 fn lab_toml(dir: &Path, variant: &str, extra: &[(&str, String)]) -> std::path::PathBuf {
     let kernels = dir.join("kernels");
-    copy_tree(&repo_dir("kernels"), &kernels);
+    copy_dir(&repo_dir("kernels"), &kernels);
     for (path, text) in extra {
         let p = kernels.join(path);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -56,18 +82,6 @@ fn lab_toml(dir: &Path, variant: &str, extra: &[(&str, String)]) -> std::path::P
     )
     .unwrap();
     config
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    for entry in walkdir::WalkDir::new(from) {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.path().strip_prefix(from).unwrap());
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&dest).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &dest).unwrap();
-        }
-    }
 }
 
 /// Live processes of a kernel build in `cache` (make and the compilers it runs).
@@ -120,20 +134,20 @@ fn nightly_interrupted_during_a_kernel_build_records_nothing_and_the_next_night_
     };
     let first = args("n1");
     let first: Vec<&str> = first.iter().map(String::as_str).collect();
-    let stderr = tmp.path().join("n1.log");
-    let mut child = spawn_lab(&first, &[], &stderr);
-    // make is running (a cold object tree takes minutes to get there).
-    let make = wait_for(Duration::from_secs(1200), || {
-        builds_in(&cache).into_iter().next()
-    });
-    assert!(make.is_some(), "make never ran\n{}", log(&stderr));
-    std::thread::sleep(Duration::from_secs(2));
-    // Ctrl-C at the terminal: the whole foreground group gets SIGINT.
-    signal_group(&child, libc::SIGINT);
-    let code = exit_within(&mut child, Duration::from_secs(60));
-    let text = log(&stderr);
-    assert_eq!(code, Some(INTERRUPTED), "{text}");
-    assert!(text.contains("lab: interrupted"), "{text}");
+    let text = interrupt_when(
+        &first,
+        &[],
+        &tmp.path().join("n1.log"),
+        "make",
+        // make is running (a cold object tree takes minutes to get there); give it 2 s more.
+        || {
+            !builds_in(&cache).is_empty() && {
+                std::thread::sleep(Duration::from_secs(2));
+                true
+            }
+        },
+        ctrl_c,
+    );
     assert!(!text.contains("did not build"), "{text}");
     let gone = wait_for(Duration::from_secs(5), || {
         builds_in(&cache).is_empty().then_some(())
@@ -162,8 +176,9 @@ fn nightly_terminated_during_a_run_records_nothing_and_leaves_no_qemu() {
     built_kernel("baseline");
     let config = lab_toml(tmp.path(), "baseline", &[]);
     let out = tmp.path().join("n1");
-    let stderr = tmp.path().join("n1.log");
-    let mut child = spawn_lab(
+    let config = config.display().to_string();
+    let out_arg = out.display().to_string();
+    interrupt_when(
         &[
             "nightly",
             "--runs",
@@ -171,25 +186,18 @@ fn nightly_terminated_during_a_run_records_nothing_and_leaves_no_qemu() {
             "--duration",
             "60s",
             "--config",
-            &config.display().to_string(),
+            &config,
             "--out",
-            &out.display().to_string(),
+            &out_arg,
         ],
         &[],
-        &stderr,
+        &tmp.path().join("n1.log"),
+        "QEMU",
+        || !qemu_left(&out).is_empty(),
+        // SIGTERM to lab alone (a CI runner's cancel).
+        // SAFETY: kill(2) on a child this test started.
+        |child| assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0),
     );
-    let qemu = wait_for(Duration::from_secs(300), || {
-        qemu_left(&out).into_iter().next()
-    });
-    assert!(qemu.is_some(), "QEMU never started\n{}", log(&stderr));
-    std::thread::sleep(Duration::from_secs(3));
-    // SIGTERM to lab alone (a CI runner's cancel).
-    // SAFETY: kill(2) on a child we started.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
-    let code = exit_within(&mut child, Duration::from_secs(60));
-    let text = log(&stderr);
-    assert_eq!(code, Some(INTERRUPTED), "{text}");
-    assert!(text.contains("lab: interrupted"), "{text}");
     assert!(qemu_left(&out).is_empty(), "{:?}", qemu_left(&out));
     assert_eq!(nights(&tmp.path().join("nights/history.sqlite")), 0);
     assert!(!out.join("results.json").exists());
@@ -243,6 +251,18 @@ fn bisect_args(repo: &Path, c: &[String], out: &Path, duration: &str) -> Vec<Str
     .collect()
 }
 
+/// The same bisection again, to its end: the first racy commit is the second one; stdout.
+fn resume_finds_the_second_commit(args: &[&str], c: &[String]) -> String {
+    let out = lab().args(args).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        stdout.contains(&format!("first racy commit: {}", c[1])),
+        "{stdout}"
+    );
+    stdout
+}
+
 /// No step of the saved state has a build error or a verdict, and nothing was planned.
 fn assert_nothing_decided(state: &Value) {
     assert_eq!(state["plan"], Value::Null, "{state}");
@@ -260,22 +280,14 @@ fn bisect_interrupted_during_a_build_stores_no_verdict_and_resumes() {
     let out = tmp.path().join("bisect");
     let args = bisect_args(&repo, &c, &out, "10s");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let stderr = tmp.path().join("b1.log");
-    let mut child = spawn_lab(&args, &[("LAB_FIXTURE_BUILD_SECONDS", "600")], &stderr);
-    let building = wait_for(Duration::from_secs(300), || {
-        live_processes_mentioning("lab-fixture-build.sh")
-            .into_iter()
-            .next()
-    });
-    assert!(
-        building.is_some(),
-        "the build never started\n{}",
-        log(&stderr)
+    let text = interrupt_when(
+        &args,
+        &[("LAB_FIXTURE_BUILD_SECONDS", "600")],
+        &tmp.path().join("b1.log"),
+        "the build",
+        || !live_processes_mentioning("lab-fixture-build.sh").is_empty(),
+        ctrl_c,
     );
-    signal_group(&child, libc::SIGINT);
-    let code = exit_within(&mut child, Duration::from_secs(60));
-    let text = log(&stderr);
-    assert_eq!(code, Some(INTERRUPTED), "{text}");
     assert!(text.contains("run the same command to resume"), "{text}");
     assert!(!text.contains("does not build"), "{text}");
     let gone = wait_for(Duration::from_secs(5), || {
@@ -287,13 +299,7 @@ fn bisect_interrupted_during_a_build_stores_no_verdict_and_resumes() {
     assert_nothing_decided(&read_json(&out.join("state.json")));
 
     // Resumed: it builds the racy end this time and finds the commit.
-    let out2 = lab().args(&args).output().unwrap();
-    assert_eq!(out2.status.code(), Some(0), "{}", show(&out2));
-    let stdout = String::from_utf8_lossy(&out2.stdout);
-    assert!(
-        stdout.contains(&format!("first racy commit: {}", c[1])),
-        "{stdout}"
-    );
+    resume_finds_the_second_commit(&args, &c);
 }
 
 #[test]
@@ -304,16 +310,14 @@ fn bisect_interrupted_during_a_run_counts_nothing_of_it_and_resumes() {
     let out = tmp.path().join("bisect");
     let args = bisect_args(&repo, &c, &out, "10s");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let stderr = tmp.path().join("b1.log");
-    let mut child = spawn_lab(&args, &[], &stderr);
-    let qemu = wait_for(Duration::from_secs(300), || {
-        qemu_left(&out).into_iter().next()
-    });
-    assert!(qemu.is_some(), "QEMU never started\n{}", log(&stderr));
-    signal_group(&child, libc::SIGINT);
-    let code = exit_within(&mut child, Duration::from_secs(60));
-    let text = log(&stderr);
-    assert_eq!(code, Some(INTERRUPTED), "{text}");
+    interrupt_when(
+        &args,
+        &[],
+        &tmp.path().join("b1.log"),
+        "QEMU",
+        || !qemu_left(&out).is_empty(),
+        ctrl_c,
+    );
     assert!(qemu_left(&out).is_empty(), "{:?}", qemu_left(&out));
     assert_nothing_decided(&read_json(&out.join("state.json")));
     let runs = read_json(&out.join(&c[2][..12]).join("runs.json"));
@@ -322,12 +326,6 @@ fn bisect_interrupted_during_a_run_counts_nothing_of_it_and_resumes() {
     assert_eq!(runs[0]["evidence"]["kind"], "interrupted", "{runs:?}");
 
     // Resumed: the cut run stays on disk but counts for nothing; two more are run.
-    let out2 = lab().args(&args).output().unwrap();
-    assert_eq!(out2.status.code(), Some(0), "{}", show(&out2));
-    let stdout = String::from_utf8_lossy(&out2.stdout);
-    assert!(
-        stdout.contains(&format!("first racy commit: {}", c[1])),
-        "{stdout}"
-    );
+    let stdout = resume_finds_the_second_commit(&args, &c);
     assert!(stdout.contains("rate at the racy end 2/2"), "{stdout}");
 }

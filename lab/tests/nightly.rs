@@ -15,18 +15,6 @@ fn repo(dir: &str) -> PathBuf {
         .join(dir)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in walkdir::WalkDir::new(from) {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.path().strip_prefix(from).unwrap());
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&dest).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &dest).unwrap();
-        }
-    }
-}
-
 fn night(config: &Path, out: &Path) -> (std::process::Output, Value) {
     let output = lab()
         .args(["nightly", "--runs", "1", "--duration", "4s", "--config"])
@@ -145,14 +133,7 @@ fn a_tested_git_commit_is_skipped_unless_forced() {
     let commit = git(&tree, &["rev-parse", "HEAD"]);
     let kernels = tmp.path().join("kernels");
     copy_dir(&repo("kernels"), &kernels);
-    std::fs::write(
-        kernels.join("branch.toml"),
-        format!(
-            "description = \"a branch\"\n[source]\ngit = {{ repo = {:?}, ref = \"main\" }}\n",
-            tree.display().to_string()
-        ),
-    )
-    .unwrap();
+    git_variant(&kernels, "branch", &tree, "main");
     let config = tmp.path().join("lab.toml");
     std::fs::write(
         &config,
@@ -259,14 +240,7 @@ fn a_branch_that_moves_during_the_night_is_built_at_the_planned_commit() {
     let kernels = tmp.path().join("kernels");
     copy_dir(&repo("kernels"), &kernels);
     for v in ["first", "second"] {
-        std::fs::write(
-            kernels.join(format!("{v}.toml")),
-            format!(
-                "description = \"{v}\"\n[source]\ngit = {{ repo = {:?}, ref = \"main\" }}\n",
-                tree.display().to_string()
-            ),
-        )
-        .unwrap();
+        git_variant(&kernels, v, &tree, "main");
     }
     let config = tmp.path().join("lab.toml");
     std::fs::write(

@@ -401,6 +401,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_format_name_the_parser_refers_to_exists_once() {
+        let names: Vec<&str> = FORMATS.iter().map(|f| f.name).collect();
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "a format name twice: {names:?}");
+        for (outer, inners) in CONTINUES {
+            for name in std::iter::once(outer).chain(inners.iter()) {
+                assert!(
+                    names.contains(name),
+                    "CONTINUES names {name:?}, no such format"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn headers_pick_their_format() {
         for (line, name) in [
             ("BUG: KASAN: slab-use-after-free in __lock_acquire+0x4288/0x63d0", "kasan"),

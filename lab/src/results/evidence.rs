@@ -280,33 +280,16 @@ mod tests {
 
     /// Every outcome a session can end in.
     fn outcomes() -> Vec<Outcome> {
-        vec![
-            Outcome::Completed,
-            Outcome::GuestPanic {
-                message: "Kernel panic - not syncing: x".into(),
-            },
-            Outcome::TimeoutNoOutput { after_ms: 120_000 },
-            Outcome::TimeoutNoHeartbeat {
-                after_ms: 40_000,
-                last_heard_ms: 10_000,
-            },
-            Outcome::Timeout { after_ms: 200_000 },
-            Outcome::AgentLost {
-                detail: "channel closed".into(),
-            },
-            Outcome::AgentError {
-                error: "unknown workload".into(),
-            },
-            Outcome::QemuExited {
-                status: Some(1),
-                signal: None,
-                stderr: String::new(),
-            },
-            Outcome::Interrupted,
-            Outcome::StoppedOnReport {
-                report: "kasan report: BUG: KASAN".into(),
-            },
-        ]
+        Outcome::one_of_each()
+    }
+
+    fn hang() -> Evidence {
+        let none: Differences = vec![];
+        let outcome = Outcome::TimeoutNoHeartbeat {
+            after_ms: 40_000,
+            last_heard_ms: 10_000,
+        };
+        judge(Kind::Race, &outcome, &[], &none)
     }
 
     /// The short name of each evidence, for the table.
@@ -384,15 +367,7 @@ mod tests {
     #[test]
     fn verdicts_follow_the_evidence() {
         let none: Differences = vec![];
-        let hang = judge(
-            Kind::Race,
-            &Outcome::TimeoutNoHeartbeat {
-                after_ms: 40_000,
-                last_heard_ms: 10_000,
-            },
-            &[],
-            &none,
-        );
+        let hang = hang();
         assert!(hang.counts() && hang.is_machine_finding());
         assert_eq!(hang.finding().unwrap().0, NO_OUTPUT);
         assert!(matches!(hang.verdict(), Verdict::Fail(d) if d.starts_with(NO_OUTPUT)));

@@ -71,7 +71,7 @@ pub struct Counts {
 
 impl CellResult {
     pub fn count(&mut self) {
-        let (fail, error, skipped, pass) = counts(self);
+        let (fail, error, skipped, pass) = tally(self);
         self.counts = Counts {
             pass,
             fail,
@@ -108,7 +108,7 @@ impl From<&Change> for ChangeOut {
 }
 
 /// (failed, errors, skipped, passed) runs of a cell.
-fn counts(cell: &CellResult) -> (usize, usize, usize, usize) {
+fn tally(cell: &CellResult) -> (usize, usize, usize, usize) {
     let mut c = (0, 0, 0, 0);
     for r in &cell.runs {
         match r.verdict() {
@@ -134,7 +134,7 @@ fn first_failure(cell: &CellResult) -> Option<(&RunResult, String)> {
 /// other text: some run failed and the first failure's verdict contains it.
 pub fn as_expected(cell: &CellResult) -> Option<bool> {
     let expect = cell.expect.as_deref()?;
-    let (fail, _, _, pass) = counts(cell);
+    let (fail, _, _, pass) = tally(cell);
     if fail + pass == 0 {
         return None;
     }
@@ -161,7 +161,7 @@ pub fn cell_text(cell: &CellResult) -> String {
     if let Some(note) = &cell.note {
         return note.clone();
     }
-    let (fail, error, skipped, pass) = counts(cell);
+    let (fail, error, skipped, pass) = tally(cell);
     let n = cell.runs.len();
     if let Some((_, detail)) = first_failure(cell) {
         let mut t = format!("FAIL {fail}/{n}: {detail}");
@@ -294,7 +294,7 @@ pub fn junit_xml(night: &NightResults) -> Result<String, quick_junit::SerializeE
     let mut report = Junit::new("lab nightly");
     let mut suites: BTreeMap<&str, TestSuite> = BTreeMap::new();
     for cell in &night.cells {
-        let (_, error, skipped, _) = counts(cell);
+        let (_, error, skipped, _) = tally(cell);
         let status = if let Some((r, detail)) = first_failure(cell) {
             let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
             st.set_message(detail);

@@ -93,6 +93,40 @@ impl Outcome {
     }
 }
 
+#[cfg(test)]
+impl Outcome {
+    /// One outcome of each kind, for tables over every way a run ends.
+    pub(crate) fn one_of_each() -> Vec<Outcome> {
+        vec![
+            Outcome::Completed,
+            Outcome::GuestPanic {
+                message: "Kernel panic - not syncing: x".into(),
+            },
+            Outcome::TimeoutNoOutput { after_ms: 120_000 },
+            Outcome::TimeoutNoHeartbeat {
+                after_ms: 40_000,
+                last_heard_ms: 10_000,
+            },
+            Outcome::Timeout { after_ms: 200_000 },
+            Outcome::AgentLost {
+                detail: "channel closed".into(),
+            },
+            Outcome::AgentError {
+                error: "unknown workload".into(),
+            },
+            Outcome::QemuExited {
+                status: Some(1),
+                signal: None,
+                stderr: String::new(),
+            },
+            Outcome::Interrupted,
+            Outcome::StoppedOnReport {
+                report: "kasan report: BUG: KASAN".into(),
+            },
+        ]
+    }
+}
+
 /// Milliseconds since QEMU was spawned at which things happened, and what came before.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timing {
@@ -143,27 +177,9 @@ mod tests {
 
     #[test]
     fn outcome_names_match_their_wire_form() {
-        let all = [
-            Outcome::Completed,
-            Outcome::GuestPanic {
-                message: "x".into(),
-            },
-            Outcome::TimeoutNoOutput { after_ms: 1 },
-            Outcome::TimeoutNoHeartbeat {
-                after_ms: 1,
-                last_heard_ms: 0,
-            },
-            Outcome::Timeout { after_ms: 1 },
-            Outcome::AgentLost { detail: "x".into() },
-            Outcome::AgentError { error: "x".into() },
-            Outcome::QemuExited {
-                status: Some(1),
-                signal: None,
-                stderr: String::new(),
-            },
-            Outcome::Interrupted,
-            Outcome::StoppedOnReport { report: "x".into() },
-        ];
+        let all = Outcome::one_of_each();
+        let names: std::collections::BTreeSet<&str> = all.iter().map(Outcome::name).collect();
+        assert_eq!(names.len(), all.len(), "one of each kind");
         for outcome in all {
             let json = serde_json::to_value(&outcome).unwrap();
             assert_eq!(json["kind"], outcome.name());

@@ -233,3 +233,28 @@ pub fn exit_within(child: &mut std::process::Child, limit: std::time::Duration) 
     }
     status.and_then(|s| s.code())
 }
+
+/// Copy a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.path().strip_prefix(from).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// A variant of kernels/*.toml on a git source: `repo` at `reference`.
+pub fn git_variant(kernels: &Path, name: &str, repo: &Path, reference: &str) {
+    std::fs::write(
+        kernels.join(format!("{name}.toml")),
+        format!(
+            "description = \"{name}\"\n[source]\ngit = {{ repo = {:?}, ref = \"{reference}\" }}\n",
+            repo.display().to_string()
+        ),
+    )
+    .unwrap();
+}
