@@ -188,7 +188,8 @@ pub struct Answer {
 pub async fn bisect(o: &BisectOptions) -> Result<Option<Answer>> {
     std::fs::create_dir_all(&o.dir)?;
     let _lock = crate::cache::lock(&o.dir.join("bisect.lock"), false)?;
-    let mut state = state::load(o)?;
+    let (dir, ends) = (o.dir.clone(), state::Ends::of(o));
+    let mut state = tokio::task::spawn_blocking(move || state::load(&dir, &ends)).await??;
     let progress = Progress::new(1);
     let searched = async {
         if state.plan.is_none() {

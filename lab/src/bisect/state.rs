@@ -89,7 +89,28 @@ pub fn resolve(repo: &Path, rev: &str) -> Result<String> {
     .with_context(|| format!("{rev:?} is not a commit in {}", repo.display()))
 }
 
-fn new_state(o: &BisectOptions) -> Result<State> {
+/// What a new state is made from (owned: it is made off the runtime's thread).
+pub struct Ends {
+    pub repo: PathBuf,
+    pub good: String,
+    pub bad: String,
+    pub fix: bool,
+    pub target: Option<TargetReport>,
+}
+
+impl Ends {
+    pub fn of(o: &BisectOptions) -> Ends {
+        Ends {
+            repo: o.repo.clone(),
+            good: o.good.clone(),
+            bad: o.bad.clone(),
+            fix: o.fix,
+            target: o.target.clone(),
+        }
+    }
+}
+
+fn new_state(o: &Ends) -> Result<State> {
     let good = resolve(&o.repo, &o.good)?;
     let bad = resolve(&o.repo, &o.bad)?;
     let (old, new) = if o.fix { (&bad, &good) } else { (&good, &bad) };
@@ -126,12 +147,12 @@ fn new_state(o: &BisectOptions) -> Result<State> {
     })
 }
 
-/// The saved state of the bisection in `o.dir`, or a new one.
-pub fn load(o: &BisectOptions) -> Result<State> {
-    let file = o.dir.join("state.json");
+/// The saved state of the bisection in `dir`, or a new one (git is asked: blocking).
+pub fn load(dir: &Path, o: &Ends) -> Result<State> {
+    let file = dir.join("state.json");
     match std::fs::read(&file) {
         Ok(bytes) => {
-            crate::events::note(format!("resuming the bisection in {}", o.dir.display()));
+            crate::events::note(format!("resuming the bisection in {}", dir.display()));
             serde_json::from_slice(&bytes)
                 .with_context(|| format!("{} (delete it to start over)", file.display()))
         }

@@ -66,7 +66,10 @@ async fn build(o: &BisectOptions, commit: &str) -> Result<kernel::Built> {
 /// not build (a skip, stored). An interrupted build stores nothing.
 async fn step(o: &BisectOptions, state: &mut State, commit: &str) -> Result<Option<kernel::Built>> {
     if state.step_mut(commit).is_none() {
-        let subject = git(&o.repo, &["log", "-1", "--format=%s", commit])?;
+        let (repo, c) = (o.repo.clone(), commit.to_string());
+        let subject =
+            tokio::task::spawn_blocking(move || git(&repo, &["log", "-1", "--format=%s", &c]))
+                .await??;
         state.steps.push(Step {
             commit: commit.to_string(),
             subject,

@@ -82,6 +82,12 @@ pub async fn night(lab: &LabConfig, opts: &NightOptions) -> Result<NightOutcome>
     errors.splice(0..0, plan.errors.drain(..));
     let runs = execute::cells(&plan, &built, opts, lab.duration).await?;
     // Nothing of an interrupted night goes into the history.
-    crate::interrupt::check()?;
+    if crate::interrupt::requested() {
+        crate::events::note(format!(
+            "nothing of this night goes into the history; its runs so far are in {}",
+            opts.out.display()
+        ));
+        return Err(crate::interrupt::Interrupted.into());
+    }
     record::night(lab, opts, plan, runs, errors, history, started)
 }
