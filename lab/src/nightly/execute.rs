@@ -63,7 +63,7 @@ pub async fn cells(
                 ..result.clone()
             };
             progress.println(&format!(
-                "lab: [{}/{total}] {} → {}",
+                "[{}/{total}] {} → {}",
                 i + 1,
                 batch_opts.label,
                 night::cell_with_expectation(&done)

@@ -182,6 +182,8 @@ pub fn fixture_tree(dir: &Path, kernels: &[(&str, PathBuf)]) -> (PathBuf, Vec<St
             ),
         )
         .unwrap();
+        // Every commit changes something, even when it installs the same kernel.
+        std::fs::write(repo.join("fixture-commit"), subject).unwrap();
         git(&repo, &["add", "-A"]);
         git(&repo, &["commit", "-q", "-m", subject]);
         commits.push(git(&repo, &["rev-parse", "HEAD"]));
