@@ -238,23 +238,42 @@ pub fn work_tree(ident: &Identified, area: &Path) -> Result<(PathBuf, Box<dyn Pr
             Ok((src, Box::new(PristineDir(pristine))))
         }
         Kind::Git { repo, commit } => {
-            if !src.exists() {
-                run(Command::new("git")
-                    .arg("-C")
-                    .arg(repo)
-                    .args(["worktree", "add", "--detach", "--force"])
-                    .arg(&src)
-                    .arg(commit))?;
-            } else {
-                let head = run(Command::new("git")
-                    .arg("-C")
-                    .arg(&src)
-                    .args(["rev-parse", "HEAD"]))?;
-                if &head != commit {
-                    run(Command::new("git")
+            // A work tree whose repository is gone (one made again at the same path) is
+            // made again too.
+            let head = src.exists().then(|| {
+                crate::child::output(
+                    Command::new("git")
                         .arg("-C")
                         .arg(&src)
-                        .args(["checkout", "--detach", "--force", "--quiet"])
+                        .args(["rev-parse", "HEAD"]),
+                )
+            });
+            match head {
+                Some(Ok(out)) if out.status.success() => {
+                    if String::from_utf8_lossy(&out.stdout).trim() != commit {
+                        run(Command::new("git")
+                            .arg("-C")
+                            .arg(&src)
+                            .args(["checkout", "--detach", "--force", "--quiet"])
+                            .arg(commit))?;
+                    }
+                }
+                Some(Err(e)) => return Err(e.into()),
+                stale => {
+                    if stale.is_some() {
+                        std::fs::remove_dir_all(&src).with_context(|| {
+                            format!("remove the stale work tree {}", src.display())
+                        })?;
+                    }
+                    run(Command::new("git")
+                        .arg("-C")
+                        .arg(repo)
+                        .args(["worktree", "prune"]))?;
+                    run(Command::new("git")
+                        .arg("-C")
+                        .arg(repo)
+                        .args(["worktree", "add", "--detach", "--force"])
+                        .arg(&src)
                         .arg(commit))?;
                 }
             }
