@@ -283,12 +283,21 @@ fn bisect_interrupted_during_a_build_stores_no_verdict_and_resumes() {
     let out = tmp.path().join("bisect");
     let args = bisect_args(&repo, &c, &out, "10s");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // The midpoint's build is cut: it comes after the racy end's runs, so a VM session has
+    // been and gone (which once left Ctrl-C reaching only make).
     let text = interrupt_when(
         &args,
-        &[("LAB_FIXTURE_BUILD_SECONDS", "600")],
+        &[
+            ("LAB_FIXTURE_BUILD_SECONDS", "600"),
+            ("LAB_FIXTURE_SLOW", "fixture: the race comes in"),
+        ],
         &tmp.path().join("b1.log"),
-        "the build",
-        || !live_processes_mentioning("lab-fixture-build.sh").is_empty(),
+        "the midpoint's build",
+        || {
+            live_processes_mentioning("sleep 600")
+                .iter()
+                .any(|(_, cmd)| cmd.trim() == "sleep 600")
+        },
         ctrl_c,
     );
     assert!(text.contains("run the same command to resume"), "{text}");
@@ -299,9 +308,16 @@ fn bisect_interrupted_during_a_build_stores_no_verdict_and_resumes() {
             .then_some(())
     });
     assert!(gone.is_some(), "the build's processes outlived lab");
-    assert_nothing_decided(&read_json(&out.join("state.json")));
+    // The racy end has its verdict; the midpoint none, and no build error.
+    let state = read_json(&out.join("state.json"));
+    let steps = state["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2, "{state}");
+    assert_eq!(steps[0]["verdict"]["verdict"], "racy", "{state}");
+    assert_eq!(steps[1]["commit"], c[1].as_str(), "{state}");
+    assert_eq!(steps[1]["build_error"], Value::Null, "{state}");
+    assert_eq!(steps[1]["verdict"], Value::Null, "{state}");
 
-    // Resumed: it builds the racy end this time and finds the commit.
+    // Resumed: it builds the midpoint this time and finds the commit.
     resume_finds_the_second_commit(&args, &c);
 }
 

@@ -140,8 +140,9 @@ pub fn built_kernel(variant: &str) -> PathBuf {
 /// installs a kernel the lab built before (one of `kernels`, in order) instead of compiling
 /// one, so a bisection or a night over it runs real make and boots real kernels in seconds.
 /// The build step runs `scripts/lab-fixture-build.sh`, which sleeps
-/// `$LAB_FIXTURE_BUILD_SECONDS` and, with `$LAB_FIXTURE_MOVE_REF` ("REF COMMIT"), moves a ref
-/// of the repository (a push during the build). Returns the repository and its commits.
+/// `$LAB_FIXTURE_BUILD_SECONDS` (only in the commit whose subject is `$LAB_FIXTURE_SLOW`, when
+/// set) and, with `$LAB_FIXTURE_MOVE_REF` ("REF COMMIT"), moves a ref of the repository (a push
+/// during the build). Returns the repository and its commits.
 pub fn fixture_tree(dir: &Path, kernels: &[(&str, PathBuf)]) -> (PathBuf, Vec<String>) {
     let repo = dir.join("fixture-tree");
     std::fs::create_dir_all(repo.join("scripts/kconfig")).unwrap();
@@ -159,8 +160,10 @@ pub fn fixture_tree(dir: &Path, kernels: &[(&str, PathBuf)]) -> (PathBuf, Vec<St
     );
     script(
         "scripts/lab-fixture-build.sh",
-        "#!/bin/sh\nsleep \"${LAB_FIXTURE_BUILD_SECONDS:-0}\"\n\
-         if [ -n \"$LAB_FIXTURE_MOVE_REF\" ]; then git -C \"$(dirname \"$0\")/..\" update-ref $LAB_FIXTURE_MOVE_REF; fi\n",
+        "#!/bin/sh\ntree=\"$(dirname \"$0\")/..\"\n\
+         if [ -z \"$LAB_FIXTURE_SLOW\" ] || [ \"$(cat \"$tree/fixture-commit\")\" = \"$LAB_FIXTURE_SLOW\" ]; then\n\
+         \tsleep \"${LAB_FIXTURE_BUILD_SECONDS:-0}\"\nfi\n\
+         if [ -n \"$LAB_FIXTURE_MOVE_REF\" ]; then git -C \"$tree\" update-ref $LAB_FIXTURE_MOVE_REF; fi\n",
     );
     let mut commits = Vec::new();
     for (subject, kernel) in kernels {
