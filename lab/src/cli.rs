@@ -339,9 +339,17 @@ pub async fn dispatch(command: Command) -> Result<i32> {
             json: as_json,
             vmlinux,
         }) => {
-            let bytes = std::fs::read(&console)
+            let file = std::fs::File::open(&console)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", console.display()))?;
-            let mut reports = report::parser::parse(&String::from_utf8_lossy(&bytes));
+            let (mut reports, more) =
+                report::parser::parse_reader(std::io::BufReader::new(file))
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", console.display()))?;
+            if more > 0 {
+                crate::events::note(format!(
+                    "{more} more reports after the first {} are not shown",
+                    reports.len()
+                ));
+            }
             if let Some(vmlinux) = &vmlinux {
                 let symbolizer = report::symbolize::Symbolizer::open(vmlinux, None)?;
                 reports.iter_mut().for_each(|r| symbolizer.symbolize(r));

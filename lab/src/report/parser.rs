@@ -110,6 +110,60 @@ fn caller_tag(b: &[u8], i: usize) -> Option<(usize, usize)> {
     (close > start + 1 && b.get(close) == Some(&b']')).then_some((start, close + 1))
 }
 
+/// The line without terminal escape sequences (`ESC [ … m`, `ESC x`) and other control bytes
+/// (NUL, BEL, DEL, stray bytes), which consoles carry around the kernel's text; tabs stay.
+/// Borrowed when there are none (nearly every line).
+pub fn without_control(line: &str) -> std::borrow::Cow<'_, str> {
+    let is_control = |c: char| c.is_control() && c != '\t' && c != '\n' && c != '\r';
+    // One pass over the bytes: ASCII controls, DEL, and 0xC2 (which starts the C1 controls).
+    if !line
+        .bytes()
+        .any(|b| (b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r') || b == 0x7f || b == 0xc2)
+    {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => match chars.next() {
+                // CSI: parameters and intermediates up to a final byte @..~.
+                Some('[') => {
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                // OSC: up to BEL or ESC \.
+                Some(']') => {
+                    while let Some(c) = chars.next() {
+                        if c == '\u{7}' || (c == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
+                            break;
+                        }
+                    }
+                }
+                // Other escapes: intermediates (space../) then one final byte.
+                Some(mut c) => {
+                    while (' '..='/').contains(&c) {
+                        match chars.next() {
+                            Some(next) => c = next,
+                            None => break,
+                        }
+                    }
+                }
+                None => {}
+            },
+            c if is_control(c) => {}
+            c => out.push(c),
+        }
+    }
+    // What trailed the text was the escape's: the text ends where it did without it.
+    let kept = out.trim_end_matches([' ', '\t']).len();
+    out.truncate(kept);
+    std::borrow::Cow::Owned(out)
+}
+
 /// `func.cold`, `func.isra.0`, `func.constprop.0`, `func.part.0`, `func+0x1/0x2` → `func`
 /// (each side of KCSAN's `a / b`).
 fn base_name(function: &str) -> String {
@@ -161,7 +215,8 @@ impl Parser {
 
     pub fn feed(&mut self, line: &str) -> Vec<Report> {
         self.line_no += 1;
-        let mut line = line.trim_end_matches(['\r', '\n']);
+        let cleaned = without_control(line);
+        let mut line = cleaned.trim_end_matches(['\r', '\n']);
         if line.len() > MAX_LINE {
             let cut = (0..=MAX_LINE)
                 .rev()
@@ -399,6 +454,59 @@ fn lines(text: &str) -> impl Iterator<Item = &str> {
         })
 }
 
+/// Most reports kept from one console (a kernel falling over can print thousands).
+pub const MAX_REPORTS: usize = 100;
+
+/// Longest line read whole from a console file; a longer one comes in pieces (the parser
+/// looks at the first MAX_LINE bytes of a line anyway).
+const MAX_READ: usize = 64 * 1024;
+
+/// Parse a console as a stream, in bounded memory whatever its size: the first
+/// [`MAX_REPORTS`] reports, and how many more there were.
+pub fn parse_reader(mut reader: impl std::io::BufRead) -> std::io::Result<(Vec<Report>, usize)> {
+    let mut parser = Parser::new();
+    let (mut reports, mut more) = (Vec::new(), 0);
+    let mut keep = |done: Vec<Report>, reports: &mut Vec<Report>| {
+        for r in done {
+            if reports.len() < MAX_REPORTS {
+                reports.push(r);
+            } else {
+                more += 1;
+            }
+        }
+    };
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        // Like read_until(b'\n'), never holding more than MAX_READ bytes.
+        loop {
+            let available = reader.fill_buf()?;
+            if available.is_empty() {
+                break;
+            }
+            let room = MAX_READ - buf.len();
+            let (take, done) = match available.iter().take(room).position(|&b| b == b'\n') {
+                Some(i) => (i + 1, true),
+                None if available.len() >= room => (room, true),
+                None => (available.len(), false),
+            };
+            buf.extend_from_slice(&available[..take]);
+            reader.consume(take);
+            if done {
+                break;
+            }
+        }
+        if buf.is_empty() {
+            break;
+        }
+        let line = String::from_utf8_lossy(&buf);
+        keep(parser.feed(&line), &mut reports);
+    }
+    keep(parser.finish(), &mut reports);
+    reports.sort_by_key(|r| r.line);
+    Ok((reports, more))
+}
+
 /// Parse a whole console.
 pub fn parse(text: &str) -> Vec<Report> {
     let mut parser = Parser::new();
@@ -511,6 +619,84 @@ mod tests {
                 proptest::prop_assert_eq!(r.signature.len(), 16);
             }
         }
+    }
+
+    /// Control bytes a console carries around the kernel's text.
+    const JUNK: &[&str] = &[
+        "",
+        "\u{1b}[0m",
+        "\u{1b}[31;1m",
+        "\u{0}",
+        "\u{7}",
+        "\u{7f}",
+        "\u{1b}]0;title\u{7}",
+        "\u{1b}(B",
+        "\u{85}",
+        "\u{1b}[?25h\u{1b}[K",
+    ];
+
+    fn report_keys(reports: &[Report]) -> Vec<(String, String, Vec<String>)> {
+        reports
+            .iter()
+            .map(|r| {
+                let frames = r.frames.iter().map(|f| f.function.clone()).collect();
+                (r.title.clone(), r.signature.clone(), frames)
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        /// The same report gets the same title, signature and frames whatever control bytes
+        /// surround its lines.
+        #[test]
+        fn control_bytes_around_lines_change_nothing(seed in proptest::num::u64::ANY) {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
+            let mut state = seed | 1;
+            let mut pick = || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                JUNK[(state % JUNK.len() as u64) as usize]
+            };
+            for sub in ["console", "foreign"] {
+                for entry in std::fs::read_dir(dir.join(sub)).unwrap().flatten() {
+                    let path = entry.path();
+                    if path.extension().is_some_and(|e| e == "expected") {
+                        continue;
+                    }
+                    let clean = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+                    let dirty: Vec<String> = lines(&clean)
+                        .map(|l| format!("{}{l}{}", pick(), pick()))
+                        .collect();
+                    proptest::prop_assert_eq!(
+                        report_keys(&parse(&dirty.join("\n"))),
+                        report_keys(&parse(&clean)),
+                        "{}", path.display()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_stream_gives_what_the_text_gives_and_keeps_at_most_the_cap() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/console");
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let bytes = std::fs::read(entry.path()).unwrap();
+            let (streamed, more) = parse_reader(&bytes[..]).unwrap();
+            assert_eq!(more, 0);
+            assert_eq!(
+                report_keys(&streamed),
+                report_keys(&parse(&String::from_utf8_lossy(&bytes))),
+                "{}",
+                entry.path().display()
+            );
+        }
+        let many = "[    1.0] WARNING: CPU: 0 PID: 1 at a.c:1 f+0x1/0x2\n[    1.1] ---[ end trace 0 ]---\n"
+            .repeat(MAX_REPORTS + 7);
+        let (reports, more) = parse_reader(many.as_bytes()).unwrap();
+        assert_eq!((reports.len(), more), (MAX_REPORTS, 7));
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub use target::Target;
 
 use crate::config::scenario::{Kind, Scenario};
 use crate::report::formats;
-use crate::report::parser::{self, Parser, Report};
+use crate::report::parser::{self, Parser, Report, MAX_REPORTS};
 use crate::report::symbolize::Symbolizer;
 use crate::results::{evidence, stats};
 use crate::vm::accel::AccelChoice;
@@ -27,8 +27,6 @@ use std::time::Duration;
 
 pub use crate::results::{Evidence, RunResult, Verdict};
 
-/// Most reports kept per run (a crashing kernel can print thousands).
-const MAX_REPORTS: usize = 100;
 
 /// What the report parser has seen of one run's console.
 #[derive(Default)]
