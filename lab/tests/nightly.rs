@@ -278,3 +278,128 @@ fn a_branch_that_moves_during_the_night_is_built_at_the_planned_commit() {
         );
     }
 }
+
+/// A history whose header is intact and whose pages are damaged: the night checks it before
+/// running anything, moves it aside (never resets it in place), says which file and where it
+/// went, still writes its own results, and exits 2.
+#[test]
+fn a_damaged_history_is_moved_aside_and_the_night_still_writes_its_results() {
+    let _slot = vm_slot();
+    let tmp = tempfile::tempdir().unwrap();
+    built_kernel("baseline");
+    // A scenario the kernel cannot run: skipped without a VM, so the test needs none.
+    let scenarios = tmp.path().join("scenarios");
+    std::fs::create_dir_all(&scenarios).unwrap();
+    std::fs::write(
+        scenarios.join("needs-more.toml"),
+        "kind = \"race\"\nworkload = \"epoll_close_race\"\nrequires = [\"CONFIG_LAB_TEST_NEVER_SET\"]\n",
+    )
+    .unwrap();
+    let config = tmp.path().join("lab.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "kernels = {:?}\nscenarios = \"scenarios\"\nresults = \"nights\"\nruns = 1\n\
+             [[matrix]]\nvariants = [\"baseline\"]\nscenarios = [\"needs-more\"]\n",
+            repo("kernels")
+        ),
+    )
+    .unwrap();
+    // A history with a few pages of nights, then every page after the first overwritten.
+    let path = tmp.path().join("nights/history.sqlite");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut h = lab::results::history::History::open(&path).unwrap();
+    for night in 0..40 {
+        let rows: Vec<lab::results::history::RunRow> = (0..20)
+            .map(|i| lab::results::history::RunRow {
+                variant: format!("v{i}"),
+                scenario: "s".into(),
+                plan_key: "k".into(),
+                index: i,
+                verdict: "fail".into(),
+                outcome: "completed".into(),
+                first_report_ms: None,
+                reports: vec![(format!("sig{night}"), "WARNING in x".into())],
+            })
+            .collect();
+        h.record("2026-01-01T00:00:00Z", "debian:x", None, &rows)
+            .unwrap();
+    }
+    drop(h);
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.len() > 3 * 4096, "{} bytes", bytes.len());
+    for (i, b) in bytes.iter_mut().enumerate().skip(4096) {
+        *b = (i * 131 % 251) as u8;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+
+    let (out, results) = night(&config, &tmp.path().join("n1"));
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("the history {}", path.display()))
+            && stderr.contains("moved aside to"),
+        "{stderr}"
+    );
+    // The night's own results are there, the damage among its errors.
+    assert_eq!(results["cells"][0]["counts"]["skipped"], 1, "{results}");
+    assert!(
+        results["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("moved aside to"),
+        "{results}"
+    );
+    for file in ["junit.xml", "summary.md", "report.html"] {
+        assert!(tmp.path().join("n1").join(file).is_file(), "{file}");
+    }
+    // The damaged file is kept beside a new history.
+    let aside: Vec<String> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("history.sqlite.damaged-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert!(lab::results::history::History::open(&path)
+        .unwrap()
+        .check()
+        .is_ok());
+}
+
+/// Errors from the history name its file.
+#[test]
+fn lab_history_names_a_history_it_cannot_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("bad.sqlite"),
+        "not a database, but long enough to look like one's header: ".repeat(20),
+    )
+    .unwrap();
+    let config = tmp.path().join("lab.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "kernels = {:?}\nscenarios = {:?}\nhistory = \"bad.sqlite\"\n\
+             [[matrix]]\nvariants = [\"baseline\"]\nscenarios = [\"uapi-epoll\"]\n",
+            repo("kernels"),
+            repo("scenarios")
+        ),
+    )
+    .unwrap();
+    let out = lab()
+        .arg("history")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "the history {}",
+            tmp.path().join("bad.sqlite").display()
+        )),
+        "{stderr}"
+    );
+}

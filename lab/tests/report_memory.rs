@@ -43,7 +43,11 @@ fn report_parse_memory_does_not_grow_with_the_console() {
         .arg(&console)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.lines().count(), 100, "the first 100 reports");
     assert!(
@@ -52,5 +56,8 @@ fn report_parse_memory_does_not_grow_with_the_console() {
         String::from_utf8_lossy(&out.stderr)
     );
     let peak = children_max_rss_kib();
-    assert!(peak < 64 * 1024, "peak memory {peak} KiB for an 80 MiB console");
+    assert!(
+        peak < 64 * 1024,
+        "peak memory {peak} KiB for an 80 MiB console"
+    );
 }

@@ -51,6 +51,34 @@ fn now() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
+/// The history, checked page by page before the night runs anything. A damaged one is moved
+/// aside, never reset in place: the night says where it went and starts a new one (and counts
+/// that as an infrastructure error).
+fn checked_history(path: &std::path::Path, errors: &mut Vec<String>) -> Result<History> {
+    let checked = History::open(path).and_then(|h| h.check().map(|()| h));
+    match checked {
+        Ok(h) => Ok(h),
+        Err(e) if path.exists() => {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            let aside = path.with_file_name(format!("{name}.damaged-{}", crate::cache::stamp()));
+            std::fs::rename(path, &aside).with_context(|| {
+                format!("{e}; and it cannot be moved aside to {}", aside.display())
+            })?;
+            let text = format!(
+                "{e}: moved aside to {}; this night starts a new history there (earlier nights \
+                 are not compared with). What the damaged file still holds can be read with \
+                 `sqlite3 {} .recover`",
+                aside.display(),
+                aside.display()
+            );
+            crate::events::warn(text.clone());
+            errors.push(text);
+            Ok(History::open(path)?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub async fn night(lab: &LabConfig, opts: &NightOptions) -> Result<NightOutcome> {
     let started = now();
     crate::events::note(format!(
@@ -65,8 +93,8 @@ pub async fn night(lab: &LabConfig, opts: &NightOptions) -> Result<NightOutcome>
     if let Some(dir) = lab.history.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let history = History::open(&lab.history)
-        .with_context(|| format!("cannot open the history {}", lab.history.display()))?;
+    let mut damaged = Vec::new();
+    let history = checked_history(&lab.history, &mut damaged)?;
 
     // Plan (git is asked off the runtime's thread).
     let (config, runs) = (lab.clone(), opts.runs);
@@ -80,6 +108,7 @@ pub async fn night(lab: &LabConfig, opts: &NightOptions) -> Result<NightOutcome>
     }
     let (built, mut errors) = build::variants(&plan).await?;
     errors.splice(0..0, plan.errors.drain(..));
+    errors.splice(0..0, damaged);
     let runs = execute::cells(&plan, &built, opts, lab.duration).await?;
     // Nothing of an interrupted night goes into the history.
     if crate::interrupt::requested() {

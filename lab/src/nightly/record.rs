@@ -6,7 +6,7 @@ use super::plan::Plan;
 use super::{NightOptions, NightOutcome};
 use crate::config::lab::LabConfig;
 use crate::kernel::Metadata;
-use crate::results::history::{ChangeKind, History, RunRow};
+use crate::results::history::{History, HistoryError, RunRow};
 use crate::results::night::{self, CellResult, ChangeOut, NightResults};
 use crate::results::{RunResult, Verdict};
 use anyhow::Result;
@@ -82,14 +82,57 @@ pub fn night(
     opts: &NightOptions,
     plan: Plan,
     runs: Vec<(Option<Metadata>, Vec<RunResult>)>,
-    mut errors: Vec<String>,
+    errors: Vec<String>,
     mut history: History,
     started: String,
 ) -> Result<NightOutcome> {
     let commits = plan.commits.clone();
+    let mut errors = errors;
     let cells = finish_cells(plan, runs, &mut errors);
+    let mut results = NightResults {
+        schema: night::SCHEMA_VERSION,
+        lab: lab.name.clone(),
+        config: lab.file.display().to_string(),
+        started,
+        ended: super::now(),
+        night: None,
+        cells,
+        changes: vec![],
+        errors,
+    };
+    // The night's own files first: whatever happens to the history, they are there.
+    write_files(&results, opts)?;
+    match compare_with_history(&mut history, &results, &commits) {
+        Ok((night_id, changes)) => {
+            results.night = night_id;
+            results.changes = changes.iter().map(ChangeOut::from).collect();
+        }
+        Err(e) => results
+            .errors
+            .push(format!("this night is not in the history: {e}")),
+    }
+    write_files(&results, opts)?;
+    let regressions = results
+        .changes
+        .iter()
+        .filter(|c| c.kind == "regression")
+        .count();
+    Ok(NightOutcome {
+        infrastructure_failed: !results.errors.is_empty(),
+        regressions,
+        results,
+    })
+}
+
+/// Record the night, one history night per source line (so nights compare along each line),
+/// and what changed against each cell's last comparable night.
+fn compare_with_history(
+    history: &mut History,
+    results: &NightResults,
+    commits: &BTreeMap<String, Option<String>>,
+) -> Result<(Option<i64>, Vec<crate::results::history::Change>), HistoryError> {
     let mut by_source: BTreeMap<&str, Vec<RunRow>> = BTreeMap::new();
-    for cell in &cells {
+    for cell in &results.cells {
         by_source
             .entry(cell.source.as_str())
             .or_default()
@@ -99,31 +142,11 @@ pub fn night(
     let mut night_id = None;
     for (source, rows) in by_source.into_iter().filter(|(_, rows)| !rows.is_empty()) {
         let commit = commits.get(source).cloned().flatten();
-        let id = history.record(&started, source, commit.as_deref(), &rows)?;
+        let id = history.record(&results.started, source, commit.as_deref(), &rows)?;
         night_id.get_or_insert(id);
         changes.extend(history.changes(id)?);
     }
-    let regressions = changes
-        .iter()
-        .filter(|c| c.kind == ChangeKind::Regression)
-        .count();
-    let results = NightResults {
-        schema: night::SCHEMA_VERSION,
-        lab: lab.name.clone(),
-        config: lab.file.display().to_string(),
-        started,
-        ended: super::now(),
-        night: night_id,
-        cells,
-        changes: changes.iter().map(ChangeOut::from).collect(),
-        errors,
-    };
-    write_files(&results, opts)?;
-    Ok(NightOutcome {
-        infrastructure_failed: !results.errors.is_empty(),
-        regressions,
-        results,
-    })
+    Ok((night_id, changes))
 }
 
 fn write_files(results: &NightResults, opts: &NightOptions) -> Result<()> {
@@ -134,9 +157,6 @@ fn write_files(results: &NightResults, opts: &NightOptions) -> Result<()> {
     )?;
     std::fs::write(out.join("junit.xml"), night::junit_xml(results)?)?;
     std::fs::write(out.join("summary.md"), night::summary_md(results))?;
-    std::fs::write(
-        out.join("report.html"),
-        crate::results::html::page(results, out),
-    )?;
+    std::fs::write(out.join("report.html"), crate::results::html::page(results))?;
     Ok(())
 }

@@ -5,7 +5,7 @@
 
 use rusqlite::{params, Connection};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Nights looked back at to call a signature flaky.
 pub const FLAKY_WINDOW: usize = 5;
@@ -80,23 +80,87 @@ pub struct Change {
 
 pub struct History {
     db: Connection,
+    path: PathBuf,
+}
+
+/// A history that cannot be read or written, naming its file.
+#[derive(Debug, thiserror::Error)]
+#[error("the history {}: {source}", path.display())]
+pub struct HistoryError {
+    pub path: PathBuf,
+    #[source]
+    pub source: rusqlite::Error,
 }
 
 impl History {
-    pub fn open(path: &Path) -> rusqlite::Result<Self> {
-        let db = Connection::open(path)?;
-        db.execute_batch(SCHEMA)?;
-        Ok(History { db })
+    pub fn open(path: &Path) -> Result<Self, HistoryError> {
+        let named = |source| HistoryError {
+            path: path.to_path_buf(),
+            source,
+        };
+        let db = Connection::open(path).map_err(named)?;
+        db.execute_batch(SCHEMA).map_err(named)?;
+        Ok(History {
+            db,
+            path: path.to_path_buf(),
+        })
     }
 
-    pub fn in_memory() -> rusqlite::Result<Self> {
-        let db = Connection::open_in_memory()?;
-        db.execute_batch(SCHEMA)?;
-        Ok(History { db })
+    pub fn in_memory() -> Result<Self, HistoryError> {
+        let named = |source| HistoryError {
+            path: ":memory:".into(),
+            source,
+        };
+        let db = Connection::open_in_memory().map_err(named)?;
+        db.execute_batch(SCHEMA).map_err(named)?;
+        Ok(History {
+            db,
+            path: ":memory:".into(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn named<T>(&self, result: rusqlite::Result<T>) -> Result<T, HistoryError> {
+        result.map_err(|source| HistoryError {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// SQLite's own check of every page (`PRAGMA quick_check`): a damaged file is an error
+    /// naming it, before a night has run anything.
+    pub fn check(&self) -> Result<(), HistoryError> {
+        let verdict: rusqlite::Result<String> =
+            self.db
+                .query_row("PRAGMA quick_check", [], |row| row.get(0));
+        match self.named(verdict)? {
+            ok if ok == "ok" => Ok(()),
+            problem => Err(HistoryError {
+                path: self.path.clone(),
+                source: rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                    Some(problem),
+                ),
+            }),
+        }
     }
 
     /// Store one night's runs; returns the night's id.
     pub fn record(
+        &mut self,
+        started: &str,
+        source: &str,
+        commit: Option<&str>,
+        runs: &[RunRow],
+    ) -> Result<i64, HistoryError> {
+        let result = self.record_runs(started, source, commit, runs);
+        self.named(result)
+    }
+
+    fn record_runs(
         &mut self,
         started: &str,
         source: &str,
@@ -140,6 +204,15 @@ impl History {
     /// The night that already tested this source commit in every one of `cells` (variant,
     /// scenario, plan key), if any: a night on an unchanged commit can be skipped.
     pub fn tested(
+        &self,
+        source: &str,
+        commit: &str,
+        cells: &[(String, String, String)],
+    ) -> Result<Option<i64>, HistoryError> {
+        self.named(self.tested_in(source, commit, cells))
+    }
+
+    fn tested_in(
         &self,
         source: &str,
         commit: &str,
@@ -242,7 +315,11 @@ impl History {
 
     /// What changed in `night` against each cell's last comparable night. A cell seen for the
     /// first time has nothing to compare with and reports no change.
-    pub fn changes(&self, night: i64) -> rusqlite::Result<Vec<Change>> {
+    pub fn changes(&self, night: i64) -> Result<Vec<Change>, HistoryError> {
+        self.named(self.changes_in(night))
+    }
+
+    fn changes_in(&self, night: i64) -> rusqlite::Result<Vec<Change>> {
         let mut out = Vec::new();
         for cell in self.cells(night)? {
             let now = self.signatures(&cell, night)?;
@@ -304,6 +381,14 @@ pub struct TrendRow {
 impl History {
     /// Every night's cells, oldest first, filtered by variant and scenario.
     pub fn trend(
+        &self,
+        variant: Option<&str>,
+        scenario: Option<&str>,
+    ) -> Result<Vec<TrendRow>, HistoryError> {
+        self.named(self.trend_in(variant, scenario))
+    }
+
+    fn trend_in(
         &self,
         variant: Option<&str>,
         scenario: Option<&str>,

@@ -34,18 +34,30 @@ fn clean(s: &str) -> String {
         .collect()
 }
 
-/// A link target relative to the night's directory, percent-encoded beyond a safe set.
-fn href(path: &Path, base: &Path) -> String {
-    let rel = path.strip_prefix(base).unwrap_or(path);
-    rel.to_string_lossy()
-        .bytes()
+/// One part of a link, percent-encoded beyond a safe set; `.` and `..` are encoded too, so a
+/// part never climbs out of the night.
+fn encode(part: &str) -> String {
+    let all_dots = !part.is_empty() && part.bytes().all(|b| b == b'.');
+    part.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => (b as char).to_string(),
+            b'.' if !all_dots => ".".to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// The link from the night's page to a run's console, from the night's own layout
+/// (`variant/scenario/run-NNN/console.log`) rather than the directory stored with the run:
+/// it stays inside the night whatever results.json says, and survives moving the night.
+fn console_href(cell: &CellResult, r: &RunResult) -> String {
+    [
+        encode(&cell.variant),
+        encode(&cell.scenario),
+        format!("run-{:03}", r.index),
+        "console.log".to_string(),
+    ]
+    .join("/")
 }
 
 fn class(cell: &CellResult) -> &'static str {
@@ -153,7 +165,7 @@ fn report(r: &Report) -> Markup {
     }
 }
 
-fn run_row(r: &RunResult, base: &Path) -> Markup {
+fn run_row(cell: &CellResult, r: &RunResult) -> Markup {
     let verdict = r.verdict();
     let (verdict, detail) = verdict.parts();
     let detail = clean(detail);
@@ -171,7 +183,7 @@ fn run_row(r: &RunResult, base: &Path) -> Markup {
             td { (ops.join(", ")) }
             td {
                 @if r.record.is_some() {
-                    a href=(href(&r.dir.join("console.log"), base)) { "console.log" }
+                    a href=(console_href(cell, r)) { "console.log" }
                 }
             }
             td {
@@ -184,7 +196,7 @@ fn run_row(r: &RunResult, base: &Path) -> Markup {
     }
 }
 
-fn cell_details(cell: &CellResult, base: &Path) -> Markup {
+fn cell_details(cell: &CellResult) -> Markup {
     html! {
         h3 id=(anchor(cell)) { (cell.variant) " × " (cell.scenario) }
         p {
@@ -198,7 +210,7 @@ fn cell_details(cell: &CellResult, base: &Path) -> Markup {
         @if !cell.runs.is_empty() {
             table {
                 tr { th { "run" } th { "verdict" } th { "outcome" } th { "first report" } th { "throughput" } th { "console" } th { "reports" } }
-                @for r in &cell.runs { (run_row(r, base)) }
+                @for r in &cell.runs { (run_row(cell, r)) }
             }
         }
     }
@@ -212,12 +224,12 @@ pub fn rewrite(night: &Path) -> anyhow::Result<std::path::PathBuf> {
     let results: NightResults =
         serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let page_path = night.join("report.html");
-    std::fs::write(&page_path, page(&results, night))?;
+    std::fs::write(&page_path, page(&results))?;
     Ok(page_path)
 }
 
-/// The page for a night whose directory is `base` (links to consoles are relative to it).
-pub fn page(n: &NightResults, base: &Path) -> String {
+/// The night's page (links to consoles are relative to the night's directory).
+pub fn page(n: &NightResults) -> String {
     let (variants, scenarios) = night::axes(n);
     let cell = |v: &str, s: &str| n.cells.iter().find(|c| c.variant == v && c.scenario == s);
     let title = if n.lab.is_empty() {
@@ -287,7 +299,7 @@ pub fn page(n: &NightResults, base: &Path) -> String {
                 h2 { "Failed runs (a kernel report, or a uapi check that differs), 95 % Wilson interval" }
                 (chart(&cells))
                 h2 { "Cells" }
-                @for c in &n.cells { (cell_details(c, base)) }
+                @for c in &n.cells { (cell_details(c)) }
             }
         }
     };
@@ -301,14 +313,30 @@ mod tests {
     #[test]
     fn control_characters_go_and_links_stay_inside_the_night() {
         assert_eq!(clean("a\u{1b}[31mb\u{0}\nc\td"), "a[31mb\nc\td");
-        let base = Path::new("/n/2026");
+        let cell = |variant: &str, scenario: &str| {
+            let mut n: NightResults = serde_json::from_value(serde_json::json!({
+                "schema": 1, "lab": "", "config": "", "started": "", "ended": "",
+                "night": null, "changes": [], "errors": [],
+                "cells": [{"variant": variant, "scenario": scenario, "source": "", "plan_key": "",
+                           "kernel": null, "runs": []}],
+            }))
+            .unwrap();
+            n.cells.remove(0)
+        };
+        // The stored directory says nothing: the link is the night's own layout.
+        let mut run = crate::results::RunResult::skipped(7, "/etc/../../passwd".into(), "x".into());
         assert_eq!(
-            href(
-                Path::new("/n/2026/base line/race/run-001/console.log"),
-                base
-            ),
-            "base%20line/race/run-001/console.log"
+            console_href(&cell("base line", "race"), &run),
+            "base%20line/race/run-007/console.log"
         );
-        assert_eq!(href(Path::new("x\"><script>"), base), "x%22%3E%3Cscript%3E");
+        run.index = 1;
+        assert_eq!(
+            console_href(&cell("..", "x\"><script>"), &run),
+            "%2E%2E/x%22%3E%3Cscript%3E/run-001/console.log"
+        );
+        assert_eq!(
+            console_href(&cell("a.b", "/abs"), &run),
+            "a.b/%2Fabs/run-001/console.log"
+        );
     }
 }

@@ -502,7 +502,7 @@ mod tests {
         let mut n = night();
         n.cells[0].runs[0].record = None;
         n.lab = "<b>lab</b>".into();
-        let page = super::super::html::page(&n, std::path::Path::new("/tmp"));
+        let page = super::super::html::page(&n);
         assert!(page.starts_with("<!DOCTYPE html>"));
         // The guest's markup arrives escaped, its control characters dropped.
         assert!(

@@ -27,7 +27,6 @@ use std::time::Duration;
 
 pub use crate::results::{Evidence, RunResult, Verdict};
 
-
 /// What the report parser has seen of one run's console.
 #[derive(Default)]
 struct Seen {
