@@ -117,8 +117,8 @@ pub struct RunArgs {
     /// Scenario name (scenarios/<name>.toml).
     #[arg(long)]
     pub scenario: String,
-    /// How many runs.
-    #[arg(long, default_value_t = 1)]
+    /// How many runs (at least one).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub runs: u32,
     #[command(flatten)]
     pub how: How,
@@ -140,8 +140,8 @@ pub struct NightlyArgs {
     /// The night's directory (default: <results>/<timestamp>).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Override every cell's runs.
-    #[arg(long)]
+    /// Override every cell's runs (at least one).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub runs: Option<u32>,
     /// Run a git source again even when its ref still points at a commit the history
     /// already has with the same plan.

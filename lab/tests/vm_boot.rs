@@ -282,3 +282,33 @@ fn vng_backend_runs_the_counting_workload_on_the_distro_kernel() {
     assert!(threads.iter().all(|t| t["count"].as_u64().unwrap() > 0));
     assert!(qemu_left(&dir).is_empty());
 }
+
+/// A thread asked to run on a vCPU the guest does not have is an error of the run, never
+/// pinned elsewhere in silence.
+#[test]
+fn a_pin_list_naming_a_missing_vcpu_is_an_agent_error() {
+    let _slot = vm_slot();
+    let (_tmp, dir) = run_dir("pin");
+    let out = lab()
+        .args([
+            "boot",
+            "--cpus",
+            "1",
+            "--workload",
+            "syscall_count",
+            "--duration",
+            "1s",
+        ])
+        .args(["--param", "cpus=[1]"])
+        .arg("--kernel")
+        .arg(distro_kernel())
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let o = outcome(&dir);
+    assert_eq!(o["outcome"]["kind"], "agent-error", "{o}");
+    let error = o["outcome"]["error"].as_str().unwrap();
+    assert!(error.contains("cpus names vCPU 1"), "{error}");
+}

@@ -12,6 +12,20 @@ use std::collections::BTreeMap;
 /// Bumped whenever a message changes shape; both sides refuse other versions.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The workloads this agent runs (`RunRequest::workload`): the host checks a scenario's
+/// against it when the scenario is loaded. The agent's own table must name the same ones.
+pub const WORKLOAD_NAMES: &[&str] = &[
+    "epoll_close_race",
+    "syscall_count",
+    "eventfd_notifier_race",
+    "uapi_epoll",
+    "exec",
+    "sequence",
+    "hang",
+    "hung_task",
+    "sysrq_crash",
+];
+
 /// Name of the virtio-serial port the agent talks on (`-device virtserialport,name=...`).
 pub const AGENT_PORT_NAME: &str = "lab.agent";
 

@@ -75,8 +75,8 @@ pub struct Args {
     /// (e.g. qemu-guest,scenarios,kasan) on allnoconfig.
     #[arg(long, default_value = "baseline")]
     pub variant_config: String,
-    /// Runs at the racy end to measure the reproduction rate.
-    #[arg(long, default_value_t = 5)]
+    /// Runs at the racy end to measure the reproduction rate (at least one).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub runs: u32,
     /// The target report's signature (default: the most frequent first finding at the racy
     /// end). Other findings do not make a commit racy.

@@ -36,8 +36,8 @@ pub struct Args {
     /// Scenario name (scenarios/<name>.toml). Default: lab.toml's [compare].
     #[arg(long)]
     pub scenario: Option<String>,
-    /// Runs per variant (default: lab.toml's [compare], else 10).
-    #[arg(long)]
+    /// Runs per variant (default: lab.toml's [compare], else 10; at least one).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub runs: Option<u32>,
     /// The lab whose [compare] section gives the defaults (default: lab.toml here or above).
     #[arg(long)]

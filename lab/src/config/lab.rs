@@ -13,14 +13,11 @@ use toml::Spanned;
 struct Raw {
     #[serde(default)]
     name: String,
-    #[serde(default = "default_kernels")]
-    kernels: String,
-    #[serde(default = "default_scenarios")]
-    scenarios: String,
+    kernels: Option<Spanned<String>>,
+    scenarios: Option<Spanned<String>>,
     results: Option<String>,
     history: Option<String>,
-    #[serde(default = "default_runs")]
-    runs: u32,
+    runs: Option<Spanned<u32>>,
     duration: Option<Spanned<String>>,
     #[serde(default)]
     matrix: Vec<RawCells>,
@@ -32,7 +29,7 @@ struct Raw {
 struct RawCells {
     variants: Vec<Spanned<String>>,
     scenarios: Vec<Spanned<String>>,
-    runs: Option<u32>,
+    runs: Option<Spanned<u32>>,
     /// What each variant is expected to do in these scenarios: "pass", "fail", or text the
     /// first failing run's verdict contains (a report title).
     #[serde(default)]
@@ -44,22 +41,11 @@ struct RawCells {
 struct RawCompare {
     variants: Vec<Spanned<String>>,
     scenario: Spanned<String>,
-    #[serde(default = "default_compare_runs")]
-    runs: u32,
+    runs: Option<Spanned<u32>>,
 }
 
-fn default_kernels() -> String {
-    "kernels".into()
-}
-fn default_scenarios() -> String {
-    "scenarios".into()
-}
-fn default_runs() -> u32 {
-    3
-}
-fn default_compare_runs() -> u32 {
-    20
-}
+const DEFAULT_RUNS: u32 = 3;
+const DEFAULT_COMPARE_RUNS: u32 = 20;
 
 /// One variant × scenario cell of the matrix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,8 +121,28 @@ impl LabConfig {
             message,
         };
         let base = file.parent().unwrap_or(Path::new("."));
-        let kernels = resolve(base, &raw.kernels);
-        let scenarios = resolve(base, &raw.scenarios);
+        // The directories it names must be there: otherwise every name in it would read as
+        // unknown, with an empty list of known ones.
+        let directory = |given: &Option<Spanned<String>>, default: &str| {
+            let (path, span) = match given {
+                Some(g) => (resolve(base, g.get_ref()), g.span()),
+                None => (base.join(default), 0..0),
+            };
+            if path.is_dir() {
+                Ok(path)
+            } else {
+                let what = format!("the {default} directory {} does not exist", path.display());
+                Err(match given {
+                    Some(_) => at(span, what),
+                    None => ConfigError::File {
+                        file: file.into(),
+                        message: format!("{what} (set {default} = \"DIR\")"),
+                    },
+                })
+            }
+        };
+        let kernels = directory(&raw.kernels, "kernels")?;
+        let scenarios = directory(&raw.scenarios, "scenarios")?;
         let scenario_names = known_scenarios(&scenarios);
         let variant_names = known_variants(&kernels);
         let known_variants = variant_names.as_slice();
@@ -154,8 +160,19 @@ impl LabConfig {
                 ))
             }
         };
+        // A number of runs is at least one: a cell with nothing run would read as a pass.
+        let runs_of = |runs: &Option<Spanned<u32>>, default: u32| match runs {
+            Some(r) if *r.get_ref() == 0 => Err(at(
+                r.span(),
+                "runs = 0: a cell needs at least one run (nothing run is not a pass)".into(),
+            )),
+            Some(r) => Ok(*r.get_ref()),
+            None => Ok(default),
+        };
+        let lab_runs = runs_of(&raw.runs, DEFAULT_RUNS)?;
         let mut cells = Vec::new();
         for m in &raw.matrix {
+            let runs = runs_of(&m.runs, lab_runs)?;
             if let Some((name, value)) = m
                 .expect
                 .iter()
@@ -173,7 +190,7 @@ impl LabConfig {
                     let cell = Cell {
                         variant: variant.clone(),
                         scenario,
-                        runs: m.runs.unwrap_or(raw.runs),
+                        runs,
                         expect: m.expect.get(&variant).map(|e| e.get_ref().clone()),
                     };
                     if !cells
@@ -208,7 +225,7 @@ impl LabConfig {
                         .map(|v| check(v, known_variants, "variant"))
                         .collect::<Result<_, _>>()?,
                     scenario: check(&c.scenario, &scenario_names, "scenario")?,
-                    runs: c.runs,
+                    runs: runs_of(&c.runs, DEFAULT_COMPARE_RUNS)?,
                 })
             })
             .transpose()?;
@@ -242,6 +259,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("lab.toml");
         std::fs::write(&file, text).unwrap();
+        for d in ["kernels", "scenarios"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
         LabConfig::load(
             &file,
             |_| vec!["baseline".into(), "epoll-unpinned-poll".into()],
@@ -294,6 +314,42 @@ mod tests {
         .to_string();
         assert!(
             e.contains("lab.toml:4: expect names \"epoll-unpinned-poll\", which is not one of this matrix's variants"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn zero_runs_are_refused_at_their_line() {
+        for (text, line) in [
+            (
+                "runs = 0\n[[matrix]]\nvariants = [\"baseline\"]\nscenarios = [\"uapi-epoll\"]\n",
+                1,
+            ),
+            (
+                "[[matrix]]\nvariants = [\"baseline\"]\nscenarios = [\"uapi-epoll\"]\nruns = 0\n",
+                4,
+            ),
+            (
+                "[[matrix]]\nvariants = [\"baseline\"]\nscenarios = [\"uapi-epoll\"]\n\
+                 [compare]\nvariants = [\"baseline\"]\nscenario = \"uapi-epoll\"\nruns = 0\n",
+                7,
+            ),
+        ] {
+            let e = load(text).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("lab.toml:{line}: runs = 0")),
+                "{text:?}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_directory_is_named_at_its_line() {
+        let e = load("kernels = \"/nonexistent\"\n[[matrix]]\nvariants = [\"baseline\"]\nscenarios = [\"uapi-epoll\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("lab.toml:1: the kernels directory /nonexistent does not exist"),
             "{e}"
         );
     }

@@ -78,6 +78,71 @@ pub struct Scenario {
     pub expect: BTreeMap<String, serde_json::Value>,
 }
 
+/// The machines a scenario can ask for.
+pub const MAX_CPUS: u32 = 64;
+pub const MIN_MEMORY_MIB: u64 = 64;
+pub const MAX_MEMORY_MIB: u64 = 256 * 1024;
+/// Most worker threads a workload is asked for.
+pub const MAX_THREADS: u32 = 1024;
+
+/// vCPUs, threads, and every CPU a pin list names (`params.cpus`, `params.*_cpus`) must
+/// describe the machine: (offset in the file, why) otherwise.
+fn machine(raw: &Raw, text: &str) -> Result<(), (usize, String)> {
+    // The line a key is set on, looking from `from` on (params: from their table's header).
+    let offset_in = |key: &str, from: usize| {
+        let mut at = from;
+        for line in text[from.min(text.len())..].split_inclusive('\n') {
+            let t = line.trim_start();
+            if t.starts_with(key) && t[key.len()..].trim_start().starts_with('=') {
+                return at;
+            }
+            at += line.len();
+        }
+        0
+    };
+    let offset_of = |key: &str| offset_in(key, 0);
+    let params = text.find("[params]").unwrap_or(0);
+    if !(1..=MAX_CPUS).contains(&raw.cpus) {
+        return Err((
+            offset_of("cpus"),
+            format!("cpus = {}: a guest has 1 to {MAX_CPUS} vCPUs", raw.cpus),
+        ));
+    }
+    if let Some(t) = raw.threads.filter(|t| !(1..=MAX_THREADS).contains(t)) {
+        return Err((
+            offset_of("threads"),
+            format!("threads = {t}: 1 to {MAX_THREADS} worker threads"),
+        ));
+    }
+    for (key, value) in &raw.params {
+        if key != "cpus" && !key.ends_with("_cpus") {
+            continue;
+        }
+        let listed = value.as_array().ok_or_else(|| {
+            (
+                offset_of(key),
+                format!("{key} must be a list of vCPU numbers, not {value}"),
+            )
+        })?;
+        for cpu in listed {
+            match cpu.as_u64() {
+                Some(c) if c < raw.cpus as u64 => {}
+                _ => {
+                    return Err((
+                        offset_in(key, params),
+                        format!(
+                            "{key} names vCPU {cpu}, but the guest has {} (0 to {})",
+                            raw.cpus,
+                            raw.cpus - 1
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
     let text = std::fs::read_to_string(file).map_err(|e| ScenarioError::File {
         file: file.to_path_buf(),
@@ -96,6 +161,16 @@ pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
     })?;
     let memory_mib = crate::units::parse_mib(raw.memory.get_ref())
         .map_err(|m| at(raw.memory.span().start, m))?;
+    if !(MIN_MEMORY_MIB..=MAX_MEMORY_MIB).contains(&memory_mib) {
+        return Err(at(
+            raw.memory.span().start,
+            format!(
+                "memory {:?} is {memory_mib} MiB: a guest gets {MIN_MEMORY_MIB} MiB to {} GiB",
+                raw.memory.get_ref(),
+                MAX_MEMORY_MIB / 1024
+            ),
+        ));
+    }
     let duration = humantime::parse_duration(raw.duration.get_ref())
         .map_err(|e| at(raw.duration.span().start, format!("duration: {e}")))?;
     for option in raw.requires.get_ref() {
@@ -110,6 +185,17 @@ pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
             ));
         }
     }
+    let workload = raw.workload.get_ref();
+    if !runner::protocol::WORKLOAD_NAMES.contains(&workload.as_str()) {
+        return Err(at(
+            raw.workload.span().start,
+            format!(
+                "no workload named {workload:?}; the agent runs: {}",
+                runner::protocol::WORKLOAD_NAMES.join(", ")
+            ),
+        ));
+    }
+    machine(&raw, &text).map_err(|(offset, m)| at(offset, m))?;
     if raw.kind == Kind::Uapi && raw.expect.is_empty() {
         return Err(at(0, "a uapi scenario needs an [expect] table".into()));
     }
@@ -209,6 +295,38 @@ mod tests {
                 "kind = \"race\"\nworkload = \"w\"\nthreds = 3\n",
                 3,
                 "threds",
+            ),
+        ] {
+            let (_d, f) = write(text);
+            let e = load(&f).unwrap_err().to_string();
+            assert!(e.contains(&format!("s.toml:{line}:")), "{text:?}: {e}");
+            assert!(e.contains(needle), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn values_that_cannot_describe_the_machine_are_refused_at_their_line() {
+        for (text, line, needle) in [
+            ("kind = \"race\"\nworkload = \"hang\"\ncpus = 0\n", 3, "cpus = 0"),
+            ("kind = \"race\"\nworkload = \"hang\"\ncpus = 100000\n", 3, "1 to 64 vCPUs"),
+            ("kind = \"race\"\nworkload = \"hang\"\nmemory = \"99999999T\"\n", 3, "MiB to"),
+            ("kind = \"race\"\nworkload = \"hang\"\nmemory = \"1K\"\n", 3, "below 1 MiB"),
+            ("kind = \"race\"\nworkload = \"hang\"\nmemory = \"32M\"\n", 3, "MiB to"),
+            ("kind = \"race\"\nworkload = \"hang\"\nthreads = 0\n", 3, "threads = 0"),
+            (
+                "kind = \"race\"\nworkload = \"epoll_close_race\"\ncpus = 2\n[params]\nfile_kind = \"pipe\"\npoller_cpus = [1, 2]\n",
+                6,
+                "poller_cpus names vCPU 2, but the guest has 2",
+            ),
+            (
+                "kind = \"race\"\nworkload = \"syscall_count\"\ncpus = 1\n[params]\ncpus = [1]\n",
+                5,
+                "cpus names vCPU 1",
+            ),
+            (
+                "kind = \"race\"\nworkload = \"epol_close_race\"\n",
+                2,
+                "no workload named \"epol_close_race\"",
             ),
         ] {
             let (_d, f) = write(text);

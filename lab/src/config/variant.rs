@@ -135,6 +135,28 @@ impl Catalog {
             let name = file.file_stem().unwrap().to_string_lossy().into_owned();
             raw.insert(name, (file, text, parsed));
         }
+        // A patch folder no variant claims is a variant renamed without its patches (which
+        // would then build without them): refused, naming the folder.
+        let patches = dir.join("patches");
+        if let Ok(folders) = std::fs::read_dir(&patches) {
+            let mut unclaimed: Vec<String> = folders
+                .flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| !raw.contains_key(name))
+                .collect();
+            unclaimed.sort();
+            if let Some(name) = unclaimed.first() {
+                return Err(file_err(
+                    &patches.join(name),
+                    format!(
+                        "no variant claims these patches: there is no {name}.toml in {} \
+                         (was the variant renamed? a variant's patches are patches/<its name>/)",
+                        dir.display()
+                    ),
+                ));
+            }
+        }
         Ok(Catalog {
             dir: dir.to_path_buf(),
             raw,
@@ -145,9 +167,34 @@ impl Catalog {
         self.raw.keys().cloned().collect()
     }
 
-    /// Resolve one variant: its base chain, source, fragments and patch series.
+    /// Resolve one variant: its base chain, source, fragments and patch series. A variant
+    /// that changes nothing of its base (no patches of its own, the same source and
+    /// configuration) is refused: it would build its base's kernel under its own name.
     pub fn get(&self, name: &str) -> Result<Variant, VariantError> {
-        self.resolve(name, &mut Vec::new())
+        let variant = self.resolve(name, &mut Vec::new())?;
+        let (file, _, raw) = &self.raw[name];
+        if let Some(base) = &raw.base {
+            let base = self.resolve(base.get_ref(), &mut Vec::new())?;
+            let same = |a: &Variant, b: &Variant| {
+                a.patches == b.patches
+                    && a.source == b.source
+                    && a.config_base == b.config_base
+                    && a.fragments == b.fragments
+            };
+            if same(&variant, &base) {
+                return Err(VariantError::File {
+                    file: file.clone(),
+                    message: format!(
+                        "variant {name} changes nothing of its base {}: no patches in {} and \
+                         the same source and configuration, so it would be {}'s kernel",
+                        base.name,
+                        self.dir.join("patches").join(name).display(),
+                        base.name
+                    ),
+                });
+            }
+        }
+        Ok(variant)
     }
 
     fn resolve(&self, name: &str, chain: &mut Vec<String>) -> Result<Variant, VariantError> {
@@ -295,7 +342,7 @@ fn fragment(kernels: &Path, name: &str) -> Result<Fragment, String> {
     })
 }
 
-/// `kernels/patches/<variant>/*.patch`, in file-name order.
+/// `kernels/patches/<variant>/*.patch`, in file-name order; each must be a readable file.
 fn series(kernels: &Path, variant: &str) -> Result<Vec<PatchRef>, String> {
     let dir = kernels.join("patches").join(variant);
     if !dir.exists() {
@@ -308,6 +355,14 @@ fn series(kernels: &Path, variant: &str) -> Result<Vec<PatchRef>, String> {
         .filter(|p| p.extension().is_some_and(|e| e == "patch"))
         .collect();
     patches.sort();
+    for p in &patches {
+        if let Err(e) = std::fs::File::open(p) {
+            return Err(format!(
+                "variant {variant}: patch {} cannot be read: {e}",
+                p.display()
+            ));
+        }
+    }
     Ok(patches
         .into_iter()
         .map(|path| PatchRef {
@@ -465,6 +520,61 @@ mod tests {
                 repo: "/r".into(),
                 reference: "main".into()
             }
+        );
+    }
+
+    #[test]
+    fn a_renamed_patch_folder_is_refused_by_folder_and_by_variant() {
+        let files = [
+            ("a.toml", "description = \"A\"\n"),
+            ("b.toml", "base = \"a\"\n"),
+            ("patches/b/0001-x.patch", "x"),
+        ];
+        let dir = kernels(&files);
+        assert!(Catalog::load(dir.path()).unwrap().get("b").is_ok());
+        // The folder renamed: it is nobody's, and b changes nothing of a.
+        std::fs::rename(dir.path().join("patches/b"), dir.path().join("patches/bee")).unwrap();
+        let e = Catalog::load(dir.path()).err().unwrap().to_string();
+        assert!(
+            e.contains("patches/bee") && e.contains("no variant claims these patches"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(dir.path().join("patches/bee")).unwrap();
+        let e = Catalog::load(dir.path())
+            .unwrap()
+            .get("b")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("b.toml") && e.contains("changes nothing of its base a"),
+            "{e}"
+        );
+        // Another source or configuration is a change.
+        std::fs::write(
+            dir.path().join("b.toml"),
+            "base = \"a\"\nconfig_base = \"defconfig\"\n",
+        )
+        .unwrap();
+        assert!(Catalog::load(dir.path()).unwrap().get("b").is_ok());
+    }
+
+    #[test]
+    fn a_patch_that_cannot_be_read_is_named_with_its_variant() {
+        let dir = kernels(&[("a.toml", "")]);
+        std::fs::create_dir_all(dir.path().join("patches/a")).unwrap();
+        std::os::unix::fs::symlink(
+            "/nonexistent/x.patch",
+            dir.path().join("patches/a/0001-gone.patch"),
+        )
+        .unwrap();
+        let e = Catalog::load(dir.path())
+            .unwrap()
+            .get("a")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("variant a: patch") && e.contains("0001-gone.patch"),
+            "{e}"
         );
     }
 

@@ -58,6 +58,14 @@ fn finish_cells(
         if cell.note.is_none() && cell.kernel.is_none() {
             cell.note = Some(format!("{}{} did not build", night::NOT_RUN, cell.variant));
         }
+        // Nothing run is not a pass.
+        if cell.note.is_none() && cell.runs.is_empty() {
+            cell.note = Some(format!("{}no run was made", night::NOT_RUN));
+            errors.push(format!(
+                "{} × {}: no run was made",
+                cell.variant, cell.scenario
+            ));
+        }
         if cell.note.is_none()
             && !cell.runs.is_empty()
             && cell

@@ -163,6 +163,9 @@ pub fn cell_text(cell: &CellResult) -> String {
     }
     let (fail, error, skipped, pass) = tally(cell);
     let n = cell.runs.len();
+    if n == 0 {
+        return format!("{NOT_RUN}no run was made");
+    }
     if let Some((_, detail)) = first_failure(cell) {
         let mut t = format!("FAIL {fail}/{n}: {detail}");
         if error > 0 {
@@ -310,7 +313,10 @@ pub fn junit_xml(night: &NightResults) -> Result<String, quick_junit::SerializeE
                 st.set_description(text);
             }
             st
-        } else if error > 0 || cell.note.as_deref().is_some_and(|n| n.starts_with(NOT_RUN)) {
+        } else if error > 0
+            || (cell.runs.is_empty() && cell.note.is_none())
+            || cell.note.as_deref().is_some_and(|n| n.starts_with(NOT_RUN))
+        {
             let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
             st.set_message(cell_text(cell));
             st
@@ -521,6 +527,21 @@ mod tests {
         assert!(page.contains("id=\"epoll-unpinned-poll--epoll-dmabuf-race\""));
         // Self-contained: no script, no external resource.
         assert!(!page.contains("<script") && !page.contains(" src=") && !page.contains("<link"));
+    }
+
+    #[test]
+    fn a_cell_with_nothing_run_is_not_a_pass() {
+        let mut n = night();
+        n.cells[1].runs.clear();
+        assert_eq!(cell_text(&n.cells[1]), "not run: no run was made");
+        assert_eq!(as_expected(&n.cells[1]), None);
+        let xml = junit_xml(&n).unwrap();
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let case = doc
+            .descendants()
+            .find(|c| c.attribute("classname") == Some("epoll-dmabuf-race.baseline"))
+            .unwrap();
+        assert!(case.children().any(|n| n.has_tag_name("error")), "{xml}");
     }
 
     #[test]

@@ -82,8 +82,8 @@ pub fn run(ctx: &Ctx) -> Result<(), String> {
     drop(Maker::new(&kind)?);
     let closers = param_u32(ctx, "closers").unwrap_or((ctx.nproc / 2).max(1));
     let pollers = param_u32(ctx, "pollers").unwrap_or((ctx.nproc - closers.min(ctx.nproc)).max(1));
-    let mut slots = place(ctx, "closer", closers, "closer_cpus", 0);
-    slots.extend(place(ctx, "poller", pollers, "poller_cpus", closers));
+    let mut slots = place(ctx, "closer", closers, "closer_cpus", 0)?;
+    slots.extend(place(ctx, "poller", pollers, "poller_cpus", closers)?);
     let epfd = sys::epoll_create(libc::EPOLL_CLOEXEC).map_err(|e| format!("epoll_create1: {e}"))?;
     run_slots(ctx, &slots, |worker| match worker.role {
         "closer" => closer(worker, &epfd, &kind),

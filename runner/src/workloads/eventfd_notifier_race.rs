@@ -131,8 +131,8 @@ pub fn run(ctx: &Ctx) -> Result<(), String> {
         .get("client")
         .and_then(|v| v.as_str())
         .unwrap_or("io_uring");
-    let mut slots = place(ctx, "closer", 1, "closer_cpus", 0);
-    slots.extend(place(ctx, "driver", 1, "driver_cpus", 1));
+    let mut slots = place(ctx, "closer", 1, "closer_cpus", 0)?;
+    slots.extend(place(ctx, "driver", 1, "driver_cpus", 1)?);
     match client {
         "io_uring" => {
             let ring = io_uring::IoUring::new(64)

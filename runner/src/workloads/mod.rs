@@ -97,3 +97,12 @@ pub fn run(req: &RunRequest, chan: &Channel, nproc: u32) -> Result<(), String> {
         })?;
     (workload.run)(&Ctx { req, chan, nproc })
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_host_knows_exactly_the_workloads_the_agent_runs() {
+        let ours: Vec<&str> = super::WORKLOADS.iter().map(|w| w.name).collect();
+        assert_eq!(ours, runner::protocol::WORKLOAD_NAMES);
+    }
+}

@@ -60,47 +60,52 @@ fn pin(cpu: u32) -> Result<(), String> {
 }
 
 /// `count` threads of one role on the vCPUs listed in `params[cpus_key]` (cycled), or spread
-/// from `first_cpu` on, or unpinned when `params.pin` is false.
+/// from `first_cpu` on, or unpinned when `params.pin` is false. A listed vCPU the guest does
+/// not have is an error: a thread is never pinned elsewhere than the scenario asked.
 pub fn place(
     ctx: &Ctx,
     role: &'static str,
     count: u32,
     cpus_key: &str,
     first_cpu: u32,
-) -> Vec<Slot> {
+) -> Result<Vec<Slot>, String> {
     let pinned = ctx
         .req
         .params
         .get("pin")
         .and_then(|v| v.as_bool())
         .unwrap_or(true);
-    let listed: Vec<u32> = ctx
-        .req
-        .params
-        .get(cpus_key)
-        .and_then(|v| v.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|c| c.as_u64().map(|c| c as u32))
-                .collect()
-        })
-        .unwrap_or_default();
-    (0..count)
+    let listed: Vec<u32> = match ctx.req.params.get(cpus_key) {
+        None => Vec::new(),
+        Some(v) => v
+            .as_array()
+            .ok_or_else(|| format!("{cpus_key} must be a list of vCPU numbers, not {v}"))?
+            .iter()
+            .map(|c| match c.as_u64() {
+                Some(c) if c < ctx.nproc as u64 => Ok(c as u32),
+                _ => Err(format!(
+                    "{cpus_key} names vCPU {c}, but the guest has {} vCPU(s)",
+                    ctx.nproc
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    Ok((0..count)
         .map(|i| Slot {
             role,
             cpu: pinned.then(|| {
                 if listed.is_empty() {
                     (first_cpu + i) % ctx.nproc
                 } else {
-                    listed[i as usize % listed.len()] % ctx.nproc
+                    listed[i as usize % listed.len()]
                 }
             }),
         })
-        .collect()
+        .collect())
 }
 
 /// One thread per vCPU, all with the same role.
-pub fn one_per_cpu(ctx: &Ctx, role: &'static str) -> Vec<Slot> {
+pub fn one_per_cpu(ctx: &Ctx, role: &'static str) -> Result<Vec<Slot>, String> {
     place(ctx, role, ctx.threads(), "cpus", 0)
 }
 

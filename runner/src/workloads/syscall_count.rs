@@ -21,5 +21,5 @@ fn count(worker: &mut Worker) -> Result<(), String> {
 }
 
 pub fn run(ctx: &Ctx) -> Result<(), String> {
-    run_slots(ctx, &one_per_cpu(ctx, "counter"), count)
+    run_slots(ctx, &one_per_cpu(ctx, "counter")?, count)
 }
