@@ -98,6 +98,129 @@ pub fn variant_names(dir: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// What checking a lab.toml needs at hand: its file and text, and the names it may use.
+struct Checker<'a> {
+    file: &'a Path,
+    text: &'a str,
+    variants: Vec<String>,
+    scenarios: Vec<String>,
+}
+
+impl Checker<'_> {
+    fn at(&self, span: std::ops::Range<usize>, message: String) -> ConfigError {
+        ConfigError::At {
+            file: self.file.into(),
+            line: line_of(self.text, span.start),
+            message,
+        }
+    }
+
+    /// A variant or scenario name that exists.
+    fn name(&self, name: &Spanned<String>, what: &str) -> Result<String, ConfigError> {
+        let known = if what == "variant" {
+            &self.variants
+        } else {
+            &self.scenarios
+        };
+        if known.iter().any(|k| k == name.get_ref()) {
+            return Ok(name.get_ref().clone());
+        }
+        Err(self.at(
+            name.span(),
+            format!(
+                "no {what} named {:?}; known: {}",
+                name.get_ref(),
+                known.join(", ")
+            ),
+        ))
+    }
+
+    /// A number of runs is at least one: a cell with nothing run would read as a pass.
+    fn runs(&self, runs: &Option<Spanned<u32>>, default: u32) -> Result<u32, ConfigError> {
+        match runs {
+            Some(r) if *r.get_ref() == 0 => Err(self.at(
+                r.span(),
+                "runs = 0: a cell needs at least one run (nothing run is not a pass)".into(),
+            )),
+            Some(r) => Ok(*r.get_ref()),
+            None => Ok(default),
+        }
+    }
+
+    /// The matrix's cells, each variant × scenario once.
+    fn cells(&self, matrix: &[RawCells], lab_runs: u32) -> Result<Vec<Cell>, ConfigError> {
+        let mut cells: Vec<Cell> = Vec::new();
+        for m in matrix {
+            let runs = self.runs(&m.runs, lab_runs)?;
+            if let Some((name, value)) = m
+                .expect
+                .iter()
+                .find(|(name, _)| !m.variants.iter().any(|v| v.get_ref() == *name))
+            {
+                return Err(self.at(
+                    value.span(),
+                    format!("expect names {name:?}, which is not one of this matrix's variants"),
+                ));
+            }
+            for v in &m.variants {
+                let variant = self.name(v, "variant")?;
+                for s in &m.scenarios {
+                    let scenario = self.name(s, "scenario")?;
+                    if cells
+                        .iter()
+                        .any(|c| c.variant == variant && c.scenario == scenario)
+                    {
+                        continue;
+                    }
+                    cells.push(Cell {
+                        expect: m.expect.get(&variant).map(|e| e.get_ref().clone()),
+                        variant: variant.clone(),
+                        scenario,
+                        runs,
+                    });
+                }
+            }
+        }
+        if cells.is_empty() {
+            return Err(ConfigError::File {
+                file: self.file.into(),
+                message: "no [[matrix]] cells: add variants = [...] and scenarios = [...]".into(),
+            });
+        }
+        Ok(cells)
+    }
+}
+
+/// A directory lab.toml names (or its default next to it), which must be there: otherwise
+/// every name in it would read as unknown, with an empty list of known ones.
+fn directory(
+    file: &Path,
+    text: &str,
+    given: &Option<Spanned<String>>,
+    default: &str,
+) -> Result<PathBuf, ConfigError> {
+    let base = file.parent().unwrap_or(Path::new("."));
+    let path = match given {
+        Some(g) => resolve(base, g.get_ref()),
+        None => base.join(default),
+    };
+    if path.is_dir() {
+        return Ok(path);
+    }
+    let what = format!("the {default} directory {} does not exist", path.display());
+    Err(match given {
+        Some(g) => ConfigError::At {
+            file: file.into(),
+            line: line_of(text, g.span().start),
+            message: what,
+        },
+        None => ConfigError::File {
+            file: file.into(),
+            message: format!("{what} (set {default} = \"DIR\")"),
+        },
+    })
+}
+
 impl LabConfig {
     /// Load and check a lab.toml. `known_variants` and `known_scenarios` list the names in
     /// the kernels and scenarios directories it names.
@@ -115,104 +238,22 @@ impl LabConfig {
             line: line_of(&text, e.span().map_or(0, |s| s.start)),
             message: e.message().to_string(),
         })?;
-        let at = |span: std::ops::Range<usize>, message: String| ConfigError::At {
-            file: file.into(),
-            line: line_of(&text, span.start),
-            message,
-        };
         let base = file.parent().unwrap_or(Path::new("."));
-        // The directories it names must be there: otherwise every name in it would read as
-        // unknown, with an empty list of known ones.
-        let directory = |given: &Option<Spanned<String>>, default: &str| {
-            let (path, span) = match given {
-                Some(g) => (resolve(base, g.get_ref()), g.span()),
-                None => (base.join(default), 0..0),
-            };
-            if path.is_dir() {
-                Ok(path)
-            } else {
-                let what = format!("the {default} directory {} does not exist", path.display());
-                Err(match given {
-                    Some(_) => at(span, what),
-                    None => ConfigError::File {
-                        file: file.into(),
-                        message: format!("{what} (set {default} = \"DIR\")"),
-                    },
-                })
-            }
+        let kernels = directory(file, &text, &raw.kernels, "kernels")?;
+        let scenarios = directory(file, &text, &raw.scenarios, "scenarios")?;
+        let checker = Checker {
+            file,
+            text: &text,
+            variants: known_variants(&kernels),
+            scenarios: known_scenarios(&scenarios),
         };
-        let kernels = directory(&raw.kernels, "kernels")?;
-        let scenarios = directory(&raw.scenarios, "scenarios")?;
-        let scenario_names = known_scenarios(&scenarios);
-        let variant_names = known_variants(&kernels);
-        let known_variants = variant_names.as_slice();
-        let check = |name: &Spanned<String>, known: &[String], what: &str| {
-            if known.iter().any(|k| k == name.get_ref()) {
-                Ok(name.get_ref().clone())
-            } else {
-                Err(at(
-                    name.span(),
-                    format!(
-                        "no {what} named {:?}; known: {}",
-                        name.get_ref(),
-                        known.join(", ")
-                    ),
-                ))
-            }
-        };
-        // A number of runs is at least one: a cell with nothing run would read as a pass.
-        let runs_of = |runs: &Option<Spanned<u32>>, default: u32| match runs {
-            Some(r) if *r.get_ref() == 0 => Err(at(
-                r.span(),
-                "runs = 0: a cell needs at least one run (nothing run is not a pass)".into(),
-            )),
-            Some(r) => Ok(*r.get_ref()),
-            None => Ok(default),
-        };
-        let lab_runs = runs_of(&raw.runs, DEFAULT_RUNS)?;
-        let mut cells = Vec::new();
-        for m in &raw.matrix {
-            let runs = runs_of(&m.runs, lab_runs)?;
-            if let Some((name, value)) = m
-                .expect
-                .iter()
-                .find(|(name, _)| !m.variants.iter().any(|v| v.get_ref() == *name))
-            {
-                return Err(at(
-                    value.span(),
-                    format!("expect names {name:?}, which is not one of this matrix's variants"),
-                ));
-            }
-            for v in &m.variants {
-                let variant = check(v, known_variants, "variant")?;
-                for s in &m.scenarios {
-                    let scenario = check(s, &scenario_names, "scenario")?;
-                    let cell = Cell {
-                        variant: variant.clone(),
-                        scenario,
-                        runs,
-                        expect: m.expect.get(&variant).map(|e| e.get_ref().clone()),
-                    };
-                    if !cells
-                        .iter()
-                        .any(|c: &Cell| c.variant == cell.variant && c.scenario == cell.scenario)
-                    {
-                        cells.push(cell);
-                    }
-                }
-            }
-        }
-        if cells.is_empty() {
-            return Err(ConfigError::File {
-                file: file.into(),
-                message: "no [[matrix]] cells: add variants = [...] and scenarios = [...]".into(),
-            });
-        }
+        let lab_runs = checker.runs(&raw.runs, DEFAULT_RUNS)?;
+        let cells = checker.cells(&raw.matrix, lab_runs)?;
         let duration = raw
             .duration
             .map(|d| {
                 humantime::parse_duration(d.get_ref())
-                    .map_err(|e| at(d.span(), format!("duration {:?}: {e}", d.get_ref())))
+                    .map_err(|e| checker.at(d.span(), format!("duration {:?}: {e}", d.get_ref())))
             })
             .transpose()?;
         let compare = raw
@@ -222,10 +263,10 @@ impl LabConfig {
                     variants: c
                         .variants
                         .iter()
-                        .map(|v| check(v, known_variants, "variant"))
+                        .map(|v| checker.name(v, "variant"))
                         .collect::<Result<_, _>>()?,
-                    scenario: check(&c.scenario, &scenario_names, "scenario")?,
-                    runs: runs_of(&c.runs, DEFAULT_COMPARE_RUNS)?,
+                    scenario: checker.name(&c.scenario, "scenario")?,
+                    runs: checker.runs(&c.runs, DEFAULT_COMPARE_RUNS)?,
                 })
             })
             .transpose()?;
