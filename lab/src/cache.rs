@@ -30,11 +30,45 @@ pub fn stamp() -> String {
         .replace(':', "")
 }
 
+/// A new directory `parent/name`, created here and by nobody else (`name-2`, `name-3`...
+/// when another lab took the name first, in the same second say).
+pub fn fresh_dir(parent: &Path, name: &str) -> Result<PathBuf> {
+    std::fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
+    for n in 1.. {
+        let dir = match n {
+            1 => parent.join(name),
+            n => parent.join(format!("{name}-{n}")),
+        };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("create {}", dir.display())),
+        }
+    }
+    unreachable!("an unbounded range ends")
+}
+
 /// A new run directory under the cache's `runs/`, named after what runs there.
-pub fn run_dir(kind: &str) -> PathBuf {
-    root()
-        .join("runs")
-        .join(format!("{kind}-{}-{}", stamp(), std::process::id()))
+pub fn run_dir(kind: &str) -> Result<PathBuf> {
+    fresh_dir(&root().join("runs"), &format!("{kind}-{}", stamp()))
+}
+
+/// A directory the user named for new results: created if missing; refused when it already
+/// holds something (results are never written over earlier ones).
+pub fn empty_dir(dir: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    let used = std::fs::read_dir(dir)
+        .with_context(|| format!("read {}", dir.display()))?
+        .next()
+        .is_some();
+    if used {
+        anyhow::bail!(
+            "{} is not empty: the lab writes new results only into a new or empty directory; \
+             choose another --out",
+            dir.display()
+        );
+    }
+    Ok(dir.to_path_buf())
 }
 
 /// Write `bytes` to `path` so that readers never see a partial file.
@@ -71,6 +105,23 @@ pub fn lock(path: &Path, wait: bool) -> Result<nix::fcntl::Flock<std::fs::File>>
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn fresh_directories_are_never_shared() {
+        let dir = tempfile::tempdir().unwrap();
+        let made: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| super::fresh_dir(dir.path(), "2026-11-28T010203Z").unwrap()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let distinct: std::collections::BTreeSet<_> = made.iter().collect();
+        assert_eq!(distinct.len(), 8, "{made:?}");
+        std::fs::write(made[0].join("results.json"), "{}").unwrap();
+        let e = super::empty_dir(&made[0]).unwrap_err().to_string();
+        assert!(e.contains("is not empty"), "{e}");
+        assert!(super::empty_dir(&dir.path().join("new")).is_ok());
+    }
+
     #[test]
     fn a_held_lock_is_refused_without_waiting() {
         let dir = tempfile::tempdir().unwrap();

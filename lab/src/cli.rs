@@ -280,10 +280,11 @@ pub async fn dispatch(command: Command) -> Result<i32> {
         Command::Run(a) => {
             let scenario = config::locate::scenario(a.dirs.scenarios, &a.scenario)?;
             let target = Target::resolve(a.kernel, a.variant, a.dirs.kernels).await?;
-            let out = a.out.unwrap_or_else(|| {
-                let who = target.name.rsplit('/').next().unwrap_or("kernel");
-                cache::run_dir(&format!("{}-{who}", scenario.name))
-            });
+            let who = target.name.rsplit('/').next().unwrap_or("kernel");
+            let out = match a.out {
+                Some(dir) => cache::empty_dir(&dir)?,
+                None => cache::run_dir(&format!("{}-{who}", scenario.name))?,
+            };
             let results = run::runs(&scenario, &target, a.runs, a.how, out.clone()).await?;
             ui::print(&if a.json {
                 json(&results)?
@@ -300,7 +301,10 @@ pub async fn dispatch(command: Command) -> Result<i32> {
         }
         Command::Nightly(a) => {
             let lab = config::locate::lab(a.config)?;
-            let out = a.out.unwrap_or_else(|| lab.results.join(cache::stamp()));
+            let out = match a.out {
+                Some(dir) => cache::empty_dir(&dir)?,
+                None => cache::fresh_dir(&lab.results, &cache::stamp())?,
+            };
             let opts = nightly::NightOptions {
                 out: out.clone(),
                 runs: a.runs,
@@ -385,7 +389,10 @@ async fn bisect(a: bisect::Args) -> Result<i32> {
 }
 
 async fn boot(a: BootArgs) -> Result<i32> {
-    let run_dir = a.out.unwrap_or_else(|| cache::run_dir("boot"));
+    let run_dir = match a.out {
+        Some(dir) => cache::empty_dir(&dir)?,
+        None => cache::run_dir("boot")?,
+    };
     let kernel = Target::resolve(a.kernel, a.variant, a.kernels)
         .await?
         .kernel;

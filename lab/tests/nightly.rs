@@ -286,23 +286,18 @@ fn a_branch_that_moves_during_the_night_is_built_at_the_planned_commit() {
     }
 }
 
-/// A history whose header is intact and whose pages are damaged: the night checks it before
-/// running anything, moves it aside (never resets it in place), says which file and where it
-/// went, still writes its own results, and exits 2.
-#[test]
-fn a_damaged_history_is_moved_aside_and_the_night_still_writes_its_results() {
-    let _slot = vm_slot();
-    let tmp = tempfile::tempdir().unwrap();
+/// A lab of one cell the kernel cannot run (its scenario needs an option no kernel has):
+/// skipped without a VM, so nights of it take a second.
+fn lab_without_vms(dir: &Path) -> PathBuf {
     built_kernel("baseline");
-    // A scenario the kernel cannot run: skipped without a VM, so the test needs none.
-    let scenarios = tmp.path().join("scenarios");
+    let scenarios = dir.join("scenarios");
     std::fs::create_dir_all(&scenarios).unwrap();
     std::fs::write(
         scenarios.join("needs-more.toml"),
         "kind = \"race\"\nworkload = \"epoll_close_race\"\nrequires = [\"CONFIG_LAB_TEST_NEVER_SET\"]\n",
     )
     .unwrap();
-    let config = tmp.path().join("lab.toml");
+    let config = dir.join("lab.toml");
     std::fs::write(
         &config,
         format!(
@@ -312,6 +307,54 @@ fn a_damaged_history_is_moved_aside_and_the_night_still_writes_its_results() {
         ),
     )
     .unwrap();
+    config
+}
+
+/// Nights started at the same moment by two labs get a directory each, and both are in the
+/// history: nothing of one is written over by the other.
+#[test]
+fn nights_started_together_never_share_a_directory() {
+    let _slot = vm_slot();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = lab_without_vms(tmp.path());
+    let start = || {
+        lab()
+            .args(["nightly", "--config"])
+            .arg(&config)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let children: Vec<_> = (0..4).map(|_| start()).collect();
+    let mut dirs = std::collections::BTreeSet::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let dir = text
+            .lines()
+            .find_map(|l| l.strip_prefix("night: "))
+            .expect("the night's directory")
+            .to_string();
+        assert!(Path::new(&dir).join("results.json").is_file(), "{dir}");
+        dirs.insert(dir);
+    }
+    assert_eq!(dirs.len(), 4, "{dirs:?}");
+    let history =
+        lab::results::history::History::open(&tmp.path().join("nights/history.sqlite")).unwrap();
+    // Skipped cells say nothing about the kernel: no runs recorded, and no error either.
+    assert!(history.trend(None, None).unwrap().is_empty());
+}
+
+/// A history whose header is intact and whose pages are damaged: the night checks it before
+/// running anything, moves it aside (never resets it in place), says which file and where it
+/// went, still writes its own results, and exits 2.
+#[test]
+fn a_damaged_history_is_moved_aside_and_the_night_still_writes_its_results() {
+    let _slot = vm_slot();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = lab_without_vms(tmp.path());
     // A history with a few pages of nights, then every page after the first overwritten.
     let path = tmp.path().join("nights/history.sqlite");
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();

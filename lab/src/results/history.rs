@@ -99,6 +99,9 @@ impl History {
             source,
         };
         let db = Connection::open(path).map_err(named)?;
+        // Another lab may be recording a night: wait for it rather than fail.
+        db.busy_timeout(std::time::Duration::from_secs(60))
+            .map_err(named)?;
         db.execute_batch(SCHEMA).map_err(named)?;
         Ok(History {
             db,
