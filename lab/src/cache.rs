@@ -74,8 +74,15 @@ pub fn empty_dir(dir: &Path) -> Result<PathBuf> {
 /// Write `bytes` to `path` so that readers never see a partial file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))
+    let written = std::fs::write(&tmp, bytes)
+        .with_context(|| format!("write {}", path.display()))
+        .and_then(|()| {
+            std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// An exclusive lock on `path` (created if missing), held until the value is dropped;

@@ -23,6 +23,11 @@ static WATCH: LazyLock<watch::Sender<bool>> = LazyLock::new(|| watch::channel(fa
 /// `lab`; a second one exits with [`EXIT_STATUS`].
 pub fn install() -> std::io::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
+    // A file over its size limit is a failed write (EFBIG) to report, not the end of `lab`.
+    // SAFETY: setting a signal's disposition to SIG_IGN involves no handler code.
+    if unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) } == libc::SIG_ERR {
+        return Err(std::io::Error::last_os_error());
+    }
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
     std::thread::Builder::new()
         .name("lab-signals".into())

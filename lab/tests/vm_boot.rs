@@ -312,3 +312,56 @@ fn a_pin_list_naming_a_missing_vcpu_is_an_agent_error() {
     let error = o["outcome"]["error"].as_str().unwrap();
     assert!(error.contains("cpus names vCPU 1"), "{error}");
 }
+
+/// A run whose records cannot be written (here: a file size limit, as a full disk would) is
+/// stopped at once and says so; outcome.json is whole.
+#[test]
+fn a_run_that_cannot_be_recorded_stops_and_says_so() {
+    use std::os::unix::process::CommandExt;
+    let _slot = vm_slot();
+    // The cached initramfs is bigger than the limit below: have it in the cache first.
+    let (_warm_tmp, warm) = run_dir("warm");
+    let out = lab()
+        .args(["boot", "--duration", "1s", "--kernel"])
+        .arg(distro_kernel())
+        .arg("--out")
+        .arg(&warm)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let (_tmp, dir) = run_dir("full");
+    let mut cmd = lab();
+    cmd.args([
+        "boot",
+        "--workload",
+        "syscall_count",
+        "--duration",
+        "60s",
+        "--kernel",
+    ])
+    .arg(distro_kernel())
+    .arg("--out")
+    .arg(&dir);
+    // SAFETY: setrlimit(2) in the child between fork and exec touches no shared state.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 4096,
+                rlim_max: 4096,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let o = outcome(&dir);
+    assert_eq!(o["outcome"]["kind"], "record-failed", "{o}");
+    // Stopped when the write failed, not after the workload's 60 s.
+    assert_eq!(o["timing"]["done_ms"], serde_json::Value::Null, "{o}");
+    let detail = o["outcome"]["detail"].as_str().unwrap();
+    assert!(detail.contains("console.log"), "{detail}");
+    assert!(qemu_left(&dir).is_empty());
+}

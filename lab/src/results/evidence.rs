@@ -91,7 +91,8 @@ fn machine(outcome: &Outcome) -> MachineSays {
         Outcome::TimeoutNoOutput { .. }
         | Outcome::AgentLost { .. }
         | Outcome::AgentError { .. }
-        | Outcome::QemuExited { .. } => MachineSays::Nothing,
+        | Outcome::QemuExited { .. }
+        | Outcome::RecordFailed { .. } => MachineSays::Nothing,
     }
 }
 
@@ -314,7 +315,7 @@ mod tests {
         )];
         // (outcome, without a kernel report, with one), the same for both kinds except
         // where a completed uapi run found checks with other values.
-        let table: [(&str, &str, &str); 10] = [
+        let table: [(&str, &str, &str); 11] = [
             ("completed", "clean", "report"),
             ("guest-panic", "finding: kernel panic", "report"),
             ("timeout-no-output", "inconclusive", "report"),
@@ -333,6 +334,8 @@ mod tests {
                 "finding: kernel report the lab could not parse",
                 "report",
             ),
+            // The run was stopped: it says nothing, but a report the parser saw is a report.
+            ("record-failed", "inconclusive", "report"),
         ];
         let outcomes = outcomes();
         assert_eq!(outcomes.len(), table.len());

@@ -15,6 +15,8 @@ pub enum AgentEvent {
     Msg(GuestMsg),
     /// A line that is not a valid frame.
     Garbage(String),
+    /// agent.jsonl could not be written (a full disk): the run cannot be recorded.
+    WriteFailed(String),
     Closed,
 }
 
@@ -37,7 +39,9 @@ pub async fn start(
     log: &Path,
 ) -> std::io::Result<(AgentWriter, mpsc::UnboundedReceiver<AgentEvent>)> {
     let (read, write) = stream.into_split();
+    let log_path = log.to_path_buf();
     let mut log = tokio::fs::File::create(log).await?;
+    let mut log_failed = false;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut reader = BufReader::new(read);
@@ -48,8 +52,19 @@ pub async fn start(
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
-            let _ = log.write_all(&line).await;
-            let _ = log.flush().await;
+            if !log_failed {
+                let written = match log.write_all(&line).await {
+                    Ok(()) => log.flush().await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = written {
+                    log_failed = true;
+                    let _ = tx.send(AgentEvent::WriteFailed(format!(
+                        "cannot write {}: {e}",
+                        log_path.display()
+                    )));
+                }
+            }
             let event = match protocol::decode::<GuestMsg>(&line) {
                 Ok(msg) => AgentEvent::Msg(msg),
                 Err(e) => AgentEvent::Garbage(format!(

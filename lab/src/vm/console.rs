@@ -31,6 +31,8 @@ pub trait ConsoleScanner: Send {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConsoleEvent {
     Output,
+    /// console.log could not be written (a full disk): the run cannot be recorded.
+    WriteFailed(String),
     Panic(String),
     Stop(String),
     Closed,
@@ -42,6 +44,9 @@ pub struct Console {
     file: tokio::sync::Mutex<tokio::fs::File>,
     scanners: Mutex<Vec<Box<dyn ConsoleScanner>>>,
     lines: std::sync::atomic::AtomicU64,
+    /// Set at the first failed write: said once, and nothing more is attempted.
+    write_failed: std::sync::atomic::AtomicBool,
+    path: std::path::PathBuf,
     start: Instant,
     events: mpsc::UnboundedSender<ConsoleEvent>,
 }
@@ -58,6 +63,8 @@ impl Console {
             file: tokio::sync::Mutex::new(file),
             scanners: Mutex::new(scanners),
             lines: Default::default(),
+            write_failed: Default::default(),
+            path: path.to_path_buf(),
             start,
             events: tx,
         };
@@ -71,10 +78,20 @@ impl Console {
     async fn line(&self, raw: &[u8]) {
         // The file gets the bytes exactly as the guest sent them, flushed line by line so a
         // crash of `lab` loses nothing already printed.
-        {
+        if !self.write_failed.load(std::sync::atomic::Ordering::Relaxed) {
             let mut file = self.file.lock().await;
-            let _ = file.write_all(raw).await;
-            let _ = file.flush().await;
+            let written = match file.write_all(raw).await {
+                Ok(()) => file.flush().await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
+                self.write_failed
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                let _ = self.events.send(ConsoleEvent::WriteFailed(format!(
+                    "cannot write {}: {e}",
+                    self.path.display()
+                )));
+            }
         }
         let first = self
             .lines

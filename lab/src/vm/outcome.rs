@@ -33,6 +33,9 @@ pub enum Outcome {
     Interrupted,
     /// A console scanner asked to end the run (a kernel report, with `stop_on_report`).
     StoppedOnReport { report: String },
+    /// The run's records (console.log, agent.jsonl) could not be written — a full disk —
+    /// so the run was stopped at once: what it did cannot be known.
+    RecordFailed { detail: String },
 }
 
 impl Outcome {
@@ -48,6 +51,7 @@ impl Outcome {
             Outcome::QemuExited { .. } => "qemu-exited",
             Outcome::Interrupted => "interrupted",
             Outcome::StoppedOnReport { .. } => "stopped-on-report",
+            Outcome::RecordFailed { .. } => "record-failed",
         }
     }
 
@@ -67,6 +71,7 @@ impl Outcome {
             Outcome::AgentLost { detail } => detail.clone(),
             Outcome::AgentError { error } => error.clone(),
             Outcome::StoppedOnReport { report } => report.clone(),
+            Outcome::RecordFailed { detail } => detail.clone(),
             Outcome::QemuExited {
                 status,
                 signal,
@@ -122,6 +127,9 @@ impl Outcome {
             Outcome::Interrupted,
             Outcome::StoppedOnReport {
                 report: "kasan report: BUG: KASAN".into(),
+            },
+            Outcome::RecordFailed {
+                detail: "cannot write console.log: No space left on device".into(),
             },
         ]
     }

@@ -323,6 +323,9 @@ impl Vm {
                         Some(state.wind_down_until.map_or(drain, |t| t.min(drain)));
                 }
             }
+            ConsoleEvent::WriteFailed(detail) => {
+                state.decided = Some(Outcome::RecordFailed { detail });
+            }
             ConsoleEvent::Closed => {}
         }
     }
@@ -366,6 +369,9 @@ impl Vm {
             AgentEvent::Garbage(line) => {
                 self.state.decided = Some(Outcome::AgentLost { detail: line });
             }
+            AgentEvent::WriteFailed(detail) => {
+                self.state.decided = Some(Outcome::RecordFailed { detail });
+            }
             AgentEvent::Closed => {}
         }
     }
@@ -403,11 +409,12 @@ impl Vm {
             observations: self.state.observations,
             console_lines: self.console.lines(),
         };
-        std::fs::write(
-            spec.run_dir.join("outcome.json"),
-            serde_json::to_vec_pretty(&record)?,
+        // Whole or not at all: a full disk leaves no truncated outcome.json.
+        crate::cache::write_atomic(
+            &spec.run_dir.join("outcome.json"),
+            &serde_json::to_vec_pretty(&record)?,
         )
-        .with_context(|| format!("write {}/outcome.json", spec.run_dir.display()))?;
+        .with_context(|| format!("the run in {} cannot be recorded", spec.run_dir.display()))?;
         Ok(record)
     }
 }
