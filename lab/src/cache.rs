@@ -95,19 +95,40 @@ pub fn lock(path: &Path, wait: bool) -> Result<nix::fcntl::Flock<std::fs::File>>
         .write(true)
         .open(path)
         .with_context(|| format!("open lock {}", path.display()))?;
-    let how = if wait {
-        FlockArg::LockExclusive
-    } else {
-        FlockArg::LockExclusiveNonblock
+    // Free: taken at once. Held by another lab: refused, or waited for with a word first.
+    let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => return Ok(lock),
+        Err((file, nix::errno::Errno::EWOULDBLOCK)) if wait => file,
+        Err((file, e)) => return Err(lock_error(path, (file, e))),
     };
-    Flock::lock(file, how).map_err(|(_, e)| match e {
+    crate::events::note(format!(
+        "waiting for another lab process to finish with {} (lock {})",
+        path.parent().unwrap_or(path).display(),
+        path.display()
+    ));
+    // Tried again and again rather than blocked on, so that Ctrl-C still ends the wait.
+    let mut file = file;
+    loop {
+        crate::interrupt::check()?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(lock),
+            Err((back, nix::errno::Errno::EWOULDBLOCK)) => file = back,
+            Err(e) => return Err(lock_error(path, e)),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// What a lock that could not be taken says: who holds it, or the system's error.
+fn lock_error(path: &Path, (_, e): (std::fs::File, nix::errno::Errno)) -> anyhow::Error {
+    match e {
         nix::errno::Errno::EWOULDBLOCK => anyhow::anyhow!(
             "{} is in use by another lab process (lock {})",
             path.parent().unwrap_or(path).display(),
             path.display()
         ),
         e => anyhow::anyhow!("lock {}: {e}", path.display()),
-    })
+    }
 }
 
 #[cfg(test)]
@@ -127,6 +148,34 @@ mod tests {
         let e = super::empty_dir(&made[0]).unwrap_err().to_string();
         assert!(e.contains("is not empty"), "{e}");
         assert!(super::empty_dir(&dir.path().join("new")).is_ok());
+    }
+
+    #[test]
+    fn a_wait_for_a_held_lock_is_said_and_then_taken() {
+        static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+        crate::events::install(|e| {
+            if let crate::events::Event::Note(text) = e {
+                SEEN.lock().unwrap().push(text.clone());
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let held = super::lock(&path, true).unwrap();
+        let waiter = std::thread::spawn({
+            let path = path.clone();
+            move || super::lock(&path, true).map(drop)
+        });
+        let said = |seen: &Vec<String>| seen.iter().any(|t| t.contains("waiting for another lab"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !said(&SEEN.lock().unwrap()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the wait was never said"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        drop(held);
+        waiter.join().unwrap().unwrap();
     }
 
     #[test]

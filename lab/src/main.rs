@@ -10,6 +10,8 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Colour only for a terminal: logs and CI output get plain text.
+        .with_ansi(!lab::ui::plain())
         .init();
     let cli = cli::Cli::parse();
     ui::install();

@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 
 /// The layers, bottom up: a module may import only modules of lower layers.
 const LAYERS: &[&[&str]] = &[
-    &["units", "cache", "events"],
-    &["interrupt", "config", "report"],
-    &["child"],
+    &["units", "events"],
+    &["interrupt", "report"],
+    &["cache", "child"],
+    &["config"],
     &["kernel", "vm"],
     &["results"],
     &["run"],

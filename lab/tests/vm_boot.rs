@@ -365,3 +365,40 @@ fn a_run_that_cannot_be_recorded_stops_and_says_so() {
     assert!(detail.contains("console.log"), "{detail}");
     assert!(qemu_left(&dir).is_empty());
 }
+
+/// A QEMU that refuses to start the guest is `qemu-exited` with QEMU's own message, in the
+/// outcome and as the run's report title; no stale socket is left in the run directory.
+#[test]
+fn a_kernel_qemu_refuses_is_qemu_exited_with_its_message() {
+    let _slot = vm_slot();
+    let (tmp, dir) = run_dir("refused");
+    let kernel = tmp.path().join("not-a-kernel");
+    std::fs::write(&kernel, vec![0x5a; 64 * 1024]).unwrap();
+    let out = lab()
+        .args(["boot", "--duration", "1s", "--kernel"])
+        .arg(&kernel)
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let o = outcome(&dir);
+    assert_eq!(o["outcome"]["kind"], "qemu-exited", "{o}");
+    assert_eq!(o["outcome"]["status"], 1, "{o}");
+    for socket in ["qmp.sock", "agent.sock"] {
+        assert!(!dir.join(socket).exists(), "{socket} left behind");
+    }
+    let runs = tmp.path().join("runs");
+    let out = lab()
+        .args(["run", "--scenario", "uapi-epoll", "--json", "--kernel"])
+        .arg(&kernel)
+        .arg("--scenarios")
+        .arg(repo_dir("scenarios"))
+        .arg("--out")
+        .arg(&runs)
+        .output()
+        .unwrap();
+    let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let title = results[0]["reports"][0]["title"].as_str().unwrap();
+    assert!(title.starts_with("QEMU exited with status 1: "), "{title}");
+}

@@ -100,12 +100,23 @@ fn machine(outcome: &Outcome) -> MachineSays {
 /// syzkaller titles them: kept with the run so its console excerpt and title are shown.
 pub fn outcome_report(outcome: &Outcome) -> Option<Report> {
     let title = match outcome {
-        Outcome::TimeoutNoOutput { .. } | Outcome::TimeoutNoHeartbeat { .. } => NO_OUTPUT,
-        Outcome::AgentLost { .. } | Outcome::QemuExited { .. } => LOST_CONNECTION,
-        Outcome::Timeout { .. } => TIMED_OUT,
+        Outcome::TimeoutNoOutput { .. } | Outcome::TimeoutNoHeartbeat { .. } => NO_OUTPUT.into(),
+        // QEMU that ended with a status of its own (bad arguments, a kernel it refuses) says
+        // why; one killed by a signal lost the machine.
+        Outcome::QemuExited {
+            status: Some(code),
+            signal: None,
+            stderr,
+        } => match stderr.lines().rev().find(|l| !l.trim().is_empty()) {
+            Some(line) => format!("QEMU exited with status {code}: {}", line.trim()),
+            None => format!("QEMU exited with status {code}"),
+        },
+        Outcome::AgentLost { .. } | Outcome::QemuExited { .. } => LOST_CONNECTION.into(),
+        Outcome::Timeout { .. } => TIMED_OUT.into(),
+        Outcome::RecordFailed { detail } => format!("run not recorded: {detail}"),
         _ => return None,
     };
-    Some(Report::lab(title, outcome.summary()))
+    Some(Report::lab(&title, outcome.summary()))
 }
 
 /// (check, expected, observed) for every check whose observed value is not the expected one.
@@ -411,6 +422,21 @@ mod tests {
         assert_eq!(outcome_report(&lost).unwrap().title, LOST_CONNECTION);
         assert!(outcome_report(&Outcome::Completed).is_none());
         assert!(outcome_report(&Outcome::Interrupted).is_none());
+        let refused = Outcome::QemuExited {
+            status: Some(1),
+            signal: None,
+            stderr: "qemu: linux kernel too old to load a ram disk\n".into(),
+        };
+        assert_eq!(
+            outcome_report(&refused).unwrap().title,
+            "QEMU exited with status 1: qemu: linux kernel too old to load a ram disk"
+        );
+        let killed = Outcome::QemuExited {
+            status: None,
+            signal: Some(9),
+            stderr: String::new(),
+        };
+        assert_eq!(outcome_report(&killed).unwrap().title, LOST_CONNECTION);
     }
 
     #[test]

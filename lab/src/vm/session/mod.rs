@@ -378,7 +378,12 @@ impl Vm {
 
     /// Stop QEMU if it still runs, let the readers hand over its last output, and write
     /// the record.
-    async fn finish(mut self, spec: &BootSpec, accel: Accel) -> Result<RunRecord> {
+    async fn finish(
+        mut self,
+        spec: &BootSpec,
+        sockets: &Sockets,
+        accel: Accel,
+    ) -> Result<RunRecord> {
         if self.exit.is_none() {
             let qmp = self.links.as_ref().map(|l| &l.qmp);
             let graceful = self.state.decided != Some(Outcome::Interrupted);
@@ -391,6 +396,10 @@ impl Vm {
             tracing::warn!("QEMU's output was still open {DRAIN:?} after it exited");
         }
         self.state.timing.ended_ms = State::ms(self.start);
+        // The sockets lead nowhere now.
+        for socket in [&sockets.qmp, &sockets.agent] {
+            let _ = std::fs::remove_file(socket);
+        }
         let stderr = self.stderr_tail.lock().unwrap().clone();
         let record = RunRecord {
             outcome: self.state.outcome(self.exit.as_ref(), &stderr),
@@ -433,7 +442,7 @@ pub async fn run(spec: &BootSpec, scanners: Vec<Box<dyn ConsoleScanner>>) -> Res
     let mut vm = Vm::start(spec, &sockets, cmd, scanners).await?;
     vm.state.timing.prepare_ms = vm.start.duration_since(entered).as_millis() as u64;
     vm.drive(spec).await;
-    vm.finish(spec, accel).await
+    vm.finish(spec, &sockets, accel).await
 }
 
 async fn recv_opt<T>(rx: Option<&mut mpsc::UnboundedReceiver<T>>) -> Option<T> {
