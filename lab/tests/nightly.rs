@@ -453,3 +453,26 @@ fn lab_history_names_a_history_it_cannot_read() {
         "{stderr}"
     );
 }
+
+/// No command runs zero times: nothing run would read as a pass.
+#[test]
+fn zero_runs_are_refused_on_the_command_line() {
+    for args in [
+        vec![
+            "run",
+            "--scenario",
+            "uapi-epoll",
+            "--kernel",
+            "/boot/none",
+            "--runs",
+            "0",
+        ],
+        vec!["nightly", "--runs", "0"],
+        vec!["compare", "--runs", "0"],
+    ] {
+        let out = lab().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", show(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("'0' for '--runs"), "{args:?}: {stderr}");
+    }
+}

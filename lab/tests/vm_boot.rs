@@ -382,6 +382,8 @@ fn a_kernel_qemu_refuses_is_qemu_exited_with_its_message() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    // Not a terminal: no colour codes in what lab wrote.
+    assert!(!out.stderr.contains(&0x1b), "{}", show(&out));
     let o = outcome(&dir);
     assert_eq!(o["outcome"]["kind"], "qemu-exited", "{o}");
     assert_eq!(o["outcome"]["status"], 1, "{o}");
