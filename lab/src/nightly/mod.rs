@@ -59,6 +59,8 @@ fn checked_history(path: &std::path::Path, errors: &mut Vec<String>) -> Result<H
     match checked {
         Ok(h) => Ok(h),
         Err(e) if path.exists() => {
+            // The error with its cause ("the history X: database disk image is malformed").
+            let e = format!("{:#}", anyhow::Error::from(e));
             let name = path.file_name().unwrap_or_default().to_string_lossy();
             let aside = path.with_file_name(format!("{name}.damaged-{}", crate::cache::stamp()));
             std::fs::rename(path, &aside).with_context(|| {

@@ -115,9 +115,10 @@ pub fn night(
             results.night = night_id;
             results.changes = changes.iter().map(ChangeOut::from).collect();
         }
-        Err(e) => results
-            .errors
-            .push(format!("this night is not in the history: {e}")),
+        Err(e) => results.errors.push(format!(
+            "this night is not in the history: {:#}",
+            anyhow::Error::from(e)
+        )),
     }
     write_files(&results, opts)?;
     let regressions = results

@@ -85,7 +85,7 @@ pub struct History {
 
 /// A history that cannot be read or written, naming its file.
 #[derive(Debug, thiserror::Error)]
-#[error("the history {}: {source}", path.display())]
+#[error("the history {}", path.display())]
 pub struct HistoryError {
     pub path: PathBuf,
     #[source]
