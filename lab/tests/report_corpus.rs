@@ -136,3 +136,121 @@ fn foreign_consoles_score_at_least_95_percent() {
     assert!(total >= 60, "foreign corpus shrank: {total} scored reports");
     assert!(score >= 0.95, "{matched}/{total}:\n{}", misses.join("\n"));
 }
+
+/// One console of syzkaller's annotated collection: its header, then the console.
+struct Annotated {
+    name: String,
+    titles: Vec<String>,
+    kind: String,
+    corrupted: bool,
+    console: String,
+}
+
+fn syzkaller_corpus() -> Vec<Annotated> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/syzkaller");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .parse::<u32>()
+                .is_ok()
+        })
+        .collect();
+    files.sort_by_key(|p| {
+        p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .parse::<u32>()
+            .unwrap()
+    });
+    files
+        .into_iter()
+        .map(|path| {
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+            let (header, console) = text.split_once("\n\n").unwrap_or(("", &text));
+            let value = |key: &str| {
+                header
+                    .lines()
+                    .filter_map(|l| l.strip_prefix(key))
+                    .map(|v| v.trim().to_string())
+                    .collect::<Vec<_>>()
+            };
+            Annotated {
+                name: path.file_name().unwrap().to_string_lossy().into_owned(),
+                titles: value("TITLE:"),
+                kind: value("TYPE:").first().cloned().unwrap_or_default(),
+                corrupted: value("CORRUPTED:").iter().any(|v| v == "Y"),
+                console: console.to_string(),
+            }
+        })
+        .collect()
+}
+
+/// The floors the syzkaller corpus must keep (raised as the parser learns): exact first titles
+/// over the titled, uncorrupted consoles, and reports found in the report-free ones.
+const SYZKALLER_EXACT_FLOOR: f64 = 0.229;
+const SYZKALLER_FALSE_REPORTS_CEILING: f64 = 0.32;
+
+/// syzkaller's collection (`tests/corpus/syzkaller/`, see its README): the first report's
+/// title must be syzbot's, and a console without a report must give none.
+#[test]
+fn syzkaller_consoles_score() {
+    let corpus = syzkaller_corpus();
+    assert!(corpus.len() >= 370, "corpus went missing: {}", corpus.len());
+    let (mut exact, mut scored, mut free, mut false_reports) = (0, 0, 0, 0);
+    let mut misses: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for c in &corpus {
+        let reports = parse(&c.console);
+        let first = reports.first();
+        match (c.titles.first(), c.corrupted) {
+            (Some(want), false) => {
+                scored += 1;
+                if first.is_some_and(|r| &r.title == want) {
+                    exact += 1;
+                } else {
+                    misses.entry(c.kind.clone()).or_default().push(format!(
+                        "{}: want {want:?}, got {:?}",
+                        c.name,
+                        first.map(|r| &r.title)
+                    ));
+                }
+            }
+            (None, false) => {
+                free += 1;
+                if let Some(r) = first {
+                    false_reports += 1;
+                    misses
+                        .entry("(no report)".into())
+                        .or_default()
+                        .push(format!("{}: got {:?}", c.name, r.title));
+                }
+            }
+            _ => {}
+        }
+    }
+    let score = exact as f64 / scored as f64;
+    let false_rate = false_reports as f64 / free.max(1) as f64;
+    println!(
+        "syzkaller corpus: {exact}/{scored} exact first titles ({:.1} %), \
+         {false_reports}/{free} report-free consoles given a report",
+        score * 100.0
+    );
+    for (kind, list) in &misses {
+        println!("  {kind}: {} missed", list.len());
+        for m in list {
+            println!("    {m}");
+        }
+    }
+    assert!(
+        scored >= 280 && free >= 10,
+        "{scored} scored, {free} report-free"
+    );
+    assert!(score >= SYZKALLER_EXACT_FLOOR, "{exact}/{scored} exact");
+    assert!(
+        false_rate <= SYZKALLER_FALSE_REPORTS_CEILING,
+        "{false_reports}/{free}"
+    );
+}
