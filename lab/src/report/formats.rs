@@ -59,12 +59,12 @@ const END_KASAN: &[&str] = &["==================================================
 const END_STACK: &[&str] = &["</TASK>", "---[ end trace"];
 
 /// Checked in order: the first header that matches a line opens a report of that format.
-pub static FORMATS: [Format; 31] = [
+pub static FORMATS: [Format; 30] = [
     Format {
         name: "kasan",
         kind: ReportType::MemorySafety,
         prefixes: &["BUG: KASAN: "],
-        header: re!(r"^BUG: KASAN: ([a-z0-9\-]+) in (?P<func>[A-Za-z0-9_.$]+)"),
+        header: re!(r"^BUG: KASAN: ([a-z0-9\- ]+?) in (?P<func>[A-Za-z0-9_.$]+)"),
         title: "KASAN: {1} {access}in {func}",
         guilty: Guilty::Stack,
         ends: END_KASAN,
@@ -83,7 +83,7 @@ pub static FORMATS: [Format; 31] = [
         kind: ReportType::MemorySafety,
         prefixes: &["BUG: KCSAN: "],
         header: re!(
-            r"^BUG: KCSAN: ([a-z\-]+) in (?P<func>[A-Za-z0-9_.$]+(?:\+0x[0-9a-f]+/0x[0-9a-f]+)?(?: / [A-Za-z0-9_.$]+)?)"
+            r"^BUG: KCSAN: ([a-z\-]+(?:: [a-z\-]+)?) in (?P<func>[A-Za-z0-9_.$]+(?:\+0x[0-9a-f]+/0x[0-9a-f]+)?(?: / [A-Za-z0-9_.$]+)?)"
         ),
         title: "KCSAN: {1} in {func}",
         guilty: Guilty::Header,
@@ -207,7 +207,8 @@ pub static FORMATS: [Format; 31] = [
         name: "warning-old",
         kind: ReportType::Warning,
         prefixes: &["WARNING: at "],
-        header: re!(r"^WARNING: at \S+ (?P<func>[A-Za-z0-9_.$]+)"),
+        // The function may be on the line itself or, as old kernels print it, on the next.
+        header: re!(r"^WARNING: at \S+(?: (?P<func>[A-Za-z0-9_.$]+))?"),
         title: "WARNING in {func}",
         guilty: Guilty::Header,
         ends: END_TRACE,
@@ -341,15 +342,6 @@ pub static FORMATS: [Format; 31] = [
         guilty: Guilty::Rip,
         ends: END_TRACE,
     },
-    Format {
-        name: "warning-generic",
-        kind: ReportType::Warning,
-        prefixes: &["WARNING: "],
-        header: re!(r"^WARNING: (\S.*?)\s*$"),
-        title: "WARNING: {1}",
-        guilty: Guilty::None,
-        ends: END_STACK,
-    },
 ];
 
 /// Headers printed inside another report rather than opening one: x86's `Oops:` line
@@ -370,7 +362,9 @@ pub fn continues(outer: &Format, inner: &Format) -> bool {
 
 /// The KASAN/KFENCE access line: "Read of size 8 at addr ... by task ...".
 pub static ACCESS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(Read|Write) of size (\d+) at addr ([0-9a-fx]+) by task (\S+)").unwrap()
+    // Generic and software tags: "Read of size 8 at addr X by task T"; old kernels "Read of
+    // size 8 by task T"; hardware tags: "Read at addr X by task T".
+    Regex::new(r"^(Read|Write)(?: of size (\d+))?(?: at addr ([0-9a-fx]+))? by task (\S+)").unwrap()
 });
 
 /// The format whose header this line is.

@@ -198,6 +198,49 @@ const SKIP_ALWAYS: &[&str] = &[
     "queued_spin_lock*", "native_queued_spin_lock*", "_spin_lock*", "_spin_unlock*",
     // refcount_t
     "refcount_*", "__refcount_*",
+    // coverage and address-check instrumentation, retpolines, function padding
+    "__sanitizer_*", "__hwasan_*", "hwasan_*", "kasan_object_err", "__x86_indirect_thunk_*",
+    "__x86_return_thunk", "__pfx_*",
+    // data structure helpers and their integrity checks
+    "__list_*", "list_*", "hlist_*", "rb_*", "__rb_*", "klist_*", "xa_*", "xas_*",
+    "__xa_*", "test_and_set_bit", "test_and_clear_bit", "set_bit", "clear_bit",
+    "__set_bit", "__clear_bit",
+    // string, copy and formatting helpers
+    "string", "strnstr", "strstr", "strchr", "strrchr", "strsep", "strlcpy", "strlcat",
+    "vsnprintf", "snprintf", "sprintf", "scnprintf", "vscnprintf", "format_decode",
+    "_copy_to_user", "_copy_from_user", "copy_to_user*", "copy_from_user*", "__copy_*",
+    "_copy_to_iter", "_copy_from_iter", "copy_page_to_iter*", "copy_page_from_iter*",
+    "copyout", "copyin", "raw_copy_*", "crc_*", "crc32*",
+    // hardening checks that report for their caller
+    "fortify_*", "__fortify_*", "usercopy_*", "__check_object_size", "check_object_size",
+    "__check_heap_object", "check_heap_object", "check_stack_object", "skb_panic",
+    "skb_over_panic", "skb_under_panic", "__reiserfs_panic", "assertfail",
+    "btrfs_assertfail",
+    // object debugging and the driver core
+    "debug_print_object", "debug_object_*", "__debug_object_*", "debug_check_no_*",
+    "timer_is_static_object", "work_is_static_object", "kobject_*", "kobj_*",
+    "add_uevent_var", "device_del", "devres_*", "sysfs_remove_*", "sysfs_create_*",
+    "ref_tracker_*",
+    // page and object allocation and freeing
+    "__alloc_pages*", "alloc_pages*", "__alloc_frozen_pages*", "alloc_frozen_pages*",
+    "__get_free_pages", "get_zeroed_page", "folio_alloc*", "__folio_alloc*", "folio_unlock",
+    "free_large_kmalloc", "__kmem_cache_*", "kfree_skb*", "__kfree_skb", "consume_skb",
+    "vmalloc", "vmalloc_noprof", "vmalloc_node*", "__vmalloc*", "vzalloc*", "kvfree*",
+    "kmemleak_*", "__kmemleak_*",
+    "create_object", "alloc_object",
+    // timers and bottom halves
+    "mod_timer", "__mod_timer", "lock_timer_base", "del_timer*", "timer_delete*",
+    "__local_bh_enable_ip", "_local_bh_enable", "local_bh_enable",
+    // inode link counts that warn for their caller
+    "drop_nlink", "inc_nlink", "clear_nlink", "set_nlink",
+    // stack walking
+    "stack_trace_consume_entry", "arch_stack_walk", "unwind_*", "__unwind_*",
+    // more lock primitives
+    "osq_lock", "mutex_optimistic_spin", "rt_mutex*", "__rt_mutex*", "rtlock_*",
+    "call_rwsem_*", "down", "up", "perf_trace_*",
+    // arm64 and riscv fault entry
+    "__do_kernel_fault", "do_bad_area", "do_tag_check_fault", "do_mem_abort",
+    "do_translation_fault", "el1_abort", "el1_da", "el1h_64_sync*", "el1_sync*",
 ];
 
 /// Where a blocked or preempted task sits: skipped in call traces (a hung task is "hung in"
@@ -207,6 +250,12 @@ const SKIP_IN_STACKS: &[&str] = &[
     "__schedule*", "schedule", "schedule_*", "preempt_schedule*", "io_schedule*",
     "_cond_resched", "__cond_resched", "wait_for_completion*", "__wait_for_common",
     "wait_for_common*", "prepare_to_wait*", "finish_wait", "__wake_up*", "wake_up*",
+    "context_switch", "__switch_to*", "switch_to", "finish_task_switch*",
+    "wait_on_page*", "wait_on_bit*", "__wait_on_bit*", "out_of_line_wait_on_bit*",
+    "folio_wait*", "__folio_lock*", "bit_wait*", "synchronize_rcu_expedited",
+    "synchronize_rcu_tasks*", "rcu_barrier", "__flush_work", "flush_work",
+    "flush_workqueue", "__flush_workqueue", "drain_workqueue", "kthread_stop",
+    "usleep_range*", "msleep*", "schedule_timeout*",
 ];
 
 /// A skip table indexed for lookup: exact names hashed, prefixes bucketed by first byte (the

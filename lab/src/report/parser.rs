@@ -167,7 +167,7 @@ pub fn without_control(line: &str) -> std::borrow::Cow<'_, str> {
 /// `func.cold`, `func.isra.0`, `func.constprop.0`, `func.part.0`, `func+0x1/0x2` → `func`
 /// (each side of KCSAN's `a / b`).
 fn base_name(function: &str) -> String {
-    let base = |f: &str| f.split(['.', '+']).next().unwrap_or(f).to_string();
+    let base = |f: &str| syscall_name(f.split(['.', '+']).next().unwrap_or(f));
     match function
         .contains(' ')
         .then(|| function.split_once(" / "))
@@ -176,6 +176,36 @@ fn base_name(function: &str) -> String {
         Some((a, b)) => format!("{} / {}", base(a), base(b)),
         None => base(function),
     }
+}
+
+/// Syscall entry points as syzbot names them: the architecture's wrappers (`__x64_sys_read`,
+/// `__arm64_sys_read`, `SyS_read`) are `sys_read`; the internal ones (`__se_sys_read`,
+/// `__do_sys_read`) are the call itself, `read`.
+fn syscall_name(function: &str) -> String {
+    const INTERNAL: &[&str] = &[
+        "__se_sys_",
+        "__do_sys_",
+        "__se_compat_sys_",
+        "__do_compat_sys_",
+    ];
+    const ENTRY: &[&str] = &[
+        "__x64_sys_",
+        "__ia32_sys_",
+        "__arm64_sys_",
+        "__x64_compat_sys_",
+        "__ia32_compat_sys_",
+        "__arm64_compat_sys_",
+        "__riscv_sys_",
+        "__s390x_sys_",
+        "SyS_",
+    ];
+    if let Some(rest) = INTERNAL.iter().find_map(|p| function.strip_prefix(p)) {
+        return rest.to_string();
+    }
+    if let Some(rest) = ENTRY.iter().find_map(|p| function.strip_prefix(p)) {
+        return format!("sys_{rest}");
+    }
+    function.to_string()
 }
 
 struct Open {
@@ -312,8 +342,10 @@ fn finish(open: Open) -> Report {
             if access.is_none() && (t.starts_with("Read of") || t.starts_with("Write of")) {
                 access = ACCESS.captures(t).map(|c| Access {
                     kind: c[1].to_string(),
-                    size: c[2].parse().unwrap_or(0),
-                    address: c[3].to_string(),
+                    size: c.get(2).and_then(|m| m.as_str().parse().ok()).unwrap_or(0),
+                    address: c
+                        .get(3)
+                        .map_or_else(String::new, |m| m.as_str().to_string()),
                     task: c[4].to_string(),
                 });
             }
