@@ -59,7 +59,7 @@ const END_KASAN: &[&str] = &["==================================================
 const END_STACK: &[&str] = &["</TASK>", "---[ end trace"];
 
 /// Checked in order: the first header that matches a line opens a report of that format.
-pub static FORMATS: [Format; 30] = [
+pub static FORMATS: [Format; 47] = [
     Format {
         name: "kasan",
         kind: ReportType::MemorySafety,
@@ -103,7 +103,7 @@ pub static FORMATS: [Format; 30] = [
         kind: ReportType::MemorySafety,
         prefixes: &["UBSAN: "],
         header: re!(r"^UBSAN: ([A-Za-z0-9\- ]+?) in \S"),
-        title: "UBSAN: {1} in {func}",
+        title: "UBSAN: {1-} in {func}",
         guilty: Guilty::Stack,
         ends: &["================================================================================"],
     },
@@ -193,6 +193,165 @@ pub static FORMATS: [Format; 30] = [
         title: "WARNING: refcount bug in {func}",
         guilty: Guilty::Stack,
         ends: END_TRACE,
+    },
+    Format {
+        name: "warning-new",
+        kind: ReportType::Warning,
+        prefixes: &["WARNING: "],
+        header: re!(r"^WARNING: \S+:\d+ at (?P<func>[A-Za-z0-9_.$]+)\+0x"),
+        title: "WARNING in {func}",
+        guilty: Guilty::Header,
+        ends: END_TRACE,
+    },
+    Format {
+        name: "held-lock-freed",
+        kind: ReportType::Locking,
+        prefixes: &["WARNING: held lock freed"],
+        header: re!(r"^WARNING: held lock freed!"),
+        title: "WARNING: held lock freed in {func}",
+        guilty: Guilty::Stack,
+        ends: END_STACK,
+    },
+    Format {
+        name: "locks-held",
+        kind: ReportType::Locking,
+        prefixes: &["WARNING: ", "BUG: "],
+        header: re!(r"^(WARNING|BUG): \S+ still has locks held!"),
+        title: "{1}: still has locks held in {func}",
+        guilty: Guilty::Stack,
+        ends: END_STACK,
+    },
+    Format {
+        name: "stack-regs",
+        kind: ReportType::Warning,
+        prefixes: &["WARNING: kernel stack regs"],
+        header: re!(r"^WARNING: kernel stack regs at \S+ in \S+ has bad '(\w+)' value"),
+        title: "WARNING: kernel stack regs has bad '{1}' value",
+        guilty: Guilty::None,
+        ends: END_STACK,
+    },
+    Format {
+        name: "stack-frame-pointer",
+        kind: ReportType::Warning,
+        prefixes: &["WARNING: kernel stack frame"],
+        header: re!(r"^WARNING: kernel stack frame pointer at \S+ in \S+ has bad value"),
+        title: "WARNING: kernel stack frame pointer has bad value",
+        guilty: Guilty::None,
+        ends: END_STACK,
+    },
+    Format {
+        name: "usercopy",
+        kind: ReportType::MemorySafety,
+        prefixes: &["usercopy: "],
+        header: re!(r"^usercopy: Kernel memory (?:overwrite|exposure) attempt detected"),
+        title: "BUG: bad usercopy in {func}",
+        guilty: Guilty::Stack,
+        ends: END_TRACE,
+    },
+    Format {
+        name: "list-corruption",
+        kind: ReportType::MemorySafety,
+        prefixes: &["list_add corruption", "list_del corruption"],
+        header: re!(r"^list_(?:add|del) corruption"),
+        title: "BUG: corrupted list in {func}",
+        guilty: Guilty::Stack,
+        ends: END_TRACE,
+    },
+    Format {
+        name: "odebug",
+        kind: ReportType::Warning,
+        prefixes: &["ODEBUG: "],
+        header: re!(r"^ODEBUG: .*object type:"),
+        title: "WARNING: ODEBUG bug in {func}",
+        guilty: Guilty::Stack,
+        ends: END_TRACE,
+    },
+    Format {
+        name: "memory-leak",
+        kind: ReportType::MemorySafety,
+        prefixes: &["BUG: memory leak"],
+        header: re!(r"^BUG: memory leak"),
+        title: "memory leak in {func}",
+        guilty: Guilty::Stack,
+        ends: &["BUG: memory leak"],
+    },
+    Format {
+        name: "workqueue-lockup",
+        kind: ReportType::Hang,
+        prefixes: &["BUG: workqueue lockup"],
+        header: re!(r"^BUG: workqueue lockup"),
+        title: "BUG: workqueue lockup",
+        guilty: Guilty::None,
+        ends: END_STACK,
+    },
+    Format {
+        name: "spinlock",
+        kind: ReportType::Locking,
+        prefixes: &["BUG: spinlock ", "BUG: rwlock "],
+        header: re!(r"^BUG: (spinlock|rwlock) ([a-z ]+?) on CPU#\d+"),
+        title: "BUG: {1} {2} in {func}",
+        guilty: Guilty::Stack,
+        ends: END_STACK,
+    },
+    Format {
+        name: "preemptible",
+        kind: ReportType::Atomicity,
+        prefixes: &["BUG: using "],
+        header: re!(r"^BUG: using ([a-z_]+\(\)) in preemptible"),
+        title: "BUG: using {1} in preemptible code in {func}",
+        guilty: Guilty::Stack,
+        ends: END_STACK,
+    },
+    Format {
+        name: "stack-guard",
+        kind: ReportType::Crash,
+        prefixes: &[
+            "BUG: stack guard",
+            "BUG: TASK stack guard",
+            "BUG: IRQ stack guard",
+        ],
+        header: re!(r"^BUG: (?:\w+ )?stack guard page was hit"),
+        title: "BUG: stack guard page was hit in {func}",
+        guilty: Guilty::Stack,
+        ends: END_TRACE,
+    },
+    Format {
+        name: "bad-page",
+        kind: ReportType::MemorySafety,
+        prefixes: &["BUG: Bad page "],
+        header: re!(r"^BUG: Bad page (state|map)"),
+        title: "BUG: Bad page {1} in {func}",
+        guilty: Guilty::Stack,
+        ends: END_STACK,
+    },
+    Format {
+        name: "dentry-in-use",
+        kind: ReportType::MemorySafety,
+        prefixes: &["BUG: Dentry "],
+        header: re!(r"^BUG: Dentry .* still in use .*\[(unmount) of"),
+        title: "BUG: Dentry still in use in {1}",
+        guilty: Guilty::None,
+        ends: END_TRACE,
+    },
+    Format {
+        name: "stack-protector",
+        kind: ReportType::Panic,
+        prefixes: &["Kernel panic - not syncing: stack-protector"],
+        header: re!(
+            r"^Kernel panic - not syncing: stack-protector: Kernel stack is corrupted in: (?P<func>[A-Za-z_][A-Za-z0-9_.$]*)?"
+        ),
+        title: "kernel panic: stack is corrupted in {func}",
+        guilty: Guilty::Header,
+        ends: &["---[ end Kernel panic"],
+    },
+    Format {
+        name: "stack-end",
+        kind: ReportType::Panic,
+        prefixes: &["Kernel panic - not syncing: corrupted stack end"],
+        header: re!(r"^Kernel panic - not syncing: corrupted stack end"),
+        title: "kernel panic: corrupted stack end in {func}",
+        guilty: Guilty::Stack,
+        ends: &["---[ end Kernel panic"],
     },
     Format {
         name: "warning",
@@ -347,11 +506,88 @@ pub static FORMATS: [Format; 30] = [
 /// Headers printed inside another report rather than opening one: x86's `Oops:` line
 /// follows the `BUG:` line of a NULL dereference, page fault or `kernel BUG at`.
 const CONTINUES: &[(&str, &[&str])] = &[
+    ("refcount", &["warning", "warning-new"]),
+    (
+        "usercopy",
+        &["kernel-bug", "oops", "warning", "warning-new"],
+    ),
+    (
+        "list-corruption",
+        &["kernel-bug", "oops", "warning", "warning-new"],
+    ),
+    ("odebug", &["warning", "warning-new"]),
+    ("stack-guard", &["oops"]),
     ("null-deref", &["oops", "gpf"]),
     ("page-fault", &["oops", "gpf"]),
     ("kernel-bug", &["oops", "arm-internal-error"]),
     ("arm-page-fault", &["arm-internal-error", "oops"]),
 ];
+
+/// Functions skipped for a format's guilty frame besides the common tables: any function whose
+/// name contains one of these (a leak is where the object was made, past every allocator).
+const SKIP_CONTAINING: &[(&str, &[&str])] = &[("memory-leak", &["alloc"])];
+
+/// Header capture 1 as syzbot names it.
+const RENAMES: &[(&str, &[(&str, &str)])] = &[(
+    "kasan",
+    &[
+        ("double-free or invalid-free", "invalid-free"),
+        ("double-free", "invalid-free"),
+    ],
+)];
+
+/// The format's own extra skips.
+pub fn skip_containing(format: &Format) -> &'static [&'static str] {
+    SKIP_CONTAINING
+        .iter()
+        .find(|(name, _)| *name == format.name)
+        .map_or(&[], |(_, skip)| skip)
+}
+
+/// Capture 1 of a format's header under syzbot's name for it.
+pub fn renamed<'a>(format: &Format, capture: &'a str) -> &'a str {
+    RENAMES
+        .iter()
+        .find(|(name, _)| *name == format.name)
+        .and_then(|(_, pairs)| pairs.iter().find(|(from, _)| *from == capture))
+        .map_or(capture, |(_, to)| to)
+}
+
+/// Warnings whose file says what kind of bug they are (syzbot's titles): (the header's path
+/// ends with, the header's function when it matters, the title's kind).
+const WARNING_KINDS: &[(&str, Option<&str>, &str)] = &[
+    ("lib/debugobjects.c", None, "WARNING: ODEBUG bug"),
+    ("lib/kobject.c", None, "WARNING: kobject bug"),
+    ("lib/refcount.c", None, "WARNING: refcount bug"),
+    ("kernel/locking/lockdep.c", None, "WARNING: locking bug"),
+    ("fs/proc/generic.c", None, "WARNING: proc registration bug"),
+    ("mm/usercopy.c", None, "BUG: bad usercopy"),
+    (
+        "mm/slab_common.c",
+        Some("kmalloc_slab"),
+        "WARNING: kmalloc bug",
+    ),
+    (
+        "mm/vmalloc.c",
+        Some("__vmalloc_node_range"),
+        "WARNING: zero-size vmalloc",
+    ),
+];
+
+/// The kind of a `WARNING: CPU: … at FILE:LINE FUNC` header, when its file names one.
+pub fn warning_kind(header: &str) -> Option<&'static str> {
+    WARNING_KINDS
+        .iter()
+        .find(|(path, func, _)| {
+            header.contains(&format!("{path}:"))
+                && func.is_none_or(|f| {
+                    header
+                        .split_whitespace()
+                        .any(|w| w.split('+').next() == Some(f))
+                })
+        })
+        .map(|(_, _, kind)| *kind)
+}
 
 /// Whether a header of format `inner` continues an open report of format `outer`.
 pub fn continues(outer: &Format, inner: &Format) -> bool {
@@ -401,6 +637,16 @@ mod tests {
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), names.len(), "a format name twice: {names:?}");
+        let extras = SKIP_CONTAINING
+            .iter()
+            .map(|(n, _)| n)
+            .chain(RENAMES.iter().map(|(n, _)| n));
+        for name in extras {
+            assert!(
+                names.contains(name),
+                "a table names {name:?}, no such format"
+            );
+        }
         for (outer, inners) in CONTINUES {
             for name in std::iter::once(outer).chain(inners.iter()) {
                 assert!(
@@ -431,6 +677,10 @@ mod tests {
         }
         assert_eq!(
             header("BUG: spinlock bad magic on CPU#0, x/1").map(|(f, _)| f.name),
+            Some("spinlock")
+        );
+        assert_eq!(
+            header("BUG: unexpected thing, x/1").map(|(f, _)| f.name),
             Some("bug")
         );
         assert!(header("kasan: KernelAddressSanitizer initialized").is_none());

@@ -359,19 +359,33 @@ fn finish(open: Open) -> Report {
         };
         stack.extend(frames::parse_frame(text));
     }
+    // A warning whose file names its kind (`lib/refcount.c`: a refcount bug) is titled by that
+    // kind and by its caller: the function in the header is the checker's.
+    let header_text = lines(&open.text).next().unwrap_or("");
+    let warning_kind = format
+        .name
+        .starts_with("warning")
+        .then(|| formats::warning_kind(header_text))
+        .flatten();
+    let guilty = match warning_kind {
+        Some(_) => Guilty::Stack,
+        None => format.guilty,
+    };
     let header_func = open
         .captures
         .iter()
         .skip(1)
         .flatten()
         .last()
-        .filter(|_| format.guilty == Guilty::Header);
+        .filter(|_| guilty == Guilty::Header);
     // The guilty frame and two alternates are all a title needs.
+    let own_skip = formats::skip_containing(format);
     let stack: Vec<String> = frames::candidates(&frames)
+        .filter(|f| !own_skip.iter().any(|s| f.function.contains(s)))
         .take(4)
         .map(|f| base_name(&f.function))
         .collect();
-    let mut candidates: Vec<String> = match format.guilty {
+    let mut candidates: Vec<String> = match guilty {
         Guilty::None => vec![],
         Guilty::Header => header_func
             .map(|f| base_name(f))
@@ -389,23 +403,42 @@ fn finish(open: Open) -> Report {
         Guilty::Stack => stack,
     };
     candidates.dedup();
-    let capture = |i: usize| open.captures.get(i).cloned().flatten().unwrap_or_default();
+    let capture = |i: usize| {
+        let text = open.captures.get(i).cloned().flatten().unwrap_or_default();
+        let text = text.trim();
+        if i == 1 {
+            formats::renamed(format, text).to_string()
+        } else {
+            text.to_string()
+        }
+    };
     let access_word = access
         .as_ref()
         .map(|a| format!("{} ", a.kind))
         .unwrap_or_default();
+    let template = match warning_kind {
+        Some(kind) => format!("{kind} in {{func}}"),
+        None => format.title.to_string(),
+    };
     let make_title = |func: Option<&str>| {
-        let mut t = format
-            .title
-            .replace("{access}", &access_word)
-            .replace("{1}", capture(1).trim());
+        let mut t = template.replace("{access}", &access_word);
+        // `{1-}`: the capture as syzbot spells such names, lower case, words joined by `-`.
+        if t.contains("{1-}") {
+            t = t.replace("{1-}", &capture(1).to_lowercase().replace(' ', "-"));
+        }
+        for i in 1..=3 {
+            let key = format!("{{{i}}}");
+            if t.contains(&key) {
+                t = t.replace(&key, &capture(i));
+            }
+        }
         match func {
             Some(f) => t = t.replace("{func}", f),
             None => t = t.replace(" in {func}", "").replace("{func}", ""),
         }
         t
     };
-    let needs_func = format.title.contains("{func}");
+    let needs_func = template.contains("{func}");
     let title = make_title(candidates.first().map(String::as_str));
     let alt_titles: Vec<String> = candidates
         .iter()
