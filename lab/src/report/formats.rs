@@ -33,6 +33,15 @@ pub enum Guilty {
     Rip,
     /// No function: the title is complete as formed.
     None,
+    /// Lockdep's lock sites (`at:` lines: the lock taken, then the one held), then the stack.
+    Sites,
+    /// A stall or lockup: the code the timer interrupt found looping, named by where it was
+    /// entered (see `guilty::stall`).
+    Stall,
+    /// A lockup: the same as a stall, from the register dump's instruction pointer on.
+    Lockup,
+    /// A hung task: where it waits, past the waiting primitives (see `guilty::hang`).
+    Hang,
 }
 
 pub struct Format {
@@ -59,7 +68,7 @@ const END_KASAN: &[&str] = &["==================================================
 const END_STACK: &[&str] = &["</TASK>", "---[ end trace"];
 
 /// Checked in order: the first header that matches a line opens a report of that format.
-pub static FORMATS: [Format; 47] = [
+pub static FORMATS: [Format; 48] = [
     Format {
         name: "kasan",
         kind: ReportType::MemorySafety,
@@ -122,7 +131,7 @@ pub static FORMATS: [Format; 47] = [
         prefixes: &["WARNING: possible circular"],
         header: re!(r"^WARNING: possible circular locking dependency detected"),
         title: "possible deadlock in {func}",
-        guilty: Guilty::Stack,
+        guilty: Guilty::Sites,
         ends: END_STACK,
     },
     Format {
@@ -131,7 +140,7 @@ pub static FORMATS: [Format; 47] = [
         prefixes: &["WARNING: possible recursive"],
         header: re!(r"^WARNING: possible recursive locking detected"),
         title: "possible deadlock in {func}",
-        guilty: Guilty::Stack,
+        guilty: Guilty::Sites,
         ends: END_STACK,
     },
     Format {
@@ -140,7 +149,7 @@ pub static FORMATS: [Format; 47] = [
         prefixes: &["WARNING: inconsistent lock"],
         header: re!(r"^WARNING: inconsistent lock state"),
         title: "inconsistent lock state in {func}",
-        guilty: Guilty::Stack,
+        guilty: Guilty::Sites,
         ends: END_STACK,
     },
     Format {
@@ -151,7 +160,7 @@ pub static FORMATS: [Format; 47] = [
             r"^WARNING: (?:HARD|SOFT)IRQ-(?:safe|READ-safe) -> (?:HARD|SOFT)IRQ-(?:unsafe|READ-unsafe) lock order detected"
         ),
         title: "possible deadlock in {func}",
-        guilty: Guilty::Stack,
+        guilty: Guilty::Sites,
         ends: END_STACK,
     },
     Format {
@@ -429,10 +438,13 @@ pub static FORMATS: [Format; 47] = [
     Format {
         name: "soft-lockup",
         kind: ReportType::Hang,
-        prefixes: &["watchdog: BUG: soft lockup"],
-        header: re!(r"^watchdog: BUG: soft lockup - CPU#\d+ stuck for"),
+        prefixes: &[
+            "watchdog: BUG: soft lockup",
+            "NMI watchdog: BUG: soft lockup",
+        ],
+        header: re!(r"^(?:NMI )?watchdog: BUG: soft lockup - CPU#\d+ stuck for"),
         title: "BUG: soft lockup in {func}",
-        guilty: Guilty::Rip,
+        guilty: Guilty::Lockup,
         ends: END_STACK,
     },
     Format {
@@ -441,16 +453,25 @@ pub static FORMATS: [Format; 47] = [
         prefixes: &["INFO: rcu_", "rcu: INFO: rcu_"],
         header: re!(r"^(?:rcu: )?INFO: rcu_\w+ (?:self-)?detected (?:expedited )?stalls?"),
         title: "INFO: rcu detected stall in {func}",
-        guilty: Guilty::Stack,
+        guilty: Guilty::Stall,
         ends: END_STACK,
     },
     Format {
         name: "hung-task",
         kind: ReportType::Hang,
         prefixes: &["INFO: task "],
-        header: re!(r"^INFO: task \S+ blocked for more than \d+ seconds"),
+        header: re!(r"^INFO: task \S+ blocked (?:in I/O wait )?for more than \d+ seconds"),
         title: "INFO: task hung in {func}",
-        guilty: Guilty::Stack,
+        guilty: Guilty::Hang,
+        ends: END_STACK,
+    },
+    Format {
+        name: "task-cant-die",
+        kind: ReportType::Hang,
+        prefixes: &["INFO: task "],
+        header: re!(r"^INFO: task \S+ can't die for more than \d+ seconds"),
+        title: "INFO: task can't die in {func}",
+        guilty: Guilty::Hang,
         ends: END_STACK,
     },
     Format {
@@ -517,6 +538,12 @@ const CONTINUES: &[(&str, &[&str])] = &[
     ),
     ("odebug", &["warning", "warning-new"]),
     ("stack-guard", &["oops"]),
+    // panic_on_warn: the panic is the warning's.
+    ("warning", &["panic"]),
+    ("warning-new", &["panic"]),
+    ("warning-old", &["panic"]),
+    // A warning raised while a stall is being dumped is part of the dump.
+    ("rcu-stall", &["warning", "warning-new", "panic"]),
     ("null-deref", &["oops", "gpf"]),
     ("page-fault", &["oops", "gpf"]),
     ("kernel-bug", &["oops", "arm-internal-error"]),

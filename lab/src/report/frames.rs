@@ -84,6 +84,15 @@ pub fn parse_frame(text: &str) -> Option<Frame> {
     if let Some(rest) = text.strip_prefix("[<") {
         text = cut_at(rest, b']')?.1.trim_start();
     }
+    // powerpc: `[c000000001bb3710] [c0000000000286fc] __switch_to+0x43c/0x6d0`, the stack
+    // pointer and the address.
+    for _ in 0..2 {
+        if let Some((inner, rest)) = text.strip_prefix('[').and_then(|r| cut_at(r, b']')) {
+            if inner.len() >= 8 && inner.bytes().all(|c| c.is_ascii_hexdigit()) {
+                text = rest.trim_start();
+            }
+        }
+    }
     // arm: `[<c0a73020>] (kmalloc_oob_right) from [<c0a7a140>] (kunit_try_run_case+0x98/0x120)`:
     // the frame is the first function; the second is its caller, the next line's frame.
     if let Some(rest) = text.strip_prefix('(') {
@@ -92,7 +101,7 @@ pub fn parse_frame(text: &str) -> Option<Frame> {
         let function = inner.split('+').next()?;
         return is_name(function).then(|| Frame::printed(function, 0, 0, None, true));
     }
-    let (reliable, text) = match text.strip_prefix("? ") {
+    let (mut reliable, text) = match text.strip_prefix("? ") {
         Some(rest) => (false, rest),
         None => (true, text),
     };
@@ -119,6 +128,11 @@ pub fn parse_frame(text: &str) -> Option<Frame> {
         }
         module = Some(name.to_string());
         rest = after.trim_start();
+    }
+    // powerpc marks the frames it is not sure of at the end.
+    if let Some(before) = rest.strip_suffix("(unreliable)") {
+        reliable = false;
+        rest = before.trim_end();
     }
     let location = match rest.split_whitespace().next() {
         None => None,
@@ -158,8 +172,9 @@ pub fn parse_rip(text: &str) -> Option<Frame> {
 }
 
 /// The reporting machinery: printing, sanitizer and slab internals, WARN/BUG plumbing,
-/// might_sleep checks, lockdep and the lock primitives. Never the function at fault, wherever
-/// it appears. An entry is a whole function name, or a prefix when it ends in `*`; matched
+/// might_sleep checks, lockdep and the lock primitives, and the helpers that report for their
+/// caller. Never the function at fault, wherever it appears. An entry is a whole function
+/// name, a prefix when it ends in `*`, a part of names when it starts with `*`; matched
 /// against the name without its `.isra.0`/`.cold` suffix.
 #[rustfmt::skip]
 const SKIP_ALWAYS: &[&str] = &[
@@ -241,6 +256,30 @@ const SKIP_ALWAYS: &[&str] = &[
     // arm64 and riscv fault entry
     "__do_kernel_fault", "do_bad_area", "do_tag_check_fault", "do_mem_abort",
     "do_translation_fault", "el1_abort", "el1_da", "el1h_64_sync*", "el1_sync*",
+    // traps and panics reached on the way to a report
+    "do_trap", "math_error", "*panic", "check_preemption_disabled", "debug_smp_processor_id",
+    "spin_dump", "walk_stackframe", "register_lock_class", "*lock_class",
+    // every allocator's entry, whatever its name's decoration
+    "kmalloc_order*", "kmalloc_large*", "___kmalloc*", "kmalloc_array*", "kcalloc*",
+    "kvcalloc*", "kzalloc_node", "kvzalloc*", "vzalloc*", "kmemdup*", "memdup_user*",
+    "do_read_cache_folio", "read_cache_page*", "pagecache_get_page", "find_or_create_page",
+    "grab_cache_page_write_begin", "__filemap_get_folio", "filemap_alloc_folio*",
+    // workqueue and kthread plumbing that reports for its caller
+    "try_to_grab_pending", "__cancel_work_timer", "cancel_work_sync", "*flush_work",
+    "flush_workqueue", "drain_workqueue", "destroy_workqueue", "queue_work*",
+    "finish_wait", "kthread_stop",
+    // the driver core, sysfs and the USB core, which warn for the driver that called them
+    "get_device_parent", "device_add", "device_unregister", "device_destroy",
+    "device_release", "devres_release_all", "device_for_each_child", "hwrng_unregister",
+    "i2c_del_adapter", "__unregister_client", "*rollback_registered", "*unregister_netdev",
+    "__usb_create_hcd", "usb_deregister", "usb_remove_hcd", "usb_submit_urb",
+    "usb_start_wait_urb", "usb_bulk_msg", "usb_interrupt_msg", "usb_control_msg",
+    "usb_kill_urb", "dev_info", "dev_notice", "dev_warn", "dev_err", "dev_alert",
+    "dev_crit", "dev_emerg", "_dev_*",
+    // more lock, bit and counter primitives, user access, sk_buff growth
+    "down_trylock", "down_interruptible", "down_killable", "down_timeout", "kref_*",
+    "atomic_*", "atomic64_*", "put_user*", "get_user*", "__put_user*", "__get_user*",
+    "kasprintf", "kvasprintf", "skb_put", "skb_push", "skb_pull",
 ];
 
 /// Where a blocked or preempted task sits: skipped in call traces (a hung task is "hung in"
@@ -256,6 +295,8 @@ const SKIP_IN_STACKS: &[&str] = &[
     "synchronize_rcu_tasks*", "rcu_barrier", "__flush_work", "flush_work",
     "flush_workqueue", "__flush_workqueue", "drain_workqueue", "kthread_stop",
     "usleep_range*", "msleep*", "schedule_timeout*",
+    // coverage collection, on every edge of an instrumented kernel
+    "write_comp_data",
 ];
 
 /// A skip table indexed for lookup: exact names hashed, prefixes bucketed by first byte (the
@@ -263,6 +304,7 @@ const SKIP_IN_STACKS: &[&str] = &[
 struct Listed {
     exact: std::collections::HashSet<&'static str>,
     prefixes: Vec<Vec<&'static str>>,
+    parts: Vec<&'static str>,
 }
 
 impl Listed {
@@ -270,8 +312,13 @@ impl Listed {
         let mut l = Listed {
             exact: Default::default(),
             prefixes: vec![Vec::new(); 256],
+            parts: Vec::new(),
         };
         for p in table {
+            if let Some(part) = p.strip_prefix('*') {
+                l.parts.push(part);
+                continue;
+            }
             match p.strip_suffix('*') {
                 Some(prefix) => l.prefixes[prefix.as_bytes()[0] as usize].push(prefix),
                 None => {
@@ -291,6 +338,7 @@ impl Listed {
             || self.prefixes[first as usize]
                 .iter()
                 .any(|p| name.starts_with(p))
+            || self.parts.iter().any(|p| name.contains(p))
     }
 }
 

@@ -3,6 +3,8 @@
 
 pub mod formats;
 pub mod frames;
+mod guilty;
 pub mod listing;
 pub mod parser;
+mod scan;
 pub mod symbolize;

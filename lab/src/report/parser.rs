@@ -3,8 +3,9 @@
 //! report's lines are those of the caller of its header; untagged consoles fall back to
 //! contiguity.
 
-use super::formats::{self, Format, Guilty, ReportType, ACCESS};
+use super::formats::{self, Format, Guilty, ReportType};
 use super::frames::{self, Frame};
+use super::{guilty, scan};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -199,6 +200,12 @@ fn syscall_name(function: &str) -> String {
         "__s390x_sys_",
         "SyS_",
     ];
+    if let Some(rest) = ["compat_SyS_", "compat_sys_"]
+        .iter()
+        .find_map(|p| function.strip_prefix(p))
+    {
+        return rest.to_string();
+    }
     if let Some(rest) = INTERNAL.iter().find_map(|p| function.strip_prefix(p)) {
         return rest.to_string();
     }
@@ -308,57 +315,9 @@ impl Parser {
     }
 }
 
-/// Sections of a KASAN report after the access stack.
-const ALLOC: &str = "Allocated by task";
-const FREE: &str = "Freed by task";
-const STACK_ENDS: &[&str] = &[
-    ALLOC,
-    FREE,
-    "Last potentially related work creation",
-    "The buggy address belongs to",
-    "Second to last potentially related",
-];
-
 fn finish(open: Open) -> Report {
     let format = open.format;
-    let (mut frames, mut alloc_frames, mut free_frames) = (Vec::new(), Vec::new(), Vec::new());
-    let mut section = 0; // 0 main stack, 1 alloc, 2 free, 3 other
-    let mut rip = None;
-    let mut access = None;
-    for text in lines(&open.text).skip(1) {
-        let t = text.trim_start();
-        if rip.is_none() {
-            rip = frames::parse_rip(t);
-        }
-        // Section heads and the access line start with a capital; frames rarely do.
-        if t.as_bytes().first().is_some_and(u8::is_ascii_uppercase) {
-            if t.starts_with(ALLOC) {
-                section = 1;
-            } else if t.starts_with(FREE) {
-                section = 2;
-            } else if STACK_ENDS.iter().any(|s| t.starts_with(s)) {
-                section = 3;
-            }
-            if access.is_none() && (t.starts_with("Read of") || t.starts_with("Write of")) {
-                access = ACCESS.captures(t).map(|c| Access {
-                    kind: c[1].to_string(),
-                    size: c.get(2).and_then(|m| m.as_str().parse().ok()).unwrap_or(0),
-                    address: c
-                        .get(3)
-                        .map_or_else(String::new, |m| m.as_str().to_string()),
-                    task: c[4].to_string(),
-                });
-            }
-        }
-        // Past the stacks (KASAN's object description and memory dump) nothing is kept.
-        let stack = match section {
-            0 => &mut frames,
-            1 => &mut alloc_frames,
-            2 => &mut free_frames,
-            _ => continue,
-        };
-        stack.extend(frames::parse_frame(text));
-    }
+    let scanned = scan::scan(lines(&open.text).skip(1));
     // A warning whose file names its kind (`lib/refcount.c`: a refcount bug) is titled by that
     // kind and by its caller: the function in the header is the checker's.
     let header_text = lines(&open.text).next().unwrap_or("");
@@ -371,37 +330,8 @@ fn finish(open: Open) -> Report {
         Some(_) => Guilty::Stack,
         None => format.guilty,
     };
-    let header_func = open
-        .captures
-        .iter()
-        .skip(1)
-        .flatten()
-        .last()
-        .filter(|_| guilty == Guilty::Header);
-    // The guilty frame and two alternates are all a title needs.
-    let own_skip = formats::skip_containing(format);
-    let stack: Vec<String> = frames::candidates(&frames)
-        .filter(|f| !own_skip.iter().any(|s| f.function.contains(s)))
-        .take(4)
-        .map(|f| base_name(&f.function))
-        .collect();
-    let mut candidates: Vec<String> = match guilty {
-        Guilty::None => vec![],
-        Guilty::Header => header_func
-            .map(|f| base_name(f))
-            .filter(|f| !frames::is_machinery(f))
-            .into_iter()
-            .chain(stack)
-            .collect(),
-        Guilty::Rip => rip
-            .as_ref()
-            .map(|r| base_name(&r.function))
-            .filter(|f| !frames::is_machinery(f))
-            .into_iter()
-            .chain(stack)
-            .collect(),
-        Guilty::Stack => stack,
-    };
+    let header_func = open.captures.iter().skip(1).flatten().last();
+    let mut candidates = candidates(format, guilty, &scanned, header_func.map(String::as_str));
     candidates.dedup();
     let capture = |i: usize| {
         let text = open.captures.get(i).cloned().flatten().unwrap_or_default();
@@ -412,7 +342,8 @@ fn finish(open: Open) -> Report {
             text.to_string()
         }
     };
-    let access_word = access
+    let access_word = scanned
+        .access
         .as_ref()
         .map(|a| format!("{} ", a.kind))
         .unwrap_or_default();
@@ -464,11 +395,89 @@ fn finish(open: Open) -> Report {
         corrupted_reason,
         caller: open.caller,
         line: open.line,
-        frames,
-        access,
-        alloc_frames,
-        free_frames,
+        frames: scanned.frames,
+        access: scanned.access,
+        alloc_frames: scanned.alloc_frames,
+        free_frames: scanned.free_frames,
         text: open.text,
+    }
+}
+
+/// The guilty function first, then alternates, as titles name them.
+fn candidates(
+    format: &Format,
+    guilty: Guilty,
+    scanned: &scan::Scanned,
+    header_func: Option<&str>,
+) -> Vec<String> {
+    let own_skip = formats::skip_containing(format);
+    let kept = |f: &&Frame| !own_skip.iter().any(|s| f.function.contains(s));
+    // The guilty frame and two alternates are all a title needs.
+    let stack = |frames: &[Frame]| -> Vec<String> {
+        frames::candidates(frames)
+            .filter(kept)
+            .take(4)
+            .map(|f| base_name(&f.function))
+            .collect()
+    };
+    let not_machinery = |f: &str| !frames::is_machinery(f);
+    let first = |found: Option<String>, rest: &[Frame]| -> Vec<String> {
+        found
+            .map(|f| base_name(&f))
+            .into_iter()
+            .chain(stack(rest))
+            .collect()
+    };
+    match guilty {
+        Guilty::None => vec![],
+        Guilty::Header => first(
+            header_func.filter(|f| not_machinery(f)).map(str::to_string),
+            &scanned.frames,
+        ),
+        Guilty::Rip => first(
+            scanned
+                .rip
+                .as_ref()
+                .map(|r| r.function.clone())
+                .filter(|f| not_machinery(f)),
+            &scanned.frames,
+        ),
+        Guilty::Stack => stack(&scanned.frames),
+        Guilty::Sites => scanned
+            .sites
+            .iter()
+            .filter(|f| !frames::is_skipped_in_stack(f))
+            .map(|f| base_name(f))
+            .chain(stack(&scanned.frames))
+            .collect(),
+        Guilty::Stall | Guilty::Lockup => {
+            let looping: Vec<Frame> = match guilty {
+                Guilty::Stall => scanned.interrupted.clone(),
+                _ => scanned
+                    .rip
+                    .iter()
+                    .chain(&scanned.frames[scanned.rip_at.min(scanned.frames.len())..])
+                    .cloned()
+                    .collect(),
+            };
+            let looping: Vec<&str> = guilty::names(&looping)
+                .into_iter()
+                .filter(|f| {
+                    !frames::is_skipped_in_stack(f)
+                        && !f.contains("rcu")
+                        && !f.contains("apic_timer")
+                })
+                .collect();
+            first(guilty::stall(&looping), &scanned.frames)
+        }
+        Guilty::Hang => {
+            let trace = &scanned.frames[scanned.call_trace.min(scanned.frames.len())..];
+            let waiting: Vec<&str> = guilty::names(trace)
+                .into_iter()
+                .filter(|f| not_machinery(f))
+                .collect();
+            first(guilty::hang(&waiting), trace)
+        }
     }
 }
 

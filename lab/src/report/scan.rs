@@ -1,0 +1,149 @@
+//! One pass over a report's lines after its header: the call-trace frames of each section
+//! (the access stack, KASAN's allocation and free stacks), the access line, the register
+//! dump's instruction pointer, lockdep's `at:` lock sites, and the code a timer interrupt
+//! interrupted (what a stall report is about).
+
+use super::formats::ACCESS;
+use super::frames::{self, Frame};
+use super::parser::Access;
+
+/// Sections of a KASAN report after the access stack.
+const ALLOC: &str = "Allocated by task";
+const FREE: &str = "Freed by task";
+const STACK_ENDS: &[&str] = &[
+    ALLOC,
+    FREE,
+    "Last potentially related work creation",
+    "The buggy address belongs to",
+    "Second to last potentially related",
+];
+
+/// Lines that say the frames before them ran in a timer interrupt, and the frames after it
+/// in the code it interrupted: x86's interrupt entry (`apic_timer_interrupt`,
+/// `asm_sysvec_apic_timer_interrupt`), the end of the IRQ stack, arm64's IRQ entry, and old
+/// kernels' exception-stack marker.
+const INTERRUPT_MARKS: &[&str] = &[
+    "apic_timer_interrupt",
+    "</IRQ>",
+    "<EOI>",
+    "el1h_64_irq",
+    "el1_irq",
+    "Exception stack",
+];
+
+/// Lockdep's lock lines: `… (&lock){+.+.}-{3:3}, at: func+0x1/0x2 file.c:12`.
+const SITE: &str = ", at: ";
+
+/// How many `at:` sites make the title's candidates: the lock being taken, then the one held.
+const SITES: usize = 2;
+
+#[derive(Default)]
+pub struct Scanned {
+    /// The main call trace (all of it, whatever the section markers inside it).
+    pub frames: Vec<Frame>,
+    pub alloc_frames: Vec<Frame>,
+    pub free_frames: Vec<Frame>,
+    pub access: Option<Access>,
+    /// The first kernel-mode instruction pointer of a register dump.
+    pub rip: Option<Frame>,
+    /// Index into `frames` of the first frame after `rip`.
+    pub rip_at: usize,
+    /// Functions of lockdep's first `at:` lines.
+    pub sites: Vec<String>,
+    /// The interrupted code: the instruction pointer after the first interrupt mark, then the
+    /// frames after it (empty when the report shows no interrupt).
+    pub interrupted: Vec<Frame>,
+    /// Index into `frames` of the first frame after the first `Call Trace:` line.
+    pub call_trace: usize,
+}
+
+/// The function of a lockdep `at:` line.
+fn site(text: &str) -> Option<String> {
+    let (_, rest) = text.split_once(SITE)?;
+    let rest = rest.trim_start();
+    let rest = match rest.strip_prefix("[<") {
+        Some(r) => r.split_once("]")?.1.trim_start(),
+        None => rest,
+    };
+    let name = rest.split(['+', ' ']).next()?;
+    (!name.is_empty()
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.')))
+    .then(|| name.to_string())
+}
+
+/// Scan the lines after a report's header.
+pub fn scan<'a>(lines: impl Iterator<Item = &'a str>) -> Scanned {
+    let mut s = Scanned::default();
+    let mut section = 0; // 0 main stack, 1 alloc, 2 free, 3 other
+    let mut marked = false; // an interrupt mark seen
+    let mut after_mark = Vec::new();
+    let mut interrupted_rip: Option<(Frame, usize)> = None;
+    let mut call_trace = None;
+    for text in lines {
+        let t = text.trim_start();
+        let rip = frames::parse_rip(t);
+        if s.rip.is_none() && rip.is_some() {
+            s.rip.clone_from(&rip);
+            s.rip_at = s.frames.len();
+        }
+        // Section heads and the access line start with a capital; frames rarely do.
+        if t.as_bytes().first().is_some_and(u8::is_ascii_uppercase) {
+            if t.starts_with(ALLOC) {
+                section = 1;
+            } else if t.starts_with(FREE) {
+                section = 2;
+            } else if STACK_ENDS.iter().any(|e| t.starts_with(e)) {
+                section = 3;
+            } else if call_trace.is_none()
+                && (t.starts_with("Call Trace") || t.starts_with("Call trace"))
+            {
+                call_trace = Some(s.frames.len());
+            }
+            if s.access.is_none() && (t.starts_with("Read of") || t.starts_with("Write of")) {
+                s.access = access(t);
+            }
+        }
+        let stack = match section {
+            0 => &mut s.frames,
+            1 => &mut s.alloc_frames,
+            2 => &mut s.free_frames,
+            _ => continue,
+        };
+        let frame = frames::parse_frame(text);
+        if section == 0 {
+            if s.sites.len() < SITES && stack.is_empty() {
+                s.sites.extend(site(t));
+            }
+            if marked {
+                if let (Some(rip), None) = (rip, &interrupted_rip) {
+                    interrupted_rip = Some((rip, after_mark.len()));
+                }
+                after_mark.extend(frame.clone());
+            } else if INTERRUPT_MARKS.iter().any(|m| t.contains(m)) {
+                marked = true;
+            }
+        }
+        stack.extend(frame);
+    }
+    // Syzkaller's order: the instruction pointer after the mark and the frames after it, or
+    // when the interrupted code has no register dump, every frame after the mark.
+    s.interrupted = match interrupted_rip {
+        Some((rip, at)) => std::iter::once(rip).chain(after_mark.drain(at..)).collect(),
+        None => after_mark,
+    };
+    s.call_trace = call_trace.unwrap_or(0);
+    s
+}
+
+fn access(t: &str) -> Option<Access> {
+    ACCESS.captures(t).map(|c| Access {
+        kind: c[1].to_string(),
+        size: c.get(2).and_then(|m| m.as_str().parse().ok()).unwrap_or(0),
+        address: c
+            .get(3)
+            .map_or_else(String::new, |m| m.as_str().to_string()),
+        task: c[4].to_string(),
+    })
+}
