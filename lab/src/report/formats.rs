@@ -40,6 +40,9 @@ pub enum Guilty {
     Stall,
     /// A lockup: the same as a stall, from the register dump's instruction pointer on.
     Lockup,
+    /// Where the code at fault was entered (see `guilty::stall`) in the call trace: a
+    /// stack overflow is about the path that went deep, not the frame that hit the end.
+    Entry,
     /// A hung task: where it waits, past the waiting primitives (see `guilty::hang`).
     Hang,
 }
@@ -68,7 +71,7 @@ const END_KASAN: &[&str] = &["==================================================
 const END_STACK: &[&str] = &["</TASK>", "---[ end trace"];
 
 /// Checked in order: the first header that matches a line opens a report of that format.
-pub static FORMATS: [Format; 48] = [
+pub static FORMATS: [Format; 52] = [
     Format {
         name: "kasan",
         kind: ReportType::MemorySafety,
@@ -119,17 +122,31 @@ pub static FORMATS: [Format; 48] = [
     Format {
         name: "rcu-usage",
         kind: ReportType::Locking,
-        prefixes: &["WARNING: suspicious RCU usage"],
-        header: re!(r"^WARNING: suspicious RCU usage"),
-        title: "WARNING: suspicious RCU usage in {func}",
+        prefixes: &[
+            "WARNING: ",
+            "BUG: ",
+            "INFO: ",
+            "[ WARNING: ",
+            "[ BUG: ",
+            "[ INFO: ",
+        ],
+        header: re!(r"^\[?\s*(WARNING|INFO): suspicious RCU usage"),
+        title: "{1}: suspicious RCU usage in {func}",
         guilty: Guilty::Stack,
         ends: END_STACK,
     },
     Format {
         name: "lockdep-circular",
         kind: ReportType::Locking,
-        prefixes: &["WARNING: possible circular"],
-        header: re!(r"^WARNING: possible circular locking dependency detected"),
+        prefixes: &[
+            "WARNING: ",
+            "BUG: ",
+            "INFO: ",
+            "[ WARNING: ",
+            "[ BUG: ",
+            "[ INFO: ",
+        ],
+        header: re!(r"^\[?\s*(?:WARNING|INFO): possible circular locking dependency detected"),
         title: "possible deadlock in {func}",
         guilty: Guilty::Sites,
         ends: END_STACK,
@@ -137,8 +154,15 @@ pub static FORMATS: [Format; 48] = [
     Format {
         name: "lockdep-recursive",
         kind: ReportType::Locking,
-        prefixes: &["WARNING: possible recursive"],
-        header: re!(r"^WARNING: possible recursive locking detected"),
+        prefixes: &[
+            "WARNING: ",
+            "BUG: ",
+            "INFO: ",
+            "[ WARNING: ",
+            "[ BUG: ",
+            "[ INFO: ",
+        ],
+        header: re!(r"^\[?\s*(?:WARNING|INFO): possible recursive locking detected"),
         title: "possible deadlock in {func}",
         guilty: Guilty::Sites,
         ends: END_STACK,
@@ -146,8 +170,15 @@ pub static FORMATS: [Format; 48] = [
     Format {
         name: "lockdep-inconsistent",
         kind: ReportType::Locking,
-        prefixes: &["WARNING: inconsistent lock"],
-        header: re!(r"^WARNING: inconsistent lock state"),
+        prefixes: &[
+            "WARNING: ",
+            "BUG: ",
+            "INFO: ",
+            "[ WARNING: ",
+            "[ BUG: ",
+            "[ INFO: ",
+        ],
+        header: re!(r"^\[?\s*(?:WARNING|INFO): inconsistent lock state"),
         title: "inconsistent lock state in {func}",
         guilty: Guilty::Sites,
         ends: END_STACK,
@@ -155,9 +186,16 @@ pub static FORMATS: [Format; 48] = [
     Format {
         name: "lockdep-irq-unsafe",
         kind: ReportType::Locking,
-        prefixes: &["WARNING: "],
+        prefixes: &[
+            "WARNING: ",
+            "BUG: ",
+            "INFO: ",
+            "[ WARNING: ",
+            "[ BUG: ",
+            "[ INFO: ",
+        ],
         header: re!(
-            r"^WARNING: (?:HARD|SOFT)IRQ-(?:safe|READ-safe) -> (?:HARD|SOFT)IRQ-(?:unsafe|READ-unsafe) lock order detected"
+            r"^\[?\s*(?:WARNING|INFO): (?:HARD|SOFT)IRQ-(?:safe|READ-safe) -> (?:HARD|SOFT)IRQ-(?:unsafe|READ-unsafe) lock order detected"
         ),
         title: "possible deadlock in {func}",
         guilty: Guilty::Sites,
@@ -179,19 +217,33 @@ pub static FORMATS: [Format; 48] = [
     Format {
         name: "lockdep-unlock-balance",
         kind: ReportType::Locking,
-        prefixes: &["WARNING: bad unlock"],
-        header: re!(r"^WARNING: bad unlock balance detected!"),
-        title: "WARNING: bad unlock balance in {func}",
+        prefixes: &[
+            "WARNING: ",
+            "BUG: ",
+            "INFO: ",
+            "[ WARNING: ",
+            "[ BUG: ",
+            "[ INFO: ",
+        ],
+        header: re!(r"^\[?\s*(WARNING|BUG): bad unlock balance detected!"),
+        title: "{1}: bad unlock balance in {func}",
         guilty: Guilty::Stack,
         ends: END_STACK,
     },
     Format {
         name: "lockdep-held-on-exit",
         kind: ReportType::Locking,
-        prefixes: &["WARNING: lock held"],
-        header: re!(r"^WARNING: lock held when returning to user space!"),
-        title: "WARNING: lock held when returning to user space in {func}",
-        guilty: Guilty::Stack,
+        prefixes: &[
+            "WARNING: ",
+            "BUG: ",
+            "INFO: ",
+            "[ WARNING: ",
+            "[ BUG: ",
+            "[ INFO: ",
+        ],
+        header: re!(r"^\[?\s*(WARNING|BUG): lock held when returning to user space!"),
+        title: "{1}: lock held when returning to user space in {func}",
+        guilty: Guilty::Sites,
         ends: END_STACK,
     },
     Format {
@@ -213,28 +265,60 @@ pub static FORMATS: [Format; 48] = [
         ends: END_TRACE,
     },
     Format {
+        name: "non-static-key",
+        kind: ReportType::Locking,
+        prefixes: &["INFO: trying to register non-static key"],
+        header: re!(r"^INFO: trying to register non-static key"),
+        title: "INFO: trying to register non-static key in {func}",
+        guilty: Guilty::Stack,
+        ends: END_STACK,
+    },
+    Format {
+        name: "workqueue-leak",
+        kind: ReportType::Locking,
+        prefixes: &["BUG: workqueue leaked lock"],
+        header: re!(r"^BUG: workqueue leaked lock or atomic"),
+        title: "BUG: workqueue leaked lock or atomic in {func}",
+        guilty: Guilty::Sites,
+        ends: END_STACK,
+    },
+    Format {
         name: "held-lock-freed",
         kind: ReportType::Locking,
-        prefixes: &["WARNING: held lock freed"],
-        header: re!(r"^WARNING: held lock freed!"),
-        title: "WARNING: held lock freed in {func}",
-        guilty: Guilty::Stack,
+        prefixes: &[
+            "WARNING: ",
+            "BUG: ",
+            "INFO: ",
+            "[ WARNING: ",
+            "[ BUG: ",
+            "[ INFO: ",
+        ],
+        header: re!(r"^\[?\s*(WARNING|BUG): held lock freed!"),
+        title: "{1}: held lock freed in {func}",
+        guilty: Guilty::Sites,
         ends: END_STACK,
     },
     Format {
         name: "locks-held",
         kind: ReportType::Locking,
-        prefixes: &["WARNING: ", "BUG: "],
-        header: re!(r"^(WARNING|BUG): \S+ still has locks held!"),
+        prefixes: &[
+            "WARNING: ",
+            "BUG: ",
+            "INFO: ",
+            "[ WARNING: ",
+            "[ BUG: ",
+            "[ INFO: ",
+        ],
+        header: re!(r"^\[?\s*(WARNING|BUG): \S+ still has locks held!"),
         title: "{1}: still has locks held in {func}",
-        guilty: Guilty::Stack,
+        guilty: Guilty::Sites,
         ends: END_STACK,
     },
     Format {
         name: "stack-regs",
         kind: ReportType::Warning,
         prefixes: &["WARNING: kernel stack regs"],
-        header: re!(r"^WARNING: kernel stack regs at \S+ in \S+ has bad '(\w+)' value"),
+        header: re!(r"^WARNING: kernel stack regs at\s+\S+ in \S+ has bad '(\w+)' value"),
         title: "WARNING: kernel stack regs has bad '{1}' value",
         guilty: Guilty::None,
         ends: END_STACK,
@@ -243,7 +327,7 @@ pub static FORMATS: [Format; 48] = [
         name: "stack-frame-pointer",
         kind: ReportType::Warning,
         prefixes: &["WARNING: kernel stack frame"],
-        header: re!(r"^WARNING: kernel stack frame pointer at \S+ in \S+ has bad value"),
+        header: re!(r"^WARNING: kernel stack frame pointer at\s+\S+ in \S+ has bad value"),
         title: "WARNING: kernel stack frame pointer has bad value",
         guilty: Guilty::None,
         ends: END_STACK,
@@ -359,7 +443,7 @@ pub static FORMATS: [Format; 48] = [
         prefixes: &["Kernel panic - not syncing: corrupted stack end"],
         header: re!(r"^Kernel panic - not syncing: corrupted stack end"),
         title: "kernel panic: corrupted stack end in {func}",
-        guilty: Guilty::Stack,
+        guilty: Guilty::Entry,
         ends: &["---[ end Kernel panic"],
     },
     Format {
@@ -402,9 +486,22 @@ pub static FORMATS: [Format; 48] = [
     Format {
         name: "gpf",
         kind: ReportType::Crash,
-        prefixes: &["general protection fault", "Oops: general protection fault"],
-        header: re!(r"^(?:Oops: )?general protection fault"),
+        prefixes: &[
+            "general protection fault",
+            "Oops: general protection fault",
+            "segment-related general protection fault",
+        ],
+        header: re!(r"^(?:Oops: )?(?:segment-related )?general protection fault"),
         title: "general protection fault in {func}",
+        guilty: Guilty::Rip,
+        ends: END_TRACE,
+    },
+    Format {
+        name: "divide-error",
+        kind: ReportType::Crash,
+        prefixes: &["divide error: ", "divide_error: ", "Oops: divide error: "],
+        header: re!(r"^(?:Oops: )?divide[ _]error: "),
+        title: "divide error in {func}",
         guilty: Guilty::Rip,
         ends: END_TRACE,
     },
@@ -495,6 +592,15 @@ pub static FORMATS: [Format; 48] = [
         ends: END_TRACE,
     },
     Format {
+        name: "arm-unhandled-fault",
+        kind: ReportType::Crash,
+        prefixes: &["Unhandled fault: "],
+        header: re!(r"^Unhandled fault: "),
+        title: "Unhandled fault in {func}",
+        guilty: Guilty::Rip,
+        ends: END_TRACE,
+    },
+    Format {
         name: "arm-internal-error",
         kind: ReportType::Crash,
         prefixes: &["Internal error: "],
@@ -548,6 +654,7 @@ const CONTINUES: &[(&str, &[&str])] = &[
     ("page-fault", &["oops", "gpf"]),
     ("kernel-bug", &["oops", "arm-internal-error"]),
     ("arm-page-fault", &["arm-internal-error", "oops"]),
+    ("arm-unhandled-fault", &["arm-internal-error", "oops"]),
 ];
 
 /// Functions skipped for a format's guilty frame besides the common tables: any function whose

@@ -150,6 +150,25 @@ pub fn parse_frame(text: &str) -> Option<Frame> {
     })
 }
 
+/// The caller in an arm backtrace line, `[<c0a73020>] (callee) from [<c0a7a140>]
+/// (caller+0x98/0x120)`: the frame the next line repeats, or the last frame when none does.
+pub fn parse_arm_caller(text: &str) -> Option<Frame> {
+    let (_, rest) = text.split_once(") from [<")?;
+    let (_, rest) = cut_at(rest, b'(')?;
+    let (inner, _) = cut_at(rest, b')')?;
+    let (function, rest) = cut_at(inner, b'+')?;
+    let (offset, size) = cut_at(rest.strip_prefix("0x")?, b'/')?;
+    let hex = |s: &str| u64::from_str_radix(s.strip_prefix("0x").unwrap_or(s), 16).ok();
+    is_name(function).then_some(())?;
+    Some(Frame::printed(
+        function,
+        hex(offset)?,
+        hex(size)?,
+        None,
+        true,
+    ))
+}
+
 /// `s` split around the first `byte`.
 fn cut_at(s: &str, byte: u8) -> Option<(&str, &str)> {
     let i = memchr::memchr(byte, s.as_bytes())?;
@@ -279,7 +298,10 @@ const SKIP_ALWAYS: &[&str] = &[
     // more lock, bit and counter primitives, user access, sk_buff growth
     "down_trylock", "down_interruptible", "down_killable", "down_timeout", "kref_*",
     "atomic_*", "atomic64_*", "put_user*", "get_user*", "__put_user*", "__get_user*",
-    "kasprintf", "kvasprintf", "skb_put", "skb_push", "skb_pull",
+    "__stack_chk_fail", "__raw_read*", "__raw_write*", "logic_in*", "logic_out*",
+    "trace_hardirqs_*",
+    "kasprintf", "kvasprintf", "skb_put", "skb_push", "skb_pull", "*copy_to_user",
+    "*copy_from_user", "*write_lock", "*read_lock", "*_atomic_dec_and*",
 ];
 
 /// Where a blocked or preempted task sits: skipped in call traces (a hung task is "hung in"

@@ -73,8 +73,21 @@ pub fn split(line: &str) -> (Option<&str>, &str) {
     if b.get(i).is_some_and(u8::is_ascii_whitespace) {
         i += 1;
     }
-    (caller, &line[i..])
+    let mut text = &line[i..];
+    // Kernel messages some versions print without their newline, so that the next message
+    // (a report's header) runs on after them.
+    for partial in UNTERMINATED {
+        if let Some(rest) = text.strip_prefix(partial) {
+            text = rest;
+        }
+    }
+    (caller, text)
 }
+
+/// Kernel messages printed without a newline before a report: x86 KASAN's hint before a
+/// general protection fault (arch/x86/mm/kasan_init_64.c, 4.x kernels).
+const UNTERMINATED: &[&str] =
+    &["kasan: GPF could be caused by NULL-ptr deref or user memory access"];
 
 /// Blanks then ASCII digits from `i`: the index after them, and whether any digit was seen.
 fn digits(b: &[u8], mut i: usize) -> (usize, bool) {
@@ -430,8 +443,11 @@ fn candidates(
     };
     match guilty {
         Guilty::None => vec![],
+        // A header naming an address (`corrupted in: ffffffff8343632e`) names no function.
         Guilty::Header => first(
-            header_func.filter(|f| not_machinery(f)).map(str::to_string),
+            header_func
+                .filter(|f| not_machinery(f) && !f.bytes().all(|c| c.is_ascii_hexdigit()))
+                .map(str::to_string),
             &scanned.frames,
         ),
         Guilty::Rip => first(
@@ -469,6 +485,13 @@ fn candidates(
                 })
                 .collect();
             first(guilty::stall(&looping), &scanned.frames)
+        }
+        Guilty::Entry => {
+            let stack: Vec<&str> = guilty::names(&scanned.frames)
+                .into_iter()
+                .filter(|f| !frames::is_skipped_in_stack(f))
+                .collect();
+            first(guilty::stall(&stack), &scanned.frames)
         }
         Guilty::Hang => {
             let trace = &scanned.frames[scanned.call_trace.min(scanned.frames.len())..];

@@ -31,8 +31,9 @@ const INTERRUPT_MARKS: &[&str] = &[
     "Exception stack",
 ];
 
-/// Lockdep's lock lines: `… (&lock){+.+.}-{3:3}, at: func+0x1/0x2 file.c:12`.
-const SITE: &str = ", at: ";
+/// Lockdep's lock lines (`… (&lock){+.+.}-{3:3}, at: func+0x1/0x2 file.c:12`) and the
+/// workqueue's `last function: func` line.
+const SITE_MARKS: &[&str] = &[", at: ", "last function: "];
 
 /// How many `at:` sites make the title's candidates: the lock being taken, then the one held.
 const SITES: usize = 2;
@@ -59,7 +60,10 @@ pub struct Scanned {
 
 /// The function of a lockdep `at:` line.
 fn site(text: &str) -> Option<String> {
-    let (_, rest) = text.split_once(SITE)?;
+    let rest = SITE_MARKS
+        .iter()
+        .find_map(|m| text.split_once(m))
+        .map(|(_, rest)| rest)?;
     let rest = rest.trim_start();
     let rest = match rest.strip_prefix("[<") {
         Some(r) => r.split_once("]")?.1.trim_start(),
@@ -81,6 +85,7 @@ pub fn scan<'a>(lines: impl Iterator<Item = &'a str>) -> Scanned {
     let mut after_mark = Vec::new();
     let mut interrupted_rip: Option<(Frame, usize)> = None;
     let mut call_trace = None;
+    let mut last_caller: Option<String> = None;
     for text in lines {
         let t = text.trim_start();
         let rip = frames::parse_rip(t);
@@ -111,7 +116,18 @@ pub fn scan<'a>(lines: impl Iterator<Item = &'a str>) -> Scanned {
             2 => &mut s.free_frames,
             _ => continue,
         };
-        let frame = frames::parse_frame(text);
+        // arm prints each function with its caller (`(callee) from (caller+0x1/0x2)`), and
+        // the next line starts from that caller: the callers are frames, once each.
+        let mut frame: Vec<Frame> = frames::parse_frame(text).into_iter().collect();
+        if let Some(callee) = frame.first() {
+            if last_caller.take().as_deref() == Some(callee.function.as_str()) {
+                frame.clear();
+            }
+            if let Some(caller) = frames::parse_arm_caller(t) {
+                last_caller = Some(caller.function.clone());
+                frame.push(caller);
+            }
+        }
         if section == 0 {
             if s.sites.len() < SITES && stack.is_empty() {
                 s.sites.extend(site(t));
