@@ -78,7 +78,7 @@ pub static FORMATS: [Format; 52] = [
         prefixes: &["BUG: KASAN: "],
         header: re!(r"^BUG: KASAN: ([a-z0-9\- ]+?) in (?P<func>[A-Za-z0-9_.$]+)"),
         title: "KASAN: {1} {access}in {func}",
-        guilty: Guilty::Stack,
+        guilty: Guilty::Header,
         ends: END_KASAN,
     },
     Format {
@@ -633,19 +633,20 @@ pub static FORMATS: [Format; 52] = [
 /// Headers printed inside another report rather than opening one: x86's `Oops:` line
 /// follows the `BUG:` line of a NULL dereference, page fault or `kernel BUG at`.
 const CONTINUES: &[(&str, &[&str])] = &[
-    ("refcount", &["warning", "warning-new"]),
+    // The checks that print their message, then WARN or BUG (and panic_on_warn's panic).
+    ("refcount", &["warning", "warning-new", "panic"]),
     (
         "usercopy",
-        &["kernel-bug", "oops", "warning", "warning-new"],
+        &["kernel-bug", "oops", "warning", "warning-new", "panic"],
     ),
     (
         "list-corruption",
-        &["kernel-bug", "oops", "warning", "warning-new"],
+        &["kernel-bug", "oops", "warning", "warning-new", "panic"],
     ),
-    ("odebug", &["warning", "warning-new"]),
+    ("odebug", &["warning", "warning-new", "panic"]),
     ("stack-guard", &["oops"]),
     // panic_on_warn: the panic is the warning's.
-    ("warning", &["panic"]),
+    ("warning", &["panic", "odebug"]),
     ("warning-new", &["panic"]),
     ("warning-old", &["panic"]),
     // A warning raised while a stall is being dumped is part of the dump.
@@ -659,7 +660,24 @@ const CONTINUES: &[(&str, &[&str])] = &[
 
 /// Functions skipped for a format's guilty frame besides the common tables: any function whose
 /// name contains one of these (a leak is where the object was made, past every allocator).
-const SKIP_CONTAINING: &[(&str, &[&str])] = &[("memory-leak", &["alloc"])];
+const SKIP_CONTAINING: &[(&str, &[&str])] = &[("memory-leak", &["alloc"]), ("odebug", ODEBUG_SKIP)];
+
+/// An ODEBUG report is about the caller of the API that checked the object: the functions
+/// that free memory, arm timers and queue RCU callbacks check the objects they are given.
+const ODEBUG_SKIP: &[&str] = &[
+    "debug_object",
+    "rcu",
+    "kfree",
+    "vfree",
+    "kvfree",
+    "vunmap",
+    "free_pages",
+    "free_percpu",
+    "hrtimer",
+    "timer",
+    "queue_work",
+    "work_on_stack",
+];
 
 /// Header capture 1 as syzbot names it.
 const RENAMES: &[(&str, &[(&str, &str)])] = &[(
@@ -687,40 +705,54 @@ pub fn renamed<'a>(format: &Format, capture: &'a str) -> &'a str {
         .map_or(capture, |(_, to)| to)
 }
 
-/// Warnings whose file says what kind of bug they are (syzbot's titles): (the header's path
-/// ends with, the header's function when it matters, the title's kind).
-const WARNING_KINDS: &[(&str, Option<&str>, &str)] = &[
-    ("lib/debugobjects.c", None, "WARNING: ODEBUG bug"),
-    ("lib/kobject.c", None, "WARNING: kobject bug"),
-    ("lib/refcount.c", None, "WARNING: refcount bug"),
-    ("kernel/locking/lockdep.c", None, "WARNING: locking bug"),
-    ("fs/proc/generic.c", None, "WARNING: proc registration bug"),
-    ("mm/usercopy.c", None, "BUG: bad usercopy"),
-    (
-        "mm/slab_common.c",
-        Some("kmalloc_slab"),
-        "WARNING: kmalloc bug",
-    ),
-    (
-        "mm/vmalloc.c",
-        Some("__vmalloc_node_range"),
-        "WARNING: zero-size vmalloc",
-    ),
+/// A kind of warning its file names (syzbot's titles): the header's path ends with `path`,
+/// its function is `func` when that matters; titled `title` in the caller, skipping `skip`.
+pub struct WarningKind {
+    path: &'static str,
+    func: Option<&'static str>,
+    pub title: &'static str,
+    pub skip: &'static [&'static str],
+}
+
+const fn kind(path: &'static str, title: &'static str) -> WarningKind {
+    WarningKind {
+        path,
+        func: None,
+        title,
+        skip: &[],
+    }
+}
+
+const WARNING_KINDS: &[WarningKind] = &[
+    WarningKind {
+        skip: ODEBUG_SKIP,
+        ..kind("lib/debugobjects.c", "WARNING: ODEBUG bug")
+    },
+    kind("lib/kobject.c", "WARNING: kobject bug"),
+    kind("lib/refcount.c", "WARNING: refcount bug"),
+    kind("kernel/locking/lockdep.c", "WARNING: locking bug"),
+    kind("fs/proc/generic.c", "WARNING: proc registration bug"),
+    kind("mm/usercopy.c", "BUG: bad usercopy"),
+    WarningKind {
+        func: Some("kmalloc_slab"),
+        ..kind("mm/slab_common.c", "WARNING: kmalloc bug")
+    },
+    WarningKind {
+        func: Some("__vmalloc_node_range"),
+        ..kind("mm/vmalloc.c", "WARNING: zero-size vmalloc")
+    },
 ];
 
 /// The kind of a `WARNING: CPU: … at FILE:LINE FUNC` header, when its file names one.
-pub fn warning_kind(header: &str) -> Option<&'static str> {
-    WARNING_KINDS
-        .iter()
-        .find(|(path, func, _)| {
-            header.contains(&format!("{path}:"))
-                && func.is_none_or(|f| {
-                    header
-                        .split_whitespace()
-                        .any(|w| w.split('+').next() == Some(f))
-                })
-        })
-        .map(|(_, _, kind)| *kind)
+pub fn warning_kind(header: &str) -> Option<&'static WarningKind> {
+    WARNING_KINDS.iter().find(|k| {
+        header.contains(&format!("{}:", k.path))
+            && k.func.is_none_or(|f| {
+                header
+                    .split_whitespace()
+                    .any(|w| w.split('+').next() == Some(f))
+            })
+    })
 }
 
 /// Whether a header of format `inner` continues an open report of format `outer`.

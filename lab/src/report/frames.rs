@@ -243,7 +243,7 @@ const SKIP_ALWAYS: &[&str] = &[
     "string", "strnstr", "strstr", "strchr", "strrchr", "strsep", "strlcpy", "strlcat",
     "vsnprintf", "snprintf", "sprintf", "scnprintf", "vscnprintf", "format_decode",
     "_copy_to_user", "_copy_from_user", "copy_to_user*", "copy_from_user*", "__copy_*",
-    "_copy_to_iter", "_copy_from_iter", "copy_page_to_iter*", "copy_page_from_iter*",
+    "*copy_to_iter", "*copy_from_iter", "copy_page_to_iter*", "copy_page_from_iter*",
     "copyout", "copyin", "raw_copy_*", "crc_*", "crc32*",
     // hardening checks that report for their caller
     "fortify_*", "__fortify_*", "usercopy_*", "__check_object_size", "check_object_size",
@@ -298,10 +298,11 @@ const SKIP_ALWAYS: &[&str] = &[
     // more lock, bit and counter primitives, user access, sk_buff growth
     "down_trylock", "down_interruptible", "down_killable", "down_timeout", "kref_*",
     "atomic_*", "atomic64_*", "put_user*", "get_user*", "__put_user*", "__get_user*",
-    "__stack_chk_fail", "__raw_read*", "__raw_write*", "logic_in*", "logic_out*",
+    "__wake_up*", "__stack_chk_fail", "__this_cpu_preempt_check", "*rq_lock", "iput",
+    "dput", "fast_dput", "insert_work", "*queue_work", "*queue_delayed_work", "__raw_read*", "__raw_write*", "logic_in*", "logic_out*",
     "trace_hardirqs_*",
     "kasprintf", "kvasprintf", "skb_put", "skb_push", "skb_pull", "*copy_to_user",
-    "*copy_from_user", "*write_lock", "*read_lock", "*_atomic_dec_and*",
+    "*copy_from_user", "*write_lock", "*read_lock", "*_atomic_dec_and",
 ];
 
 /// Where a blocked or preempted task sits: skipped in call traces (a hung task is "hung in"
@@ -310,7 +311,7 @@ const SKIP_ALWAYS: &[&str] = &[
 const SKIP_IN_STACKS: &[&str] = &[
     "__schedule*", "schedule", "schedule_*", "preempt_schedule*", "io_schedule*",
     "_cond_resched", "__cond_resched", "wait_for_completion*", "__wait_for_common",
-    "wait_for_common*", "prepare_to_wait*", "finish_wait", "__wake_up*", "wake_up*",
+    "wait_for_common*", "prepare_to_wait*", "finish_wait",
     "context_switch", "__switch_to*", "switch_to", "finish_task_switch*",
     "wait_on_page*", "wait_on_bit*", "__wait_on_bit*", "out_of_line_wait_on_bit*",
     "folio_wait*", "__folio_lock*", "bit_wait*", "synchronize_rcu_expedited",

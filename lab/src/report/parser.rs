@@ -344,7 +344,11 @@ fn finish(open: Open) -> Report {
         None => format.guilty,
     };
     let header_func = open.captures.iter().skip(1).flatten().last();
-    let mut candidates = candidates(format, guilty, &scanned, header_func.map(String::as_str));
+    let skip = match warning_kind {
+        Some(kind) => kind.skip,
+        None => formats::skip_containing(format),
+    };
+    let mut candidates = candidates(skip, guilty, &scanned, header_func.map(String::as_str));
     candidates.dedup();
     let capture = |i: usize| {
         let text = open.captures.get(i).cloned().flatten().unwrap_or_default();
@@ -361,7 +365,7 @@ fn finish(open: Open) -> Report {
         .map(|a| format!("{} ", a.kind))
         .unwrap_or_default();
     let template = match warning_kind {
-        Some(kind) => format!("{kind} in {{func}}"),
+        Some(kind) => format!("{} in {{func}}", kind.title),
         None => format.title.to_string(),
     };
     let make_title = |func: Option<&str>| {
@@ -418,12 +422,11 @@ fn finish(open: Open) -> Report {
 
 /// The guilty function first, then alternates, as titles name them.
 fn candidates(
-    format: &Format,
+    own_skip: &[&str],
     guilty: Guilty,
     scanned: &scan::Scanned,
     header_func: Option<&str>,
 ) -> Vec<String> {
-    let own_skip = formats::skip_containing(format);
     let kept = |f: &&Frame| !own_skip.iter().any(|s| f.function.contains(s));
     // The guilty frame and two alternates are all a title needs.
     let stack = |frames: &[Frame]| -> Vec<String> {

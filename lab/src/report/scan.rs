@@ -106,7 +106,7 @@ pub fn scan<'a>(lines: impl Iterator<Item = &'a str>) -> Scanned {
             {
                 call_trace = Some(s.frames.len());
             }
-            if s.access.is_none() && (t.starts_with("Read of") || t.starts_with("Write of")) {
+            if s.access.is_none() && (t.starts_with("Read ") || t.starts_with("Write ")) {
                 s.access = access(t);
             }
         }
