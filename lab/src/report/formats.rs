@@ -38,6 +38,9 @@ pub enum Guilty {
     /// A stall or lockup: the code the timer interrupt found looping, named by where it was
     /// entered (see `guilty::stall`).
     Stall,
+    /// The first frame of the call trace outside the machinery, ignoring frames printed
+    /// before it (`Preemption disabled at:`).
+    Trace,
     /// A lockup: the same as a stall, from the register dump's instruction pointer on.
     Lockup,
     /// Where the code at fault was entered (see `guilty::stall`) in the call trace: a
@@ -198,7 +201,7 @@ pub static FORMATS: [Format; 52] = [
             r"^\[?\s*(?:WARNING|INFO): (?:HARD|SOFT)IRQ-(?:safe|READ-safe) -> (?:HARD|SOFT)IRQ-(?:unsafe|READ-unsafe) lock order detected"
         ),
         title: "possible deadlock in {func}",
-        guilty: Guilty::Sites,
+        guilty: Guilty::Stack,
         ends: END_STACK,
     },
     Format {
@@ -471,7 +474,7 @@ pub static FORMATS: [Format; 52] = [
         prefixes: &["BUG: sleeping function"],
         header: re!(r"^BUG: sleeping function called from invalid context"),
         title: "BUG: sleeping function called from invalid context in {func}",
-        guilty: Guilty::Stack,
+        guilty: Guilty::Trace,
         ends: END_STACK,
     },
     Format {
@@ -480,7 +483,7 @@ pub static FORMATS: [Format; 52] = [
         prefixes: &["BUG: scheduling while"],
         header: re!(r"^BUG: scheduling while atomic"),
         title: "BUG: scheduling while atomic in {func}",
-        guilty: Guilty::Stack,
+        guilty: Guilty::Trace,
         ends: END_STACK,
     },
     Format {
@@ -633,24 +636,22 @@ pub static FORMATS: [Format; 52] = [
 /// Headers printed inside another report rather than opening one: x86's `Oops:` line
 /// follows the `BUG:` line of a NULL dereference, page fault or `kernel BUG at`.
 const CONTINUES: &[(&str, &[&str])] = &[
-    // The checks that print their message, then WARN or BUG (and panic_on_warn's panic).
-    ("refcount", &["warning", "warning-new", "panic"]),
+    // The checks that print their message, then WARN or BUG.
+    ("refcount", &["warning", "warning-new"]),
     (
         "usercopy",
-        &["kernel-bug", "oops", "warning", "warning-new", "panic"],
+        &["kernel-bug", "oops", "warning", "warning-new"],
     ),
     (
         "list-corruption",
-        &["kernel-bug", "oops", "warning", "warning-new", "panic"],
+        &["kernel-bug", "oops", "warning", "warning-new"],
     ),
-    ("odebug", &["warning", "warning-new", "panic"]),
+    ("odebug", &["warning", "warning-new"]),
     ("stack-guard", &["oops"]),
-    // panic_on_warn: the panic is the warning's.
-    ("warning", &["panic", "odebug"]),
-    ("warning-new", &["panic"]),
-    ("warning-old", &["panic"]),
+    // The message a warning's check prints after it.
+    ("warning", &["odebug"]),
     // A warning raised while a stall is being dumped is part of the dump.
-    ("rcu-stall", &["warning", "warning-new", "panic"]),
+    ("rcu-stall", &["warning", "warning-new"]),
     ("null-deref", &["oops", "gpf"]),
     ("page-fault", &["oops", "gpf"]),
     ("kernel-bug", &["oops", "arm-internal-error"]),
@@ -757,9 +758,12 @@ pub fn warning_kind(header: &str) -> Option<&'static WarningKind> {
 
 /// Whether a header of format `inner` continues an open report of format `outer`.
 pub fn continues(outer: &Format, inner: &Format) -> bool {
-    CONTINUES
-        .iter()
-        .any(|(o, inners)| *o == outer.name && inners.contains(&inner.name))
+    // A panic the open report causes (panic_on_warn, panic_on_oops, hung_task_panic,
+    // softlockup_panic) is printed inside it, before its stack.
+    inner.name == "panic"
+        || CONTINUES
+            .iter()
+            .any(|(o, inners)| *o == outer.name && inners.contains(&inner.name))
 }
 
 /// The KASAN/KFENCE access line: "Read of size 8 at addr ... by task ...".

@@ -298,7 +298,7 @@ const SKIP_ALWAYS: &[&str] = &[
     // more lock, bit and counter primitives, user access, sk_buff growth
     "down_trylock", "down_interruptible", "down_killable", "down_timeout", "kref_*",
     "atomic_*", "atomic64_*", "put_user*", "get_user*", "__put_user*", "__get_user*",
-    "__wake_up*", "__stack_chk_fail", "__this_cpu_preempt_check", "*rq_lock", "iput",
+    "__wake_up*", "__schedule_bug", "lock_sock*", "__lock_sock*", "__stack_chk_fail", "__this_cpu_preempt_check", "*rq_lock", "iput",
     "dput", "fast_dput", "insert_work", "*queue_work", "*queue_delayed_work", "__raw_read*", "__raw_write*", "logic_in*", "logic_out*",
     "trace_hardirqs_*",
     "kasprintf", "kvasprintf", "skb_put", "skb_push", "skb_pull", "*copy_to_user",

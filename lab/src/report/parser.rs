@@ -462,6 +462,7 @@ fn candidates(
             &scanned.frames,
         ),
         Guilty::Stack => stack(&scanned.frames),
+        Guilty::Trace => stack(&scanned.frames[scanned.call_trace.min(scanned.frames.len())..]),
         Guilty::Sites => scanned
             .sites
             .iter()
