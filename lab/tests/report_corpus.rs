@@ -195,7 +195,7 @@ fn syzkaller_corpus() -> Vec<Annotated> {
 
 /// The floors the syzkaller corpus must keep (raised as the parser learns): exact first titles
 /// over the titled, uncorrupted consoles, and reports found in the report-free ones.
-const SYZKALLER_EXACT_FLOOR: f64 = 0.91;
+const SYZKALLER_EXACT_FLOOR: f64 = 0.95;
 const SYZKALLER_FALSE_REPORTS_CEILING: f64 = 0.05;
 
 /// syzkaller's collection (`tests/corpus/syzkaller/`, see its README): the first report's

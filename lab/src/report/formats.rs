@@ -74,7 +74,7 @@ const END_KASAN: &[&str] = &["==================================================
 const END_STACK: &[&str] = &["</TASK>", "---[ end trace"];
 
 /// Checked in order: the first header that matches a line opens a report of that format.
-pub static FORMATS: [Format; 52] = [
+pub static FORMATS: [Format; 53] = [
     Format {
         name: "kasan",
         kind: ReportType::MemorySafety,
@@ -339,7 +339,7 @@ pub static FORMATS: [Format; 52] = [
         name: "usercopy",
         kind: ReportType::MemorySafety,
         prefixes: &["usercopy: "],
-        header: re!(r"^usercopy: Kernel memory (?:overwrite|exposure) attempt detected"),
+        header: re!(r"^usercopy: [Kk]ernel memory (?:overwrite|exposure) attempt detected"),
         title: "BUG: bad usercopy in {func}",
         guilty: Guilty::Stack,
         ends: END_TRACE,
@@ -575,6 +575,15 @@ pub static FORMATS: [Format; 52] = [
         ends: END_STACK,
     },
     Format {
+        name: "busy-inodes",
+        kind: ReportType::MemorySafety,
+        prefixes: &["VFS: Busy inodes after unmount"],
+        header: re!(r"^VFS: Busy inodes after unmount"),
+        title: "VFS: Busy inodes after unmount (use-after-free)",
+        guilty: Guilty::None,
+        ends: END_TRACE,
+    },
+    Format {
         name: "panic",
         kind: ReportType::Panic,
         prefixes: &["Kernel panic - not syncing: "],
@@ -661,7 +670,16 @@ const CONTINUES: &[(&str, &[&str])] = &[
 
 /// Functions skipped for a format's guilty frame besides the common tables: any function whose
 /// name contains one of these (a leak is where the object was made, past every allocator).
-const SKIP_CONTAINING: &[(&str, &[&str])] = &[("memory-leak", &["alloc"]), ("odebug", ODEBUG_SKIP)];
+const SKIP_CONTAINING: &[(&str, &[&str])] = &[
+    // The allocators and the indexes and per-CPU areas that allocate for their users.
+    (
+        "memory-leak",
+        &["alloc", "pcpu_", "idr_", "ida_", "radix_tree_"],
+    ),
+    ("odebug", ODEBUG_SKIP),
+    // A bad page is found by the page allocator as it hands out or takes back a page.
+    ("bad-page", &["alloc", "free"]),
+];
 
 /// An ODEBUG report is about the caller of the API that checked the object: the functions
 /// that free memory, arm timers and queue RCU callbacks check the objects they are given.
@@ -707,19 +725,24 @@ pub fn renamed<'a>(format: &Format, capture: &'a str) -> &'a str {
 }
 
 /// A kind of warning its file names (syzbot's titles): the header's path ends with `path`,
-/// its function is `func` when that matters; titled `title` in the caller, skipping `skip`.
+/// its function is `func` when that matters; titled `title` (`{func}`: the caller), skipping
+/// `skip`.
 pub struct WarningKind {
     path: &'static str,
     func: Option<&'static str>,
     pub title: &'static str,
+    /// The title with `{func}`, when it is not `{title} in {func}`.
+    pub template: &'static str,
     pub skip: &'static [&'static str],
 }
 
+/// `{title} in {func}`.
 const fn kind(path: &'static str, title: &'static str) -> WarningKind {
     WarningKind {
         path,
         func: None,
         title,
+        template: "",
         skip: &[],
     }
 }
@@ -734,6 +757,11 @@ const WARNING_KINDS: &[WarningKind] = &[
     kind("kernel/locking/lockdep.c", "WARNING: locking bug"),
     kind("fs/proc/generic.c", "WARNING: proc registration bug"),
     kind("mm/usercopy.c", "BUG: bad usercopy"),
+    // usb_submit_urb's checks of the URB it is given: syzbot names the submitter and the check.
+    WarningKind {
+        template: "WARNING in {func}/usb_submit_urb",
+        ..kind("drivers/usb/core/urb.c", "")
+    },
     WarningKind {
         func: Some("kmalloc_slab"),
         ..kind("mm/slab_common.c", "WARNING: kmalloc bug")

@@ -253,7 +253,7 @@ const SKIP_ALWAYS: &[&str] = &[
     // object debugging and the driver core
     "debug_print_object", "debug_object_*", "__debug_object_*", "debug_check_no_*",
     "timer_is_static_object", "work_is_static_object", "kobject_*", "kobj_*",
-    "add_uevent_var", "device_del", "devres_*", "sysfs_remove_*", "sysfs_create_*",
+    "add_uevent_var", "device_del", "devres_*", "*sysfs_remove", "sysfs_create_*",
     "ref_tracker_*",
     // page and object allocation and freeing
     "__alloc_pages*", "alloc_pages*", "__alloc_frozen_pages*", "alloc_frozen_pages*",

@@ -49,10 +49,30 @@ pub struct Report {
 static TIMESTAMP: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\[\s*\d+\.\d+\]").unwrap());
 
 /// (caller tag, text without timestamp and tag): `[  12.345678][  T123] text`, either
-/// bracket optional. Scanned by hand in one pass: it runs on every console line.
+/// bracket optional.
 pub fn split(line: &str) -> (Option<&str>, &str) {
+    let (caller, text, _) = split_stamped(line);
+    (caller, text)
+}
+
+/// [`split`], and whether the line carried the kernel's timestamp or caller tag: the marks of
+/// a printk line. Scanned by hand in one pass: it runs on every console line.
+fn split_stamped(line: &str) -> (Option<&str>, &str, bool) {
     let b = line.as_bytes();
+    let mut stamped = true;
     let mut i = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
+    // A capturing tool's wall clock (`2018/01/09 14:28:48 `, Go's log format).
+    if b.len() >= i + 20
+        && b[i..i + 20]
+            .iter()
+            .zip(b"dddd/dd/dd dd:dd:dd ")
+            .all(|(c, p)| match p {
+                b'd' => c.is_ascii_digit(),
+                p => c == p,
+            })
+    {
+        i += 20;
+    }
     // A syslog level (`<3>[   33.9] ...`, as `dmesg -r` and some CI consoles print).
     if b.get(i) == Some(&b'<') && b.get(i + 2) == Some(&b'>') && b[i + 1].is_ascii_digit() {
         i += 3;
@@ -64,11 +84,14 @@ pub fn split(line: &str) -> (Option<&str>, &str) {
         // User-space output sharing the serial line: the kernel's text starts after its
         // timestamp (`-wait-wouldblock[  347.42] invalid opcode: 0000 [#1]`).
         i = end;
+    } else {
+        stamped = false;
     }
     let mut caller = None;
     if let Some((start, end)) = caller_tag(b, i) {
         caller = Some(&line[start..end - 1]);
         i = end;
+        stamped = true;
     }
     if b.get(i).is_some_and(u8::is_ascii_whitespace) {
         i += 1;
@@ -81,7 +104,7 @@ pub fn split(line: &str) -> (Option<&str>, &str) {
             text = rest;
         }
     }
-    (caller, text)
+    (caller, text, stamped)
 }
 
 /// Kernel messages printed without a newline before a report: x86 KASAN's hint before a
@@ -256,6 +279,9 @@ impl Open {
 pub struct Parser {
     open: Vec<Open>,
     line_no: usize,
+    /// The console carries printk timestamps or caller tags: from then on a line without
+    /// them is user space sharing the console, and cannot open a report.
+    stamped: bool,
 }
 
 impl Parser {
@@ -274,9 +300,13 @@ impl Parser {
                 .unwrap_or(0);
             line = &line[..cut];
         }
-        let (caller, text) = split(line);
+        let (caller, text, stamped) = split_stamped(line);
+        self.stamped |= stamped;
         let mut done = Vec::new();
-        let header = formats::header(text).filter(|(format, _)| {
+        // Some kernels indent a header by a blank.
+        let kernel = stamped || !self.stamped;
+        let header = kernel.then(|| formats::header(text.trim_start())).flatten();
+        let header = header.filter(|(format, _)| {
             self.owner(caller)
                 .is_none_or(|i| !formats::continues(self.open[i].format, format))
         });
@@ -365,6 +395,7 @@ fn finish(open: Open) -> Report {
         .map(|a| format!("{} ", a.kind))
         .unwrap_or_default();
     let template = match warning_kind {
+        Some(kind) if !kind.template.is_empty() => kind.template.to_string(),
         Some(kind) => format!("{} in {{func}}", kind.title),
         None => format.title.to_string(),
     };
