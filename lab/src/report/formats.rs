@@ -803,22 +803,27 @@ pub static ACCESS: LazyLock<Regex> = LazyLock::new(|| {
 
 /// The format whose header this line is.
 pub fn header(text: &str) -> Option<(&'static Format, regex::Captures<'_>)> {
-    // Most console lines are not headers: their first byte starts no prefix.
-    static FIRST: LazyLock<[bool; 256]> = LazyLock::new(|| {
-        let mut first = [false; 256];
-        for p in FORMATS.iter().flat_map(|f| f.prefixes) {
-            first[p.as_bytes()[0] as usize] = true;
+    // Most console lines are not headers: their first byte starts no prefix. The prefixes
+    // each first byte can start, in table order.
+    static BY_FIRST: LazyLock<Vec<Vec<(&'static Format, &'static str)>>> = LazyLock::new(|| {
+        let mut by_first = vec![Vec::new(); 256];
+        for f in FORMATS.iter() {
+            for p in f.prefixes {
+                by_first[p.as_bytes()[0] as usize].push((f, *p));
+            }
         }
-        first
+        by_first
     });
     let first = *text.as_bytes().first()?;
-    if !FIRST[first as usize] {
-        return None;
-    }
-    FORMATS.iter().find_map(|f| {
-        f.prefixes
-            .iter()
-            .any(|p| p.as_bytes()[0] == first && text.starts_with(p))
+    let mut tried: Option<&Format> = None;
+    BY_FIRST[first as usize].iter().find_map(|&(f, p)| {
+        if !text.starts_with(p) || tried.is_some_and(|t| std::ptr::eq(t, f)) {
+            return None;
+        }
+        tried = Some(f);
+        // Most tries fail: the cheaper search first.
+        f.header
+            .is_match(text)
             .then(|| f.header.captures(text).map(|c| (f, c)))
             .flatten()
     })
@@ -882,6 +887,16 @@ mod tests {
             Some("bug")
         );
         assert!(header("kasan: KernelAddressSanitizer initialized").is_none());
+        let format = |line| header(line).unwrap().0;
+        let panic = format("Kernel panic - not syncing: hung_task: blocked tasks");
+        for outer in [
+            "INFO: task a:1 blocked for more than 143 seconds.",
+            "BUG: kernel NULL pointer dereference, address: 0000000000000000",
+        ] {
+            assert!(continues(format(outer), panic), "{outer}");
+        }
+        let warning = format("WARNING: CPU: 0 PID: 1 at a.c:1 f+0x1/0x2");
+        assert!(!continues(panic, warning));
         assert_eq!(
             header("rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:").map(|(f, _)| f.name),
             Some("rcu-stall")

@@ -153,7 +153,9 @@ pub fn parse_frame(text: &str) -> Option<Frame> {
 /// The caller in an arm backtrace line, `[<c0a73020>] (callee) from [<c0a7a140>]
 /// (caller+0x98/0x120)`: the frame the next line repeats, or the last frame when none does.
 pub fn parse_arm_caller(text: &str) -> Option<Frame> {
-    let (_, rest) = text.split_once(") from [<")?;
+    static FROM: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(") from [<"));
+    let rest = &text[FROM.find(text.as_bytes())? + ") from [<".len()..];
     let (_, rest) = cut_at(rest, b'(')?;
     let (inner, _) = cut_at(rest, b')')?;
     let (function, rest) = cut_at(inner, b'+')?;
@@ -322,38 +324,41 @@ const SKIP_IN_STACKS: &[&str] = &[
     "write_comp_data",
 ];
 
-/// A skip table indexed for lookup: exact names hashed, prefixes bucketed by first byte (the
-/// tables are checked for every frame of every report).
+/// A skip table indexed for lookup (the tables are checked for every frame of every report):
+/// whole names hashed, prefixes bucketed by their first byte, parts in one automaton.
 struct Listed {
     exact: std::collections::HashSet<&'static str>,
     prefixes: Vec<Vec<&'static str>>,
-    parts: Vec<&'static str>,
+    parts: aho_corasick::AhoCorasick,
 }
 
 impl Listed {
     fn new(table: &[&'static str]) -> Listed {
-        let mut l = Listed {
-            exact: Default::default(),
-            prefixes: vec![Vec::new(); 256],
-            parts: Vec::new(),
-        };
+        let mut exact = std::collections::HashSet::new();
+        let mut prefixes = vec![Vec::new(); 256];
+        let mut parts = Vec::new();
         for p in table {
             if let Some(part) = p.strip_prefix('*') {
-                l.parts.push(part);
-                continue;
-            }
-            match p.strip_suffix('*') {
-                Some(prefix) => l.prefixes[prefix.as_bytes()[0] as usize].push(prefix),
-                None => {
-                    l.exact.insert(p);
-                }
+                parts.push(part);
+            } else if let Some(prefix) = p.strip_suffix('*') {
+                prefixes[prefix.as_bytes()[0] as usize].push(prefix);
+            } else {
+                exact.insert(*p);
             }
         }
-        l
+        Listed {
+            exact,
+            prefixes,
+            parts: aho_corasick::AhoCorasick::builder()
+                // Leftmost-first: the searcher that can use SIMD.
+                .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+                .build(parts)
+                .expect("skip-table parts are plain text"),
+        }
     }
 
     fn contains(&self, function: &str) -> bool {
-        let name = function.split('.').next().unwrap_or(function);
+        let name = memchr::memchr(b'.', function.as_bytes()).map_or(function, |i| &function[..i]);
         let Some(&first) = name.as_bytes().first() else {
             return false;
         };
@@ -361,7 +366,7 @@ impl Listed {
             || self.prefixes[first as usize]
                 .iter()
                 .any(|p| name.starts_with(p))
-            || self.parts.iter().any(|p| name.contains(p))
+            || self.parts.is_match(name)
     }
 }
 
@@ -406,6 +411,23 @@ mod tests {
         let r = parse_rip("RIP: 0010:dma_buf_poll+0x563/0x6d0").unwrap();
         assert_eq!(r.function, "dma_buf_poll");
         assert!(parse_rip("RIP: 0033:0x7fdc20f2adaa").is_none());
+    }
+
+    #[test]
+    fn arm_callers_and_powerpc_frames() {
+        let f = parse_arm_caller("[<c0a73020>] (dump_stack) from [<c0a7a140>] (__warn+0x98/0x120)")
+            .unwrap();
+        assert_eq!(
+            (f.function.as_str(), f.offset, f.size),
+            ("__warn", 0x98, 0x120)
+        );
+        assert!(parse_arm_caller("[<c0a73020>] (dump_stack+0x1/0x2)").is_none());
+        let f = parse_frame("[c0000000f8e3fb50] [c000000000123456] do_sys_poll+0x4c/0x90").unwrap();
+        assert_eq!((f.function.as_str(), f.reliable), ("do_sys_poll", true));
+        let f =
+            parse_frame("[c0000000f8e3fa70] [c0000000001d2a4c] show_stack+0x7c/0x190 (unreliable)")
+                .unwrap();
+        assert_eq!((f.function.as_str(), f.reliable), ("show_stack", false));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use super::formats::{self, Format, Guilty, ReportType};
 use super::frames::{self, Frame};
+pub use super::scan::Access;
 use super::{guilty, scan};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -15,14 +16,6 @@ use std::sync::LazyLock;
 const MAX_REPORT_LINES: usize = 600;
 const MAX_OPEN: usize = 16;
 const MAX_LINE: usize = 1024;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Access {
-    pub kind: String,
-    pub size: u64,
-    pub address: String,
-    pub task: String,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -153,9 +146,10 @@ fn caller_tag(b: &[u8], i: usize) -> Option<(usize, usize)> {
 pub fn without_control(line: &str) -> std::borrow::Cow<'_, str> {
     let is_control = |c: char| c.is_control() && c != '\t' && c != '\n' && c != '\r';
     // One pass over the bytes: ASCII controls, DEL, and 0xC2 (which starts the C1 controls).
-    if !line
-        .bytes()
-        .any(|b| (b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r') || b == 0x7f || b == 0xc2)
+    if printable_ascii(line.as_bytes())
+        || !line
+            .bytes()
+            .any(|b| (b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r') || b == 0x7f || b == 0xc2)
     {
         return std::borrow::Cow::Borrowed(line);
     }
@@ -199,6 +193,17 @@ pub fn without_control(line: &str) -> std::borrow::Cow<'_, str> {
     let kept = out.trim_end_matches([' ', '\t']).len();
     out.truncate(kept);
     std::borrow::Cow::Owned(out)
+}
+
+/// Whether every byte is printable ASCII (nearly every console line): checked 16 bytes at a
+/// time without a branch per byte, so that it vectorizes.
+fn printable_ascii(b: &[u8]) -> bool {
+    let outside = |x: u8| x.wrapping_sub(0x20) > 0x5e;
+    let mut chunks = b.chunks_exact(16);
+    chunks
+        .by_ref()
+        .all(|c| !c.iter().fold(false, |seen, &x| seen | outside(x)))
+        && !chunks.remainder().iter().any(|&x| outside(x))
 }
 
 /// `func.cold`, `func.isra.0`, `func.constprop.0`, `func.part.0`, `func+0x1/0x2` → `func`
@@ -360,7 +365,8 @@ impl Parser {
 
 fn finish(open: Open) -> Report {
     let format = open.format;
-    let scanned = scan::scan(lines(&open.text).skip(1));
+    let body = open.text.split_once('\n').map_or("", |(_, body)| body);
+    let scanned = scan::scan(body);
     // A warning whose file names its kind (`lib/refcount.c`: a refcount bug) is titled by that
     // kind and by its caller: the function in the header is the checker's.
     let header_text = lines(&open.text).next().unwrap_or("");
@@ -399,23 +405,20 @@ fn finish(open: Open) -> Report {
         Some(kind) => format!("{} in {{func}}", kind.title),
         None => format.title.to_string(),
     };
-    let make_title = |func: Option<&str>| {
-        let mut t = template.replace("{access}", &access_word);
-        // `{1-}`: the capture as syzbot spells such names, lower case, words joined by `-`.
-        if t.contains("{1-}") {
-            t = t.replace("{1-}", &capture(1).to_lowercase().replace(' ', "-"));
+    // The template with everything but the function filled in.
+    let mut template = template.replace("{access}", &access_word);
+    // `{1-}`: the capture as syzbot spells such names, lower case, words joined by `-`.
+    if template.contains("{1-}") {
+        template = template.replace("{1-}", &capture(1).to_lowercase().replace(' ', "-"));
+    }
+    for (i, key) in ["{1}", "{2}", "{3}"].into_iter().enumerate() {
+        if template.contains(key) {
+            template = template.replace(key, &capture(i + 1));
         }
-        for i in 1..=3 {
-            let key = format!("{{{i}}}");
-            if t.contains(&key) {
-                t = t.replace(&key, &capture(i));
-            }
-        }
-        match func {
-            Some(f) => t = t.replace("{func}", f),
-            None => t = t.replace(" in {func}", "").replace("{func}", ""),
-        }
-        t
+    }
+    let make_title = |func: Option<&str>| match func {
+        Some(f) => template.replace("{func}", f),
+        None => template.replace(" in {func}", "").replace("{func}", ""),
     };
     let needs_func = template.contains("{func}");
     let title = make_title(candidates.first().map(String::as_str));
@@ -672,6 +675,49 @@ mod tests {
         assert_eq!(split("[    4.366592] Kernel panic"), (None, "Kernel panic"));
         assert_eq!(split("[    1.0][    C1] hi"), (Some("C1"), "hi"));
         assert_eq!(split("plain"), (None, "plain"));
+        // A capturing tool's clock before the kernel's line, and a syslog level.
+        assert_eq!(
+            split("2018/01/09 14:28:48 [   33.900000] BUG: x"),
+            (None, "BUG: x")
+        );
+        assert_eq!(split("<4>[   33.9][  T7] BUG: x"), (Some("T7"), "BUG: x"));
+        // User space writing on the serial line before the kernel's timestamp.
+        assert_eq!(split("-wouldblock[  347.42] Oops: x"), (None, "Oops: x"));
+    }
+
+    #[test]
+    fn untimestamped_lines_of_a_timestamped_console_are_not_the_kernel() {
+        // A test program printing a report-like line on the serial console opens nothing
+        // and does not cut the kernel's open report short.
+        let console = "\
+[    1.0] WARNING: CPU: 0 PID: 1 at fs/a.c:1 alpha_fn+0x1/0x10
+[    1.1] Call Trace:
+BUG: KASAN: use-after-free in fake_fn+0x1/0x2
+[    1.1]  alpha_caller+0x1/0x10
+[    1.2] ---[ end trace 0000000000000000 ]---
+WARNING: CPU: 1 PID: 2 at fs/b.c:2 beta_fn+0x1/0x10
+";
+        let reports = parse(console);
+        assert_eq!(reports.len(), 1, "{reports:#?}");
+        assert_eq!(reports[0].title, "WARNING in alpha_fn");
+        assert_eq!(reports[0].frames[0].function, "alpha_caller");
+        // A console without any timestamps is all the kernel's.
+        let bare = parse("WARNING: CPU: 1 PID: 2 at fs/b.c:2 beta_fn+0x1/0x10\n");
+        assert_eq!(bare[0].title, "WARNING in beta_fn");
+    }
+
+    #[test]
+    fn a_panic_the_report_causes_stays_in_it() {
+        let console = "\
+[    1.0][   T10] WARNING: CPU: 0 PID: 10 at fs/a.c:1 alpha_fn+0x1/0x10
+[    1.0][   T10] Kernel panic - not syncing: kernel: panic_on_warn set ...
+[    1.1][   T10] Call Trace:
+[    1.1][   T10]  alpha_caller+0x1/0x10
+";
+        let reports = parse(console);
+        assert_eq!(reports.len(), 1, "{reports:#?}");
+        assert_eq!(reports[0].title, "WARNING in alpha_fn");
+        assert_eq!(reports[0].frames[0].function, "alpha_caller");
     }
 
     #[test]

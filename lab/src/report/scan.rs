@@ -5,7 +5,16 @@
 
 use super::formats::ACCESS;
 use super::frames::{self, Frame};
-use super::parser::Access;
+use serde::{Deserialize, Serialize};
+
+/// The memory access a KASAN-style report names: `Read of size 8 at addr … by task …`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Access {
+    pub kind: String,
+    pub size: u64,
+    pub address: String,
+    pub task: String,
+}
 
 /// Sections of a KASAN report after the access stack.
 const ALLOC: &str = "Allocated by task";
@@ -30,6 +39,14 @@ const INTERRUPT_MARKS: &[&str] = &[
     "el1_irq",
     "Exception stack",
 ];
+
+static INTERRUPT: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
+    // Leftmost-first: the searcher that can use SIMD (Teddy) over a whole report.
+    aho_corasick::AhoCorasick::builder()
+        .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+        .build(INTERRUPT_MARKS)
+        .expect("interrupt marks are plain text")
+});
 
 /// Lockdep's lock lines (`… (&lock){+.+.}-{3:3}, at: func+0x1/0x2 file.c:12`) and the
 /// workqueue's `last function: func` line.
@@ -77,16 +94,22 @@ fn site(text: &str) -> Option<String> {
     .then(|| name.to_string())
 }
 
-/// Scan the lines after a report's header.
-pub fn scan<'a>(lines: impl Iterator<Item = &'a str>) -> Scanned {
+/// Scan the lines after a report's header (`body`, lines joined by newlines).
+pub fn scan(body: &str) -> Scanned {
     let mut s = Scanned::default();
+    // Where the first interrupt mark is: searched once in the whole body.
+    let mark = INTERRUPT.find(body).map(|m| m.start());
     let mut section = 0; // 0 main stack, 1 alloc, 2 free, 3 other
     let mut marked = false; // an interrupt mark seen
     let mut after_mark = Vec::new();
     let mut interrupted_rip: Option<(Frame, usize)> = None;
     let mut call_trace = None;
     let mut last_caller: Option<String> = None;
-    for text in lines {
+    let mut next = 0;
+    let ends = memchr::memchr_iter(b'\n', body.as_bytes()).chain(std::iter::once(body.len()));
+    for end in ends {
+        let (text, start) = (&body[next..end], next);
+        next = end + 1;
         let t = text.trim_start();
         let rip = frames::parse_rip(t);
         if s.rip.is_none() && rip.is_some() {
@@ -118,16 +141,16 @@ pub fn scan<'a>(lines: impl Iterator<Item = &'a str>) -> Scanned {
         };
         // arm prints each function with its caller (`(callee) from (caller+0x1/0x2)`), and
         // the next line starts from that caller: the callers are frames, once each.
-        let mut frame: Vec<Frame> = frames::parse_frame(text).into_iter().collect();
-        if let Some(callee) = frame.first() {
+        let mut frame = frames::parse_frame(text);
+        let mut caller = None;
+        if let Some(callee) = &frame {
             if last_caller.take().as_deref() == Some(callee.function.as_str()) {
-                frame.clear();
+                frame = None;
             }
-            if let Some(caller) = frames::parse_arm_caller(t) {
-                last_caller = Some(caller.function.clone());
-                frame.push(caller);
-            }
+            caller = frames::parse_arm_caller(t);
+            last_caller = caller.as_ref().map(|c| c.function.clone());
         }
+        let frame = frame.into_iter().chain(caller);
         if section == 0 {
             if s.sites.len() < SITES && stack.is_empty() {
                 s.sites.extend(site(t));
@@ -137,7 +160,7 @@ pub fn scan<'a>(lines: impl Iterator<Item = &'a str>) -> Scanned {
                     interrupted_rip = Some((rip, after_mark.len()));
                 }
                 after_mark.extend(frame.clone());
-            } else if INTERRUPT_MARKS.iter().any(|m| t.contains(m)) {
+            } else if mark.is_some_and(|at| (start..start + text.len()).contains(&at)) {
                 marked = true;
             }
         }
