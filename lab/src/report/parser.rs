@@ -195,6 +195,17 @@ pub fn without_control(line: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// How much of `available` a bounded line reader takes with `room` bytes left, and whether
+/// that ends the line: up to and including a newline, or `room` bytes (an over-long line comes
+/// in pieces; console output is untrusted).
+pub fn line_piece(available: &[u8], room: usize) -> (usize, bool) {
+    match memchr::memchr(b'\n', &available[..available.len().min(room)]) {
+        Some(i) => (i + 1, true),
+        None if available.len() >= room => (room, true),
+        None => (available.len(), false),
+    }
+}
+
 /// Whether every byte is printable ASCII (nearly every console line): checked 16 bytes at a
 /// time without a branch per byte, so that it vectorizes.
 fn printable_ascii(b: &[u8]) -> bool {
@@ -619,12 +630,7 @@ pub fn parse_reader(mut reader: impl std::io::BufRead) -> std::io::Result<(Vec<R
             if available.is_empty() {
                 break;
             }
-            let room = MAX_READ - buf.len();
-            let (take, done) = match available.iter().take(room).position(|&b| b == b'\n') {
-                Some(i) => (i + 1, true),
-                None if available.len() >= room => (room, true),
-                None => (available.len(), false),
-            };
+            let (take, done) = line_piece(available, MAX_READ - buf.len());
             buf.extend_from_slice(&available[..take]);
             reader.consume(take);
             if done {
@@ -875,6 +881,15 @@ WARNING: CPU: 1 PID: 2 at fs/b.c:2 beta_fn+0x1/0x10
             .repeat(MAX_REPORTS + 7);
         let (reports, more) = parse_reader(many.as_bytes()).unwrap();
         assert_eq!((reports.len(), more), (MAX_REPORTS, 7));
+    }
+
+    #[test]
+    fn line_pieces_end_at_a_newline_or_the_room_left() {
+        assert_eq!(line_piece(b"ab\ncd", 10), (3, true));
+        assert_eq!(line_piece(b"abcd", 10), (4, false));
+        assert_eq!(line_piece(b"abcd\n", 2), (2, true));
+        assert_eq!(line_piece(b"ab\n", 3), (3, true));
+        assert_eq!(line_piece(b"", 3), (0, false));
     }
 
     #[test]

@@ -146,12 +146,7 @@ pub async fn read_bounded_line<R: AsyncBufReadExt + Unpin>(
         if available.is_empty() {
             return Ok(buf.len());
         }
-        let room = max - buf.len();
-        let (take, done) = match available.iter().take(room).position(|&b| b == b'\n') {
-            Some(i) => (i + 1, true),
-            None if available.len() >= room => (room, true),
-            None => (available.len(), false),
-        };
+        let (take, done) = crate::report::parser::line_piece(available, max - buf.len());
         buf.extend_from_slice(&available[..take]);
         reader.consume(take);
         if done {
