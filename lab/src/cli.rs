@@ -215,7 +215,9 @@ pub struct BootArgs {
     /// Extra kernel command line.
     #[arg(long, default_value = "")]
     pub cmdline: String,
-    /// Workload the agent runs: syscall_count, hang, sysrq_crash.
+    /// Workload the agent runs (`runner --list`): syscall_count, hang, sysrq_crash; `selftest`
+    /// runs a test program shipped with --extra (--param path=/bin/x, args=[...],
+    /// timeout_ms=N) and records one result per test of its TAP/KTAP output.
     #[arg(long, default_value = "syscall_count")]
     pub workload: String,
     /// How long the workload runs.

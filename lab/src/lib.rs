@@ -14,6 +14,7 @@ pub mod nightly;
 pub mod report;
 pub mod results;
 pub mod run;
+pub mod tap;
 pub mod ui;
 pub mod units;
 pub mod vm;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// The layers, bottom up: a module may import only modules of lower layers.
 const LAYERS: &[&[&str]] = &[
     &["units", "events"],
-    &["interrupt", "report"],
+    &["interrupt", "report", "tap"],
     &["cache", "child"],
     &["config"],
     &["kernel", "vm"],

@@ -43,7 +43,7 @@ pub fn serve(chan: &Channel, pid1: bool) -> i32 {
         }
     };
     let start = Instant::now();
-    match workloads::run(&request, chan, nproc()) {
+    match workloads::run(&request, chan, nproc(), pid1) {
         Ok(()) => {
             chan.send(&GuestMsg::Done {
                 elapsed_ms: start.elapsed().as_millis() as u64,

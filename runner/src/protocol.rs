@@ -20,6 +20,7 @@ pub const WORKLOAD_NAMES: &[&str] = &[
     "eventfd_notifier_race",
     "uapi_epoll",
     "exec",
+    "selftest",
     "sequence",
     "hang",
     "hung_task",
@@ -61,6 +62,10 @@ pub enum GuestMsg {
     Started { workload: String, threads: u32 },
     /// Heartbeat: sent whenever any thread's counter advanced since the last one.
     Progress { elapsed_ms: u64, counts: Vec<u64> },
+    /// A line a test program printed (standard output and error, in the order written), with
+    /// the guest's CLOCK_MONOTONIC in milliseconds when the agent read it: the clock of the
+    /// kernel's console timestamps.
+    Output { at_ms: u64, line: String },
     /// One worker thread finished.
     ThreadResult(ThreadResult),
     /// A named observation (uapi checks and the like): value as JSON.
@@ -185,6 +190,10 @@ mod tests {
                 count: 42,
                 errors: [("EBADF".to_string(), 3)].into_iter().collect(),
             }),
+            GuestMsg::Output {
+                at_ms: 4619,
+                line: "not ok 1 global.epoll1 # \u{1b}[0m".into(),
+            },
             GuestMsg::Done { elapsed_ms: 5000 },
         ];
         for msg in msgs {
@@ -220,7 +229,7 @@ mod tests {
 
         #[test]
         fn decoder_takes_json_shaped_lines(
-            ty in "hello|started|progress|thread-result|observation|done|fatal|run-request|x",
+            ty in "hello|started|progress|output|thread-result|observation|done|fatal|run-request|x",
             body in "[ -~]{0,80}",
         ) {
             let line = format!("{{\"v\":1,\"type\":\"{ty}\",{body}}}");

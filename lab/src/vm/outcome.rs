@@ -177,6 +177,9 @@ pub struct RunRecord {
     pub threads: Vec<ThreadResult>,
     pub observations: BTreeMap<String, serde_json::Value>,
     pub console_lines: u64,
+    /// Per-test results of a test program's TAP/KTAP output (the `selftest` workload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tests: Option<crate::tap::Suite>,
 }
 
 #[cfg(test)]

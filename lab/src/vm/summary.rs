@@ -60,6 +60,51 @@ pub fn render(r: &RunRecord, run_dir: &Path) -> String {
     } else if !r.last_progress.is_empty() {
         let _ = writeln!(s, "progress: last heartbeat counts {:?}", r.last_progress);
     }
+    if let Some(suite) = &r.tests {
+        let (counts, missing) = suite.counts();
+        let mut parts: Vec<String> = counts
+            .iter()
+            .map(|(s, n)| format!("{n} {}", s.name()))
+            .collect();
+        if missing > 0 {
+            parts.push(format!("{missing} without a result"));
+        }
+        let planned = suite
+            .planned
+            .map(|p| format!(" of {p} planned"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "tests:    {}{planned}: {}",
+            suite.tests.len(),
+            parts.join(", ")
+        );
+        for t in suite
+            .tests
+            .iter()
+            .filter(|t| t.status != crate::tap::Status::Pass)
+        {
+            let took = t
+                .duration_ms()
+                .map(|d| format!(" ({:.2}s)", d as f64 / 1000.0))
+                .unwrap_or_default();
+            let why = t
+                .reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "  {} {} {}{took}{why}",
+                t.status.name(),
+                t.number,
+                t.name
+            );
+        }
+        if let Some(reason) = &suite.bailed {
+            let _ = writeln!(s, "  bailed out: {reason}");
+        }
+    }
     for (name, value) in &r.observations {
         let _ = writeln!(s, "observed: {name} = {value}");
     }

@@ -6,6 +6,7 @@ mod exec;
 mod hang;
 mod hung_task;
 mod pollable;
+mod selftest;
 mod sequence;
 mod stress;
 mod syscall_count;
@@ -20,6 +21,8 @@ pub struct Ctx<'a> {
     pub req: &'a RunRequest,
     pub chan: &'a Channel,
     pub nproc: u32,
+    /// The agent runs under the lab's own init: nothing else runs in the guest.
+    pub pid1: bool,
 }
 
 impl Ctx<'_> {
@@ -62,6 +65,11 @@ pub const WORKLOADS: &[Workload] = &[
         run: exec::run,
     },
     Workload {
+        name: "selftest",
+        about: "run a test program (kselftest, KTAP) and stream its output lines with times",
+        run: selftest::run,
+    },
+    Workload {
         name: "sequence",
         about: "several workloads one after the other in one boot (params.steps)",
         run: sequence::run,
@@ -83,7 +91,7 @@ pub const WORKLOADS: &[Workload] = &[
     },
 ];
 
-pub fn run(req: &RunRequest, chan: &Channel, nproc: u32) -> Result<(), String> {
+pub fn run(req: &RunRequest, chan: &Channel, nproc: u32, pid1: bool) -> Result<(), String> {
     let workload = WORKLOADS
         .iter()
         .find(|w| w.name == req.workload)
@@ -95,7 +103,12 @@ pub fn run(req: &RunRequest, chan: &Channel, nproc: u32) -> Result<(), String> {
                 known.join(", ")
             )
         })?;
-    (workload.run)(&Ctx { req, chan, nproc })
+    (workload.run)(&Ctx {
+        req,
+        chan,
+        nproc,
+        pid1,
+    })
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ pub fn run(ctx: &Ctx) -> Result<(), String> {
                 .cloned()
                 .unwrap_or_default(),
         };
-        super::run(&request, ctx.chan, ctx.nproc)
+        super::run(&request, ctx.chan, ctx.nproc, ctx.pid1)
             .map_err(|e| format!("step {i} ({workload}): {e}"))?;
     }
     Ok(())

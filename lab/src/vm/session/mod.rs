@@ -401,6 +401,7 @@ impl Vm {
             let _ = std::fs::remove_file(socket);
         }
         let stderr = self.stderr_tail.lock().unwrap().clone();
+        let tests = self.state.tests();
         let record = RunRecord {
             outcome: self.state.outcome(self.exit.as_ref(), &stderr),
             backend: format!("{:?}", spec.backend).to_lowercase(),
@@ -417,6 +418,7 @@ impl Vm {
             threads: self.state.threads,
             observations: self.state.observations,
             console_lines: self.console.lines(),
+            tests,
         };
         // Whole or not at all: a full disk leaves no truncated outcome.json.
         crate::cache::write_atomic(

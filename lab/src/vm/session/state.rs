@@ -35,6 +35,8 @@ pub struct State {
     pub wind_down_until: Option<Instant>,
     /// A scanner asked to stop the run.
     pub report_stop: Option<String>,
+    /// A test program's output (the `selftest` workload), read as TAP as it comes.
+    pub tap: Option<crate::tap::Parser>,
 }
 
 impl State {
@@ -64,6 +66,10 @@ impl State {
             GuestMsg::Started { .. } => self.timing.workload_started_ms = Some(Self::ms(start)),
             GuestMsg::Progress { counts, .. } => self.last_progress = counts,
             GuestMsg::ThreadResult(result) => self.threads.push(result),
+            GuestMsg::Output { at_ms, line } => self
+                .tap
+                .get_or_insert_with(crate::tap::Parser::new)
+                .feed(Some(at_ms), &line),
             GuestMsg::Observation { name, value } => {
                 self.observations.insert(name, value);
             }
@@ -77,6 +83,27 @@ impl State {
                 self.wind_down();
             }
         }
+    }
+
+    /// The test program's results, once the run is over: a test still under way when the
+    /// output stopped is recorded with why (the agent's time limit, the program's exit, or
+    /// the run ending around it).
+    pub fn tests(&mut self) -> Option<crate::tap::Suite> {
+        let parser = self.tap.take()?;
+        let program = self
+            .observations
+            .values()
+            .find(|v| v.get("timed_out").is_some() && v.get("lines").is_some());
+        let stopped = program.map(|v| {
+            if v["timed_out"] == true {
+                crate::tap::Stopped::TimeLimit
+            } else if let Some(signal) = v["signal"].as_i64() {
+                crate::tap::Stopped::Exited(format!("was killed by signal {signal}"))
+            } else {
+                crate::tap::Stopped::Exited(format!("exited with status {}", v["exit_status"]))
+            }
+        });
+        Some(parser.finish(stopped))
     }
 
     pub fn wind_down(&mut self) {
