@@ -12,7 +12,8 @@ use toml::Spanned;
 pub const DEFAULT_DEBIAN_PACKAGE: &str = "linux-source-6.12";
 
 /// Fragments every variant builds with unless it lists its own.
-pub const DEFAULT_FRAGMENTS: &[&str] = &["qemu-guest", "scenarios", "kasan", "lockdep"];
+pub const DEFAULT_FRAGMENTS: &[&str] =
+    &["qemu-guest", "scenarios", "selftests", "kasan", "lockdep"];
 
 pub use super::error::ConfigError as VariantError;
 
