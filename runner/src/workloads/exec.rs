@@ -9,23 +9,7 @@ use std::process::Command;
 
 pub fn run(ctx: &Ctx) -> Result<(), String> {
     let p = &ctx.req.params;
-    let path = p
-        .get("path")
-        .and_then(|v| v.as_str())
-        .ok_or("exec needs params.path")?;
-    let args: Vec<String> = p
-        .get("args")
-        .and_then(|v| v.as_array())
-        .map(|a| {
-            a.iter()
-                .map(|x| {
-                    x.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| x.to_string())
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let (path, args) = ctx.program()?;
     let name = p.get("name").and_then(|v| v.as_str()).unwrap_or("exec");
     ctx.chan.send(&GuestMsg::Started {
         workload: ctx.req.workload.clone(),

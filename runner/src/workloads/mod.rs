@@ -26,6 +26,30 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// The program a workload runs and its arguments: `params.path`, `params.args` (strings;
+    /// other JSON values as written).
+    pub fn program(&self) -> Result<(&str, Vec<String>), String> {
+        let p = &self.req.params;
+        let path = p
+            .get("path")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| format!("{} needs params.path", self.req.workload))?;
+        let args = p
+            .get("args")
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .map(|x| {
+                        x.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| x.to_string())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok((path, args))
+    }
+
     /// Worker threads requested, or one per vCPU.
     pub fn threads(&self) -> u32 {
         self.req.threads.unwrap_or(self.nproc).max(1)

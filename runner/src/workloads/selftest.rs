@@ -39,23 +39,7 @@ fn stop_all(child: u32, whole_guest: bool) {
 
 pub fn run(ctx: &Ctx) -> Result<(), String> {
     let p = &ctx.req.params;
-    let path = p
-        .get("path")
-        .and_then(|v| v.as_str())
-        .ok_or("selftest needs params.path")?;
-    let args: Vec<String> = p
-        .get("args")
-        .and_then(|v| v.as_array())
-        .map(|a| {
-            a.iter()
-                .map(|x| {
-                    x.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| x.to_string())
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let (path, args) = ctx.program()?;
     let timeout = Duration::from_millis(
         p.get("timeout_ms")
             .and_then(|v| v.as_u64())
