@@ -5,6 +5,7 @@
 
 use super::formats::{self, Format, Guilty, ReportType};
 use super::frames::{self, Frame};
+use super::scan::lines;
 pub use super::scan::Access;
 use super::{guilty, scan};
 use regex::Regex;
@@ -581,23 +582,6 @@ pub fn signature(title: &str) -> String {
     static NUMBERS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"0x[0-9a-f]+|\b\d+\b").unwrap());
     let normal = NUMBERS.replace_all(title, "N");
     hex::encode(&Sha256::digest(normal.as_bytes())[..8])
-}
-
-/// The lines of a text, as `str::lines` gives them, found with one vectorized pass.
-fn lines(text: &str) -> impl Iterator<Item = &str> {
-    let mut start = 0;
-    memchr::memchr_iter(b'\n', text.as_bytes())
-        .map(Some)
-        .chain([None])
-        .filter_map(move |end| {
-            let line = match end {
-                Some(end) => &text[start..end],
-                None if start < text.len() => &text[start..],
-                None => return None,
-            };
-            start = end.map_or(text.len(), |e| e + 1);
-            Some(line.strip_suffix('\r').unwrap_or(line))
-        })
 }
 
 /// Most reports kept from one console (a kernel falling over can print thousands).
