@@ -27,6 +27,10 @@ pub const WORKLOAD_NAMES: &[&str] = &[
     "sysrq_crash",
 ];
 
+/// The observation the `selftest` workload reports its program's end under, unless the
+/// request names another (`params.name`).
+pub const SELFTEST_OBSERVATION: &str = "selftest";
+
 /// Name of the virtio-serial port the agent talks on (`-device virtserialport,name=...`).
 pub const AGENT_PORT_NAME: &str = "lab.agent";
 

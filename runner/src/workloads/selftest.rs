@@ -45,7 +45,10 @@ pub fn run(ctx: &Ctx) -> Result<(), String> {
             .and_then(|v| v.as_u64())
             .unwrap_or(ctx.req.duration_ms),
     );
-    let name = p.get("name").and_then(|v| v.as_str()).unwrap_or("selftest");
+    let name = p
+        .get("name")
+        .and_then(|v| v.as_str())
+        .unwrap_or(runner::protocol::SELFTEST_OBSERVATION);
     let (reader, writer) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
     let stderr = writer.try_clone().map_err(|e| format!("pipe: {e}"))?;
     // The program's directory is the working directory (selftests open files beside them).

@@ -401,7 +401,10 @@ impl Vm {
             let _ = std::fs::remove_file(socket);
         }
         let stderr = self.stderr_tail.lock().unwrap().clone();
-        let tests = self.state.tests();
+        let program = spec.request.params.get("name").and_then(|v| v.as_str());
+        let tests = self
+            .state
+            .tests(program.unwrap_or(runner::protocol::SELFTEST_OBSERVATION));
         let record = RunRecord {
             outcome: self.state.outcome(self.exit.as_ref(), &stderr),
             backend: format!("{:?}", spec.backend).to_lowercase(),

@@ -88,12 +88,10 @@ impl State {
     /// The test program's results, once the run is over: a test still under way when the
     /// output stopped is recorded with why (the agent's time limit, the program's exit, or
     /// the run ending around it).
-    pub fn tests(&mut self) -> Option<crate::tap::Suite> {
+    /// `observation` is the name the workload reports the program's end under.
+    pub fn tests(&mut self, observation: &str) -> Option<crate::tap::Suite> {
         let parser = self.tap.take()?;
-        let program = self
-            .observations
-            .values()
-            .find(|v| v.get("timed_out").is_some() && v.get("lines").is_some());
+        let program = self.observations.get(observation);
         let stopped = program.map(|v| {
             if v["timed_out"] == true {
                 crate::tap::Stopped::TimeLimit
