@@ -118,9 +118,13 @@ fn epoll_dmabuf_race_is_detected_on_the_unpinned_variant() {
         "first report: {first}"
     );
     assert_eq!(run["outcome"]["kind"], "stopped-on-report");
-    // The counts streamed up to the report are kept.
-    let progress = run["record"]["last_progress"].as_array().unwrap();
-    assert!(progress.iter().any(|c| c.as_u64().unwrap() > 0), "{run}");
+    // The counts streamed up to the report are kept (when a heartbeat came before it: the
+    // race can be hit within the first 100 ms, before any).
+    let agent = std::fs::read_to_string(out.join("run-001/agent.jsonl")).unwrap();
+    if agent.contains("\"type\":\"progress\"") {
+        let progress = run["record"]["last_progress"].as_array().unwrap();
+        assert!(progress.iter().any(|c| c.as_u64().unwrap() > 0), "{run}");
+    }
     let reports = std::fs::read_to_string(out.join("run-001/reports.json")).unwrap();
     assert!(reports.contains(first));
 }
