@@ -115,8 +115,14 @@ pub struct RunArgs {
     #[arg(long)]
     pub kernel: Option<PathBuf>,
     /// Scenario name (scenarios/<name>.toml).
-    #[arg(long)]
-    pub scenario: String,
+    #[arg(long, required_unless_present = "repro", conflicts_with = "repro")]
+    pub scenario: Option<String>,
+    /// A C reproducer (syzbot's style: threads, no harness) instead of a scenario: compiled
+    /// with `gcc -O2 -pthread -static` against the variant's UAPI headers, run for the
+    /// duration (started again when it exits), judged by the kernel reports it causes
+    /// (2 vCPUs, 1 GiB, 30 s unless --duration).
+    #[arg(long, value_name = "FILE.c")]
+    pub repro: Option<PathBuf>,
     /// How many runs (at least one).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub runs: u32,
@@ -280,7 +286,11 @@ pub async fn dispatch(command: Command) -> Result<i32> {
             Ok(0)
         }
         Command::Run(a) => {
-            let scenario = config::locate::scenario(a.dirs.scenarios, &a.scenario)?;
+            let scenario = match (&a.repro, &a.scenario) {
+                (Some(file), _) => config::scenario::repro(file)?,
+                (None, Some(name)) => config::locate::scenario(a.dirs.scenarios, name)?,
+                (None, None) => unreachable!("clap requires one"),
+            };
             let target = Target::resolve(a.kernel, a.variant, a.dirs.kernels).await?;
             let who = target.name.rsplit('/').next().unwrap_or("kernel");
             let out = match a.out {

@@ -26,6 +26,9 @@ pub enum Status {
     /// Ended by a timeout: the harness's own (`Test terminated by timeout`) or the lab's,
     /// which stops a program that runs past its limit.
     Timeout,
+    /// The test could not run here: it failed at what it needs of its environment (a socket
+    /// family, device or system call the kernel lacks), before it tested anything.
+    NotRun,
 }
 
 impl Status {
@@ -36,6 +39,7 @@ impl Status {
             Status::Skip => "skip",
             Status::Xfail => "xfail",
             Status::Timeout => "timeout",
+            Status::NotRun => "not run here",
         }
     }
 }
@@ -57,6 +61,9 @@ pub struct TestResult {
     pub diagnostics: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subtests: Vec<TestResult>,
+    /// Titles of the kernel reports printed while the test ran (by console time).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernel_reports: Vec<String>,
 }
 
 impl TestResult {
@@ -78,8 +85,8 @@ pub struct Suite {
 }
 
 impl Suite {
-    /// Top-level tests with each status, in [`Status`] order, and the planned tests that never
-    /// reported a result.
+    /// Tests ([`Suite::leaves`]) with each status, in [`Status`] order, and the planned
+    /// top-level tests that never reported a result.
     pub fn counts(&self) -> (Vec<(Status, usize)>, usize) {
         let all = [
             Status::Pass,
@@ -87,16 +94,46 @@ impl Suite {
             Status::Skip,
             Status::Xfail,
             Status::Timeout,
+            Status::NotRun,
         ];
+        let leaves = self.leaves();
         let counts = all
             .iter()
-            .map(|&s| (s, self.tests.iter().filter(|t| t.status == s).count()))
+            .map(|&s| (s, leaves.iter().filter(|(_, t)| t.status == s).count()))
             .filter(|&(_, n)| n > 0)
             .collect();
         let missing = self
             .planned
             .map_or(0, |p| (p as usize).saturating_sub(self.tests.len()));
         (counts, missing)
+    }
+}
+
+impl Suite {
+    /// Every result that is a test of its own, with a name that says where it is: a
+    /// program's tests as `program/test` (the kselftest runner's `selftests: dir: program`
+    /// shortened to the program), a result without subtests as itself.
+    pub fn leaves(&self) -> Vec<(String, &TestResult)> {
+        let mut out = Vec::new();
+        for t in &self.tests {
+            let short = t.name.rsplit(": ").next().unwrap_or(&t.name);
+            if t.subtests.is_empty() {
+                out.push((short.to_string(), t));
+            }
+            for sub in &t.subtests {
+                out.push((format!("{short}/{}", sub.name), sub));
+            }
+        }
+        out
+    }
+
+    /// Every result, tests and their subtests, to change in place.
+    pub fn each_mut(&mut self, f: &mut impl FnMut(&mut TestResult)) {
+        fn walk(t: &mut TestResult, f: &mut impl FnMut(&mut TestResult)) {
+            f(t);
+            t.subtests.iter_mut().for_each(|s| walk(s, f));
+        }
+        self.tests.iter_mut().for_each(|t| walk(t, f));
     }
 }
 
@@ -186,6 +223,35 @@ struct Level {
     planned: Option<u32>,
 }
 
+impl Level {
+    /// The test the harness started and never finished, recorded with why the output of its
+    /// program ended.
+    fn close_running(&mut self, stopped: Option<Stopped>, last_ms: Option<u64>) {
+        let Some(name) = self.running.take() else {
+            return;
+        };
+        let (status, reason) = match stopped {
+            Some(Stopped::TimeLimit) => (
+                Status::Timeout,
+                "still running at the lab's time limit".to_string(),
+            ),
+            Some(Stopped::Exited(how)) => (Status::Fail, format!("no result: the program {how}")),
+            None => (Status::Fail, "no result: the output ended".to_string()),
+        };
+        self.results.push(TestResult {
+            number: self.results.len() as u32 + 1,
+            name,
+            status,
+            reason: Some(reason),
+            started_ms: self.mark_ms,
+            ended_ms: last_ms,
+            diagnostics: std::mem::take(&mut self.diagnostics),
+            subtests: vec![],
+            kernel_reports: vec![],
+        });
+    }
+}
+
 /// A streaming TAP reader: feed lines, then [`Parser::finish`].
 #[derive(Default)]
 pub struct Parser {
@@ -231,8 +297,23 @@ impl Parser {
                 name,
                 directive,
             }) => {
+                let last_ms = self.last_ms;
                 let subtests = match self.levels.get_mut(depth + 1) {
-                    Some(inner) => std::mem::take(&mut inner.results),
+                    Some(inner) => {
+                        // A nested program ended (killed at its limit, crashed) in a test.
+                        let stopped = match directive {
+                            Some((d, _)) if d.eq_ignore_ascii_case("timeout") => Stopped::TimeLimit,
+                            Some((d, r)) => {
+                                let gap = if r.starts_with('=') { "" } else { " " };
+                                Stopped::Exited(format!("ended: {d}{gap}{r}").trim_end().into())
+                            }
+                            None => {
+                                Stopped::Exited(if ok { "ended".into() } else { "failed".into() })
+                            }
+                        };
+                        inner.close_running(Some(stopped), last_ms);
+                        std::mem::take(&mut inner.results)
+                    }
                     None => vec![],
                 };
                 // A nested level's plan ends with its parent's result.
@@ -255,6 +336,7 @@ impl Parser {
                     ended_ms: at_ms,
                     diagnostics,
                     subtests,
+                    kernel_reports: vec![],
                 });
             }
             None => {
@@ -285,28 +367,7 @@ impl Parser {
         } else {
             self.levels.swap_remove(0)
         };
-        if let Some(name) = top.running.take() {
-            let (status, reason) = match stopped {
-                Some(Stopped::TimeLimit) => (
-                    Status::Timeout,
-                    "still running at the lab's time limit".to_string(),
-                ),
-                Some(Stopped::Exited(how)) => {
-                    (Status::Fail, format!("no result: the program {how}"))
-                }
-                None => (Status::Fail, "no result: the output ended".to_string()),
-            };
-            top.results.push(TestResult {
-                number: top.results.len() as u32 + 1,
-                name,
-                status,
-                reason: Some(reason),
-                started_ms: top.mark_ms,
-                ended_ms: last_ms,
-                diagnostics: top.diagnostics,
-                subtests: vec![],
-            });
-        }
+        top.close_running(stopped, last_ms);
         Suite {
             planned: top.planned,
             tests: top.results,
@@ -364,6 +425,69 @@ mod tests {
             .join("tests/corpus/tap")
             .join(name);
         std::fs::read_to_string(path).unwrap()
+    }
+
+    #[test]
+    fn the_suite_runner_s_output_as_captured_in_the_guest() {
+        let suite = parse(&fixture("harness_cases.suite.tap"));
+        let got: Vec<(String, Status)> = suite
+            .leaves()
+            .into_iter()
+            .map(|(n, t)| (n, t.status))
+            .collect();
+        let want = [
+            ("harness_cases/global.passes", Status::Pass),
+            ("harness_cases/global.skips", Status::Skip),
+            ("harness_cases/global.fails", Status::Fail),
+            ("harness_cases/slow.hangs", Status::Timeout),
+            ("harness_cases/slow.sleeps", Status::Timeout),
+            ("missing.sh", Status::Skip),
+        ]
+        .map(|(n, s)| (n.to_string(), s));
+        assert_eq!(got, want);
+        let leaves = suite.leaves();
+        assert_eq!(
+            leaves[4].1.reason.as_deref(),
+            Some("still running at the lab's time limit")
+        );
+        assert!(leaves[5]
+            .1
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("cannot start"));
+        assert_eq!(suite.counts().1, 0);
+    }
+
+    #[test]
+    fn a_nested_program_ended_at_its_limit_times_out_its_running_test() {
+        let text = "TAP version 13\n1..2\n# selftests: d: p\n# TAP version 13\n# 1..2\n\
+                    # #  RUN           g.a ...\n# ok 1 g.a\n# #  RUN           g.b ...\n\
+                    not ok 1 selftests: d: p # TIMEOUT 5 seconds\n# selftests: d: q\n\
+                    # #  RUN           g.c ...\nnot ok 2 selftests: d: q # exit=1\n";
+        let suite = parse(text);
+        let leaves: Vec<(String, Status, Option<&str>)> = suite
+            .leaves()
+            .into_iter()
+            .map(|(n, t)| (n, t.status, t.reason.as_deref()))
+            .collect();
+        assert_eq!(
+            leaves,
+            [
+                ("p/g.a".to_string(), Status::Pass, None),
+                (
+                    "p/g.b".to_string(),
+                    Status::Timeout,
+                    Some("still running at the lab's time limit")
+                ),
+                (
+                    "q/g.c".to_string(),
+                    Status::Fail,
+                    Some("no result: the program ended: exit=1")
+                ),
+            ]
+        );
+        assert_eq!(suite.tests[0].status, Status::Timeout);
     }
 
     #[test]

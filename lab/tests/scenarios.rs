@@ -14,21 +14,6 @@ fn repo(dir: &str) -> PathBuf {
         .join(dir)
 }
 
-fn run_json(args: &[&str], out: &std::path::Path) -> (std::process::Output, Value) {
-    let output = lab()
-        .arg("run")
-        .args(args)
-        .arg("--kernels")
-        .arg(repo("kernels"))
-        .arg("--out")
-        .arg(out)
-        .arg("--json")
-        .output()
-        .unwrap();
-    let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-    (output, json)
-}
-
 #[test]
 fn uapi_epoll_on_the_distro_kernel_gives_the_upstream_answers() {
     let _slot = vm_slot();

@@ -21,6 +21,7 @@ pub const WORKLOAD_NAMES: &[&str] = &[
     "uapi_epoll",
     "exec",
     "selftest",
+    "repro",
     "sequence",
     "hang",
     "hung_task",

@@ -49,8 +49,8 @@ pub fn classify(r: &RunResult, target: &TargetReport) -> RunClass {
     }
 }
 
-/// Build `commit` with the configuration variant's settings.
-async fn build(o: &BisectOptions, commit: &str) -> Result<kernel::Built> {
+/// `commit` with the configuration variant's settings.
+fn commit_variant(o: &BisectOptions, commit: &str) -> kernel::variant::Variant {
     let mut variant = o.config_variant.clone();
     variant.name = format!("bisect-{}", &commit[..12]);
     variant.source = Source::Git {
@@ -58,6 +58,12 @@ async fn build(o: &BisectOptions, commit: &str) -> Result<kernel::Built> {
         reference: commit.to_string(),
     };
     variant.patches.clear();
+    variant
+}
+
+/// Build `commit` with the configuration variant's settings.
+async fn build(o: &BisectOptions, commit: &str) -> Result<kernel::Built> {
+    let variant = commit_variant(o, commit);
     tokio::task::spawn_blocking(move || kernel::build(&variant, &kernel::BuildOptions::default()))
         .await?
 }
@@ -118,7 +124,7 @@ async fn run(
     runs: u32,
     progress: &Progress,
 ) -> Result<Vec<RunResult>> {
-    let target = Target::built(&commit[..12], b);
+    let target = Target::built(&commit[..12], &commit_variant(o, commit), b);
     let duration = o.how.duration.unwrap_or(o.scenario.duration);
     progress.plan(runs, duration);
     let opts = BatchOptions {

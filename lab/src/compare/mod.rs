@@ -234,7 +234,7 @@ pub async fn compare(req: &Request) -> Result<Comparison> {
     })
 }
 
-/// The comparison as `lab compare` prints it: the table, the UAPI differences, a verdict
+/// The comparison as `lab compare` prints it: the table, the UAPI and test differences, a verdict
 /// per variant in plain words, where the runs are.
 pub fn render(c: &Comparison) -> String {
     let mut s = format!("{} — {}\n\n", c.scenario.name, c.scenario.description);
@@ -243,6 +243,9 @@ pub fn render(c: &Comparison) -> String {
         for r in c.rows.iter().skip(1) {
             for (check, a, b) in stats::uapi_differences(first, r) {
                 s.push_str(&format!("{}: {check}: {a} → {b}\n", r.name));
+            }
+            for (test, a, b) in stats::test_differences(first, r) {
+                s.push_str(&format!("{}: {test}: {a} → {b}\n", r.name));
             }
         }
     }

@@ -17,6 +17,29 @@ pub enum Kind {
     Race,
     /// Deterministic checks; the verdict compares observed values with expected ones.
     Uapi,
+    /// Test programs of the kernel tree (a selftest directory): the verdict is their results.
+    Suite,
+}
+
+/// Programs a scenario brings into the guest, built for each kernel it runs on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Programs {
+    /// A selftest directory of the kernel tree under test
+    /// (`tools/testing/selftests/filesystems/epoll`): its programs, built from the variant's
+    /// own tree, run one after the other, each for at most `timeout`.
+    Suite {
+        dir: String,
+        /// Only these programs of the directory (all when empty).
+        only: Vec<String>,
+        timeout: Option<Duration>,
+        /// Tests (`program/test`) known to fail now and then for reasons other than the
+        /// kernel (timing under TCG): their results are recorded and shown, and do not fail
+        /// the run.
+        flaky: Vec<String>,
+    },
+    /// A C reproducer in syzbot's style, compiled against the kernel's UAPI headers and run
+    /// for the duration.
+    Repro { file: PathBuf },
 }
 
 #[derive(Debug, Deserialize)]
@@ -25,7 +48,20 @@ struct Raw {
     #[serde(default)]
     description: String,
     kind: Kind,
-    workload: Spanned<String>,
+    /// Implied by `suite` (selftest) and `repro` (repro).
+    workload: Option<Spanned<String>>,
+    /// suite: a selftest directory of the kernel tree.
+    suite: Option<Spanned<String>>,
+    /// suite: only these programs of the directory.
+    #[serde(default)]
+    programs: Vec<String>,
+    /// suite: the time limit of each program.
+    timeout: Option<Spanned<String>>,
+    /// suite: tests whose failures are recorded but do not fail the run.
+    #[serde(default)]
+    flaky: Vec<String>,
+    /// A C reproducer, relative to the scenario file.
+    repro: Option<Spanned<String>>,
     #[serde(default = "default_cpus")]
     cpus: u32,
     #[serde(default = "default_memory")]
@@ -76,6 +112,7 @@ pub struct Scenario {
     pub cmdline: String,
     pub params: serde_json::Map<String, serde_json::Value>,
     pub expect: BTreeMap<String, serde_json::Value>,
+    pub programs: Option<Programs>,
 }
 
 /// The machines a scenario can ask for.
@@ -185,10 +222,10 @@ pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
             ));
         }
     }
-    let workload = raw.workload.get_ref();
+    let (workload, programs) = programs(&raw, file).map_err(|(offset, m)| at(offset, m))?;
     if !runner::protocol::WORKLOAD_NAMES.contains(&workload.as_str()) {
         return Err(at(
-            raw.workload.span().start,
+            raw.workload.as_ref().map_or(0, |w| w.span().start),
             format!(
                 "no workload named {workload:?}; the agent runs: {}",
                 runner::protocol::WORKLOAD_NAMES.join(", ")
@@ -204,7 +241,7 @@ pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
         file: file.to_path_buf(),
         description: raw.description.trim().to_string(),
         kind: raw.kind,
-        workload: raw.workload.into_inner(),
+        workload,
         cpus: raw.cpus,
         memory_mib,
         duration,
@@ -214,6 +251,129 @@ pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
         cmdline: raw.cmdline,
         params: raw.params,
         expect: raw.expect,
+        programs,
+    })
+}
+
+/// The workload and the programs a scenario runs: a named workload, a selftest directory
+/// (workload `selftest`) or a reproducer (workload `repro`).
+fn programs(raw: &Raw, file: &Path) -> Result<(String, Option<Programs>), (usize, String)> {
+    let offset = |s: &Option<Spanned<String>>| s.as_ref().map_or(0, |s| s.span().start);
+    let implied = match (&raw.suite, &raw.repro) {
+        (Some(_), Some(r)) => {
+            return Err((
+                r.span().start,
+                "a scenario runs a suite or a repro, not both".into(),
+            ))
+        }
+        (Some(dir), None) => {
+            let d = dir.get_ref().trim_end_matches('/');
+            let inside = d.starts_with("tools/testing/selftests/")
+                && !d.split('/').any(|part| part == ".." || part.is_empty());
+            if !inside {
+                return Err((
+                    dir.span().start,
+                    format!(
+                        "suite {d:?}: name a directory under tools/testing/selftests/ of the \
+                         kernel tree (e.g. \"tools/testing/selftests/filesystems/epoll\")"
+                    ),
+                ));
+            }
+            let timeout = raw
+                .timeout
+                .as_ref()
+                .map(|t| {
+                    humantime::parse_duration(t.get_ref())
+                        .map_err(|e| (t.span().start, format!("timeout: {e}")))
+                })
+                .transpose()?;
+            if raw.kind != Kind::Suite {
+                return Err((0, "a scenario with a suite has kind = \"suite\"".into()));
+            }
+            Some((
+                "selftest",
+                Programs::Suite {
+                    dir: d.to_string(),
+                    only: raw.programs.clone(),
+                    timeout,
+                    flaky: raw.flaky.clone(),
+                },
+            ))
+        }
+        (None, Some(repro)) => {
+            let path = file
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(repro.get_ref());
+            if !path.is_file() {
+                return Err((
+                    repro.span().start,
+                    format!("repro: {} is not a file", path.display()),
+                ));
+            }
+            Some(("repro", Programs::Repro { file: path }))
+        }
+        (None, None) => None,
+    };
+    if raw.kind == Kind::Suite && raw.suite.is_none() {
+        return Err((
+            0,
+            "a suite scenario names its selftest directory: suite = \"tools/testing/selftests/…\""
+                .into(),
+        ));
+    }
+    if raw.suite.is_none() && (raw.timeout.is_some() || !raw.programs.is_empty()) {
+        return Err((
+            offset(&raw.timeout),
+            "timeout and programs belong to a suite".into(),
+        ));
+    }
+    match (implied, &raw.workload) {
+        (Some((implied, _)), Some(w)) if w.get_ref() != implied => Err((
+            w.span().start,
+            format!(
+                "this scenario runs the {implied} workload, not {:?}",
+                w.get_ref()
+            ),
+        )),
+        (Some((implied, programs)), _) => Ok((implied.to_string(), Some(programs))),
+        (None, Some(w)) => Ok((w.get_ref().clone(), None)),
+        (None, None) => Err((
+            0,
+            "name what the scenario runs: workload, suite or repro".into(),
+        )),
+    }
+}
+
+/// The scenario of `lab run --repro FILE.c`: the reproducer alone on the lab's default
+/// machine, judged as a race (by the kernel reports it causes).
+pub fn repro(file: &Path) -> Result<Scenario, ScenarioError> {
+    if !file.is_file() {
+        return Err(ScenarioError::File {
+            file: file.to_path_buf(),
+            message: "no such file".into(),
+        });
+    }
+    Ok(Scenario {
+        name: file
+            .file_stem()
+            .map_or("repro".into(), |s| s.to_string_lossy().into_owned()),
+        file: file.to_path_buf(),
+        description: format!("the reproducer {}", file.display()),
+        kind: Kind::Race,
+        workload: "repro".into(),
+        cpus: default_cpus(),
+        memory_mib: crate::units::parse_mib(default_memory().get_ref()).expect("default memory"),
+        duration: humantime::parse_duration(default_duration().get_ref()).expect("default"),
+        threads: None,
+        requires: vec![],
+        stop_on_report: true,
+        cmdline: String::new(),
+        params: Default::default(),
+        expect: Default::default(),
+        programs: Some(Programs::Repro {
+            file: file.to_path_buf(),
+        }),
     })
 }
 
@@ -327,6 +487,80 @@ mod tests {
                 "kind = \"race\"\nworkload = \"epol_close_race\"\n",
                 2,
                 "no workload named \"epol_close_race\"",
+            ),
+        ] {
+            let (_d, f) = write(text);
+            let e = load(&f).unwrap_err().to_string();
+            assert!(e.contains(&format!("s.toml:{line}:")), "{text:?}: {e}");
+            assert!(e.contains(needle), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_suite_names_a_selftest_directory_and_a_repro_a_file() {
+        let (d, f) = write(
+            "kind = \"suite\"\nsuite = \"tools/testing/selftests/filesystems/epoll/\"\ntimeout = \"5m\"\n",
+        );
+        let s = load(&f).unwrap();
+        assert_eq!(s.workload, "selftest");
+        assert_eq!(
+            s.programs,
+            Some(Programs::Suite {
+                dir: "tools/testing/selftests/filesystems/epoll".into(),
+                only: vec![],
+                timeout: Some(Duration::from_secs(300)),
+                flaky: vec![],
+            })
+        );
+        std::fs::write(d.path().join("r.c"), "int main(void) { return 0; }\n").unwrap();
+        std::fs::write(&f, "kind = \"race\"\nrepro = \"r.c\"\n").unwrap();
+        let s = load(&f).unwrap();
+        assert_eq!(s.workload, "repro");
+        assert!(s.stop_on_report);
+        assert_eq!(
+            s.programs,
+            Some(Programs::Repro {
+                file: d.path().join("r.c")
+            })
+        );
+        let r = repro(&d.path().join("r.c")).unwrap();
+        assert_eq!((r.name.as_str(), r.workload.as_str()), ("r", "repro"));
+    }
+
+    #[test]
+    fn suite_and_repro_mistakes_are_refused_at_their_line() {
+        for (text, line, needle) in [
+            (
+                "kind = \"suite\"\n\nsuite = \"../etc\"\n",
+                3,
+                "under tools/testing/selftests/",
+            ),
+            (
+                "kind = \"suite\"\nsuite = \"tools/testing/selftests/../../x\"\n",
+                2,
+                "under tools/testing/selftests/",
+            ),
+            (
+                "kind = \"suite\"\nworkload = \"exec\"\nsuite = \"tools/testing/selftests/x\"\n",
+                2,
+                "runs the selftest workload, not \"exec\"",
+            ),
+            (
+                "kind = \"race\"\nsuite = \"tools/testing/selftests/x\"\n",
+                1,
+                "kind = \"suite\"",
+            ),
+            ("kind = \"suite\"\n", 1, "names its selftest directory"),
+            (
+                "kind = \"race\"\n\nrepro = \"missing.c\"\n",
+                3,
+                "is not a file",
+            ),
+            ("kind = \"race\"\n", 1, "workload, suite or repro"),
+            (
+                "kind = \"suite\"\nsuite = \"tools/testing/selftests/x\"\ntimeout = \"soon\"\n",
+                3,
+                "timeout",
             ),
         ] {
             let (_d, f) = write(text);

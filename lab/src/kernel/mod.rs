@@ -9,6 +9,7 @@
 pub mod kconfig;
 pub mod make;
 pub mod patches;
+pub mod programs;
 pub mod source;
 
 /// The kernels/*.toml model lives with the other input files.

@@ -55,7 +55,7 @@ pub async fn cells(
                 progress: progress.clone(),
                 label,
             };
-            let target = Target::built(&result.variant, b);
+            let target = Target::built(&result.variant, &cell.variant, b);
             let runs = batch(&cell.scenario, &target, &batch_opts).await?;
             // The cell's line as soon as its last run ends (cells interleave in the pool).
             let done = CellResult {

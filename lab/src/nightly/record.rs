@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 /// others do not, so a night whose VMs failed is not read as "every report was fixed". A
 /// run's signature is its finding's: its first kernel report (what follows it, a GPF after a
 /// use-after-free, is the kernel falling over and varies run to run), or the hang the machine
-/// saw.
+/// saw; and, for a suite, each test that failed.
 fn history_rows(cell: &CellResult) -> Vec<RunRow> {
     cell.runs
         .iter()
@@ -37,6 +37,7 @@ fn history_rows(cell: &CellResult) -> Vec<RunRow> {
                 .finding()
                 .map(|(title, signature)| (signature.to_string(), title.to_string()))
                 .into_iter()
+                .chain(r.failed_tests())
                 .collect(),
         })
         .collect()

@@ -35,6 +35,63 @@ pub struct Row {
     pub throughput: Vec<(String, f64)>,
     /// uapi: the value each check took in most runs.
     pub observed: BTreeMap<String, serde_json::Value>,
+    /// suite: each test's result (`ok`, `not ok`, …), or its results and their counts
+    /// (`ok ×2, not ok ×1`) when the runs disagree.
+    pub tests: BTreeMap<String, String>,
+}
+
+/// Each test's result over the runs that count: one status, or each with its count when
+/// they differ.
+pub fn test_results<'a>(runs: impl IntoIterator<Item = &'a RunResult>) -> BTreeMap<String, String> {
+    let mut seen: BTreeMap<String, BTreeMap<&'static str, usize>> = BTreeMap::new();
+    for r in runs.into_iter().filter(|r| r.evidence.counts()) {
+        if let Some(suite) = r.record.as_ref().and_then(|rec| rec.tests.as_ref()) {
+            for (name, t) in suite.leaves() {
+                *seen
+                    .entry(name)
+                    .or_default()
+                    .entry(t.status.name())
+                    .or_default() += 1;
+            }
+        }
+    }
+    seen.into_iter()
+        .map(|(name, statuses)| {
+            let text = if statuses.len() == 1 {
+                statuses.into_keys().next().unwrap_or_default().to_string()
+            } else {
+                let mut all: Vec<(&str, usize)> = statuses.into_iter().collect();
+                all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+                all.iter()
+                    .map(|(s, n)| format!("{s} ×{n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            (name, text)
+        })
+        .collect()
+}
+
+/// Tests whose result differs from the first variant's: (test, first's, this one's).
+pub fn test_differences(first: &Row, row: &Row) -> Vec<(String, String, String)> {
+    tests_that_differ(&first.tests, &row.tests)
+}
+
+/// Tests whose result in `other` is not the one in `first` (a test one of them did not run
+/// is "not run").
+pub fn tests_that_differ(
+    first: &BTreeMap<String, String>,
+    other: &BTreeMap<String, String>,
+) -> Vec<(String, String, String)> {
+    let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "not run".into());
+    let mut names: Vec<&String> = first.keys().chain(other.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|n| first.get(*n) != other.get(*n))
+        .map(|n| (n.clone(), show(first.get(n)), show(other.get(n))))
+        .collect()
 }
 
 fn row(arm: &Arm) -> Row {
@@ -63,7 +120,8 @@ fn row(arm: &Arm) -> Row {
     }
     let mut values: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     for r in &counted {
-        if let Some(record) = &r.record {
+        // A test program's end (its exit status, its time) is not a UAPI value.
+        if let Some(record) = r.record.as_ref().filter(|rec| rec.tests.is_none()) {
             for (check, v) in &record.observations {
                 *values
                     .entry(check.clone())
@@ -100,6 +158,7 @@ fn row(arm: &Arm) -> Row {
             .filter_map(|(role, xs)| Some((role, median(xs)?)))
             .collect(),
         observed,
+        tests: test_results(counted.iter().copied()),
     }
 }
 
@@ -244,6 +303,18 @@ pub fn verdicts(rows: &[Row]) -> Vec<String> {
                 1 => " and changes 1 UAPI behaviour".to_string(),
                 n => format!(" and changes {n} UAPI behaviours"),
             };
+            let tests = match test_differences(first, r).len() {
+                0 if first.tests.is_empty() => String::new(),
+                0 => format!(
+                    ", and every test ({}) has {}'s result",
+                    r.tests.len(),
+                    first.name
+                ),
+                n => format!(
+                    ", and {n} test(s) have another result than on {}",
+                    first.name
+                ),
+            };
             let hangs = match r.hangs {
                 0 => String::new(),
                 n => format!(
@@ -257,7 +328,7 @@ pub fn verdicts(rows: &[Row]) -> Vec<String> {
                         .join(", ")
                 ),
             };
-            format!("{}: {race}{uapi}{hangs}", r.name)
+            format!("{}: {race}{uapi}{tests}{hangs}", r.name)
         })
         .collect()
 }
@@ -380,6 +451,27 @@ mod tests {
         let t = table(&rows);
         assert!(t.contains("| hangs | 20/20 |"), "{t}");
         assert!(t.contains("no output from test machine (20)"), "{t}");
+    }
+
+    #[test]
+    fn tests_with_another_result_are_listed_with_both() {
+        let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        let first = map(&[("p/a", "ok"), ("p/b", "ok"), ("p/c", "ok")]);
+        let other = map(&[("p/a", "ok"), ("p/b", "not ok"), ("p/d", "skip")]);
+        let got = tests_that_differ(&first, &other);
+        let want = [
+            ("p/b", "ok", "not ok"),
+            ("p/c", "ok", "not run"),
+            ("p/d", "not run", "skip"),
+        ]
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()));
+        assert_eq!(got, want);
+        assert!(tests_that_differ(&first, &first).is_empty());
     }
 
     #[test]

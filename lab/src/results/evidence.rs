@@ -10,7 +10,8 @@
 //!    the overall deadline, or panicked without a report the parser could title;
 //! 5. a run that did not get far enough to test anything (no output at all, QEMU or the
 //!    agent failed) says nothing about the kernel;
-//! 6. a completed run is clean — for a uapi scenario, unless checks took other values.
+//! 6. a completed run is clean — for a uapi scenario, unless checks took other values; for a
+//!    suite, unless tests failed (a test that could not run here is not a failure).
 
 use crate::config::scenario::Kind;
 use crate::report::formats::ReportType;
@@ -31,7 +32,8 @@ pub enum Evidence {
         signature: String,
         detail: String,
     },
-    /// uapi: the checks completed and some took other values than upstream's.
+    /// uapi: the checks completed and some took other values than upstream's; suite: tests
+    /// failed.
     Differs { text: String },
     /// The workload ran its course and nothing was found.
     Clean,
@@ -166,6 +168,26 @@ pub fn judge(
         MachineSays::Nothing => Evidence::Inconclusive {
             why: outcome.summary(),
         },
+        MachineSays::Completed if kind == Kind::Suite && !differences.is_empty() => {
+            let text: Vec<String> = differences
+                .iter()
+                .take(10)
+                .map(|(test, _, status)| format!("{test} ({})", status.as_str().unwrap_or("?")))
+                .collect();
+            let more = differences.len().saturating_sub(10);
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            Evidence::Differs {
+                text: format!(
+                    "{} test(s) fail: {}{more}",
+                    differences.len(),
+                    text.join(", ")
+                ),
+            }
+        }
         MachineSays::Completed if kind == Kind::Uapi && !differences.is_empty() => {
             let text: Vec<String> = differences
                 .iter()
@@ -324,8 +346,8 @@ mod tests {
             serde_json::json!(true),
             serde_json::json!(false),
         )];
-        // (outcome, without a kernel report, with one), the same for both kinds except
-        // where a completed uapi run found checks with other values.
+        // (outcome, without a kernel report, with one), the same for every kind except
+        // where a completed uapi run found checks with other values or a suite failed tests.
         let table: [(&str, &str, &str); 11] = [
             ("completed", "clean", "report"),
             ("guest-panic", "finding: kernel panic", "report"),
@@ -352,7 +374,7 @@ mod tests {
         assert_eq!(outcomes.len(), table.len());
         for (outcome, (name, bare, reported)) in outcomes.iter().zip(table) {
             assert_eq!(outcome.name(), name);
-            for kind in [Kind::Race, Kind::Uapi] {
+            for kind in [Kind::Race, Kind::Uapi, Kind::Suite] {
                 let none: Differences = vec![];
                 let e = judge(kind, outcome, &[], &none);
                 assert_eq!(short(&e), bare, "{name} {kind:?}");
@@ -366,7 +388,7 @@ mod tests {
                 assert_eq!(short(&e), reported, "{name} {kind:?} with a report");
                 let with_diff = judge(kind, outcome, &[], &diff);
                 let expected = match (kind, outcome) {
-                    (Kind::Uapi, Outcome::Completed) => "differs".to_string(),
+                    (Kind::Uapi | Kind::Suite, Outcome::Completed) => "differs".to_string(),
                     _ => bare.to_string(),
                 };
                 assert_eq!(
@@ -404,6 +426,15 @@ mod tests {
         assert!(matches!(silent.verdict(), Verdict::Error(_)));
         assert!(!Evidence::Interrupted.counts());
         assert!(!Evidence::Skipped { why: "x".into() }.counts());
+        let failed: Differences = vec![(
+            "epoll_wakeup_test/global.epoll27".into(),
+            "ok".into(),
+            "not ok".into(),
+        )];
+        assert_eq!(
+            judge(Kind::Suite, &Outcome::Completed, &[], &failed).verdict(),
+            Verdict::Fail("1 test(s) fail: epoll_wakeup_test/global.epoll27 (not ok)".into())
+        );
     }
 
     #[test]

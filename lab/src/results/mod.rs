@@ -66,6 +66,23 @@ impl RunResult {
         titles
     }
 
+    /// (signature, title) of each test that failed in the run and counts (a suite's failed
+    /// tests, as the run's differences hold them: a test the scenario calls flaky is not
+    /// among them): what the history keeps, so a test that starts failing is a regression
+    /// under its own name.
+    pub fn failed_tests(&self) -> Vec<(String, String)> {
+        if self.record.as_ref().is_none_or(|r| r.tests.is_none()) {
+            return vec![];
+        }
+        self.differences
+            .iter()
+            .map(|(name, _, status)| {
+                let title = format!("test {name}: {}", status.as_str().unwrap_or("?"));
+                (crate::report::parser::signature(&title), title)
+            })
+            .collect()
+    }
+
     /// A run that did not boot: the kernel lacks what the scenario needs.
     pub fn skipped(index: u32, dir: PathBuf, why: String) -> RunResult {
         RunResult {

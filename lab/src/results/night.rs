@@ -264,6 +264,31 @@ pub fn summary_md(night: &NightResults) -> String {
     if night.changes.iter().all(|c| c.kind != "regression") {
         s.push_str("\nNo regression.\n");
     }
+    // Suites: the tests whose result differs from the first variant's, per scenario.
+    let mut differ = String::new();
+    for sc in &scenarios {
+        let mut ran = variants.iter().filter_map(|v| by_cell.get(&(*v, *sc)));
+        let Some(first) = ran.next() else { continue };
+        let reference = super::compare::test_results(&first.runs);
+        if reference.is_empty() {
+            continue;
+        }
+        for cell in ran {
+            let tests = super::compare::test_results(&cell.runs);
+            for (test, a, b) in super::compare::tests_that_differ(&reference, &tests) {
+                differ.push_str(&format!(
+                    "- {} × {sc}: {}: {a} → {b} (vs {})\n",
+                    cell.variant,
+                    clean(test),
+                    first.variant
+                ));
+            }
+        }
+    }
+    if !differ.is_empty() {
+        s.push_str("\n## Tests whose result differs between variants\n\n");
+        s.push_str(&differ);
+    }
     let unexpected: Vec<&CellResult> = night
         .cells
         .iter()

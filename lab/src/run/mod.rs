@@ -2,7 +2,9 @@
 //! reports, a verdict per run and the batch's statistics, all written under one directory.
 
 pub mod pool;
+pub mod programs;
 pub mod progress;
+pub mod suite;
 pub mod target;
 
 pub use pool::Pool;
@@ -121,7 +123,8 @@ pub struct BatchOptions {
     pub label: String,
 }
 
-/// What, besides the kernel, shapes a run's result: the scenario file and the duration.
+/// What, besides the kernel, shapes a run's result: the scenario file (and its reproducer)
+/// and the duration.
 pub fn scenario_key(scenario: &Scenario, duration: Option<Duration>) -> Result<String> {
     use sha2::{Digest, Sha256};
     let text = std::fs::read(&scenario.file)
@@ -129,6 +132,13 @@ pub fn scenario_key(scenario: &Scenario, duration: Option<Duration>) -> Result<S
     let mut h = Sha256::new();
     h.update(&text);
     h.update(format!("duration={duration:?}"));
+    // A reproducer is part of the scenario (a suite's programs come with the kernel's tree).
+    if let Some(crate::config::scenario::Programs::Repro { file }) = &scenario.programs {
+        h.update(
+            std::fs::read(file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?,
+        );
+    }
     Ok(hex::encode(&h.finalize()[..8]))
 }
 
@@ -162,21 +172,41 @@ pub async fn batch(
     let indices = first..first + opts.runs;
     let duration = opts.how.duration.unwrap_or(scenario.duration);
     // A kernel that lacks what the scenario needs is skipped before anything boots.
-    if let Some(config) = &target.config {
-        let text = std::fs::read_to_string(config)?;
-        let missing = crate::kernel::kconfig::missing(&scenario.requires, &text);
-        if !missing.is_empty() {
-            let why = format!("needs {}", missing.join(", "));
-            opts.progress.unplan(opts.runs, duration);
-            for index in indices {
-                results.push(RunResult::skipped(index, opts.out.clone(), why.clone()));
-            }
-            write_results(&opts.out, &results)?;
-            return Ok(results);
+    let config = match &target.config {
+        Some(config) => Some(std::fs::read_to_string(config)?),
+        None => None,
+    };
+    let mut skip = config.as_deref().and_then(|text| {
+        let missing = crate::kernel::kconfig::missing(&scenario.requires, text);
+        (!missing.is_empty()).then(|| format!("needs {}", missing.join(", ")))
+    });
+    // The programs the scenario brings, built for this kernel.
+    let prepared = match (&scenario.programs, &skip) {
+        (Some(p), None) => {
+            // Off the runtime's thread: it may compile for minutes.
+            let (p, t) = (p.clone(), target.clone());
+            let prepared = tokio::task::spawn_blocking(move || programs::prepare(&p, &t)).await??;
+            skip = prepared.skip.clone();
+            prepared
         }
+        _ => programs::Prepared::default(),
+    };
+    if let Some(why) = skip {
+        opts.progress.unplan(opts.runs, duration);
+        for index in indices {
+            results.push(RunResult::skipped(index, opts.out.clone(), why.clone()));
+        }
+        write_results(&opts.out, &results)?;
+        return Ok(results);
     }
     let symbols = target.symbolizer().await;
     let stop = std::cell::Cell::new(false);
+    let planned = Planned {
+        scenario,
+        target,
+        prepared: &prepared,
+        config: config.as_deref(),
+    };
     let one = |index: u32| {
         let (symbols, stop) = (&symbols, &stop);
         async move {
@@ -189,7 +219,7 @@ pub async fn batch(
                 format!("{} run {index}/{}", opts.label, first + opts.runs - 1),
                 duration,
             );
-            let result = one_run(scenario, target, opts, duration, index, symbols.as_ref()).await?;
+            let result = one_run(planned, opts, duration, index, symbols.as_ref()).await?;
             opts.progress.finish(
                 ticket,
                 &format!("  {}: {}", opts.label, line(&result).trim_start()),
@@ -214,17 +244,34 @@ pub async fn batch(
     Ok(results)
 }
 
+/// What every run of a batch shares.
+#[derive(Clone, Copy)]
+struct Planned<'a> {
+    scenario: &'a Scenario,
+    target: &'a Target,
+    prepared: &'a programs::Prepared,
+    /// The kernel's .config, when known.
+    config: Option<&'a str>,
+}
+
 /// One VM run of the batch, its reports parsed (and symbolized) and judged.
 async fn one_run(
-    scenario: &Scenario,
-    target: &Target,
+    planned: Planned<'_>,
     opts: &BatchOptions,
     duration: Duration,
     index: u32,
     symbols: Option<&Symbolizer>,
 ) -> Result<RunResult> {
+    let Planned {
+        scenario,
+        target,
+        prepared,
+        config,
+    } = planned;
     let dir = opts.out.join(format!("run-{index:03}"));
     let seen = Arc::new(Mutex::new(Seen::default()));
+    let mut params = scenario.params.clone();
+    params.extend(prepared.params.clone());
     let spec = BootSpec {
         kernel: target.kernel.clone(),
         cpus: scenario.cpus,
@@ -237,19 +284,19 @@ async fn one_run(
             duration_ms: duration.as_millis() as u64,
             heartbeat_ms: 500,
             threads: scenario.threads,
-            params: scenario.params.clone(),
+            params,
         },
         boot_timeout: Duration::from_secs(120),
         heartbeat_timeout: Duration::from_secs(30),
         timeout: None,
         run_dir: dir.clone(),
-        extra_files: Vec::new(),
+        extra_files: prepared.extra_files.clone(),
     };
     let scanner = LiveReports {
         seen: seen.clone(),
         stop_on_report: scenario.stop_on_report,
     };
-    let record = session::run(&spec, vec![Box::new(scanner)]).await?;
+    let mut record = session::run(&spec, vec![Box::new(scanner)]).await?;
     let (reports, first_at_ms) = {
         let mut seen = seen.lock().unwrap();
         (seen.take(), seen.first_at_ms)
@@ -258,8 +305,29 @@ async fn one_run(
         (Some(at), Some(start)) => Some(at.saturating_sub(start)),
         _ => None,
     };
+    if let Some(suite) = record.tests.as_mut() {
+        suite::not_run_here(suite, config);
+        let console = std::fs::read_to_string(dir.join("console.log")).unwrap_or_default();
+        let at: Vec<(u64, String)> = reports
+            .iter()
+            .filter_map(|r| Some((suite::console_ms(&console, r.line)?, r.title.clone())))
+            .collect();
+        suite::attribute(suite, &at);
+        std::fs::write(dir.join("tests.json"), serde_json::to_vec_pretty(&*suite)?)?;
+    }
     let differences = match scenario.kind {
         Kind::Uapi => evidence::differences(&scenario.expect, &record.observations),
+        Kind::Suite => {
+            let flaky: &[String] = match &scenario.programs {
+                Some(crate::config::scenario::Programs::Suite { flaky, .. }) => flaky,
+                _ => &[],
+            };
+            record
+                .tests
+                .as_ref()
+                .map(|t| suite::counted_failures(t, flaky))
+                .unwrap_or_default()
+        }
         Kind::Race => vec![],
     };
     let evidence = evidence::judge(scenario.kind, &record.outcome, &reports, &differences);
@@ -423,6 +491,8 @@ pub fn summary(scenario: &Scenario, target: &Target, results: &[RunResult]) -> S
         for (title, runs) in titles.iter().take(10) {
             s.push_str(&format!("report: {title} ({runs} runs)\n"));
         }
+    } else if scenario.kind == Kind::Suite {
+        s.push_str(&suite::summary(results));
     } else if let Some(r) = results.iter().find_map(|r| r.record.as_ref()) {
         for (check, expected) in &scenario.expect {
             let observed = r
@@ -484,6 +554,7 @@ mod tests {
             cmdline: String::new(),
             params: Default::default(),
             expect: Default::default(),
+            programs: None,
         };
         let target = Target {
             name: "v".into(),
@@ -491,6 +562,7 @@ mod tests {
             config: None,
             vmlinux: None,
             source_dir: None,
+            build: None,
         };
         let results = vec![
             result(1, Some(100), &[("closer", 10.0), ("poller", 100.0)]),

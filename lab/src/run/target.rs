@@ -1,11 +1,13 @@
 //! The kernel a batch runs on: a built variant, or any kernel image (a distro vmlinuz), with
 //! its .config (for the scenario's requirements) and vmlinux (for symbolized reports).
 
+use crate::kernel::variant::Variant;
 use crate::kernel::{self, Built};
 use crate::report::symbolize::{SymbolizeError, Symbolizer};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
+#[derive(Clone)]
 pub struct Target {
     pub name: String,
     pub kernel: PathBuf,
@@ -14,12 +16,16 @@ pub struct Target {
     pub vmlinux: Option<PathBuf>,
     /// The tree the kernel was built from: symbolized paths are shown relative to it.
     pub source_dir: Option<PathBuf>,
+    /// The variant and its build, when the kernel is one: programs a scenario brings
+    /// (selftests, reproducers) are built from and for it.
+    pub build: Option<(Variant, Built)>,
 }
 
 impl Target {
     /// A variant the cache has built.
-    pub fn built(name: &str, b: &Built) -> Target {
+    pub fn built(name: &str, variant: &Variant, b: &Built) -> Target {
         Target {
+            build: Some((variant.clone(), b.clone())),
             name: name.to_string(),
             kernel: b.bzimage(),
             config: Some(b.dir.join(".config")),
@@ -42,6 +48,7 @@ impl Target {
                 .filter(|p| p.is_file()),
             kernel,
             source_dir: None,
+            build: None,
         })
     }
 
@@ -56,12 +63,15 @@ impl Target {
             (Some(kernel), _) => Target::image(kernel),
             (None, Some(name)) => {
                 let dir = crate::config::locate::dir("kernels", kernels)?;
-                let n = name.clone();
+                let variant = kernel::variant::Catalog::load(&dir)?.get(&name)?;
+                let (n, v) = (name.clone(), variant.clone());
                 let built = tokio::task::spawn_blocking(move || {
-                    kernel::build_named(&dir, &[n], &kernel::BuildOptions::default())
+                    let b = kernel::build(&v, &kernel::BuildOptions::default())?;
+                    crate::events::note(format!("{n}: {}", kernel::describe(&b)));
+                    anyhow::Ok(b)
                 })
                 .await??;
-                Ok(Target::built(&name, &built[0]))
+                Ok(Target::built(&name, &variant, &built))
             }
             (None, None) => anyhow::bail!("name a kernel: --kernel PATH or --variant NAME"),
         }

@@ -69,20 +69,22 @@ pub fn render(r: &RunRecord, run_dir: &Path) -> String {
         if missing > 0 {
             parts.push(format!("{missing} without a result"));
         }
+        let leaves = suite.leaves();
+        // A plan counts the top level: programs, when they nest their tests.
         let planned = suite
             .planned
+            .filter(|_| leaves.len() == suite.tests.len())
             .map(|p| format!(" of {p} planned"))
             .unwrap_or_default();
         let _ = writeln!(
             s,
             "tests:    {}{planned}: {}",
-            suite.tests.len(),
+            leaves.len(),
             parts.join(", ")
         );
-        for t in suite
-            .tests
+        for (name, t) in leaves
             .iter()
-            .filter(|t| t.status != crate::tap::Status::Pass)
+            .filter(|(_, t)| t.status != crate::tap::Status::Pass)
         {
             let took = t
                 .duration_ms()
@@ -93,13 +95,10 @@ pub fn render(r: &RunRecord, run_dir: &Path) -> String {
                 .as_deref()
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default();
-            let _ = writeln!(
-                s,
-                "  {} {} {}{took}{why}",
-                t.status.name(),
-                t.number,
-                t.name
-            );
+            let _ = writeln!(s, "  {} {} {name}{took}{why}", t.status.name(), t.number);
+            for title in &t.kernel_reports {
+                let _ = writeln!(s, "    kernel report while it ran: {title}");
+            }
         }
         if let Some(reason) = &suite.bailed {
             let _ = writeln!(s, "  bailed out: {reason}");

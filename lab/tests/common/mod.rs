@@ -263,3 +263,19 @@ pub fn git_variant(kernels: &Path, name: &str, repo: &Path, reference: &str) {
     )
     .unwrap();
 }
+
+/// `lab run ARGS --kernels <repo>/kernels --out OUT --json`: the output and runs.json's content.
+pub fn run_json(args: &[&str], out: &Path) -> (Output, Value) {
+    let output = lab()
+        .arg("run")
+        .args(args)
+        .arg("--kernels")
+        .arg(repo_dir("kernels"))
+        .arg("--out")
+        .arg(out)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    (output, json)
+}

@@ -6,6 +6,7 @@ mod exec;
 mod hang;
 mod hung_task;
 mod pollable;
+mod repro;
 mod selftest;
 mod sequence;
 mod stress;
@@ -15,6 +16,18 @@ pub mod uapi_epoll;
 
 use crate::channel::Channel;
 use runner::protocol::RunRequest;
+
+/// Kill a program the agent started and what it started: its process group (the program
+/// leads one: `process_group(0)`), and under the lab's own init (where nothing else runs in
+/// the guest) every process but init and the agent, whatever group or session the program
+/// moved its children to. Processes already gone are fine.
+pub fn stop_all(child: u32, whole_guest: bool) {
+    let _ = crate::sys::kill(-(child as i32), libc::SIGKILL);
+    if whole_guest {
+        // -1: every process the agent may signal, which spares init and the agent.
+        let _ = crate::sys::kill(-1, libc::SIGKILL);
+    }
+}
 
 /// What a workload gets to work with.
 pub struct Ctx<'a> {
@@ -92,6 +105,11 @@ pub const WORKLOADS: &[Workload] = &[
         name: "selftest",
         about: "run a test program (kselftest, KTAP) and stream its output lines with times",
         run: selftest::run,
+    },
+    Workload {
+        name: "repro",
+        about: "a reproducer program for the duration, started again whenever it exits",
+        run: repro::run,
     },
     Workload {
         name: "sequence",

@@ -6,8 +6,15 @@
 //!
 //! Parameters: `path`, `args` (list of strings), `timeout_ms`, `name` (observation name;
 //! default "selftest").
+//!
+//! A suite — `programs` (guest paths) and `collection` (the selftest directory) instead of
+//! `path` — runs each program in turn as the kernel's kselftest runner does and prints what
+//! it prints: a TAP plan of one result per program (`ok 1 selftests: dir: prog`, `# SKIP` for
+//! exit status 4, `# TIMEOUT` past `timeout_ms`, `# exit=N`), each program's own output
+//! nested under it with `# `. A program that cannot be started (a script: the guest has no
+//! shell) is a skip that says why.
 
-use super::Ctx;
+use super::{stop_all, Ctx};
 use runner::protocol::GuestMsg;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -24,31 +31,127 @@ fn monotonic_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Kill the program and what it started: its process group, and under the lab's own init
-/// (where nothing else runs in the guest) every process but init and the agent, whatever
-/// group or session the program moved its children to.
-fn stop_all(child: u32, whole_guest: bool) {
-    // SAFETY: kill(2) on the group the child leads (process_group(0)); no memory is
-    // involved, ESRCH is fine.
-    unsafe { libc::kill(-(child as i32), libc::SIGKILL) };
-    if whole_guest {
-        // SAFETY: as above; -1 spares init and the caller.
-        unsafe { libc::kill(-1, libc::SIGKILL) };
+/// How one program ended.
+struct Ended {
+    status: Option<std::process::ExitStatus>,
+    timed_out: bool,
+    lines: u64,
+    elapsed_ms: u64,
+}
+
+impl Ended {
+    fn json(&self, path: &str) -> serde_json::Value {
+        serde_json::json!({
+            "path": path,
+            "exit_status": self.status.and_then(|s| s.code()),
+            "signal": self.status.and_then(|s| s.signal()),
+            "timed_out": self.timed_out,
+            "lines": self.lines,
+            "elapsed_ms": self.elapsed_ms,
+        })
     }
+}
+
+fn timeout(ctx: &Ctx) -> Duration {
+    Duration::from_millis(
+        ctx.req
+            .params
+            .get("timeout_ms")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(ctx.req.duration_ms),
+    )
+}
+
+/// A line of the runner's own, sent as the program's lines are.
+fn say(ctx: &Ctx, line: String) {
+    ctx.chan.send(&GuestMsg::Output {
+        at_ms: monotonic_ms(),
+        line,
+    });
 }
 
 pub fn run(ctx: &Ctx) -> Result<(), String> {
     let p = &ctx.req.params;
-    let (path, args) = ctx.program()?;
-    let timeout = Duration::from_millis(
-        p.get("timeout_ms")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(ctx.req.duration_ms),
-    );
     let name = p
         .get("name")
         .and_then(|v| v.as_str())
         .unwrap_or(runner::protocol::SELFTEST_OBSERVATION);
+    if let Some(programs) = p.get("programs").and_then(|v| v.as_array()) {
+        let programs: Vec<&str> = programs.iter().filter_map(|v| v.as_str()).collect();
+        return suite(ctx, name, &programs);
+    }
+    let (path, args) = ctx.program()?;
+    ctx.chan.send(&GuestMsg::Started {
+        workload: ctx.req.workload.clone(),
+        threads: 1,
+    });
+    let ended = run_one(ctx, path, &args, timeout(ctx), "")?;
+    ctx.chan.send(&GuestMsg::Observation {
+        name: name.to_string(),
+        value: ended.json(path),
+    });
+    Ok(())
+}
+
+/// The programs one after the other, in the kselftest runner's form.
+fn suite(ctx: &Ctx, name: &str, programs: &[&str]) -> Result<(), String> {
+    let collection = ctx
+        .req
+        .params
+        .get("collection")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    let limit = timeout(ctx);
+    ctx.chan.send(&GuestMsg::Started {
+        workload: ctx.req.workload.clone(),
+        threads: 1,
+    });
+    say(ctx, "TAP version 13".into());
+    say(ctx, format!("1..{}", programs.len()));
+    let mut ends = Vec::new();
+    for (i, path) in programs.iter().enumerate() {
+        let base = path.rsplit('/').next().unwrap_or(path);
+        let title = format!("selftests: {collection}: {base}");
+        say(ctx, format!("# {title}"));
+        let n = i + 1;
+        match run_one(ctx, path, &[], limit, "# ") {
+            Err(e) => say(ctx, format!("ok {n} {title} # SKIP {e}")),
+            Ok(ended) => {
+                let line = match (ended.timed_out, ended.status.and_then(|s| s.code())) {
+                    (true, _) => {
+                        format!("not ok {n} {title} # TIMEOUT {} seconds", limit.as_secs())
+                    }
+                    (false, Some(0)) => format!("ok {n} {title}"),
+                    (false, Some(KSFT_SKIP)) => format!("ok {n} {title} # SKIP"),
+                    (false, Some(code)) => format!("not ok {n} {title} # exit={code}"),
+                    (false, None) => format!(
+                        "not ok {n} {title} # killed by signal {}",
+                        ended.status.and_then(|s| s.signal()).unwrap_or(0)
+                    ),
+                };
+                say(ctx, line);
+                ends.push(ended.json(path));
+            }
+        }
+    }
+    ctx.chan.send(&GuestMsg::Observation {
+        name: name.to_string(),
+        value: serde_json::json!({ "programs": ends }),
+    });
+    Ok(())
+}
+
+/// The kselftest convention for "skipped" as an exit status.
+const KSFT_SKIP: i32 = 4;
+
+/// Run one program to its end or `timeout`, its lines sent with `prefix` before each.
+fn run_one(
+    ctx: &Ctx,
+    path: &str,
+    args: &[String],
+    timeout: Duration,
+    prefix: &'static str,
+) -> Result<Ended, String> {
     let (reader, writer) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
     let stderr = writer.try_clone().map_err(|e| format!("pipe: {e}"))?;
     // The program's directory is the working directory (selftests open files beside them).
@@ -62,7 +165,7 @@ pub fn run(ctx: &Ctx) -> Result<(), String> {
     }
     let mut command = Command::new(path);
     command
-        .args(&args)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(writer)
         .stderr(stderr)
@@ -72,10 +175,6 @@ pub fn run(ctx: &Ctx) -> Result<(), String> {
         .map_err(|e| format!("cannot start {path}: {e}"))?;
     // The command holds the pipe's write ends: the reader sees the end only once they go.
     drop(command);
-    ctx.chan.send(&GuestMsg::Started {
-        workload: ctx.req.workload.clone(),
-        threads: 1,
-    });
     let chan = ctx.chan.clone();
     let (lines_done, lines_count) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -93,7 +192,7 @@ pub fn run(ctx: &Ctx) -> Result<(), String> {
                     let line = String::from_utf8_lossy(&buf);
                     chan.send(&GuestMsg::Output {
                         at_ms: monotonic_ms(),
-                        line: line.trim_end_matches(['\n', '\r']).to_string(),
+                        line: format!("{prefix}{}", line.trim_end_matches(['\n', '\r'])),
                     });
                     count += 1;
                 }
@@ -132,16 +231,10 @@ pub fn run(ctx: &Ctx) -> Result<(), String> {
     let lines = lines_count
         .recv_timeout(Duration::from_secs(2))
         .unwrap_or_default();
-    ctx.chan.send(&GuestMsg::Observation {
-        name: name.to_string(),
-        value: serde_json::json!({
-            "path": path,
-            "exit_status": status.and_then(|s| s.code()),
-            "signal": status.and_then(|s| s.signal()),
-            "timed_out": timed_out,
-            "lines": lines,
-            "elapsed_ms": start.elapsed().as_millis() as u64,
-        }),
-    });
-    Ok(())
+    Ok(Ended {
+        status,
+        timed_out,
+        lines,
+        elapsed_ms: start.elapsed().as_millis() as u64,
+    })
 }

@@ -1,0 +1,256 @@
+//! What a run's test results say once the run is over: which failures are the environment's
+//! (the test could not run here), which kernel reports were printed while which test ran,
+//! and which tests failed.
+
+use crate::kernel::kconfig;
+use crate::tap::{Status, Suite, TestResult};
+
+/// Calls a test makes of its environment, as they appear in the harness's failed assertion
+/// (`Expected socketpair(AF_UNIX, SOCK_STREAM, 0, sfd) (-1) == 0 (0)`), and the kernel option
+/// without which they fail.
+const NEEDS: &[(&str, &str)] = &[
+    ("socketpair(AF_UNIX", "CONFIG_UNIX"),
+    ("socket(AF_UNIX", "CONFIG_UNIX"),
+    ("socket(AF_INET6", "CONFIG_IPV6"),
+    ("socket(AF_INET", "CONFIG_INET"),
+    ("socket(AF_PACKET", "CONFIG_PACKET"),
+    ("socket(AF_NETLINK", "CONFIG_NET"),
+    ("eventfd(", "CONFIG_EVENTFD"),
+    ("timerfd_create(", "CONFIG_TIMERFD"),
+    ("signalfd(", "CONFIG_SIGNALFD"),
+    ("epoll_create", "CONFIG_EPOLL"),
+    ("io_uring_setup", "CONFIG_IO_URING"),
+    ("io_uring_queue_init", "CONFIG_IO_URING"),
+    ("memfd_create(", "CONFIG_MEMFD_CREATE"),
+    ("userfaultfd(", "CONFIG_USERFAULTFD"),
+    ("inotify_init", "CONFIG_INOTIFY_USER"),
+    ("fanotify_init", "CONFIG_FANOTIFY"),
+    ("/dev/udmabuf", "CONFIG_UDMABUF"),
+    ("/dev/dma_heap/system", "CONFIG_DMABUF_HEAPS_SYSTEM"),
+];
+
+/// What a test prints when a call failed for want of a kernel feature: the errno names and
+/// their strerror texts.
+const ENVIRONMENT_ERRORS: &[&str] = &[
+    "EAFNOSUPPORT",
+    "Address family not supported by protocol",
+    "ENOSYS",
+    "Function not implemented",
+    "ENODEV",
+    "No such device",
+];
+
+/// Why a failed test could not run here, from its first diagnostic (the first thing that
+/// went wrong): a call the kernel's configuration cannot serve, or an errno that says the
+/// feature is missing.
+fn environment(test: &TestResult, config: Option<&str>) -> Option<String> {
+    let first = test.diagnostics.first()?;
+    if let Some(config) = config {
+        for (call, option) in NEEDS {
+            if first.contains(call) && !kconfig::missing(&[option.to_string()], config).is_empty() {
+                return Some(format!("{call}…: the kernel has no {option}"));
+            }
+        }
+    }
+    ENVIRONMENT_ERRORS
+        .iter()
+        .find(|e| first.contains(*e))
+        .map(|_| first.trim().to_string())
+}
+
+/// Failed tests that failed at their environment become [`Status::NotRun`], with why.
+pub fn not_run_here(suite: &mut Suite, config: Option<&str>) {
+    suite.each_mut(&mut |t| {
+        if t.status == Status::Fail {
+            if let Some(why) = environment(t, config) {
+                t.status = Status::NotRun;
+                t.reason = Some(why);
+            }
+        }
+    });
+}
+
+/// Each report (console time in ms, title) goes to the tests that were running when it was
+/// printed: the test and, nested, its subtest.
+pub fn attribute(suite: &mut Suite, reports: &[(u64, String)]) {
+    suite.each_mut(&mut |t| {
+        let (Some(start), Some(end)) = (t.started_ms, t.ended_ms) else {
+            return;
+        };
+        for (at, title) in reports {
+            if (start..=end).contains(at) && !t.kernel_reports.contains(title) {
+                t.kernel_reports.push(title.clone());
+            }
+        }
+    });
+}
+
+/// The tests that failed (or timed out): (name, status), in order.
+pub fn failing(suite: &Suite) -> Vec<(String, Status)> {
+    suite
+        .leaves()
+        .into_iter()
+        .filter(|(_, t)| matches!(t.status, Status::Fail | Status::Timeout))
+        .map(|(name, t)| (name, t.status))
+        .collect()
+}
+
+/// The failures that fail the run, as the evidence rule takes them: (test, "ok", status)
+/// for every test that failed or timed out, but those the scenario calls `flaky`.
+pub fn counted_failures(suite: &Suite, flaky: &[String]) -> crate::results::evidence::Differences {
+    failing(suite)
+        .into_iter()
+        .filter(|(name, _)| !flaky.contains(name))
+        .map(|(name, status)| (name, "ok".into(), status.name().into()))
+        .collect()
+}
+
+/// The console time of the line `line` (1-based) of a console log, in milliseconds:
+/// `[   12.345678]` → 12345.
+pub fn console_ms(console: &str, line: usize) -> Option<u64> {
+    let text = console.lines().nth(line.checked_sub(1)?)?;
+    let open = text.find('[')?;
+    let close = open + text[open..].find(']')?;
+    let secs: f64 = text[open + 1..close].trim().parse().ok()?;
+    Some((secs * 1000.0) as u64)
+}
+
+/// A suite batch in a few lines: each run's counts, every test that did not pass in some
+/// run (with what it did in each), and the slowest tests (median time over the runs).
+pub fn summary(results: &[crate::results::RunResult]) -> String {
+    use std::collections::BTreeMap;
+    use std::fmt::Write;
+    let mut s = String::new();
+    let mut statuses: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut times: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for r in results {
+        let Some(suite) = r.record.as_ref().and_then(|rec| rec.tests.as_ref()) else {
+            continue;
+        };
+        let (counts, _) = suite.counts();
+        let counts: Vec<String> = counts
+            .iter()
+            .map(|(st, n)| format!("{n} {}", st.name()))
+            .collect();
+        let _ = writeln!(
+            s,
+            "run {}: {} tests: {}",
+            r.index,
+            suite.leaves().len(),
+            counts.join(", ")
+        );
+        for (name, t) in suite.leaves() {
+            let mut status = t.status.name().to_string();
+            if let Some(why) = &t.reason {
+                status = format!("{status} ({why})");
+            }
+            statuses.entry(name.clone()).or_default().push(status);
+            if let Some(ms) = t.duration_ms() {
+                times.entry(name).or_default().push(ms as f64 / 1000.0);
+            }
+        }
+    }
+    for (name, all) in &statuses {
+        if all.iter().any(|st| st != Status::Pass.name()) {
+            let _ = writeln!(s, "  {name}: {}", all.join(" / "));
+        }
+    }
+    let mut slow: Vec<(f64, &String)> = times
+        .iter()
+        .filter_map(|(n, xs)| Some((crate::results::stats::median(xs.clone())?, n)))
+        .collect();
+    slow.sort_by(|a, b| b.0.total_cmp(&a.0));
+    if !slow.is_empty() {
+        let top: Vec<String> = slow
+            .iter()
+            .take(5)
+            .map(|(t, n)| format!("{n} {t:.1} s"))
+            .collect();
+        let all: Vec<f64> = slow.iter().map(|(t, _)| *t).collect();
+        let _ = writeln!(
+            s,
+            "median time per test {:.2} s; slowest: {}",
+            crate::results::stats::median(all).unwrap_or(0.0),
+            top.join(", ")
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn corpus(name: &str) -> String {
+        std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/corpus/tap")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn epoll_tests_without_af_unix_could_not_run_here() {
+        let mut suite = crate::tap::parse(&corpus("epoll_wakeup_test.no-unix.tap"));
+        let config = "CONFIG_EPOLL=y\nCONFIG_NET=y\n# CONFIG_UNIX is not set\n";
+        not_run_here(&mut suite, Some(config));
+        let (counts, _) = suite.counts();
+        // 61 fail at socketpair(AF_UNIX, …); the 3 others never call it.
+        assert!(counts.contains(&(Status::NotRun, 61)), "{counts:?}");
+        let t = &suite.tests[0];
+        assert_eq!(
+            t.reason.as_deref(),
+            Some("socketpair(AF_UNIX…: the kernel has no CONFIG_UNIX")
+        );
+        // With AF_UNIX in the kernel the same failures are the kernel's.
+        let mut suite = crate::tap::parse(&corpus("epoll_wakeup_test.no-unix.tap"));
+        not_run_here(&mut suite, Some("CONFIG_EPOLL=y\nCONFIG_UNIX=y\n"));
+        assert!(suite.tests.iter().all(|t| t.status != Status::NotRun));
+        assert_eq!(failing(&suite).len(), 61);
+        let flaky = ["global.epoll1".to_string()];
+        let counted = counted_failures(&suite, &flaky);
+        assert_eq!(counted.len(), 60);
+        assert_eq!(
+            counted[0],
+            ("global.epoll2".into(), "ok".into(), "not ok".into())
+        );
+    }
+
+    #[test]
+    fn an_errno_of_a_missing_feature_is_not_run_whatever_the_config() {
+        let text = "TAP version 13\n1..2\n#  RUN x.a ...\n# open: No such device\nnot ok 1 x.a\n#  RUN x.b ...\n# x.c:3:b:Expected 1 (1) == 0 (0)\nnot ok 2 x.b\n";
+        let mut suite = crate::tap::parse(text);
+        not_run_here(&mut suite, None);
+        let got: Vec<Status> = suite.tests.iter().map(|t| t.status).collect();
+        assert_eq!(got, [Status::NotRun, Status::Fail]);
+    }
+
+    #[test]
+    fn reports_go_to_the_tests_running_at_their_console_time() {
+        let text = "TAP version 13\n1..1\n# selftests: d: p\n# TAP version 13\n# 1..2\n# ok 1 a\n# ok 2 b\nok 1 selftests: d: p\n";
+        let mut parser = crate::tap::Parser::new();
+        for (i, line) in text.lines().enumerate() {
+            parser.feed(Some(1000 * i as u64), line);
+        }
+        let mut suite = parser.finish(None);
+        attribute(&mut suite, &[(5500, "WARNING in f".into())]);
+        let leaves = suite.leaves();
+        let with: Vec<&str> = leaves
+            .iter()
+            .filter(|(_, t)| !t.kernel_reports.is_empty())
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert_eq!(with, ["p/b"]);
+        assert_eq!(suite.tests[0].kernel_reports, ["WARNING in f"]);
+    }
+
+    #[test]
+    fn console_time_of_a_line() {
+        let console = "boot\n[   12.345678] WARNING: at x\n[    1.5][  T1] y\nplain\n";
+        assert_eq!(console_ms(console, 2), Some(12345));
+        assert_eq!(console_ms(console, 3), Some(1500));
+        assert_eq!(console_ms(console, 4), None);
+        assert_eq!(console_ms(console, 0), None);
+    }
+}
