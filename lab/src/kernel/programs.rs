@@ -60,6 +60,9 @@ pub fn headers(variant: &Variant, built: &Built) -> Result<PathBuf> {
         return Ok(entry.join("include"));
     }
     in_tree(variant, built, |src, obj| {
+        if entry.join("include/linux/version.h").is_file() {
+            return Ok(()); // made by another lab process while this one waited
+        }
         let mut make = Command::new("make");
         make.arg("-C")
             .arg(src)
@@ -115,22 +118,31 @@ pub struct SuiteBuild {
     pub config: Vec<String>,
 }
 
+/// A complete suite build of this recipe, if `manifest` is one's.
+fn read_manifest(manifest: &Path) -> Option<SuiteBuild> {
+    std::fs::read(manifest)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<SuiteBuild>(&b).ok())
+        .filter(|s| s.recipe == RECIPE)
+}
+
 /// The programs of `dir` (a selftest directory) from `variant`'s own tree, built statically
 /// against the kernel's headers with the directory's own Makefile.
 pub fn suite(variant: &Variant, built: &Built, dir: &str) -> Result<SuiteBuild> {
     let entry = built.dir.join("suites").join(dir.replace('/', "_"));
     let manifest = entry.join("manifest.json");
-    if let Some(mut cached) = std::fs::read(&manifest)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<SuiteBuild>(&b).ok())
-        .filter(|s| s.recipe == RECIPE)
-    {
-        cached.dir = entry;
-        return Ok(cached);
+    if let Some(cached) = read_manifest(&manifest) {
+        return Ok(SuiteBuild {
+            dir: entry,
+            ..cached
+        });
     }
     crate::events::note(format!("{}: building {dir}", variant.name));
     let include = headers(variant, built)?;
     let built_suite = in_tree(variant, built, |src, _obj| {
+        if let Some(done) = read_manifest(&manifest) {
+            return Ok(done); // built by another lab process while this one waited
+        }
         let tests = src.join(dir);
         if !tests.join("Makefile").is_file() {
             bail!(
