@@ -3,7 +3,7 @@
 //! first report, distinct report titles, stress throughput and its overhead against the first,
 //! and for uapi scenarios every check whose value differs from the first variant's.
 
-use super::stats::{fisher_two_sided, median, wilson, Z95};
+use super::stats::{self, fisher_two_sided, median, wilson, Z95};
 use super::RunResult;
 use std::collections::BTreeMap;
 
@@ -232,9 +232,13 @@ pub fn table(rows: &[Row]) -> String {
             .iter()
             .map(|(role, x)| match first_ops.get(role.as_str()) {
                 Some(base) if *base > 0.0 && r.p_vs_first.is_some() => {
-                    format!("{role} {x:.0} ({:+.1} %)", 100.0 * (base - x) / base)
+                    format!(
+                        "{role} {} ({:+.1} %)",
+                        stats::rate(*x),
+                        100.0 * (base - x) / base
+                    )
                 }
-                _ => format!("{role} {x:.0}"),
+                _ => format!("{role} {}", stats::rate(*x)),
             })
             .collect();
         let titles: Vec<String> = r.titles.iter().map(|(t, n)| format!("{t} ({n})")).collect();

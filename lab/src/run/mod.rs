@@ -370,7 +370,7 @@ pub fn line(r: &RunResult) -> String {
     let ops: Vec<String> = r
         .throughput
         .iter()
-        .map(|(role, v)| format!("{role} {v:.0}/s"))
+        .map(|(role, v)| format!("{role} {}/s", stats::rate(*v)))
         .collect();
     format!(
         "  run {:>3}  {:<7} {:<18} first report {:>7}  {}  {}",
@@ -470,7 +470,10 @@ pub fn summary(scenario: &Scenario, target: &Target, results: &[RunResult]) -> S
                 })
                 .collect();
             if let Some(m) = stats::median(v) {
-                s.push_str(&format!("median {role} throughput: {m:.0} ops/s\n"));
+                s.push_str(&format!(
+                    "median {role} throughput: {} ops/s\n",
+                    stats::rate(m)
+                ));
             }
         }
         // Distinct reports by signature, with the number of runs that printed each.
