@@ -306,6 +306,12 @@ pub fn configure(variant: &Variant, src: &Path, scratch: &Path) -> Result<String
     Ok(final_config)
 }
 
+/// The object tree of one configuration in a source's work area: variants that differ only by
+/// patches share it.
+fn object_tree(area: &Path, config_hash: &str) -> PathBuf {
+    area.join(format!("obj-{}", &config_hash[..12]))
+}
+
 /// Bring the work tree to pristine + the variant's series, rewriting only what differs.
 /// Returns the files rewritten.
 fn switch_series(
@@ -463,7 +469,7 @@ pub fn build(variant: &Variant, opts: &BuildOptions) -> Result<Built> {
     let config_hash = hex::encode(Sha256::digest(final_config.as_bytes()));
     // One object tree per configuration: variants that differ only by patches share it, and
     // a variant with other options does not make the others recompile everything.
-    let obj = area.join(format!("obj-{}", &config_hash[..12]));
+    let obj = object_tree(&area, &config_hash);
     std::fs::create_dir_all(&obj)?;
     if std::fs::read_to_string(obj.join(".config")).ok().as_deref() != Some(&final_config) {
         std::fs::write(obj.join(".config"), &final_config)?;

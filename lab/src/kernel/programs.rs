@@ -31,7 +31,7 @@ fn in_tree<T>(
     if !matches!(variant.source, Source::Path { .. }) {
         switch_series(variant, &src, pristine.as_ref(), &area)?;
     }
-    let obj = area.join(format!("obj-{}", &built.metadata.config_hash[..12]));
+    let obj = super::object_tree(&area, &built.metadata.config_hash);
     std::fs::create_dir_all(&obj)?;
     let config = std::fs::read(built.dir.join(".config"))?;
     if std::fs::read(obj.join(".config")).ok().as_deref() != Some(&config[..]) {

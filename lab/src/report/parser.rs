@@ -127,6 +127,15 @@ fn timestamp(b: &[u8], i: usize) -> Option<usize> {
     (frac && b.get(close) == Some(&b']') && b[dot + 1] != b' ').then_some(close + 1)
 }
 
+/// The kernel's timestamp of a console line (`[   12.345678] …`), in milliseconds.
+pub fn timestamp_ms(line: &str) -> Option<u64> {
+    let b = line.as_bytes();
+    let i = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
+    let end = timestamp(b, i)?;
+    let secs: f64 = line[i + 1..end - 1].trim().parse().ok()?;
+    Some((secs * 1000.0) as u64)
+}
+
 /// `[  T123]` or `[C1]` at `i`: where the tag starts, and the index after `]`.
 fn caller_tag(b: &[u8], i: usize) -> Option<(usize, usize)> {
     (b.get(i) == Some(&b'[')).then_some(())?;

@@ -108,11 +108,7 @@ pub fn counted_failures(suite: &Suite, flaky: &[String]) -> crate::results::evid
 /// The console time of the line `line` (1-based) of a console log, in milliseconds:
 /// `[   12.345678]` → 12345.
 pub fn console_ms(console: &str, line: usize) -> Option<u64> {
-    let text = console.lines().nth(line.checked_sub(1)?)?;
-    let open = text.find('[')?;
-    let close = open + text[open..].find(']')?;
-    let secs: f64 = text[open + 1..close].trim().parse().ok()?;
-    Some((secs * 1000.0) as u64)
+    crate::report::parser::timestamp_ms(console.lines().nth(line.checked_sub(1)?)?)
 }
 
 /// A suite batch in a few lines: each run's counts, every test that did not pass in some
@@ -247,7 +243,7 @@ mod tests {
 
     #[test]
     fn console_time_of_a_line() {
-        let console = "boot\n[   12.345678] WARNING: at x\n[    1.5][  T1] y\nplain\n";
+        let console = "boot\n[   12.345678] WARNING: at x\n[    1.5][  T1] y\nplain [2.0] z\n";
         assert_eq!(console_ms(console, 2), Some(12345));
         assert_eq!(console_ms(console, 3), Some(1500));
         assert_eq!(console_ms(console, 4), None);
