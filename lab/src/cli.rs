@@ -63,6 +63,19 @@ pub enum Command {
     /// (regression), 2 infrastructure failure (a build broke, VMs said nothing), 130
     /// interrupted (nothing is recorded in the history).
     Nightly(NightlyArgs),
+    /// Put the shards of one night (`lab nightly --shard K/N` on N machines) back together
+    /// into one night, as if one machine had run it.
+    ///
+    /// The shards must belong to one plan (the same lab.toml content, the same commits, the
+    /// same scenario files, runs and durations) and be N distinct shards, none missing; a
+    /// missing, duplicated or foreign shard is refused by name. The runs are copied into one
+    /// night directory laid out as `lab nightly`'s (results.json, junit.xml, summary.md,
+    /// report.html, <variant>/<scenario>/run-NNN), then recorded in lab.toml's history and
+    /// compared with the last comparable night, once. Exit status as `lab nightly`'s.
+    Merge(MergeArgs),
+    /// Write a night in another system's format.
+    #[command(subcommand)]
+    Export(ExportCommand),
     /// Find the commit that brought a race in (or, with --fix, took it out), flaky-aware.
     ///
     /// The racy end (--bad) is built and run --runs times first: the rate the target report
@@ -79,6 +92,46 @@ pub enum Command {
     /// Kernel reports in console logs.
     #[command(subcommand)]
     Report(ReportCommand),
+}
+
+#[derive(Subcommand)]
+pub enum ExportCommand {
+    /// KCIDB v5 JSON (KernelCI's common database): a checkout per source and patch series,
+    /// a build per kernel, a test per run (path `lab.<scenario>.<variant>`, status
+    /// PASS/FAIL/ERROR/MISS/SKIP; a suite's tests below it), an issue per kernel report
+    /// signature and an incident per run that printed it. Submit it with `kcidb-submit`.
+    Kcidb {
+        /// The night's directory (the one with results.json).
+        night: PathBuf,
+        /// KCIDB origin: the name of the CI system submitting (lowercase, digits, _).
+        #[arg(long, default_value = "kernel_race_lab")]
+        origin: String,
+        /// Where the night's directory is published; log URLs are made from it (default:
+        /// file:// URLs of the directory here).
+        #[arg(long, value_name = "URL")]
+        log_base: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct MergeArgs {
+    /// The shards' night directories (each the --out of one `lab nightly --shard K/N`).
+    #[arg(required = true, value_name = "SHARD_DIR")]
+    pub shards: Vec<PathBuf>,
+    /// The lab whose history records the night (default: lab.toml here or in a parent
+    /// directory).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The merged night's directory (default: <results>/<timestamp>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Merge the shards that are there when some are missing: the night is marked
+    /// incomplete (and exits 2).
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 #[derive(Subcommand)]
@@ -153,6 +206,19 @@ pub struct NightlyArgs {
     /// already has with the same plan.
     #[arg(long)]
     pub force: bool,
+    /// Run shard K of N (1-based): a fixed share of the night's runs (not just cells, so one
+    /// cell's runs can spread over many machines), building only the variants they need.
+    /// Leaves a partial night for `lab merge` and touches no history. Without the flag the
+    /// share is read from the CI engine: LAB_SHARD_INDEX (1-based) with LAB_SHARD_COUNT
+    /// (e.g. a GitHub Actions matrix), GitLab's CI_NODE_INDEX with CI_NODE_TOTAL
+    /// (`parallel:`), or Kubernetes' JOB_COMPLETION_INDEX (0-based) with LAB_SHARD_COUNT.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<nightly::ShardSpec>,
+    /// Balance the shards by what each cell's runs took in an earlier night of this lab
+    /// (its directory, whole or merged) instead of by scenario durations. Every shard of a
+    /// night must be given the same one (`lab merge` refuses shards balanced otherwise).
+    #[arg(long, value_name = "NIGHT_DIR")]
+    pub costs: Option<PathBuf>,
     #[command(flatten)]
     pub how: How,
 }
@@ -313,25 +379,26 @@ pub async fn dispatch(command: Command) -> Result<i32> {
         }
         Command::Nightly(a) => {
             let lab = config::locate::lab(a.config)?;
-            let out = match a.out {
-                Some(dir) => cache::empty_dir(&dir)?,
-                None => cache::fresh_dir(&lab.results, &cache::stamp())?,
-            };
+            let out = night_dir(&lab, a.out)?;
             let opts = nightly::NightOptions {
                 out: out.clone(),
                 runs: a.runs,
                 how: a.how,
                 force: a.force,
+                shard: nightly::shard::resolve(a.shard)?,
+                costs: a.costs,
             };
             let night = nightly::night(&lab, &opts).await?;
-            ui::print(&format!(
-                "{}\nnight: {}\nreport: {}\n",
-                results::night::summary_md(&night.results),
-                out.display(),
-                out.join("report.html").display()
-            ));
+            ui::print(&ui::night(&night.results, &out));
             Ok(night.exit_status())
         }
+        Command::Merge(a) => merge(a),
+        Command::Export(ExportCommand::Kcidb {
+            night,
+            origin,
+            log_base,
+            out,
+        }) => export_kcidb(&night, &origin, log_base.as_deref(), out),
         Command::Bisect(a) => bisect(a).await,
         Command::History(a) => {
             let lab = config::locate::lab(a.config)?;
@@ -378,6 +445,45 @@ pub async fn dispatch(command: Command) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// A night's directory: `--out` (new or empty), else a new `<results>/<timestamp>`.
+fn night_dir(lab: &config::lab::LabConfig, out: Option<PathBuf>) -> Result<PathBuf> {
+    match out {
+        Some(dir) => cache::empty_dir(&dir),
+        None => cache::fresh_dir(&lab.results, &cache::stamp()),
+    }
+}
+
+fn merge(a: MergeArgs) -> Result<i32> {
+    let lab = config::locate::lab(a.config)?;
+    let out = night_dir(&lab, a.out)?;
+    let opts = nightly::merge::MergeOptions {
+        shards: a.shards,
+        out: out.clone(),
+        allow_partial: a.allow_partial,
+    };
+    let night = nightly::merge::merge(&lab, &opts)?;
+    ui::print(&ui::night(&night.results, &out));
+    Ok(night.exit_status())
+}
+
+fn export_kcidb(
+    night: &std::path::Path,
+    origin: &str,
+    log_base: Option<&str>,
+    out: Option<PathBuf>,
+) -> Result<i32> {
+    let json = results::kcidb::export_dir(night, origin, log_base)?;
+    match out {
+        Some(file) => {
+            std::fs::write(&file, json)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", file.display()))?;
+            crate::events::note(format!("KCIDB JSON in {}", file.display()));
+        }
+        None => ui::print(&json),
+    }
+    Ok(0)
 }
 
 async fn bisect(a: bisect::Args) -> Result<i32> {

@@ -476,3 +476,155 @@ fn zero_runs_are_refused_on_the_command_line() {
         assert!(stderr.contains("'0' for '--runs"), "{args:?}: {stderr}");
     }
 }
+
+/// A venv tool the set-up script installs (scripts/setup.sh).
+fn venv(tool: &str) -> PathBuf {
+    let path = repo(".venv/bin").join(tool);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/setup.sh",
+        path.display()
+    );
+    path
+}
+
+/// Validates a KCIDB file with kcidb-io's latest schema; the numbers of checkouts, builds,
+/// tests, issues and incidents in it.
+fn kcidb_counts(file: &Path) -> Vec<usize> {
+    let check = std::process::Command::new(venv("python"))
+        .args([
+            "-c",
+            "import json, sys, kcidb_io; d = json.load(open(sys.argv[1])); \
+             kcidb_io.schema.LATEST.validate(d); \
+             print(*(len(d[k]) for k in ('checkouts', 'builds', 'tests', 'issues', 'incidents')))",
+        ])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", show(&check));
+    String::from_utf8_lossy(&check.stdout)
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect()
+}
+
+/// The night as two shards (one told by --shard, one by GitLab's variables), merged: the
+/// same cells and verdicts as a whole night, every run once, numbered across the shards; the
+/// merged night goes into the history and its KCIDB export validates against KCIDB's schema.
+#[test]
+fn two_shards_merge_into_one_night_that_exports_to_kcidb() {
+    let _slot = vm_slot();
+    let (tmp, _) = run_dir("nightly-shards");
+    let config = tmp.path().join("lab.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "name = \"test lab\"\nkernels = {:?}\nscenarios = {:?}\nresults = \"nights\"\n\
+             runs = 2\n[[matrix]]\nvariants = [\"epoll-unpinned-poll\", \"baseline\"]\n\
+             scenarios = [\"epoll-dmabuf-race\"]\n\
+             expect = {{ baseline = \"pass\", epoll-unpinned-poll = \"fail\" }}\n",
+            repo("kernels"),
+            repo("scenarios")
+        ),
+    )
+    .unwrap();
+    let shard = |out: &str, flag: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = lab();
+        cmd.args(["nightly", "--duration", "4s", "--config"])
+            .arg(&config)
+            .arg("--out")
+            .arg(tmp.path().join(out))
+            .args(flag);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let output = cmd.output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", show(&output));
+        output
+    };
+    let one = shard("s1", &["--shard", "1/2"], &[]);
+    shard("s2", &[], &[("CI_NODE_INDEX", "2"), ("CI_NODE_TOTAL", "2")]);
+    assert!(String::from_utf8_lossy(&one.stdout).contains("Shard 1/2 of this night's plan"));
+    assert!(
+        !tmp.path().join("nights/history.sqlite").exists(),
+        "a shard leaves the history to the merge"
+    );
+
+    // One shard alone is refused, naming the missing one.
+    let refused = lab()
+        .arg("merge")
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(tmp.path().join("refused"))
+        .arg(tmp.path().join("s1"))
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{}", show(&refused));
+    assert!(
+        show(&refused).contains("shard(s) 2/2"),
+        "{}",
+        show(&refused)
+    );
+
+    let merged = lab()
+        .arg("merge")
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(tmp.path().join("night"))
+        .arg(tmp.path().join("s2"))
+        .arg(tmp.path().join("s1"))
+        .output()
+        .unwrap();
+    assert_eq!(merged.status.code(), Some(0), "{}", show(&merged));
+    let night: Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("night/results.json")).unwrap())
+            .unwrap();
+    assert!(
+        night["night"].is_i64(),
+        "the merged night is in the history"
+    );
+    let cells = night["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 2);
+    for cell in cells {
+        let runs = cell["runs"].as_array().unwrap();
+        let indices: Vec<u64> = runs.iter().map(|r| r["index"].as_u64().unwrap()).collect();
+        assert_eq!(indices, [1, 2], "{}", cell["variant"]);
+        for r in runs {
+            let dir = PathBuf::from(r["dir"].as_str().unwrap());
+            assert!(
+                dir.starts_with(tmp.path().join("night")),
+                "{}",
+                dir.display()
+            );
+            assert!(dir.join("console.log").is_file(), "{}", dir.display());
+        }
+        let verdicts: Vec<&str> = runs
+            .iter()
+            .map(|r| r["verdict"]["verdict"].as_str().unwrap())
+            .collect();
+        let expected = if cell["variant"] == "baseline" {
+            "pass"
+        } else {
+            "fail"
+        };
+        assert_eq!(verdicts, [expected, expected], "{}", cell["variant"]);
+    }
+    let text = String::from_utf8_lossy(&merged.stdout);
+    assert!(text.contains("merged from 2 of 2 shards"), "{text}");
+
+    // KCIDB: valid under kcidb-io's latest schema, a test per run, an issue for the race.
+    let export = lab()
+        .args(["export", "kcidb", "--origin", "lab_test", "--out"])
+        .arg(tmp.path().join("kcidb.json"))
+        .arg(tmp.path().join("night"))
+        .output()
+        .unwrap();
+    assert_eq!(export.status.code(), Some(0), "{}", show(&export));
+    let counts = kcidb_counts(&tmp.path().join("kcidb.json"));
+    // Two checkouts (Debian's tree with and without the revert), two builds, four runs; the
+    // unpinned variant's two runs each an incident of at least one issue.
+    assert_eq!(&counts[..3], [2, 2, 4], "{counts:?}");
+    assert!(counts[3] >= 1 && counts[4] >= 2, "{counts:?}");
+}

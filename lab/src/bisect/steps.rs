@@ -132,6 +132,7 @@ async fn run(
         how: o.how,
         out: o.dir.join(&commit[..12]),
         append: true,
+        first: None,
         pool: Pool::new(1),
         progress: progress.clone(),
         label: format!("{} × {}", &commit[..12], o.scenario.name),

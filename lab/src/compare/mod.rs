@@ -205,6 +205,7 @@ pub async fn compare(req: &Request) -> Result<Comparison> {
             how: req.how,
             out: p.dir.clone(),
             append: true,
+            first: None,
             pool: pool.clone(),
             progress: progress.clone(),
             label: format!("{} × {}", p.variant, req.scenario.name),

@@ -51,6 +51,7 @@ pub async fn cells(
                 },
                 out: opts.out.join(&result.variant).join(&result.scenario),
                 append: false,
+                first: Some(cell.first),
                 pool: pool.clone(),
                 progress: progress.clone(),
                 label,

@@ -3,17 +3,25 @@
 //! once, run every cell on one pool of VMs, then record the runs in the history, judge them
 //! against each cell's last comparable night and write the night's directory (results.json,
 //! junit.xml, summary.md, report.html). An interrupted night records nothing.
+//!
+//! A night can also run in pieces on many machines: a shard (`--shard K/N`) plans the whole
+//! night, runs its share of the runs and writes a partial night without touching the history;
+//! `merge` puts the shards back together and records the night as a whole one is recorded.
 
 mod build;
 mod execute;
+pub mod merge;
 pub mod plan;
 mod record;
+pub mod shard;
 
 pub use plan::{plan_key, source_line};
+pub use shard::ShardSpec;
 
 use crate::config::lab::LabConfig;
 use crate::results::history::History;
 use crate::results::night::NightResults;
+use crate::results::shard::Shard;
 use crate::run::How;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
@@ -25,6 +33,10 @@ pub struct NightOptions {
     pub how: How,
     /// Run cells whose git commit was already tested with the same plan.
     pub force: bool,
+    /// Run only this share of the night's runs and leave a partial night (no history).
+    pub shard: Option<ShardSpec>,
+    /// A night of this lab whose runs' wall times the shares are balanced by.
+    pub costs: Option<PathBuf>,
 }
 
 /// How a night ended.
@@ -83,31 +95,61 @@ fn checked_history(path: &std::path::Path, errors: &mut Vec<String>) -> Result<H
 
 pub async fn night(lab: &LabConfig, opts: &NightOptions) -> Result<NightOutcome> {
     let started = now();
+    let what = match opts.shard {
+        Some(spec) => format!("shard {spec} of the night"),
+        None => "night".into(),
+    };
     crate::events::note(format!(
-        "night of {} ({} cells) in {}; history {}",
+        "{what} of {} ({} cells) in {}{}",
         lab.file.display(),
         lab.cells.len(),
         opts.out.display(),
-        lab.history.display()
+        match opts.shard {
+            Some(_) => String::new(),
+            None => format!("; history {}", lab.history.display()),
+        }
     ));
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("cannot create {}", opts.out.display()))?;
-    if let Some(dir) = lab.history.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
+    // A shard leaves the history to the merge.
     let mut damaged = Vec::new();
-    let history = checked_history(&lab.history, &mut damaged)?;
+    let mode = match opts.shard {
+        Some(spec) => Mode::Shard(spec),
+        None => {
+            if let Some(dir) = lab.history.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            Mode::Whole(checked_history(&lab.history, &mut damaged)?)
+        }
+    };
 
     // Plan (git is asked off the runtime's thread).
     let (config, runs) = (lab.clone(), opts.runs);
     let duration = opts.how.duration;
     let mut plan =
         tokio::task::spawn_blocking(move || plan::plan(&config, runs, duration)).await??;
-    if !opts.force {
-        for note in plan.skip_tested(&history)? {
-            crate::events::note(note);
+    let mode = match mode {
+        Mode::Shard(spec) => {
+            if let Some(dir) = &opts.costs {
+                let night = NightResults::read(dir)?;
+                let measured = plan.measured_costs(&night);
+                crate::events::note(format!(
+                    "shares balanced by the runs of {}: {measured} of {} cells measured there",
+                    dir.display(),
+                    plan.cells.len()
+                ));
+            }
+            Mode::Shard(take_share(&mut plan, spec, lab)?)
         }
-    }
+        Mode::Whole(history) => {
+            if !opts.force {
+                for note in plan.skip_tested(&history)? {
+                    crate::events::note(note);
+                }
+            }
+            Mode::Whole(history)
+        }
+    };
     let (built, mut errors) = build::variants(&plan).await?;
     errors.splice(0..0, plan.errors.drain(..));
     errors.splice(0..0, damaged);
@@ -120,5 +162,46 @@ pub async fn night(lab: &LabConfig, opts: &NightOptions) -> Result<NightOutcome>
         ));
         return Err(crate::interrupt::Interrupted.into());
     }
-    record::night(lab, opts, plan, runs, errors, history, started)
+    let commits = plan.commits.clone();
+    let ran = record::ran(plan, runs);
+    match mode {
+        Mode::Shard(shard) => record::shard(lab, &opts.out, ran, errors, started, shard),
+        Mode::Whole(history) => record::night(
+            lab, &opts.out, ran, &commits, errors, history, started, None,
+        ),
+    }
+}
+
+/// A whole night, recorded in the history; or a shard (told which, then knowing its share).
+enum Mode<S> {
+    Whole(History),
+    Shard(S),
+}
+
+/// Cut the plan down to shard `spec`'s runs; the shard's identity.
+fn take_share(plan: &mut plan::Plan, spec: ShardSpec, lab: &LabConfig) -> Result<Shard> {
+    let lab_toml =
+        std::fs::read(&lab.file).with_context(|| format!("cannot read {}", lab.file.display()))?;
+    let identity = plan.identity(&lab_toml);
+    let share = plan.restrict(spec);
+    let mut variants: Vec<&str> = Vec::new();
+    for s in &share {
+        if !variants.contains(&s.variant.as_str()) {
+            variants.push(&s.variant);
+        }
+    }
+    let expected_ms: u64 = plan.cells.iter().map(|c| c.runs as u64 * c.run_ms).sum();
+    crate::events::note(format!(
+        "shard {spec}: {} run(s) of {} cell(s), variants {}; expected {:.0} s of runs",
+        share.iter().map(|s| s.runs).sum::<u32>(),
+        share.len(),
+        variants.join(", "),
+        expected_ms as f64 / 1000.0
+    ));
+    Ok(Shard {
+        index: spec.index,
+        count: spec.count,
+        plan: identity,
+        share,
+    })
 }

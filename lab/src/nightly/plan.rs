@@ -3,11 +3,13 @@
 //! every variant of a line is built from the commit the history records even if the branch
 //! moves during the night.
 
+use super::shard::{CellCost, ShardSpec, RUN_OVERHEAD_MS};
 use crate::config::lab::LabConfig;
 use crate::config::scenario::Scenario;
 use crate::kernel::variant::{Catalog, Source, Variant};
 use crate::results::history::History;
-use crate::results::night::CellResult;
+use crate::results::night::{CellResult, NightResults};
+use crate::results::shard::{PlanCell, PlanIdentity, Share};
 use anyhow::Result;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -19,6 +21,10 @@ pub struct PlannedCell {
     pub result: CellResult,
     pub scenario: Scenario,
     pub runs: u32,
+    /// The first run's index (1 but on a shard, which runs a range of a cell's runs).
+    pub first: u32,
+    /// Expected wall time of one run: what shards are balanced by.
+    pub run_ms: u64,
     /// What to build: the variant with its git source pinned to the planned commit.
     pub variant: Variant,
 }
@@ -102,10 +108,13 @@ pub fn plan(lab: &LabConfig, runs: Option<u32>, duration: Option<Duration>) -> R
             duration_ms: duration.unwrap_or(scenario.duration).as_millis() as u64,
             counts: Default::default(),
         };
+        let run_ms = result.duration_ms + RUN_OVERHEAD_MS;
         cells.push(PlannedCell {
             result,
             scenario,
             runs,
+            first: 1,
+            run_ms,
             variant: pinned(variant, commit.as_deref()),
         });
     }
@@ -142,6 +151,82 @@ impl Plan {
             }
         }
         Ok(notes)
+    }
+
+    /// What every shard of this plan agrees on (`lab_toml`: lab.toml's bytes).
+    pub fn identity(&self, lab_toml: &[u8]) -> PlanIdentity {
+        PlanIdentity {
+            lab_sha256: hex::encode(Sha256::digest(lab_toml)),
+            commits: self.commits.clone(),
+            cells: self
+                .cells
+                .iter()
+                .map(|c| PlanCell {
+                    variant: c.result.variant.clone(),
+                    scenario: c.result.scenario.clone(),
+                    plan_key: c.result.plan_key.clone(),
+                    runs: c.runs,
+                    run_ms: c.run_ms,
+                })
+                .collect(),
+        }
+    }
+
+    /// Expect each cell's runs to cost what they cost in `night` (a whole or merged night of
+    /// this lab): the mean wall time of its runs there. Cells it did not run keep their
+    /// scenario's duration plus the boot. Returns how many cells took a measured cost.
+    pub fn measured_costs(&mut self, night: &NightResults) -> usize {
+        let mut measured = 0;
+        for cell in &mut self.cells {
+            let Some(before) = night.cells.iter().find(|c| {
+                c.variant == cell.result.variant
+                    && c.scenario == cell.result.scenario
+                    && c.plan_key == cell.result.plan_key
+            }) else {
+                continue;
+            };
+            let walls: Vec<u64> = before
+                .runs
+                .iter()
+                .filter_map(|r| r.record.as_ref())
+                .map(|rec| rec.timing.prepare_ms + rec.timing.ended_ms)
+                .collect();
+            if !walls.is_empty() {
+                cell.run_ms = walls.iter().sum::<u64>() / walls.len() as u64;
+                measured += 1;
+            }
+        }
+        measured
+    }
+
+    /// Keep only shard `spec`'s runs (cells with none are dropped); returns the share.
+    pub fn restrict(&mut self, spec: ShardSpec) -> Vec<Share> {
+        let costs: Vec<CellCost> = self
+            .cells
+            .iter()
+            .map(|c| CellCost {
+                variant: &c.result.variant,
+                scenario: &c.result.scenario,
+                runs: c.runs,
+                run_ms: c.run_ms,
+            })
+            .collect();
+        let share = super::shard::share(&costs, spec);
+        let mut cells = Vec::new();
+        for cell in std::mem::take(&mut self.cells) {
+            let mine = share
+                .iter()
+                .find(|s| s.variant == cell.result.variant && s.scenario == cell.result.scenario);
+            if let Some(s) = mine {
+                cells.push(PlannedCell {
+                    runs: s.runs,
+                    first: s.first,
+                    ..cell
+                });
+            }
+        }
+        self.cells = cells;
+        share
     }
 
     /// The cells that will be built and run tonight.

@@ -3,14 +3,16 @@
 //! files.
 
 use super::plan::Plan;
-use super::{NightOptions, NightOutcome};
+use super::NightOutcome;
 use crate::config::lab::LabConfig;
 use crate::kernel::Metadata;
 use crate::results::history::{History, HistoryError, RunRow};
 use crate::results::night::{self, CellResult, ChangeOut, NightResults};
+use crate::results::shard::{Merged, Shard};
 use crate::results::{RunResult, Verdict};
 use anyhow::Result;
 use std::collections::BTreeMap;
+use std::path::Path;
 
 /// Runs that say something about the kernel go into the history (the evidence rule); the
 /// others do not, so a night whose VMs failed is not read as "every report was fixed". A
@@ -43,16 +45,33 @@ fn history_rows(cell: &CellResult) -> Vec<RunRow> {
         .collect()
 }
 
+/// One cell as it comes out of the runs: the plan's cell (no runs yet), the kernel it ran on
+/// (none when it did not build) and its runs.
+pub struct Ran {
+    pub cell: CellResult,
+    pub kernel: Option<Metadata>,
+    pub runs: Vec<RunResult>,
+}
+
+/// The plan's cells with what the runs gave them.
+pub fn ran(plan: Plan, runs: Vec<(Option<Metadata>, Vec<RunResult>)>) -> Vec<Ran> {
+    plan.cells
+        .into_iter()
+        .zip(runs)
+        .map(|(planned, (kernel, runs))| Ran {
+            cell: planned.result,
+            kernel,
+            runs,
+        })
+        .collect()
+}
+
 /// The cells with their runs, counted, noted when they could not run; and the errors of
 /// cells whose every run said nothing about the kernel.
-fn finish_cells(
-    plan: Plan,
-    runs: Vec<(Option<Metadata>, Vec<RunResult>)>,
-    errors: &mut Vec<String>,
-) -> Vec<CellResult> {
+fn finish_cells(ran: Vec<Ran>, errors: &mut Vec<String>) -> Vec<CellResult> {
     let mut cells = Vec::new();
-    for (planned, (kernel, runs)) in plan.cells.into_iter().zip(runs) {
-        let mut cell = planned.result;
+    for Ran { cell, kernel, runs } in ran {
+        let mut cell = cell;
         cell.kernel = kernel;
         cell.runs = runs;
         cell.count();
@@ -86,19 +105,11 @@ fn finish_cells(
     cells
 }
 
-pub fn night(
-    lab: &LabConfig,
-    opts: &NightOptions,
-    plan: Plan,
-    runs: Vec<(Option<Metadata>, Vec<RunResult>)>,
-    errors: Vec<String>,
-    mut history: History,
-    started: String,
-) -> Result<NightOutcome> {
-    let commits = plan.commits.clone();
+/// The night's results before the history is asked.
+fn results(lab: &LabConfig, started: String, ran: Vec<Ran>, errors: Vec<String>) -> NightResults {
     let mut errors = errors;
-    let cells = finish_cells(plan, runs, &mut errors);
-    let mut results = NightResults {
+    let cells = finish_cells(ran, &mut errors);
+    NightResults {
         schema: night::SCHEMA_VERSION,
         lab: lab.name.clone(),
         config: lab.file.display().to_string(),
@@ -108,10 +119,50 @@ pub fn night(
         cells,
         changes: vec![],
         errors,
-    };
+        shard: None,
+        merged: None,
+    }
+}
+
+/// A shard's partial night: its files, no history (the merge records the whole night once).
+/// Exit status as a night's, where no regression can be known yet: 0, or 2 for an
+/// infrastructure failure.
+pub fn shard(
+    lab: &LabConfig,
+    out: &Path,
+    ran: Vec<Ran>,
+    errors: Vec<String>,
+    started: String,
+    shard: Shard,
+) -> Result<NightOutcome> {
+    let mut results = results(lab, started, ran, errors);
+    results.shard = Some(shard);
+    write_files(&results, out)?;
+    Ok(NightOutcome {
+        infrastructure_failed: !results.errors.is_empty(),
+        regressions: 0,
+        results,
+    })
+}
+
+/// The whole night (run here, or merged from shards): its files, then the history and what
+/// changed against each cell's last comparable night.
+#[allow(clippy::too_many_arguments)]
+pub fn night(
+    lab: &LabConfig,
+    out: &Path,
+    ran: Vec<Ran>,
+    commits: &BTreeMap<String, Option<String>>,
+    errors: Vec<String>,
+    mut history: History,
+    started: String,
+    merged: Option<Merged>,
+) -> Result<NightOutcome> {
+    let mut results = results(lab, started, ran, errors);
+    results.merged = merged;
     // The night's own files first: whatever happens to the history, they are there.
-    write_files(&results, opts)?;
-    match compare_with_history(&mut history, &results, &commits) {
+    write_files(&results, out)?;
+    match compare_with_history(&mut history, &results, commits) {
         Ok((night_id, changes)) => {
             results.night = night_id;
             results.changes = changes.iter().map(ChangeOut::from).collect();
@@ -121,7 +172,7 @@ pub fn night(
             anyhow::Error::from(e)
         )),
     }
-    write_files(&results, opts)?;
+    write_files(&results, out)?;
     let regressions = results
         .changes
         .iter()
@@ -159,8 +210,7 @@ fn compare_with_history(
     Ok((night_id, changes))
 }
 
-fn write_files(results: &NightResults, opts: &NightOptions) -> Result<()> {
-    let out = &opts.out;
+fn write_files(results: &NightResults, out: &Path) -> Result<()> {
     std::fs::write(
         out.join("results.json"),
         serde_json::to_vec_pretty(results)?,

@@ -218,11 +218,7 @@ fn cell_details(cell: &CellResult) -> Markup {
 
 /// Write the night's report.html again from its results.json; returns the page's path.
 pub fn rewrite(night: &Path) -> anyhow::Result<std::path::PathBuf> {
-    let file = night.join("results.json");
-    let bytes =
-        std::fs::read(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
-    let results: NightResults =
-        serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let results = NightResults::read(night)?;
     let page_path = night.join("report.html");
     std::fs::write(&page_path, page(&results))?;
     Ok(page_path)

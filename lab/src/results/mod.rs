@@ -7,7 +7,9 @@ pub mod compare;
 pub mod evidence;
 pub mod history;
 pub mod html;
+pub mod kcidb;
 pub mod night;
+pub mod shard;
 pub mod stats;
 
 pub use evidence::{Evidence, Verdict};

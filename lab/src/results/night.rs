@@ -30,6 +30,22 @@ pub struct NightResults {
     pub changes: Vec<ChangeOut>,
     /// Infrastructure failures: builds that broke, cells that could not run.
     pub errors: Vec<String>,
+    /// A shard's partial night: which share of which plan it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<super::shard::Shard>,
+    /// A night merged from shards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<super::shard::Merged>,
+}
+
+impl NightResults {
+    /// The night in `dir` (its results.json).
+    pub fn read(dir: &std::path::Path) -> anyhow::Result<NightResults> {
+        let file = dir.join("results.json");
+        let bytes = std::fs::read(&file)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+        serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -204,6 +220,19 @@ pub fn axes(night: &NightResults) -> (Vec<&str>, Vec<&str>) {
     (variants, scenarios)
 }
 
+/// Where a night's runs come from when not from one whole run: one shard, or a merge.
+fn provenance(night: &NightResults) -> Option<String> {
+    if let Some(shard) = &night.shard {
+        let runs: u32 = shard.share.iter().map(|s| s.runs).sum();
+        return Some(format!(
+            "Shard {} of this night's plan: {runs} run(s); `lab merge` makes the night of \
+             all its shards and decides what regressed.",
+            shard.name()
+        ));
+    }
+    night.merged.as_ref().map(|m| format!("{}.", m.describe()))
+}
+
 /// Markdown: the variant × scenario matrix, then regressions, fixes and flaky signatures.
 pub fn summary_md(night: &NightResults) -> String {
     let (variants, scenarios) = axes(night);
@@ -226,6 +255,9 @@ pub fn summary_md(night: &NightResults) -> String {
         scenarios.join(" | "),
         "---|".repeat(scenarios.len())
     );
+    if let Some(line) = provenance(night) {
+        s = s.replacen("\n\n| variant", &format!("\n\n{line}\n\n| variant"), 1);
+    }
     for v in &variants {
         let row: Vec<String> = scenarios
             .iter()
@@ -261,7 +293,8 @@ pub fn summary_md(night: &NightResults) -> String {
             ));
         }
     }
-    if night.changes.iter().all(|c| c.kind != "regression") {
+    // A shard is not compared with anything: the merge decides.
+    if night.shard.is_none() && night.changes.iter().all(|c| c.kind != "regression") {
         s.push_str("\nNo regression.\n");
     }
     // Suites: the tests whose result differs from the first variant's, per scenario.
@@ -468,6 +501,8 @@ mod tests {
                 title: "WARNING in dma_buf_poll".into(),
             }],
             errors: vec![],
+            shard: None,
+            merged: None,
         }
     }
 

@@ -116,6 +116,9 @@ pub struct BatchOptions {
     /// Add the runs to those already in `<out>/runs.json` (numbered after them) instead of
     /// starting a new batch there.
     pub append: bool,
+    /// Number the runs from this index (a shard's range of a night's runs); default: after
+    /// the runs already there.
+    pub first: Option<u32>,
     /// VM slots, shared with other batches running at the same time.
     pub pool: Pool,
     pub progress: Progress,
@@ -168,7 +171,7 @@ pub async fn batch(
     } else {
         Vec::new()
     };
-    let first = results.len() as u32 + 1;
+    let first = opts.first.unwrap_or(results.len() as u32 + 1);
     let indices = first..first + opts.runs;
     let duration = opts.how.duration.unwrap_or(scenario.duration);
     // A kernel that lacks what the scenario needs is skipped before anything boots.
@@ -413,6 +416,7 @@ pub async fn runs(
         how,
         out,
         append: false,
+        first: None,
         pool,
         progress: progress.clone(),
         label,

@@ -151,3 +151,13 @@ pub fn error(text: &str) {
 pub fn interrupted() {
     eprintln!("lab: interrupted");
 }
+
+/// What a night's end shows (`lab nightly`, `lab merge`): its summary and where its files are.
+pub fn night(results: &crate::results::night::NightResults, out: &std::path::Path) -> String {
+    format!(
+        "{}\nnight: {}\nreport: {}\n",
+        crate::results::night::summary_md(results),
+        out.display(),
+        out.join("report.html").display()
+    )
+}

@@ -161,6 +161,9 @@ pub struct GuestInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub outcome: Outcome,
+    /// When QEMU was started (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
     pub backend: String,
     pub accel: String,
     pub kernel: String,

@@ -145,6 +145,8 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// A started guest and everything listening to it.
 struct Vm {
     start: Instant,
+    /// The same moment on the wall clock (the record's `started`).
+    started: std::time::SystemTime,
     pid: u32,
     console: Arc<Console>,
     console_events: mpsc::UnboundedReceiver<ConsoleEvent>,
@@ -171,7 +173,7 @@ impl Vm {
             Backend::Qemu => qemu::QEMU,
             Backend::Vng => vng::VNG,
         };
-        let start = Instant::now();
+        let (start, started) = (Instant::now(), std::time::SystemTime::now());
         let mut child = cmd.spawn().with_context(|| {
             format!(
                 "cannot start {program}; {}",
@@ -217,6 +219,7 @@ impl Vm {
         }
         Ok(Vm {
             start,
+            started,
             pid,
             console,
             console_events,
@@ -407,6 +410,7 @@ impl Vm {
             .tests(program.unwrap_or(runner::protocol::SELFTEST_OBSERVATION));
         let record = RunRecord {
             outcome: self.state.outcome(self.exit.as_ref(), &stderr),
+            started: Some(humantime::format_rfc3339_millis(self.started).to_string()),
             backend: format!("{:?}", spec.backend).to_lowercase(),
             accel: accel.name().into(),
             kernel: spec.kernel.display().to_string(),
