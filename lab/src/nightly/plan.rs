@@ -156,7 +156,7 @@ impl Plan {
     /// What every shard of this plan agrees on (`lab_toml`: lab.toml's bytes).
     pub fn identity(&self, lab_toml: &[u8]) -> PlanIdentity {
         PlanIdentity {
-            lab_sha256: hex::encode(Sha256::digest(lab_toml)),
+            lab_sha256: PlanIdentity::lab_sha256(lab_toml),
             commits: self.commits.clone(),
             cells: self
                 .cells

@@ -86,6 +86,11 @@ impl Merged {
 }
 
 impl PlanIdentity {
+    /// How a plan names its lab.toml: the sha256 of its bytes.
+    pub fn lab_sha256(lab_toml: &[u8]) -> String {
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(lab_toml))
+    }
+
     /// How `other` differs from this plan, in words; none when they are the same plan.
     pub fn difference(&self, other: &PlanIdentity) -> Option<String> {
         if self.lab_sha256 != other.lab_sha256 {
