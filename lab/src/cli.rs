@@ -527,12 +527,14 @@ async fn boot(a: BootArgs) -> Result<i32> {
             heartbeat_ms: 500,
             threads: a.threads,
             params: a.params.into_iter().collect(),
+            wait_for_go: false,
         },
         boot_timeout: a.boot_timeout,
         heartbeat_timeout: a.heartbeat_timeout,
         timeout: a.timeout,
         run_dir: run_dir.clone(),
         extra_files: a.extras,
+        schedule: None,
     };
     crate::events::note(format!(
         "booting {} ({} vCPUs, {} MiB, {:?} backend) in {}",

@@ -37,6 +37,12 @@ pub fn serve(chan: &Channel, pid1: bool) -> i32 {
     });
     let request = match chan.receive() {
         Ok(HostMsg::RunRequest(request)) => request,
+        Ok(other) => {
+            chan.send(&GuestMsg::Fatal {
+                error: format!("expected a run request, got {other:?}"),
+            });
+            return 1;
+        }
         Err(error) => {
             chan.send(&GuestMsg::Fatal { error });
             return 1;

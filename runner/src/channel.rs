@@ -29,7 +29,7 @@ impl Channel {
         }
     }
 
-    /// Block until the host sends its request.
+    /// Block until the host sends its next message (the request, then `go` when asked for).
     pub fn receive(&self) -> Result<HostMsg, String> {
         let port = self.port.lock().unwrap_or_else(|p| p.into_inner());
         let read_half = port

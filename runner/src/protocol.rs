@@ -65,6 +65,9 @@ pub enum GuestMsg {
     },
     /// The workload accepted the request and is about to start its threads.
     Started { workload: String, threads: u32 },
+    /// Every worker thread is pinned and about to start its work: where each one runs. A
+    /// schedule is armed only once this arrives.
+    Positioned { threads: Vec<Position> },
     /// Heartbeat: sent whenever any thread's counter advanced since the last one.
     Progress { elapsed_ms: u64, counts: Vec<u64> },
     /// A line a test program printed (standard output and error, in the order written), with
@@ -82,6 +85,17 @@ pub enum GuestMsg {
     Done { elapsed_ms: u64 },
     /// Something went wrong in the agent itself; the guest powers off next.
     Fatal { error: String },
+}
+
+/// Where one worker thread runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    pub thread: u32,
+    pub role: String,
+    /// The vCPU it is pinned to (`None`: not pinned).
+    pub cpu: Option<u32>,
+    /// Its thread id in the guest.
+    pub tid: u32,
 }
 
 /// Final figures of one worker thread.
@@ -105,6 +119,8 @@ pub struct ThreadResult {
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum HostMsg {
     RunRequest(RunRequest),
+    /// The workload's threads may start (they wait for this with `wait_for_go`).
+    Go,
 }
 
 /// What the guest should run.
@@ -120,6 +136,10 @@ pub struct RunRequest {
     /// Workload-specific parameters.
     #[serde(default)]
     pub params: serde_json::Map<String, serde_json::Value>,
+    /// Threads in position wait for the host's `go` before they work (the host arms a
+    /// schedule meanwhile); the duration counts from `go`.
+    #[serde(default)]
+    pub wait_for_go: bool,
 }
 
 /// Why a line could not be decoded.
@@ -199,6 +219,14 @@ mod tests {
                 at_ms: 4619,
                 line: "not ok 1 global.epoll1 # \u{1b}[0m".into(),
             },
+            GuestMsg::Positioned {
+                threads: vec![Position {
+                    thread: 0,
+                    role: "poller".into(),
+                    cpu: Some(1),
+                    tid: 91,
+                }],
+            },
             GuestMsg::Done { elapsed_ms: 5000 },
         ];
         for msg in msgs {
@@ -234,7 +262,7 @@ mod tests {
 
         #[test]
         fn decoder_takes_json_shaped_lines(
-            ty in "hello|started|progress|output|thread-result|observation|done|fatal|run-request|x",
+            ty in "hello|started|positioned|progress|output|thread-result|observation|done|fatal|run-request|x",
             body in "[ -~]{0,80}",
         ) {
             let line = format!("{{\"v\":1,\"type\":\"{ty}\",{body}}}");

@@ -75,7 +75,8 @@ pub struct Args {
     /// (e.g. qemu-guest,scenarios,kasan) on allnoconfig.
     #[arg(long, default_value = "baseline")]
     pub variant_config: String,
-    /// Runs at the racy end to measure the reproduction rate (at least one).
+    /// Runs at the racy end to measure the reproduction rate (at least one; a scenario with
+    /// a schedule runs it once: an applied schedule is deterministic).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub runs: u32,
     /// The target report's signature (default: the most frequent first finding at the racy
@@ -272,6 +273,7 @@ mod tests {
             &outcome,
             &reports,
             &vec![],
+            None,
         );
         if reports.is_empty() {
             reports.extend(evidence::outcome_report(&outcome));

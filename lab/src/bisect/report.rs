@@ -43,15 +43,28 @@ pub fn table(o: &BisectOptions, state: &State) -> Result<String> {
 /// The answer as printed and written to bisect.log: the table, the commit, the confidence.
 pub fn answer_text(o: &BisectOptions, a: &Answer) -> Result<String> {
     let commit = &a.state.commits[a.found];
+    let basis = match a.state.plan {
+        Some(p) if p.forced => format!(
+            "the schedule forced the interleaving: one applied run per commit; racy end {}/{}",
+            a.state.rate_runs.0, a.state.rate_runs.1
+        ),
+        p => format!(
+            "rate at the racy end {}/{}, assumed {:.2}",
+            a.state.rate_runs.0,
+            a.state.rate_runs.1,
+            p.map_or(0.0, |p| p.rate)
+        ),
+    };
     let mut text = format!(
-        "{}\n{} {commit} {}\nconfidence {:.3} (rate at the racy end {}/{}, assumed {:.2}; {} builds)\n",
+        "{}\n{} {commit} {}\nconfidence {:.3} ({basis}; {} builds)\n",
         table(o, &a.state)?,
-        if o.fix { "first fixed commit:" } else { "first racy commit:" },
+        if o.fix {
+            "first fixed commit:"
+        } else {
+            "first racy commit:"
+        },
         a.state.subject(commit),
         a.confidence,
-        a.state.rate_runs.0,
-        a.state.rate_runs.1,
-        a.state.plan.map_or(0.0, |p| p.rate),
         a.builds,
     );
     if !a.doubt.is_empty() {

@@ -190,7 +190,13 @@ pub async fn racy_end(o: &BisectOptions, state: &mut State, progress: &Progress)
         );
     };
     let mut runs = stored(o, &racy)?;
-    let more = o.runs.saturating_sub(runs.len() as u32);
+    // A schedule is deterministic: one run shows whether the racy end reports.
+    let wanted = if o.scenario.schedule.is_some() {
+        1
+    } else {
+        o.runs
+    };
+    let more = wanted.saturating_sub(runs.len() as u32);
     if more > 0 {
         runs = run(o, &built, &racy, more, progress).await?;
     }
@@ -214,20 +220,33 @@ pub async fn racy_end(o: &BisectOptions, state: &mut State, progress: &Progress)
         .filter(|c| matches!(c, RunClass::Target | RunClass::Clean))
         .count() as u32;
     let steps = (state.commits.len() as f64).log2().ceil() as u32 + 1;
-    let Some(plan) = Plan::from_racy_end(hits, counted, o.confidence, steps) else {
+    let plan = match o.scenario.schedule {
+        Some(_) if hits > 0 => Some(Plan::forced()),
+        Some(_) => None,
+        None => Plan::from_racy_end(hits, counted, o.confidence, steps),
+    };
+    let Some(plan) = plan else {
         bail!(
             "the target report did not appear in {} runs at the racy end {}",
             runs.len(),
             &racy[..12]
         );
     };
-    crate::events::note(format!(
-        "racy end {}: {hits}/{counted} runs; assuming a rate of {:.2} (95 % lower bound), \
-         a commit is clean after {} clean runs",
-        &racy[..12],
-        plan.rate,
-        plan.clean_runs
-    ));
+    crate::events::note(if plan.forced {
+        format!(
+            "racy end {}: {hits}/{counted} runs; the scenario's schedule forces the \
+             interleaving: a commit is clean after one run in which it was applied",
+            &racy[..12]
+        )
+    } else {
+        format!(
+            "racy end {}: {hits}/{counted} runs; assuming a rate of {:.2} (95 % lower bound), \
+             a commit is clean after {} clean runs",
+            &racy[..12],
+            plan.rate,
+            plan.clean_runs
+        )
+    });
     if let Some(s) = state.step_mut(&racy) {
         s.verdict = Some(CommitVerdict::Racy);
     }

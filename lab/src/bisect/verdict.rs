@@ -42,6 +42,10 @@ pub struct Plan {
     pub max_infra: u32,
     /// Runs ended by other reports before the commit is skipped.
     pub max_other: u32,
+    /// The scenario forces the interleaving (a schedule): a run in which it was applied is
+    /// deterministic evidence, not a sample of a rate.
+    #[serde(default)]
+    pub forced: bool,
 }
 
 /// Clean runs needed so that a race reproducing with probability `rate` per run shows at
@@ -72,7 +76,21 @@ impl Plan {
             clean_runs: runs_for(rate, per_step),
             max_infra: 3,
             max_other: 3,
+            forced: false,
         })
+    }
+
+    /// For a scenario with a schedule: one clean run in which the schedule was applied makes
+    /// a commit clean (a run in which it never was says nothing: the evidence rule makes it
+    /// inconclusive), one target report makes it racy.
+    pub fn forced() -> Plan {
+        Plan {
+            rate: 1.0,
+            clean_runs: 1,
+            max_infra: 3,
+            max_other: 3,
+            forced: true,
+        }
     }
 
     /// The verdict the runs so far give, or none while more runs are needed.
@@ -196,12 +214,22 @@ mod tests {
     }
 
     #[test]
+    fn a_forced_interleaving_needs_one_run_per_commit() {
+        let plan = Plan::forced();
+        assert_eq!(plan.verdict(&[RunClass::Clean]), Some(CommitVerdict::Clean));
+        assert_eq!(plan.verdict(&[RunClass::Target]), Some(CommitVerdict::Racy));
+        assert_eq!(plan.verdict(&[RunClass::Infra]), None);
+        assert_eq!(plan.detection(1), 1.0);
+    }
+
+    #[test]
     fn one_report_is_enough_and_silence_needs_numbers() {
         let plan = Plan {
             rate: 0.5,
             clean_runs: 3,
             max_infra: 2,
             max_other: 2,
+            forced: false,
         };
         assert_eq!(
             plan.verdict(&[Clean, Clean, Target]),

@@ -6,4 +6,5 @@ pub mod error;
 pub mod lab;
 pub mod locate;
 pub mod scenario;
+pub mod schedule;
 pub mod variant;

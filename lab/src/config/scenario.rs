@@ -79,6 +79,8 @@ struct Raw {
     /// uapi: expected value of each check on upstream semantics.
     #[serde(default)]
     expect: BTreeMap<String, serde_json::Value>,
+    /// race: an interleaving forced through QEMU's gdbstub.
+    schedule: Option<Spanned<super::schedule::RawSchedule>>,
 }
 
 fn no_requirements() -> Spanned<Vec<String>> {
@@ -113,6 +115,8 @@ pub struct Scenario {
     pub params: serde_json::Map<String, serde_json::Value>,
     pub expect: BTreeMap<String, serde_json::Value>,
     pub programs: Option<Programs>,
+    /// race: the interleaving each run forces (and repeats) instead of waiting for it.
+    pub schedule: Option<super::schedule::Schedule>,
 }
 
 /// The machines a scenario can ask for.
@@ -236,6 +240,23 @@ pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
     if raw.kind == Kind::Uapi && raw.expect.is_empty() {
         return Err(at(0, "a uapi scenario needs an [expect] table".into()));
     }
+    let schedule = match raw.schedule {
+        None => None,
+        Some(s) if raw.kind != Kind::Race => {
+            return Err(at(
+                s.span().start,
+                "a schedule belongs to a race scenario".into(),
+            ))
+        }
+        Some(s) => {
+            let start = s.span().start;
+            let schedule = super::schedule::Schedule::from_raw(s.into_inner(), raw.cpus, |o| {
+                line_of(&text, o)
+            })
+            .map_err(|(offset, m)| at(if offset == 0 { start } else { offset }, m))?;
+            Some(schedule)
+        }
+    };
     Ok(Scenario {
         name: file.file_stem().unwrap().to_string_lossy().into_owned(),
         file: file.to_path_buf(),
@@ -252,6 +273,7 @@ pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
         params: raw.params,
         expect: raw.expect,
         programs,
+        schedule,
     })
 }
 
@@ -374,6 +396,7 @@ pub fn repro(file: &Path) -> Result<Scenario, ScenarioError> {
         programs: Some(Programs::Repro {
             file: file.to_path_buf(),
         }),
+        schedule: None,
     })
 }
 

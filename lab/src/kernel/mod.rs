@@ -11,6 +11,7 @@ pub mod make;
 pub mod patches;
 pub mod programs;
 pub mod source;
+pub mod symbols;
 
 /// The kernels/*.toml model lives with the other input files.
 pub use crate::config::variant;

@@ -357,7 +357,7 @@ mod tests {
         RunResult {
             index: 1,
             dir: Default::default(),
-            evidence: evidence::judge(Kind::Race, &Outcome::Completed, &reports, &vec![]),
+            evidence: evidence::judge(Kind::Race, &Outcome::Completed, &reports, &vec![], None),
             outcome: Some(Outcome::Completed),
             reports,
             first_report_ms: first_ms,
@@ -375,7 +375,7 @@ mod tests {
         };
         let reports: Vec<Report> = evidence::outcome_report(&outcome).into_iter().collect();
         RunResult {
-            evidence: evidence::judge(Kind::Race, &outcome, &reports, &vec![]),
+            evidence: evidence::judge(Kind::Race, &outcome, &reports, &vec![], None),
             outcome: Some(outcome),
             reports,
             ..result(None, None, 0.0)

@@ -10,13 +10,16 @@
 //!    the overall deadline, or panicked without a report the parser could title;
 //! 5. a run that did not get far enough to test anything (no output at all, QEMU or the
 //!    agent failed) says nothing about the kernel;
-//! 6. a completed run is clean — for a uapi scenario, unless checks took other values; for a
+//! 6. a run with a schedule that was never applied says nothing: the interleaving it is about
+//!    was not executed (the step that kept it from being applied is named);
+//! 7. a completed run is clean — for a uapi scenario, unless checks took other values; for a
 //!    suite, unless tests failed (a test that could not run here is not a failure).
 
 use crate::config::scenario::Kind;
 use crate::report::formats::ReportType;
 use crate::report::parser::Report;
 use crate::vm::outcome::Outcome;
+use crate::vm::schedule::ScheduleRecord;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -141,13 +144,14 @@ pub fn differences(
         .collect()
 }
 
-/// The rule: what a run that ended in `outcome`, printed `reports` and (uapi) found
-/// `differences` is evidence of.
+/// The rule: what a run that ended in `outcome`, printed `reports`, (uapi) found
+/// `differences` and (with a schedule) executed `schedule` is evidence of.
 pub fn judge(
     kind: Kind,
     outcome: &Outcome,
     reports: &[Report],
     differences: &Differences,
+    schedule: Option<&ScheduleRecord>,
 ) -> Evidence {
     let says = machine(outcome);
     if let MachineSays::Interrupted = says {
@@ -168,6 +172,13 @@ pub fn judge(
         MachineSays::Nothing => Evidence::Inconclusive {
             why: outcome.summary(),
         },
+        MachineSays::Completed if schedule.is_some_and(|s| s.applied() == 0) => {
+            Evidence::Inconclusive {
+                why: schedule
+                    .map(ScheduleRecord::never_applied)
+                    .unwrap_or_default(),
+            }
+        }
         MachineSays::Completed if kind == Kind::Suite && !differences.is_empty() => {
             let text: Vec<String> = differences
                 .iter()
@@ -323,7 +334,7 @@ mod tests {
             after_ms: 40_000,
             last_heard_ms: 10_000,
         };
-        judge(Kind::Race, &outcome, &[], &none)
+        judge(Kind::Race, &outcome, &[], &none, None)
     }
 
     /// The short name of each evidence, for the table.
@@ -376,17 +387,17 @@ mod tests {
             assert_eq!(outcome.name(), name);
             for kind in [Kind::Race, Kind::Uapi, Kind::Suite] {
                 let none: Differences = vec![];
-                let e = judge(kind, outcome, &[], &none);
+                let e = judge(kind, outcome, &[], &none, None);
                 assert_eq!(short(&e), bare, "{name} {kind:?}");
                 let lab_only = outcome_report(outcome).into_iter().collect::<Vec<_>>();
                 assert_eq!(
-                    judge(kind, outcome, &lab_only, &none),
+                    judge(kind, outcome, &lab_only, &none, None),
                     e,
                     "the lab's own report is not a kernel report: {name}"
                 );
-                let e = judge(kind, outcome, &[kasan()], &none);
+                let e = judge(kind, outcome, &[kasan()], &none, None);
                 assert_eq!(short(&e), reported, "{name} {kind:?} with a report");
-                let with_diff = judge(kind, outcome, &[], &diff);
+                let with_diff = judge(kind, outcome, &[], &diff, None);
                 let expected = match (kind, outcome) {
                     (Kind::Uapi | Kind::Suite, Outcome::Completed) => "differs".to_string(),
                     _ => bare.to_string(),
@@ -407,13 +418,13 @@ mod tests {
         assert!(hang.counts() && hang.is_machine_finding());
         assert_eq!(hang.finding().unwrap().0, NO_OUTPUT);
         assert!(matches!(hang.verdict(), Verdict::Fail(d) if d.starts_with(NO_OUTPUT)));
-        let report = judge(Kind::Race, &Outcome::Completed, &[kasan()], &none);
+        let report = judge(Kind::Race, &Outcome::Completed, &[kasan()], &none, None);
         assert_eq!(
             report.verdict(),
             Verdict::Fail("KASAN: slab-use-after-free Read in __fput".into())
         );
         assert_eq!(
-            judge(Kind::Race, &Outcome::Completed, &[], &none).verdict(),
+            judge(Kind::Race, &Outcome::Completed, &[], &none, None).verdict(),
             Verdict::Pass
         );
         let silent = judge(
@@ -421,6 +432,7 @@ mod tests {
             &Outcome::TimeoutNoOutput { after_ms: 1 },
             &[],
             &none,
+            None,
         );
         assert!(!silent.counts() && silent.finding().is_none());
         assert!(matches!(silent.verdict(), Verdict::Error(_)));
@@ -432,9 +444,46 @@ mod tests {
             "not ok".into(),
         )];
         assert_eq!(
-            judge(Kind::Suite, &Outcome::Completed, &[], &failed).verdict(),
+            judge(Kind::Suite, &Outcome::Completed, &[], &failed, None).verdict(),
             Verdict::Fail("1 test(s) fail: epoll_wakeup_test/global.epoll27 (not ok)".into())
         );
+    }
+
+    #[test]
+    fn a_schedule_never_applied_is_an_error_naming_the_step_never_a_pass() {
+        use crate::vm::schedule::{Attempt, ScheduleRecord};
+        let none: Differences = vec![];
+        let missed = Attempt {
+            missed: Some(("close".into(), "not reached within 1s".into())),
+            ..Attempt::default()
+        };
+        let mut record = ScheduleRecord {
+            armed_ms: Some(1),
+            attempts: vec![missed.clone(), missed],
+            ..ScheduleRecord::default()
+        };
+        let e = judge(Kind::Race, &Outcome::Completed, &[], &none, Some(&record));
+        assert!(!e.counts());
+        assert_eq!(
+            e.verdict(),
+            Verdict::Error(
+                "the schedule was never applied: step \"close\" missed in 2 of 2 attempts \
+                 (not reached within 1s)"
+                    .into()
+            )
+        );
+        // A report is a report, applied or not.
+        let report = judge(
+            Kind::Race,
+            &Outcome::Completed,
+            &[kasan()],
+            &none,
+            Some(&record),
+        );
+        assert!(report.is_kernel_report());
+        record.attempts.push(Attempt::default());
+        let e = judge(Kind::Race, &Outcome::Completed, &[], &none, Some(&record));
+        assert_eq!(e.verdict(), Verdict::Pass);
     }
 
     #[test]
@@ -477,7 +526,7 @@ mod tests {
             for reports in [vec![], vec![kasan()]] {
                 let mut all = reports.clone();
                 all.extend(outcome_report(&outcome));
-                let e = judge(Kind::Race, &outcome, &all, &none);
+                let e = judge(Kind::Race, &outcome, &all, &none, None);
                 let back = Evidence::from_verdict(&e.verdict(), Some(&outcome), &all, &none);
                 assert_eq!(back.verdict(), e.verdict(), "{outcome:?}");
                 assert_eq!(back.counts(), e.counts(), "{outcome:?}");

@@ -12,6 +12,8 @@ pub use progress::Progress;
 pub use target::Target;
 
 use crate::config::scenario::{Kind, Scenario};
+use crate::config::schedule::Schedule;
+use crate::kernel::symbols::SymbolMap;
 use crate::report::formats;
 use crate::report::parser::{self, Parser, Report, MAX_REPORTS};
 use crate::report::symbolize::Symbolizer;
@@ -19,6 +21,7 @@ use crate::results::{evidence, stats};
 use crate::vm::accel::AccelChoice;
 use crate::vm::console::{ConsoleScanner, ScanAction};
 use crate::vm::outcome::RunRecord;
+use crate::vm::schedule::Plan;
 use crate::vm::session::{self, Backend, BootSpec};
 use anyhow::Result;
 use futures::StreamExt;
@@ -202,6 +205,10 @@ pub async fn batch(
         write_results(&opts.out, &results)?;
         return Ok(results);
     }
+    let schedule = match &scenario.schedule {
+        Some(schedule) => Some(schedule_plan(scenario, schedule, target)?),
+        None => None,
+    };
     let symbols = target.symbolizer().await;
     let stop = std::cell::Cell::new(false);
     let planned = Planned {
@@ -209,6 +216,7 @@ pub async fn batch(
         target,
         prepared: &prepared,
         config: config.as_deref(),
+        schedule: schedule.as_ref(),
     };
     let one = |index: u32| {
         let (symbols, stop) = (&symbols, &stop);
@@ -255,6 +263,43 @@ struct Planned<'a> {
     prepared: &'a programs::Prepared,
     /// The kernel's .config, when known.
     config: Option<&'a str>,
+    /// The scenario's schedule, resolved in this kernel.
+    schedule: Option<&'a Plan>,
+}
+
+/// A scenario's schedule with its locations resolved in the target's System.map.
+fn schedule_plan(scenario: &Scenario, schedule: &Schedule, target: &Target) -> Result<Plan> {
+    let map = target.system_map().ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: a schedule needs the kernel's System.map, and there is none beside {}",
+            scenario.file.display(),
+            target.kernel.display()
+        )
+    })?;
+    let map = std::sync::Arc::new(SymbolMap::read(&map).map_err(anyhow::Error::msg)?);
+    let steps = schedule
+        .steps
+        .iter()
+        .map(|step| {
+            map.resolve(&step.at)
+                .map(|addrs| (step.clone(), addrs))
+                .map_err(|why| {
+                    anyhow::anyhow!(
+                        "{}:{}: step {:?}: at = {:?}: {why} (kernel {})",
+                        scenario.file.display(),
+                        step.line,
+                        step.name,
+                        step.at.to_string(),
+                        target.name
+                    )
+                })
+        })
+        .collect::<Result<_>>()?;
+    Ok(Plan {
+        steps,
+        gap: schedule.gap,
+        name_of: std::sync::Arc::new(move |addr| map.name_of(addr)),
+    })
 }
 
 /// One VM run of the batch, its reports parsed (and symbolized) and judged.
@@ -270,6 +315,7 @@ async fn one_run(
         target,
         prepared,
         config,
+        schedule,
     } = planned;
     let dir = opts.out.join(format!("run-{index:03}"));
     let seen = Arc::new(Mutex::new(Seen::default()));
@@ -281,19 +327,25 @@ async fn one_run(
         memory_mib: scenario.memory_mib,
         accel: opts.how.accel,
         backend: opts.how.backend,
-        cmdline_extra: scenario.cmdline.clone(),
+        // A schedule's addresses are System.map's: no randomized base.
+        cmdline_extra: match schedule {
+            Some(_) => format!("{} nokaslr", scenario.cmdline).trim().to_string(),
+            None => scenario.cmdline.clone(),
+        },
         request: RunRequest {
             workload: scenario.workload.clone(),
             duration_ms: duration.as_millis() as u64,
             heartbeat_ms: 500,
             threads: scenario.threads,
             params,
+            wait_for_go: schedule.is_some(),
         },
         boot_timeout: Duration::from_secs(120),
         heartbeat_timeout: Duration::from_secs(30),
         timeout: None,
         run_dir: dir.clone(),
         extra_files: prepared.extra_files.clone(),
+        schedule: schedule.cloned(),
     };
     let scanner = LiveReports {
         seen: seen.clone(),
@@ -333,7 +385,13 @@ async fn one_run(
         }
         Kind::Race => vec![],
     };
-    let evidence = evidence::judge(scenario.kind, &record.outcome, &reports, &differences);
+    let evidence = evidence::judge(
+        scenario.kind,
+        &record.outcome,
+        &reports,
+        &differences,
+        record.schedule.as_ref(),
+    );
     let mut reports = reports;
     if let Some(symbolizer) = symbols {
         reports.iter_mut().for_each(|r| symbolizer.symbolize(r));
@@ -362,6 +420,18 @@ fn write_results(out: &Path, results: &[RunResult]) -> Result<()> {
     crate::cache::write_atomic(&out.join("runs.json"), &serde_json::to_vec_pretty(results)?)
 }
 
+/// A run with a schedule: (attempts applied, attempts, attempts applied before its first
+/// report).
+pub fn scheduled(r: &RunResult) -> Option<(usize, usize, Option<usize>)> {
+    let record = r.record.as_ref()?;
+    let schedule = record.schedule.as_ref()?;
+    let before = match (r.first_report_ms, record.timing.workload_started_ms) {
+        (Some(first), Some(start)) => Some(schedule.applied_before(start + first)),
+        _ => None,
+    };
+    Some((schedule.applied(), schedule.attempts.len(), before))
+}
+
 /// One line per run.
 pub fn line(r: &RunResult) -> String {
     let verdict = r.verdict();
@@ -375,8 +445,15 @@ pub fn line(r: &RunResult) -> String {
         .iter()
         .map(|(role, v)| format!("{role} {}/s", stats::rate(*v)))
         .collect();
+    let schedule = match scheduled(r) {
+        Some((applied, attempts, Some(before))) => {
+            format!("  schedule {applied}/{attempts} applied, report after {before}")
+        }
+        Some((applied, attempts, None)) => format!("  schedule {applied}/{attempts} applied"),
+        None => String::new(),
+    };
     format!(
-        "  run {:>3}  {:<7} {:<18} first report {:>7}  {}  {}",
+        "  run {:>3}  {:<7} {:<18} first report {:>7}  {}{schedule}  {}",
         r.index,
         verdict,
         r.outcome_name(),
@@ -384,6 +461,32 @@ pub fn line(r: &RunResult) -> String {
         ops.join(" "),
         detail
     )
+}
+
+/// What the schedule of a batch executed, in two lines.
+fn schedule_summary(results: &[RunResult]) -> String {
+    let runs: Vec<(usize, usize, Option<usize>)> = results.iter().filter_map(scheduled).collect();
+    if runs.is_empty() {
+        return String::new();
+    }
+    let applied = runs.iter().filter(|(a, _, _)| *a > 0).count();
+    let per_run = stats::median(runs.iter().map(|(a, _, _)| *a as f64).collect());
+    let mut s = format!(
+        "schedule applied in {applied}/{} runs (median {:.0} applied attempts per run)\n",
+        runs.len(),
+        per_run.unwrap_or(0.0)
+    );
+    let reported: Vec<usize> = runs.iter().filter_map(|(_, _, b)| *b).collect();
+    if !reported.is_empty() {
+        let first = reported.iter().filter(|b| **b == 1).count();
+        let none = reported.iter().filter(|b| **b == 0).count();
+        s.push_str(&format!(
+            "runs with a report: {}; it followed the first applied attempt in {first}, \
+             came before any attempt was applied in {none}\n",
+            reported.len()
+        ));
+    }
+    s
 }
 
 /// `lab run`: `runs` runs of `scenario` on `target`, stored in `out`, with the progress
@@ -459,6 +562,7 @@ pub fn summary(scenario: &Scenario, target: &Target, results: &[RunResult]) -> S
                 "median time from workload start to first report: {m:.2} s\n"
             ));
         }
+        s.push_str(&schedule_summary(results));
         let roles: std::collections::BTreeSet<String> = results
             .iter()
             .flat_map(|r| r.throughput.iter().map(|(role, _)| role.clone()))
@@ -562,6 +666,7 @@ mod tests {
             params: Default::default(),
             expect: Default::default(),
             programs: None,
+            schedule: None,
         };
         let target = Target {
             name: "v".into(),

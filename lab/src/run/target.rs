@@ -22,6 +22,15 @@ pub struct Target {
 }
 
 impl Target {
+    /// The kernel's System.map: beside its vmlinux, or beside the image.
+    pub fn system_map(&self) -> Option<PathBuf> {
+        let dir = match &self.vmlinux {
+            Some(v) => v.parent()?,
+            None => self.kernel.parent()?,
+        };
+        Some(dir.join("System.map")).filter(|p| p.is_file())
+    }
+
     /// A variant the cache has built.
     pub fn built(name: &str, variant: &Variant, b: &Built) -> Target {
         Target {

@@ -3,11 +3,13 @@
 pub mod accel;
 pub mod agent;
 pub mod console;
+pub mod gdb;
 pub mod initramfs;
 pub mod outcome;
 pub mod process;
 pub mod qemu;
 pub mod qmp;
+pub mod schedule;
 pub mod session;
 pub mod summary;
 pub mod vng;

@@ -183,6 +183,9 @@ pub struct RunRecord {
     /// Per-test results of a test program's TAP/KTAP output (the `selftest` workload).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tests: Option<crate::tap::Suite>,
+    /// What a schedule executed: every attempt, applied or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<super::schedule::ScheduleRecord>,
 }
 
 #[cfg(test)]

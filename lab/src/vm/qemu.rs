@@ -29,6 +29,8 @@ impl Accel {
 pub struct Sockets {
     pub qmp: PathBuf,
     pub agent: PathBuf,
+    /// QEMU's gdbstub, for a run with a schedule.
+    pub gdb: Option<PathBuf>,
 }
 
 /// Longest path a unix socket address holds (sun_path is 108 bytes with its NUL).
@@ -39,7 +41,14 @@ impl Sockets {
         Sockets {
             qmp: dir.join("qmp.sock"),
             agent: dir.join("agent.sock"),
+            gdb: None,
         }
+    }
+
+    /// The same sockets and a gdbstub's beside them.
+    pub fn with_gdb(mut self) -> Self {
+        self.gdb = self.agent.parent().map(|d| d.join("gdb.sock"));
+        self
     }
 
     /// The run directory's sockets; when its path is too long for a socket address, a short
@@ -101,7 +110,7 @@ pub fn lab_devices(sockets: &Sockets) -> Vec<OsString> {
     agent.push(&sockets.agent);
     agent.push(",server=on,wait=off");
     let port = format!("virtserialport,bus=labser.0,chardev=labagent,name={AGENT_PORT_NAME}");
-    [
+    let mut devices: Vec<OsString> = [
         "-qmp".into(),
         qmp,
         "-device".into(),
@@ -113,7 +122,14 @@ pub fn lab_devices(sockets: &Sockets) -> Vec<OsString> {
         "-device".into(),
         "pvpanic".into(),
     ]
-    .into()
+    .into();
+    if let Some(gdb) = &sockets.gdb {
+        let mut dev = OsString::from("unix:");
+        dev.push(gdb);
+        dev.push(",server=on,wait=off");
+        devices.extend(["-gdb".into(), dev]);
+    }
+    devices
 }
 
 /// The full argument list (without the program name); with `sockets`, the lab's devices
@@ -195,6 +211,21 @@ mod tests {
         ] {
             assert!(line.contains(needle), "missing {needle:?} in {line}");
         }
+        assert!(!line.contains("-gdb"), "{line}");
+    }
+
+    #[test]
+    fn a_scheduled_run_serves_a_gdbstub_beside_the_other_sockets() {
+        let s = Sockets::in_dir(Path::new("/run/x")).with_gdb();
+        let line = args(&machine(Accel::Tcg), Some(&s))
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            line.contains("-gdb unix:/run/x/gdb.sock,server=on,wait=off"),
+            "{line}"
+        );
     }
 
     #[test]

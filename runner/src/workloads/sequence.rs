@@ -33,6 +33,7 @@ pub fn run(ctx: &Ctx) -> Result<(), String> {
                 .and_then(|v| v.as_object())
                 .cloned()
                 .unwrap_or_default(),
+            wait_for_go: false,
         };
         super::run(&request, ctx.chan, ctx.nproc, ctx.pid1)
             .map_err(|e| format!("step {i} ({workload}): {e}"))?;

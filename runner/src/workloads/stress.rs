@@ -4,10 +4,10 @@
 use super::Ctx;
 use nix::sched::{sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
-use runner::protocol::{GuestMsg, ThreadResult};
+use runner::protocol::{GuestMsg, Position, ThreadResult};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 /// Where one thread runs and what it does.
@@ -21,6 +21,7 @@ pub struct Slot {
 /// Handed to each worker.
 pub struct Worker<'a> {
     pub role: &'static str,
+    /// Set when the worker starts working.
     pub deadline: Instant,
     counter: &'a AtomicU64,
     stop: &'a AtomicBool,
@@ -110,15 +111,20 @@ pub fn one_per_cpu(ctx: &Ctx, role: &'static str) -> Result<Vec<Slot>, String> {
 }
 
 /// Run one worker per slot. Returns when all are done; a worker's error stops the others.
+/// Every worker is pinned before any starts working; then the host hears where each runs and,
+/// with `wait_for_go`, the workers wait for its `go`.
 pub fn run_slots<F>(ctx: &Ctx, slots: &[Slot], work: F) -> Result<(), String>
 where
     F: Fn(&mut Worker) -> Result<(), String> + Sync,
 {
     let start = Instant::now();
-    let deadline = start + Duration::from_millis(ctx.req.duration_ms);
+    let duration = Duration::from_millis(ctx.req.duration_ms);
     let counters: Vec<AtomicU64> = slots.iter().map(|_| AtomicU64::new(0)).collect();
     let stop = AtomicBool::new(false);
     let (finished_tx, finished_rx) = mpsc::channel::<()>();
+    let in_position = Barrier::new(slots.len() + 1);
+    let go = Barrier::new(slots.len() + 1);
+    let positions = Mutex::new(Vec::new());
     ctx.chan.send(&GuestMsg::Started {
         workload: ctx.req.workload.clone(),
         threads: slots.len() as u32,
@@ -127,17 +133,28 @@ where
         let mut handles = Vec::new();
         for (index, slot) in slots.iter().enumerate() {
             let (counters, stop, work, chan) = (&counters, &stop, &work, ctx.chan);
+            let (in_position, positions, go) = (&in_position, &positions, &go);
             let finished = finished_tx.clone();
             handles.push(scope.spawn(move || -> Result<(), String> {
                 let mut worker = Worker {
                     role: slot.role,
-                    deadline,
+                    deadline: Instant::now() + duration,
                     counter: &counters[index],
                     stop,
                     cpus_seen: BTreeSet::new(),
                     errors: BTreeMap::new(),
                 };
-                let outcome = slot.cpu.map(pin).transpose().and_then(|_| {
+                let pinned = slot.cpu.map(pin).transpose();
+                positions.lock().unwrap().push(Position {
+                    thread: index as u32,
+                    role: slot.role.to_string(),
+                    cpu: slot.cpu.filter(|_| pinned.is_ok()),
+                    tid: nix::unistd::gettid().as_raw() as u32,
+                });
+                in_position.wait();
+                go.wait();
+                worker.deadline = Instant::now() + duration;
+                let outcome = pinned.and_then(|_| {
                     worker.sample_cpu();
                     work(&mut worker)
                 });
@@ -158,6 +175,20 @@ where
             }));
         }
         drop(finished_tx);
+        in_position.wait();
+        let mut threads = std::mem::take(&mut *positions.lock().unwrap());
+        threads.sort_by_key(|p| p.thread);
+        ctx.chan.send(&GuestMsg::Positioned { threads });
+        if ctx.req.wait_for_go {
+            match ctx.chan.receive() {
+                Ok(runner::protocol::HostMsg::Go) => {}
+                other => {
+                    eprintln!("lab-runner: expected the host's go, got {other:?}");
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        go.wait();
         heartbeat(ctx, &counters, finished_rx, start);
         handles
             .into_iter()

@@ -12,6 +12,7 @@ use super::console::{self, Console, ConsoleEvent, ConsoleScanner};
 use super::outcome::{Outcome, RunRecord};
 use super::qemu::{self, Accel, Machine, Sockets};
 use super::qmp::QmpEvent;
+use super::schedule::{Controller, Plan};
 use super::{initramfs, process, vng};
 use anyhow::{bail, Context, Result};
 use links::Links;
@@ -54,6 +55,8 @@ pub struct BootSpec {
     pub run_dir: PathBuf,
     /// Extra files for the initramfs: (guest path, host file).
     pub extra_files: Vec<(String, PathBuf)>,
+    /// A schedule to force through QEMU's gdbstub once the workload's threads are in position.
+    pub schedule: Option<Plan>,
 }
 
 /// How long the guest gets to power itself off after `done`, a panic or a fatal error.
@@ -70,7 +73,7 @@ pub fn prepare_run_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("create run dir {}", dir.display()))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("chmod 0700 {}", dir.display()))?;
-    for stale in ["qmp.sock", "agent.sock"] {
+    for stale in ["qmp.sock", "agent.sock", "gdb.sock"] {
         let _ = std::fs::remove_file(dir.join(stale));
     }
     Ok(())
@@ -156,6 +159,8 @@ struct Vm {
     exited: mpsc::UnboundedReceiver<Exit>,
     links: Option<Links>,
     vcpu_threads: BTreeMap<u32, i64>,
+    /// The schedule's controller, for a run with a schedule.
+    controller: Option<Controller>,
     state: State,
     exit: Option<Exit>,
     request_sent: bool,
@@ -217,7 +222,12 @@ impl Vm {
                 vcpu_threads = threads;
             }
         }
+        let controller = match (&spec.schedule, &sockets.gdb) {
+            (Some(plan), Some(gdb)) => Some(Controller::start(plan.clone(), gdb.clone(), start)),
+            _ => None,
+        };
         Ok(Vm {
+            controller,
             start,
             started,
             pid,
@@ -301,6 +311,7 @@ impl Vm {
                 Some(event) = self.console_events.recv() => self.on_console(event),
                 Some(event) = recv_opt(qmp_events) => self.on_qmp(event),
                 Some(event) = recv_opt(agent_events) => self.on_agent(event, spec).await,
+                _ = armed(self.controller.as_mut()) => self.go().await,
             }
         }
     }
@@ -319,6 +330,9 @@ impl Vm {
                 state.wind_down();
             }
             ConsoleEvent::Stop(reason) => {
+                if let Some(controller) = &self.controller {
+                    controller.end();
+                }
                 if state.report_stop.is_none() {
                     state.report_stop = Some(reason);
                     let drain = Instant::now() + REPORT_DRAIN;
@@ -352,9 +366,23 @@ impl Vm {
         }
     }
 
+    /// The schedule is armed (or will not be): the workload's threads may start.
+    async fn go(&mut self) {
+        if let Some(l) = self.links.as_mut() {
+            if let Err(e) = l.agent.send(&HostMsg::Go).await {
+                self.state.decided = Some(Outcome::AgentLost {
+                    detail: format!("cannot send go: {e}"),
+                });
+            }
+        }
+    }
+
     async fn on_agent(&mut self, event: AgentEvent, spec: &BootSpec) {
         match event {
             AgentEvent::Msg(msg) => {
+                if let (GuestMsg::Positioned { threads }, Some(c)) = (&msg, &mut self.controller) {
+                    c.positioned(threads.clone());
+                }
                 let hello = matches!(msg, GuestMsg::Hello { .. });
                 self.state.on_guest(msg, self.start);
                 if hello && !self.request_sent {
@@ -387,6 +415,11 @@ impl Vm {
         sockets: &Sockets,
         accel: Accel,
     ) -> Result<RunRecord> {
+        // The controller lets go of the machine (every vCPU running) before it is stopped.
+        let schedule = match self.controller.take() {
+            Some(controller) => Some(controller.finish().await),
+            None => None,
+        };
         if self.exit.is_none() {
             let qmp = self.links.as_ref().map(|l| &l.qmp);
             let graceful = self.state.decided != Some(Outcome::Interrupted);
@@ -400,7 +433,10 @@ impl Vm {
         }
         self.state.timing.ended_ms = State::ms(self.start);
         // The sockets lead nowhere now.
-        for socket in [&sockets.qmp, &sockets.agent] {
+        for socket in [&sockets.qmp, &sockets.agent]
+            .into_iter()
+            .chain(&sockets.gdb)
+        {
             let _ = std::fs::remove_file(socket);
         }
         let stderr = self.stderr_tail.lock().unwrap().clone();
@@ -426,6 +462,7 @@ impl Vm {
             observations: self.state.observations,
             console_lines: self.console.lines(),
             tests,
+            schedule,
         };
         // Whole or not at all: a full disk leaves no truncated outcome.json.
         crate::cache::write_atomic(
@@ -445,13 +482,23 @@ pub async fn run(spec: &BootSpec, scanners: Vec<Box<dyn ConsoleScanner>>) -> Res
     let entered = Instant::now();
     prepare_run_dir(&spec.run_dir)?;
     let accel = accel::resolve(spec.accel, &spec.kernel).await?;
-    let (sockets, _socket_dir) = Sockets::for_run(&spec.run_dir)?;
+    let (mut sockets, _socket_dir) = Sockets::for_run(&spec.run_dir)?;
+    if spec.schedule.is_some() {
+        sockets = sockets.with_gdb();
+    }
     let files = guest_files(spec).await?;
     let cmd = build_command(spec, accel, &sockets, files)?;
     let mut vm = Vm::start(spec, &sockets, cmd, scanners).await?;
     vm.state.timing.prepare_ms = vm.start.duration_since(entered).as_millis() as u64;
     vm.drive(spec).await;
     vm.finish(spec, &sockets, accel).await
+}
+
+async fn armed(controller: Option<&mut Controller>) {
+    match controller {
+        Some(c) => c.armed().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn recv_opt<T>(rx: Option<&mut mpsc::UnboundedReceiver<T>>) -> Option<T> {

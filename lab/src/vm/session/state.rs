@@ -65,6 +65,8 @@ impl State {
             }
             GuestMsg::Started { .. } => self.timing.workload_started_ms = Some(Self::ms(start)),
             GuestMsg::Progress { counts, .. } => self.last_progress = counts,
+            // For the schedule's controller (the run loop hands it over).
+            GuestMsg::Positioned { .. } => {}
             GuestMsg::ThreadResult(result) => self.threads.push(result),
             GuestMsg::Output { at_ms, line } => self
                 .tap

@@ -1,0 +1,365 @@
+//! Schedules: the `[schedule]` of a race scenario, an interleaving forced through QEMU's
+//! gdbstub instead of waited for.
+//!
+//! ```toml
+//! [schedule]
+//! [[schedule.step]]
+//! name = "poll"          # short, shown in verdicts
+//! cpu = "poller"         # whose vCPU: a thread role of the workload, or a vCPU number
+//! at = "dma_buf_poll"    # symbol[+offset] of the kernel under test
+//! [[schedule.step]]
+//! name = "close"
+//! cpu = "closer"
+//! at = "__fput"
+//! run = ["closer"]       # only these vCPUs run while this step waits
+//! deadline = "1s"
+//! ```
+//!
+//! Each step waits until its vCPU reaches its location; that vCPU then stays stopped while the
+//! later steps run. While a step waits, every vCPU not stopped by an earlier step runs, or
+//! only those `run` names. Passes of other vCPUs over the location do not count. After the
+//! last step every vCPU resumes: one attempt applied. A run repeats attempts until its
+//! duration ends or the kernel reports; between two, the machine runs freely for `gap`, and
+//! at least as long as the attempt kept vCPUs stopped.
+
+use serde::Deserialize;
+use std::time::Duration;
+use toml::Spanned;
+
+/// A location written as `symbol[+offset]`: offset in hex (`0x1a`) or decimal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub symbol: String,
+    pub offset: u64,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.offset {
+            0 => write!(f, "{}", self.symbol),
+            o => write!(f, "{}+{o:#x}", self.symbol),
+        }
+    }
+}
+
+impl std::str::FromStr for Location {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Location, String> {
+        let (symbol, offset) = match text.split_once('+') {
+            Some((s, o)) => (s.trim(), Some(o.trim())),
+            None => (text.trim(), None),
+        };
+        let valid = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '$';
+        if symbol.is_empty() || !symbol.chars().all(valid) {
+            return Err(format!(
+                "{text:?} is not a code location: write symbol or symbol+offset (dma_buf_poll, __fput+0x1a)"
+            ));
+        }
+        let offset = match offset {
+            None => 0,
+            Some(o) => match o.strip_prefix("0x") {
+                Some(h) => u64::from_str_radix(h, 16),
+                None => o.parse(),
+            }
+            .map_err(|_| format!("{text:?}: offset {o:?} is not a number (0x1a or 26)"))?,
+        };
+        Ok(Location {
+            symbol: symbol.to_string(),
+            offset,
+        })
+    }
+}
+
+/// Longest a step may wait: the stopped vCPUs must stay far below the kernel's stall
+/// detectors (RCU stall 21 s, soft lockup 20 s, hung task 120 s in the lab's kernels).
+pub const MAX_DEADLINE: Duration = Duration::from_secs(5);
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(2);
+/// Longest a vCPU may stay stopped in one attempt: the deadlines of the steps after the first
+/// (the first stops nothing until it is reached).
+pub const MAX_HOLD: Duration = Duration::from_secs(10);
+pub const DEFAULT_GAP: Duration = Duration::from_millis(500);
+pub const MAX_STEPS: usize = 16;
+
+/// A vCPU as a step names it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum CpuRef {
+    /// The vCPU(s) the workload's threads of this role are pinned to.
+    Role(String),
+    Index(u32),
+}
+
+impl std::fmt::Display for CpuRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CpuRef::Role(r) => write!(f, "{r}"),
+            CpuRef::Index(i) => write!(f, "vCPU {i}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub name: String,
+    pub cpu: CpuRef,
+    pub at: Location,
+    /// The vCPUs that run while the step waits; `None`: every vCPU not stopped already.
+    pub run: Option<Vec<CpuRef>>,
+    pub deadline: Duration,
+    /// The line of the step in the scenario file (for errors found when it is resolved).
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    pub steps: Vec<Step>,
+    /// Least time the machine runs freely between two attempts.
+    pub gap: Duration,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSchedule {
+    #[serde(default)]
+    step: Vec<RawStep>,
+    deadline: Option<Spanned<String>>,
+    gap: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    name: Option<Spanned<String>>,
+    cpu: Spanned<CpuRef>,
+    at: Spanned<String>,
+    run: Option<Spanned<Vec<CpuRef>>>,
+    deadline: Option<Spanned<String>>,
+}
+
+type Problem = (usize, String);
+
+fn duration(
+    field: &Option<Spanned<String>>,
+    what: &str,
+    default: Duration,
+) -> Result<Duration, Problem> {
+    let Some(text) = field else {
+        return Ok(default);
+    };
+    let d = humantime::parse_duration(text.get_ref())
+        .map_err(|e| (text.span().start, format!("{what}: {e}")))?;
+    if what.ends_with("deadline") && (d.is_zero() || d > MAX_DEADLINE) {
+        return Err((
+            text.span().start,
+            format!(
+                "{what} {:?}: a step waits more than 0 and at most {MAX_DEADLINE:?} — the vCPUs it \
+                 keeps stopped must stay far below the kernel's stall detectors (RCU 21 s, soft \
+                 lockup 20 s)",
+                text.get_ref()
+            ),
+        ));
+    }
+    Ok(d)
+}
+
+fn cpu_ok(cpu: &CpuRef, cpus: u32) -> Result<(), String> {
+    match cpu {
+        CpuRef::Index(i) if *i >= cpus => Err(format!(
+            "vCPU {i}: the guest has {cpus} (0 to {})",
+            cpus - 1
+        )),
+        CpuRef::Role(r) if r.trim().is_empty() => Err("an empty role".into()),
+        _ => Ok(()),
+    }
+}
+
+impl Schedule {
+    /// Check a scenario's `[schedule]` for a guest of `cpus` vCPUs; `line` turns a byte offset
+    /// of the file into its line.
+    pub(crate) fn from_raw(
+        raw: RawSchedule,
+        cpus: u32,
+        line: impl Fn(usize) -> usize,
+    ) -> Result<Schedule, Problem> {
+        if raw.step.is_empty() {
+            return Err((
+                0,
+                "a schedule has steps: [[schedule.step]] with cpu and at".into(),
+            ));
+        }
+        if raw.step.len() > MAX_STEPS {
+            return Err((0, format!("a schedule has at most {MAX_STEPS} steps")));
+        }
+        let default = duration(&raw.deadline, "schedule.deadline", DEFAULT_DEADLINE)?;
+        let gap = duration(&raw.gap, "schedule.gap", DEFAULT_GAP)?;
+        let mut steps: Vec<Step> = Vec::new();
+        for (i, s) in raw.step.into_iter().enumerate() {
+            let name = match &s.name {
+                Some(n) if n.get_ref().trim().is_empty() => {
+                    return Err((n.span().start, "a step's name is not empty".into()))
+                }
+                Some(n) => n.get_ref().trim().to_string(),
+                None => format!("step {}", i + 1),
+            };
+            if steps.iter().any(|t| t.name == name) {
+                let at = s
+                    .name
+                    .as_ref()
+                    .map_or(s.at.span().start, |n| n.span().start);
+                return Err((at, format!("two steps are named {name:?}")));
+            }
+            cpu_ok(s.cpu.get_ref(), cpus)
+                .map_err(|e| (s.cpu.span().start, format!("step {name:?}: cpu: {e}")))?;
+            let at: Location =
+                s.at.get_ref()
+                    .parse()
+                    .map_err(|e| (s.at.span().start, format!("step {name:?}: at: {e}")))?;
+            let run = match s.run {
+                None => None,
+                Some(run) => {
+                    if run.get_ref().is_empty() {
+                        return Err((
+                            run.span().start,
+                            format!("step {name:?}: run names no vCPU"),
+                        ));
+                    }
+                    for cpu in run.get_ref() {
+                        cpu_ok(cpu, cpus)
+                            .map_err(|e| (run.span().start, format!("step {name:?}: run: {e}")))?;
+                    }
+                    Some(run.into_inner())
+                }
+            };
+            let what = format!("step {name:?}: deadline");
+            steps.push(Step {
+                deadline: duration(&s.deadline, &what, default)?,
+                line: line(s.at.span().start),
+                name,
+                cpu: s.cpu.into_inner(),
+                at,
+                run,
+            });
+        }
+        let hold: Duration = steps.iter().skip(1).map(|s| s.deadline).sum();
+        if hold > MAX_HOLD {
+            return Err((
+                0,
+                format!(
+                    "the steps after the first may keep vCPUs stopped for {hold:?} in one attempt: \
+                     at most {MAX_HOLD:?} (shorten their deadlines)"
+                ),
+            ));
+        }
+        Ok(Schedule { steps, gap })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Schedule, String> {
+        #[derive(Deserialize)]
+        struct File {
+            schedule: RawSchedule,
+        }
+        let file: File = toml::from_str(text).map_err(|e| e.message().to_string())?;
+        let line = |o: usize| crate::config::error::line_of(text, o);
+        Schedule::from_raw(file.schedule, 2, line).map_err(|(o, m)| format!("{}: {m}", line(o)))
+    }
+
+    #[test]
+    fn locations_are_symbols_with_an_optional_offset() {
+        assert_eq!("__fput".parse::<Location>().unwrap().offset, 0);
+        assert_eq!("__fput+0x1a".parse::<Location>().unwrap().offset, 0x1a);
+        assert_eq!("__fput + 26".parse::<Location>().unwrap().offset, 26);
+        assert_eq!(
+            "__fput+0x1a".parse::<Location>().unwrap().to_string(),
+            "__fput+0x1a"
+        );
+        for bad in ["", "+4", "a b", "f+x", "f+0xg"] {
+            assert!(bad.parse::<Location>().is_err(), "{bad:?}");
+        }
+    }
+
+    const SEED: &str = r#"
+[schedule]
+gap = "1s"
+[[schedule.step]]
+name = "poll"
+cpu = "poller"
+at = "dma_buf_poll"
+[[schedule.step]]
+cpu = 0
+at = "__fput+0x4"
+run = ["closer", 0]
+deadline = "1s"
+"#;
+
+    #[test]
+    fn the_seed_schedule_reads_as_written() {
+        let s = parse(SEED).unwrap();
+        assert_eq!(s.gap, Duration::from_secs(1));
+        assert_eq!(s.steps.len(), 2);
+        let (poll, close) = (&s.steps[0], &s.steps[1]);
+        assert_eq!(poll.name, "poll");
+        assert_eq!(poll.cpu, CpuRef::Role("poller".into()));
+        assert_eq!(poll.at.to_string(), "dma_buf_poll");
+        assert_eq!(poll.run, None);
+        assert_eq!(poll.deadline, DEFAULT_DEADLINE);
+        assert_eq!(poll.line, 7);
+        assert_eq!(close.name, "step 2");
+        assert_eq!(close.cpu, CpuRef::Index(0));
+        assert_eq!(close.at.offset, 4);
+        assert_eq!(
+            close.run,
+            Some(vec![CpuRef::Role("closer".into()), CpuRef::Index(0)])
+        );
+        assert_eq!(close.deadline, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn mistakes_are_named_with_their_line() {
+        let cases = [
+            ("[schedule]\n", "1: a schedule has steps"),
+            (
+                "[schedule]\n[[schedule.step]]\ncpu = 2\nat = \"f\"\n",
+                "3: step \"step 1\": cpu: vCPU 2: the guest has 2 (0 to 1)",
+            ),
+            (
+                "[schedule]\n[[schedule.step]]\ncpu = 0\nat = \"f+zz\"\n",
+                "4: step \"step 1\": at: \"f+zz\": offset \"zz\" is not a number",
+            ),
+            (
+                "[schedule]\n[[schedule.step]]\ncpu = 0\nat = \"f\"\ndeadline = \"30s\"\n",
+                "5: step \"step 1\": deadline \"30s\": a step waits more than 0 and at most 5s",
+            ),
+            (
+                "[schedule]\n[[schedule.step]]\nname = \"a\"\ncpu = 0\nat = \"f\"\n\
+                 [[schedule.step]]\nname = \"a\"\ncpu = 1\nat = \"g\"\n",
+                "7: two steps are named \"a\"",
+            ),
+            (
+                "[schedule]\n[[schedule.step]]\ncpu = 0\nat = \"f\"\nrun = []\n",
+                "5: step \"step 1\": run names no vCPU",
+            ),
+            (
+                "[schedule]\n[[schedule.step]]\ncpu = 0\nat = \"f\"\nwhen = 1\n",
+                "unknown field `when`",
+            ),
+            (
+                "[schedule]\ndeadline = \"4s\"\n[[schedule.step]]\ncpu = 0\nat = \"f\"\n\
+                 [[schedule.step]]\ncpu = 1\nat = \"g\"\n[[schedule.step]]\ncpu = 1\nat = \"h\"\n\
+                 [[schedule.step]]\ncpu = 0\nat = \"i\"\n",
+                "1: the steps after the first may keep vCPUs stopped for 12s in one attempt: at most 10s",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = parse(text).unwrap_err();
+            assert!(
+                err.contains(expected),
+                "{text}\n→ {err}\nexpected {expected}"
+            );
+        }
+    }
+}

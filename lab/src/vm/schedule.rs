@@ -1,0 +1,620 @@
+//! Forcing a schedule on a running guest through QEMU's gdbstub, and the record of what was
+//! executed: every attempt, applied (each step reached, in order, with its time) or not (the
+//! step that missed its deadline, and why).
+//!
+//! The controller is armed when the workload says where its threads run (`positioned`): the
+//! steps' roles become vCPUs, it connects to the gdbstub (which stops the machine), arms the
+//! first attempt and lets the threads go; then it repeats the schedule until the run ends,
+//! the machine running freely between attempts for `gap`, and at least as long as the attempt
+//! kept vCPUs stopped. One attempt: stop the machine, set the step's breakpoints, resume
+//! the vCPUs that may run during the step, and wait; a stop at the location on the step's vCPU
+//! reaches the step (that vCPU stays stopped), a stop on another vCPU is stepped over. After the
+//! last step, or a missed deadline, every vCPU resumes and no breakpoint is left.
+
+use super::gdb::{Action, Cpu, Gdb, Gone, Stop, RIP};
+use crate::config::schedule::{CpuRef, Step};
+use anyhow::Result;
+use runner::protocol::Position;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+/// Names a code address of the kernel (`symbol+0xoffset`).
+pub type Namer = Arc<dyn Fn(u64) -> Option<String> + Send + Sync>;
+
+/// A schedule with its locations resolved in one kernel: each step with the addresses its
+/// location has there.
+#[derive(Clone)]
+pub struct Plan {
+    pub steps: Vec<(Step, Vec<u64>)>,
+    pub gap: Duration,
+    /// To say where a vCPU was when a step missed its deadline.
+    pub name_of: Namer,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("steps", &self.steps)
+            .field("gap", &self.gap)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One step reached.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reached {
+    pub step: String,
+    pub cpu: Cpu,
+    /// Since QEMU started.
+    pub at_ms: u64,
+}
+
+/// One attempt of the schedule.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub started_ms: u64,
+    /// The steps reached, in order.
+    pub reached: Vec<Reached>,
+    /// The step that was not reached, and why; `None` when every step was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missed: Option<(String, String)>,
+    /// Stops at a step's location on vCPUs the step does not wait for (stepped over).
+    pub passes: u32,
+    /// When every vCPU ran again.
+    pub resumed_ms: u64,
+}
+
+impl Attempt {
+    pub fn applied(&self) -> bool {
+        self.missed.is_none()
+    }
+
+    /// How long some vCPU was kept stopped.
+    pub fn held(&self) -> Duration {
+        let first = self.reached.first().map_or(self.resumed_ms, |r| r.at_ms);
+        Duration::from_millis(self.resumed_ms.saturating_sub(first))
+    }
+}
+
+/// The `schedule` of `outcome.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleRecord {
+    /// Each step as resolved: name, vCPUs, location.
+    pub steps: Vec<String>,
+    /// When the workload's threads were in position and the schedule was armed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub armed_ms: Option<u64>,
+    pub attempts: Vec<Attempt>,
+    /// Why the controller stopped before the run ended (the gdbstub went away, a role the
+    /// workload does not have).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ScheduleRecord {
+    pub fn applied(&self) -> usize {
+        self.attempts.iter().filter(|a| a.applied()).count()
+    }
+
+    /// Applied attempts that ended before `ms` (since QEMU started).
+    pub fn applied_before(&self, ms: u64) -> usize {
+        self.attempts
+            .iter()
+            .filter(|a| a.applied() && a.resumed_ms <= ms)
+            .count()
+    }
+
+    /// Why no attempt was applied, naming the step (for a verdict).
+    pub fn never_applied(&self) -> String {
+        if let Some(e) = &self.error {
+            return format!("the schedule was never applied: {e}");
+        }
+        if self.armed_ms.is_none() {
+            return "the schedule was never armed: the workload did not say where its threads run"
+                .into();
+        }
+        // The step missed most often, with its last reason.
+        let mut by_step: Vec<(&str, usize, &str)> = Vec::new();
+        for (step, why) in self.attempts.iter().filter_map(|a| a.missed.as_ref()) {
+            match by_step.iter_mut().find(|(s, _, _)| *s == step) {
+                Some(entry) => {
+                    entry.1 += 1;
+                    entry.2 = why;
+                }
+                None => by_step.push((step, 1, why)),
+            }
+        }
+        by_step.sort_by_key(|s| std::cmp::Reverse(s.1));
+        match by_step.first() {
+            Some((step, n, why)) => format!(
+                "the schedule was never applied: step {step:?} missed in {n} of {} attempts ({why})",
+                self.attempts.len()
+            ),
+            None => "the schedule was never applied: the run ended before the first attempt".into(),
+        }
+    }
+}
+
+/// A step with its vCPUs known.
+struct Armed {
+    name: String,
+    cpus: BTreeSet<Cpu>,
+    run: Option<BTreeSet<Cpu>>,
+    addrs: Vec<u64>,
+    deadline: Duration,
+}
+
+/// The vCPUs a reference names, given where the workload's threads run.
+fn cpus_of(cpu: &CpuRef, positions: &[Position]) -> Result<BTreeSet<Cpu>, String> {
+    match cpu {
+        CpuRef::Index(i) => Ok([*i].into()),
+        CpuRef::Role(role) => {
+            let threads: Vec<&Position> = positions.iter().filter(|p| &p.role == role).collect();
+            if threads.is_empty() {
+                let mut roles: Vec<&str> = positions.iter().map(|p| p.role.as_str()).collect();
+                roles.dedup();
+                return Err(format!(
+                    "no thread of the workload has the role {role:?} (its roles: {})",
+                    roles.join(", ")
+                ));
+            }
+            threads
+                .iter()
+                .map(|p| {
+                    p.cpu.ok_or_else(|| {
+                        format!("the {role} thread is not pinned: a schedule needs pinned threads")
+                    })
+                })
+                .collect()
+        }
+    }
+}
+
+fn arm(plan: &Plan, positions: &[Position]) -> Result<Vec<Armed>, String> {
+    plan.steps
+        .iter()
+        .map(|(step, addrs)| {
+            let within = |e: String| format!("step {:?}: {e}", step.name);
+            let run = match &step.run {
+                None => None,
+                Some(list) => Some(
+                    list.iter()
+                        .map(|c| cpus_of(c, positions))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(within)?
+                        .into_iter()
+                        .flatten()
+                        .collect(),
+                ),
+            };
+            Ok(Armed {
+                name: step.name.clone(),
+                cpus: cpus_of(&step.cpu, positions).map_err(within)?,
+                run,
+                addrs: addrs.clone(),
+                deadline: step.deadline,
+            })
+        })
+        .collect()
+}
+
+/// How one wait of a step ended.
+enum Waited {
+    Stop(Stop),
+    Deadline,
+    Ended,
+}
+
+/// Runs attempts over one gdbstub connection.
+struct Driver {
+    gdb: Gdb,
+    name_of: Namer,
+    start: Instant,
+    all: Vec<Cpu>,
+    end: watch::Receiver<bool>,
+}
+
+/// How long a single step over a breakpoint may take.
+const STEP_OVER: Duration = Duration::from_secs(2);
+
+impl Driver {
+    fn ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    fn ended(&self) -> bool {
+        *self.end.borrow()
+    }
+
+    async fn wait(&mut self, deadline: Instant) -> Result<Waited> {
+        let mut end = self.end.clone();
+        tokio::select! {
+            stop = self.gdb.wait_stop(deadline) => Ok(match stop? {
+                Some(stop) => Waited::Stop(stop),
+                None => Waited::Deadline,
+            }),
+            _ = end.wait_for(|e| *e) => Ok(Waited::Ended),
+        }
+    }
+
+    async fn resume(&mut self, cpus: &BTreeSet<Cpu>) -> Result<()> {
+        let actions: Vec<(Action, Option<Cpu>)> = if cpus.len() == self.all.len() {
+            vec![(Action::Continue, None)]
+        } else {
+            cpus.iter().map(|c| (Action::Continue, Some(*c))).collect()
+        };
+        self.gdb.resume(&actions).await
+    }
+
+    async fn set(&mut self, addrs: &[u64], on: bool) -> Result<()> {
+        for &a in addrs {
+            if on {
+                self.gdb.insert_breakpoint(a).await?;
+            } else {
+                self.gdb.remove_breakpoint(a).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Step `cpu` off a breakpoint at one of `addrs` while the others stay stopped.
+    async fn step_over(&mut self, cpu: Cpu, addrs: &[u64]) -> Result<()> {
+        self.set(addrs, false).await?;
+        self.gdb.resume(&[(Action::Step, Some(cpu))]).await?;
+        if self
+            .gdb
+            .wait_stop(Instant::now() + STEP_OVER)
+            .await?
+            .is_none()
+        {
+            self.gdb.interrupt().await?;
+        }
+        self.set(addrs, true).await
+    }
+
+    /// Where each of `cpus` is: "vCPU 1 at native_safe_halt+0x5".
+    async fn whereabouts(&mut self, cpus: &BTreeSet<Cpu>) -> Result<String> {
+        let mut at = Vec::new();
+        for &cpu in cpus {
+            let pc = self.gdb.register(cpu, RIP).await?;
+            let name = (self.name_of)(pc).unwrap_or_else(|| format!("{pc:#x}"));
+            at.push(format!("vCPU {cpu} at {name}"));
+        }
+        Ok(at.join(", "))
+    }
+
+    /// One attempt, from a running machine (or one the connection has just stopped); the
+    /// machine runs when it returns, with no breakpoint.
+    async fn attempt(&mut self, steps: &[Armed], stopped: bool) -> Result<Attempt> {
+        let mut attempt = Attempt {
+            started_ms: self.ms(),
+            ..Attempt::default()
+        };
+        if !stopped {
+            self.gdb.interrupt().await?;
+        }
+        let mut held: BTreeSet<Cpu> = BTreeSet::new();
+        'steps: for step in steps {
+            let runnable: BTreeSet<Cpu> = match &step.run {
+                Some(run) => run.clone(),
+                None => self
+                    .all
+                    .iter()
+                    .copied()
+                    .filter(|c| !held.contains(c))
+                    .collect(),
+            };
+            self.set(&step.addrs, true).await?;
+            self.resume(&runnable).await?;
+            let deadline = Instant::now() + step.deadline;
+            loop {
+                let why = match self.wait(deadline).await? {
+                    Waited::Stop(stop) => {
+                        let Some(cpu) = stop.cpu else {
+                            self.resume(&runnable).await?;
+                            continue;
+                        };
+                        let pc = self.gdb.register(cpu, RIP).await?;
+                        if !step.addrs.contains(&pc) {
+                            // Stopped for another reason: carry on.
+                            self.resume(&runnable).await?;
+                            continue;
+                        }
+                        if step.cpus.contains(&cpu) {
+                            self.set(&step.addrs, false).await?;
+                            held.insert(cpu);
+                            attempt.reached.push(Reached {
+                                step: step.name.clone(),
+                                cpu,
+                                at_ms: self.ms(),
+                            });
+                            continue 'steps;
+                        }
+                        attempt.passes += 1;
+                        self.step_over(cpu, &step.addrs).await?;
+                        self.resume(&runnable).await?;
+                        continue;
+                    }
+                    Waited::Deadline => {
+                        self.gdb.interrupt().await?;
+                        format!(
+                            "not reached within {:?}: {}",
+                            step.deadline,
+                            self.whereabouts(&runnable).await?
+                        )
+                    }
+                    Waited::Ended => {
+                        self.gdb.interrupt().await?;
+                        "the run ended".to_string()
+                    }
+                };
+                self.set(&step.addrs, false).await?;
+                attempt.missed = Some((step.name.clone(), why));
+                break 'steps;
+            }
+        }
+        let all: BTreeSet<Cpu> = self.all.iter().copied().collect();
+        self.resume(&all).await?;
+        attempt.resumed_ms = self.ms();
+        Ok(attempt)
+    }
+}
+
+fn list(cpus: &BTreeSet<Cpu>) -> String {
+    cpus.iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The controller of one run.
+pub struct Controller {
+    positions: Option<oneshot::Sender<Vec<Position>>>,
+    /// Fires once the first attempt is armed (or the controller gave up): the workload's
+    /// threads may start.
+    armed: Option<oneshot::Receiver<()>>,
+    end: watch::Sender<bool>,
+    task: JoinHandle<ScheduleRecord>,
+}
+
+/// How long the controller gets to let go of the machine when the run ends.
+const LET_GO: Duration = Duration::from_secs(10);
+
+impl Controller {
+    /// Start the controller of a run whose QEMU serves its gdbstub at `socket`; `start` is
+    /// when QEMU started (the record's clock).
+    pub fn start(plan: Plan, socket: PathBuf, start: Instant) -> Controller {
+        let (positions, positioned) = oneshot::channel();
+        let (end, ended) = watch::channel(false);
+        let (armed_tx, armed) = oneshot::channel();
+        let task = tokio::spawn(control(plan, socket, start, positioned, ended, armed_tx));
+        Controller {
+            armed: Some(armed),
+            positions: Some(positions),
+            end,
+            task,
+        }
+    }
+
+    /// The workload's threads are in position: arm the schedule.
+    pub fn positioned(&mut self, threads: Vec<Position>) {
+        if let Some(tx) = self.positions.take() {
+            let _ = tx.send(threads);
+        }
+    }
+
+    /// Wait until the schedule is armed, or the controller gave up on it: then the workload's
+    /// threads may go. Pending forever once it has returned.
+    pub async fn armed(&mut self) {
+        match self.armed.as_mut() {
+            Some(rx) => {
+                let _ = rx.await;
+                self.armed = None;
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Stop attempting (a report is being printed, or the run is over).
+    pub fn end(&self) {
+        let _ = self.end.send(true);
+    }
+
+    /// End, let go of the machine (every vCPU running, no breakpoint) and give the record.
+    pub async fn finish(self) -> ScheduleRecord {
+        self.end();
+        let abort = self.task.abort_handle();
+        match tokio::time::timeout(LET_GO, self.task).await {
+            Ok(Ok(record)) => record,
+            Ok(Err(e)) => ScheduleRecord {
+                error: Some(format!("the schedule's controller failed: {e}")),
+                ..ScheduleRecord::default()
+            },
+            Err(_) => {
+                abort.abort();
+                ScheduleRecord {
+                    error: Some(format!("the controller did not let go within {LET_GO:?}")),
+                    ..ScheduleRecord::default()
+                }
+            }
+        }
+    }
+}
+
+async fn control(
+    plan: Plan,
+    socket: PathBuf,
+    start: Instant,
+    positioned: oneshot::Receiver<Vec<Position>>,
+    mut end: watch::Receiver<bool>,
+    armed: oneshot::Sender<()>,
+) -> ScheduleRecord {
+    let mut record = ScheduleRecord::default();
+    let positions = tokio::select! {
+        p = positioned => p.ok(),
+        _ = end.wait_for(|e| *e) => None,
+    };
+    let Some(positions) = positions else {
+        return record;
+    };
+    let steps = match arm(&plan, &positions) {
+        Ok(steps) => steps,
+        Err(e) => {
+            record.error = Some(e);
+            return record;
+        }
+    };
+    record.steps = steps
+        .iter()
+        .map(|s| {
+            let at = plan
+                .steps
+                .iter()
+                .find(|(p, _)| p.name == s.name)
+                .map(|(p, _)| p.at.to_string())
+                .unwrap_or_default();
+            format!("{}: vCPU {} at {at}", s.name, list(&s.cpus))
+        })
+        .collect();
+    record.armed_ms = Some(start.elapsed().as_millis() as u64);
+    if let Err(e) = drive(&plan, &steps, &socket, start, end, armed, &mut record).await {
+        // A machine that went away ended the run; it did not fail the schedule.
+        if e.downcast_ref::<Gone>().is_none() {
+            record.error = Some(format!("{e:#}"));
+        }
+    }
+    record
+}
+
+async fn drive(
+    plan: &Plan,
+    steps: &[Armed],
+    socket: &Path,
+    start: Instant,
+    end: watch::Receiver<bool>,
+    armed: oneshot::Sender<()>,
+    record: &mut ScheduleRecord,
+) -> Result<()> {
+    // Connecting stops the machine: the first attempt starts from there, and the workload's
+    // threads go once it is armed.
+    let mut gdb = Gdb::connect(socket).await?;
+    let all = match gdb.cpus().await {
+        Ok(all) => all,
+        Err(e) => return let_go(gdb).await.and(Err(e)),
+    };
+    let _ = armed.send(());
+    let mut stopped = true;
+    let mut driver = Driver {
+        gdb,
+        name_of: plan.name_of.clone(),
+        start,
+        all,
+        end,
+    };
+    let mut result = Ok(());
+    while !driver.ended() {
+        let free = match driver.attempt(steps, std::mem::take(&mut stopped)).await {
+            Ok(attempt) => {
+                let free = attempt.held().max(plan.gap);
+                record.attempts.push(attempt);
+                free
+            }
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        };
+        // The machine runs freely between attempts: for `gap`, and at least as long as the
+        // attempt kept vCPUs stopped — what they were needed for meanwhile (another vCPU's
+        // stop_machine(), an IPI) gets done, and no vCPU is stopped more than half the time.
+        let mut end = driver.end.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(free) => {}
+            _ = end.wait_for(|e| *e) => {}
+        }
+    }
+    let released = let_go(driver.gdb).await;
+    result.and(released)
+}
+
+/// Leave the machine as it was before the schedule: stop it if it runs (a stopped stub
+/// ignores the interrupt), then detach — every breakpoint goes and every vCPU resumes.
+async fn let_go(mut gdb: Gdb) -> Result<()> {
+    let _ = gdb.interrupt_within(Duration::from_secs(1)).await;
+    gdb.detach().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn position(thread: u32, role: &str, cpu: Option<u32>) -> Position {
+        Position {
+            thread,
+            role: role.into(),
+            cpu,
+            tid: 100 + thread,
+        }
+    }
+
+    #[test]
+    fn roles_become_the_vcpus_their_threads_are_pinned_to() {
+        let positions = [
+            position(0, "closer", Some(0)),
+            position(1, "poller", Some(1)),
+            position(2, "poller", Some(2)),
+        ];
+        assert_eq!(
+            cpus_of(&CpuRef::Role("poller".into()), &positions),
+            Ok([1, 2].into())
+        );
+        assert_eq!(cpus_of(&CpuRef::Index(3), &positions), Ok([3].into()));
+        let err = cpus_of(&CpuRef::Role("reader".into()), &positions).unwrap_err();
+        assert!(err.contains("(its roles: closer, poller)"), "{err}");
+        let err = cpus_of(&CpuRef::Role("x".into()), &[position(0, "x", None)]).unwrap_err();
+        assert!(err.contains("not pinned"), "{err}");
+    }
+
+    fn attempt(missed: Option<(&str, &str)>, resumed_ms: u64) -> Attempt {
+        Attempt {
+            started_ms: resumed_ms - 10,
+            reached: vec![],
+            missed: missed.map(|(s, w)| (s.to_string(), w.to_string())),
+            passes: 0,
+            resumed_ms,
+        }
+    }
+
+    #[test]
+    fn a_record_says_which_step_kept_it_from_being_applied() {
+        let mut r = ScheduleRecord {
+            armed_ms: Some(5),
+            attempts: vec![
+                attempt(Some(("close", "not reached within 1s")), 100),
+                attempt(Some(("poll", "the run ended")), 200),
+                attempt(
+                    Some(("close", "not reached within 1s (vCPU(s) 0 ran)")),
+                    300,
+                ),
+            ],
+            ..ScheduleRecord::default()
+        };
+        assert_eq!(r.applied(), 0);
+        assert_eq!(
+            r.never_applied(),
+            "the schedule was never applied: step \"close\" missed in 2 of 3 attempts \
+             (not reached within 1s (vCPU(s) 0 ran))"
+        );
+        r.attempts.push(attempt(None, 400));
+        r.attempts.push(attempt(None, 500));
+        assert_eq!(r.applied(), 2);
+        assert_eq!(r.applied_before(450), 1);
+        let unarmed = ScheduleRecord::default();
+        assert!(unarmed.never_applied().contains("never armed"));
+    }
+}
