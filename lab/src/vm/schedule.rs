@@ -192,9 +192,21 @@ fn arm(plan: &Plan, positions: &[Position]) -> Result<Vec<Armed>, String> {
                         .collect(),
                 ),
             };
+            let cpus = cpus_of(&step.cpu, positions).map_err(within)?;
+            if run
+                .as_ref()
+                .is_some_and(|r: &BTreeSet<Cpu>| r.is_disjoint(&cpus))
+            {
+                return Err(within(format!(
+                    "run does not let vCPU {} (the step's {}) run: the step could never be \
+                     reached",
+                    list(&cpus),
+                    step.cpu
+                )));
+            }
             Ok(Armed {
                 name: step.name.clone(),
-                cpus: cpus_of(&step.cpu, positions).map_err(within)?,
+                cpus,
                 run,
                 addrs: addrs.clone(),
                 deadline: step.deadline,
@@ -578,6 +590,38 @@ mod tests {
         assert!(err.contains("(its roles: closer, poller)"), "{err}");
         let err = cpus_of(&CpuRef::Role("x".into()), &[position(0, "x", None)]).unwrap_err();
         assert!(err.contains("not pinned"), "{err}");
+    }
+
+    #[test]
+    fn a_step_whose_vcpu_may_not_run_is_refused_when_armed() {
+        let text = "[schedule]\n[[schedule.step]]\nname = \"close\"\ncpu = \"closer\"\n\
+                    at = \"f\"\nrun = [\"poller\"]\n";
+        #[derive(serde::Deserialize)]
+        struct File {
+            schedule: crate::config::schedule::RawSchedule,
+        }
+        let file: File = toml::from_str(text).unwrap();
+        let schedule =
+            crate::config::schedule::Schedule::from_raw(file.schedule, 2, |_| 1).unwrap();
+        let plan = Plan {
+            steps: schedule
+                .steps
+                .into_iter()
+                .map(|s| (s, vec![0x1000]))
+                .collect(),
+            gap: schedule.gap,
+            name_of: Arc::new(|_| None),
+        };
+        let positions = [
+            position(0, "closer", Some(0)),
+            position(1, "poller", Some(1)),
+        ];
+        let err = arm(&plan, &positions).err().unwrap();
+        assert_eq!(
+            err,
+            "step \"close\": run does not let vCPU 0 (the step's closer) run: the step could \
+             never be reached"
+        );
     }
 
     fn attempt(missed: Option<(&str, &str)>, resumed_ms: u64) -> Attempt {
