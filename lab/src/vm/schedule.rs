@@ -481,17 +481,11 @@ async fn control(
             return record;
         }
     };
+    // `arm` keeps the plan's order.
     record.steps = steps
         .iter()
-        .map(|s| {
-            let at = plan
-                .steps
-                .iter()
-                .find(|(p, _)| p.name == s.name)
-                .map(|(p, _)| p.at.to_string())
-                .unwrap_or_default();
-            format!("{}: vCPU {} at {at}", s.name, list(&s.cpus))
-        })
+        .zip(&plan.steps)
+        .map(|(s, (step, _))| format!("{}: vCPU {} at {}", s.name, list(&s.cpus), step.at))
         .collect();
     record.armed_ms = Some(start.elapsed().as_millis() as u64);
     if let Err(e) = drive(&plan, &steps, &socket, start, end, armed, &mut record).await {
