@@ -16,6 +16,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// against it when the scenario is loaded. The agent's own table must name the same ones.
 pub const WORKLOAD_NAMES: &[&str] = &[
     "epoll_close_race",
+    "epoll_add_close_race",
     "syscall_count",
     "eventfd_notifier_race",
     "uapi_epoll",

@@ -54,7 +54,8 @@ fn closer(worker: &mut Worker, epfd: &OwnedFd, kind: &str) -> Result<(), String>
     Ok(())
 }
 
-fn poller(worker: &mut Worker, epfd: &OwnedFd) -> Result<(), String> {
+/// Spin epoll_wait(..., 0) on `epfd` until the deadline.
+pub(super) fn poller(worker: &mut Worker, epfd: &OwnedFd) -> Result<(), String> {
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; 16];
     let mut polls = 0u64;
     while !worker.should_stop() {

@@ -1,5 +1,6 @@
 //! Workloads the agent can run, one file each, listed in [`WORKLOADS`].
 
+mod epoll_add_close_race;
 mod epoll_close_race;
 mod eventfd_notifier_race;
 mod exec;
@@ -80,6 +81,11 @@ pub const WORKLOADS: &[Workload] = &[
         name: "epoll_close_race",
         about: "closers create/EPOLL_CTL_ADD/close pollable files while pollers spin epoll_wait",
         run: epoll_close_race::run,
+    },
+    Workload {
+        name: "epoll_add_close_race",
+        about: "EPOLL_CTL_ADD of an fd racing with its close() on another thread, pollers spinning",
+        run: epoll_add_close_race::run,
     },
     Workload {
         name: "syscall_count",
