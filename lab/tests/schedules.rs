@@ -27,7 +27,8 @@ fn scheduled_run(
 }
 
 /// The attempts of a run that reached every step, each checked to have reached the seed
-/// schedule's three steps in order, on the vCPUs the workload pins its threads to.
+/// schedule's three steps in order, on the vCPUs the workload pins its threads to, each by the
+/// thread of the step's role (the name of the kernel's current task there).
 fn applied(run: &Value) -> Vec<&Value> {
     let attempts = run["record"]["schedule"]["attempts"]
         .as_array()
@@ -52,6 +53,13 @@ fn applied(run: &Value) -> Vec<&Value> {
             [("wait", 1), ("last-ref", 0), ("poll", 1)],
             "{attempt}"
         );
+        let tasks: Vec<&str> = attempt["reached"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["task"].as_str().unwrap_or("?"))
+            .collect();
+        assert_eq!(tasks, ["poller", "closer", "poller"], "{attempt}");
         assert!(reached.windows(2).all(|w| w[0].2 <= w[1].2), "{attempt}");
         assert!(
             attempt["resumed_ms"].as_u64() >= Some(reached[2].2),

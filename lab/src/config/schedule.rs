@@ -15,6 +15,10 @@
 //! deadline = "1s"
 //! ```
 //!
+//! A step on a role counts only a stop of that role's thread (the current task's name is the
+//! role: the workload names its threads so); `task` names another (`comm`, as the kernel
+//! keeps it: 15 characters at most), or `"*"` any task on the vCPU.
+//!
 //! Each step waits until its vCPU reaches its location; that vCPU then stays stopped while the
 //! later steps run. While a step waits, every vCPU not stopped by an earlier step runs, or
 //! only those `run` names. Passes of other vCPUs over the location do not count. After the
@@ -79,6 +83,8 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(2);
 pub const MAX_HOLD: Duration = Duration::from_secs(10);
 pub const DEFAULT_GAP: Duration = Duration::from_millis(500);
 pub const MAX_STEPS: usize = 16;
+/// The kernel keeps a task's name in 16 bytes, the last a NUL.
+pub const TASK_COMM_LEN: usize = 15;
 
 /// A vCPU as a step names it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -87,6 +93,19 @@ pub enum CpuRef {
     /// The vCPU(s) the workload's threads of this role are pinned to.
     Role(String),
     Index(u32),
+}
+
+impl CpuRef {
+    /// The name of the task whose stop a step on this vCPU counts, when `task` does not say:
+    /// a role's thread is named after its role (cut as the kernel cuts it); any task on a
+    /// numbered vCPU.
+    pub fn task(&self, task: Option<&str>) -> Option<String> {
+        match (task, self) {
+            (Some("*"), _) | (None, CpuRef::Index(_)) => None,
+            (Some(t), _) => Some(t.to_string()),
+            (None, CpuRef::Role(r)) => Some(r.chars().take(TASK_COMM_LEN).collect()),
+        }
+    }
 }
 
 impl std::fmt::Display for CpuRef {
@@ -106,6 +125,9 @@ pub struct Step {
     /// The vCPUs that run while the step waits; `None`: every vCPU not stopped already.
     pub run: Option<Vec<CpuRef>>,
     pub deadline: Duration,
+    /// Whose stop counts (the current task's name): `None` is the role's thread on a role's
+    /// vCPU and any task on a numbered one; `Some("*")` any.
+    pub task: Option<String>,
     /// The line of the step in the scenario file (for errors found when it is resolved).
     pub line: usize,
 }
@@ -134,6 +156,7 @@ struct RawStep {
     at: Spanned<String>,
     run: Option<Spanned<Vec<CpuRef>>>,
     deadline: Option<Spanned<String>>,
+    task: Option<Spanned<String>>,
 }
 
 type Problem = (usize, String);
@@ -230,8 +253,21 @@ impl Schedule {
                     Some(run.into_inner())
                 }
             };
+            if let Some(task) = &s.task {
+                let t = task.get_ref();
+                if t.is_empty() || t.len() > TASK_COMM_LEN {
+                    return Err((
+                        task.span().start,
+                        format!(
+                            "step {name:?}: task {t:?}: a task name as the kernel keeps it \
+                             (comm: 1 to {TASK_COMM_LEN} characters), or \"*\" for any task"
+                        ),
+                    ));
+                }
+            }
             let what = format!("step {name:?}: deadline");
             steps.push(Step {
+                task: s.task.map(Spanned::into_inner),
                 deadline: duration(&s.deadline, &what, default)?,
                 line: line(s.at.span().start),
                 name,
@@ -316,6 +352,34 @@ deadline = "1s"
             Some(vec![CpuRef::Role("closer".into()), CpuRef::Index(0)])
         );
         assert_eq!(close.deadline, Duration::from_secs(1));
+        // The poll counts only the poller thread's stop; the numbered vCPU's, any task's.
+        assert_eq!(poll.task, None);
+        assert_eq!(poll.cpu.task(poll.task.as_deref()), Some("poller".into()));
+        assert_eq!(close.cpu.task(close.task.as_deref()), None);
+    }
+
+    #[test]
+    fn a_step_can_name_the_task_whose_stop_counts() {
+        let step = |task: &str| {
+            let text =
+                format!("[schedule]\n[[schedule.step]]\ncpu = \"closer\"\nat = \"f\"\n{task}");
+            parse(&text).map(|s| {
+                let step = &s.steps[0];
+                step.cpu.task(step.task.as_deref())
+            })
+        };
+        assert_eq!(step(""), Ok(Some("closer".into())));
+        assert_eq!(
+            step("task = \"kworker/0:1\""),
+            Ok(Some("kworker/0:1".into()))
+        );
+        assert_eq!(step("task = \"*\""), Ok(None));
+        let long = step("task = \"a-very-long-thread-name\"").unwrap_err();
+        assert!(long.starts_with("5: step \"step 1\": task "), "{long}");
+        assert!(long.contains("1 to 15 characters"), "{long}");
+        // A role longer than the kernel keeps is cut as the kernel cuts its thread's name.
+        let role = CpuRef::Role("a-very-long-role-name".into());
+        assert_eq!(role.task(None), Some("a-very-long-rol".into()));
     }
 
     #[test]

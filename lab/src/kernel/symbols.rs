@@ -14,8 +14,8 @@ pub struct SymbolMap {
     starts: Vec<u64>,
     /// A name of each code address.
     names: BTreeMap<u64, String>,
-    /// Names that are not code (data, bss): named as such in errors.
-    data: BTreeMap<String, char>,
+    /// Names that are not code (data, bss, per-CPU): their type and address.
+    data: BTreeMap<String, (char, u64)>,
 }
 
 impl SymbolMap {
@@ -44,7 +44,7 @@ impl SymbolMap {
                 map.starts.push(addr);
                 map.names.entry(addr).or_insert_with(|| name.to_string());
             } else {
-                map.data.insert(name.to_string(), kind);
+                map.data.insert(name.to_string(), (kind, addr));
             }
         }
         map.starts.sort_unstable();
@@ -61,7 +61,7 @@ impl SymbolMap {
     /// The addresses of a location (one per symbol of that name), or why it has none here.
     pub fn resolve(&self, location: &Location) -> Result<Vec<u64>, String> {
         let Some(addrs) = self.by_name.get(&location.symbol) else {
-            if let Some(kind) = self.data.get(&location.symbol) {
+            if let Some((kind, _)) = self.data.get(&location.symbol) {
                 return Err(format!(
                     "{} is not code in this kernel (System.map type {kind})",
                     location.symbol
@@ -92,6 +92,11 @@ impl SymbolMap {
                 }
             })
             .collect()
+    }
+
+    /// The address of a data symbol (for a per-CPU one, its offset in each CPU's area).
+    pub fn data_address(&self, name: &str) -> Option<u64> {
+        self.data.get(name).map(|&(_, addr)| addr)
     }
 
     /// `symbol+0xoffset` of a code address (the closest symbol at or below it).
@@ -155,6 +160,9 @@ ffffffff81d00100 T zzz_end
             map.resolve(&loc("show")),
             Ok(vec![0xffffffff81c00000, 0xffffffff81d00000])
         );
+        // Data symbols give their address (a per-CPU one, its offset in each CPU's area).
+        assert_eq!(map.data_address("pcpu_hot"), Some(0x35000));
+        assert_eq!(map.data_address("dma_buf_poll"), None);
     }
 
     #[test]

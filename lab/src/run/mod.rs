@@ -21,7 +21,7 @@ use crate::results::{evidence, stats};
 use crate::vm::accel::AccelChoice;
 use crate::vm::console::{ConsoleScanner, ScanAction};
 use crate::vm::outcome::RunRecord;
-use crate::vm::schedule::Plan;
+use crate::vm::schedule::{Plan, Tasks};
 use crate::vm::session::{self, Backend, BootSpec};
 use anyhow::Result;
 use futures::StreamExt;
@@ -295,10 +295,24 @@ fn schedule_plan(scenario: &Scenario, schedule: &Schedule, target: &Target) -> R
                 })
         })
         .collect::<Result<_>>()?;
+    // The current task's pointer: its own per-CPU variable, or the first field of pcpu_hot
+    // (6.2 to 6.14).
+    let current = map
+        .data_address("current_task")
+        .or_else(|| map.data_address("pcpu_hot"));
+    let (Some(current), Some(init_task)) = (current, map.data_address("init_task")) else {
+        anyhow::bail!(
+            "{}: a schedule names the task a vCPU runs through current_task (or pcpu_hot) and \
+             init_task, and kernel {}'s System.map lacks them",
+            scenario.file.display(),
+            target.name
+        );
+    };
     Ok(Plan {
         steps,
         gap: schedule.gap,
         name_of: std::sync::Arc::new(move |addr| map.name_of(addr)),
+        tasks: Tasks { current, init_task },
     })
 }
 

@@ -8,15 +8,16 @@
 //! the machine running freely between attempts for `gap`, and at least as long as the attempt
 //! kept vCPUs stopped. One attempt: stop the machine, set the step's breakpoints, resume
 //! the vCPUs that may run during the step, and wait; a stop at the location on the step's vCPU
-//! reaches the step (that vCPU stays stopped), a stop on another vCPU is stepped over. After the
-//! last step, or a missed deadline, every vCPU resumes and no breakpoint is left.
+//! reaches the step (that vCPU stays stopped) when the task running there is the step's (by its
+//! name, read from the kernel's `current`); any other stop is stepped over. After the last
+//! step, or a missed deadline, every vCPU resumes and no breakpoint is left.
 
-use super::gdb::{Action, Cpu, Gdb, Gone, Stop, RIP};
+use super::gdb::{Action, Cpu, Gdb, Gone, Stop, GS_BASE, K_GS_BASE, RIP};
 use crate::config::schedule::{CpuRef, Step};
 use anyhow::Result;
 use runner::protocol::Position;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +35,35 @@ pub struct Plan {
     pub gap: Duration,
     /// To say where a vCPU was when a step missed its deadline.
     pub name_of: Namer,
+    /// Where the kernel keeps each CPU's current task.
+    pub tasks: Tasks,
+}
+
+/// What it takes to name the task a vCPU runs: the per-CPU offset of the current task's
+/// pointer (`current_task`, or `pcpu_hot` whose first field it is in 6.2 to 6.14) and the
+/// address of `init_task` (whose name, "swapper/0", tells where a task keeps its name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tasks {
+    pub current: u64,
+    pub init_task: u64,
+}
+
+/// Where in a task_struct its name is: the offset at which `init_task` (`bytes`, read from its
+/// start) has "swapper" followed by a short NUL-terminated rest ("/0").
+pub fn comm_offset(bytes: &[u8]) -> Option<usize> {
+    let at = bytes.windows(7).position(|w| w == b"swapper")?;
+    let name = bytes.get(at..at + 16)?;
+    let nul = name.iter().position(|&b| b == 0)?;
+    name[..nul]
+        .iter()
+        .all(|b| b.is_ascii_graphic())
+        .then_some(at)
+}
+
+/// A task's name from its 16 bytes.
+fn comm(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
 impl std::fmt::Debug for Plan {
@@ -50,6 +80,9 @@ impl std::fmt::Debug for Plan {
 pub struct Reached {
     pub step: String,
     pub cpu: Cpu,
+    /// The name of the task that reached it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
     /// Since QEMU started.
     pub at_ms: u64,
 }
@@ -63,8 +96,12 @@ pub struct Attempt {
     /// The step that was not reached, and why; `None` when every step was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missed: Option<(String, String)>,
-    /// Stops at a step's location on vCPUs the step does not wait for (stepped over).
+    /// Stops at a step's location on vCPUs, or of tasks, the step does not wait for
+    /// (stepped over).
     pub passes: u32,
+    /// Of those, the stops on the step's own vCPU by another task: how many, by task name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub other_tasks: BTreeMap<String, u32>,
     /// When every vCPU ran again.
     pub resumed_ms: u64,
 }
@@ -147,6 +184,8 @@ struct Armed {
     run: Option<BTreeSet<Cpu>>,
     addrs: Vec<u64>,
     deadline: Duration,
+    /// The task whose stop counts; `None`: any.
+    task: Option<String>,
 }
 
 /// The vCPUs a reference names, given where the workload's threads run.
@@ -210,6 +249,7 @@ fn arm(plan: &Plan, positions: &[Position]) -> Result<Vec<Armed>, String> {
                 run,
                 addrs: addrs.clone(),
                 deadline: step.deadline,
+                task: step.cpu.task(step.task.as_deref()),
             })
         })
         .collect()
@@ -229,7 +269,14 @@ struct Driver {
     start: Instant,
     all: Vec<Cpu>,
     end: watch::Receiver<bool>,
+    tasks: Tasks,
+    /// Where a task_struct has its name, once read from `init_task`.
+    comm_at: Option<u64>,
 }
+
+/// How far into `init_task` its name is looked for, and in what pieces.
+const TASK_SEARCH: usize = 0x4000;
+const READ_CHUNK: usize = 0x400;
 
 /// How long a single step over a breakpoint may take.
 const STEP_OVER: Duration = Duration::from_secs(2);
@@ -289,13 +336,52 @@ impl Driver {
         self.set(addrs, true).await
     }
 
-    /// Where each of `cpus` is: "vCPU 1 at native_safe_halt+0x5".
+    /// Where a task_struct keeps its name.
+    async fn comm_at(&mut self) -> Result<u64> {
+        if let Some(at) = self.comm_at {
+            return Ok(at);
+        }
+        let mut bytes = Vec::new();
+        while bytes.len() < TASK_SEARCH {
+            let addr = self.tasks.init_task + bytes.len() as u64;
+            bytes.extend(self.gdb.memory(addr, READ_CHUNK).await?);
+            if let Some(at) = comm_offset(&bytes) {
+                self.comm_at = Some(at as u64);
+                return Ok(at as u64);
+            }
+        }
+        anyhow::bail!(
+            "no task name (\"swapper/0\") in the first {TASK_SEARCH:#x} bytes of init_task at {:#x}",
+            self.tasks.init_task
+        )
+    }
+
+    /// The name of the task `cpu` runs (stopped, at `pc`).
+    async fn task_on(&mut self, cpu: Cpu, pc: u64) -> Result<String> {
+        // In the kernel, GS is the CPU's own area; in user mode the kernel's is swapped out.
+        let gs = if pc >= 1 << 63 { GS_BASE } else { K_GS_BASE };
+        let base = self.gdb.register(cpu, gs).await?;
+        let pointer = self.gdb.memory(base + self.tasks.current, 8).await?;
+        let task = u64::from_le_bytes(
+            pointer
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("short read of vCPU {cpu}'s current task pointer"))?,
+        );
+        let at = self.comm_at().await?;
+        Ok(comm(&self.gdb.memory(task + at, 16).await?))
+    }
+
+    /// Where each of `cpus` is, and what it runs: "vCPU 1 at native_safe_halt+0x5 (swapper/1)".
     async fn whereabouts(&mut self, cpus: &BTreeSet<Cpu>) -> Result<String> {
         let mut at = Vec::new();
         for &cpu in cpus {
             let pc = self.gdb.register(cpu, RIP).await?;
             let name = (self.name_of)(pc).unwrap_or_else(|| format!("{pc:#x}"));
-            at.push(format!("vCPU {cpu} at {name}"));
+            let task = match self.task_on(cpu, pc).await {
+                Ok(task) => task,
+                Err(e) => format!("task unknown: {e:#}"),
+            };
+            at.push(format!("vCPU {cpu} at {name} ({task})"));
         }
         Ok(at.join(", "))
     }
@@ -337,17 +423,30 @@ impl Driver {
                             self.resume(&runnable).await?;
                             continue;
                         }
-                        if step.cpus.contains(&cpu) {
+                        let task = match step.cpus.contains(&cpu) {
+                            true => Some(self.task_on(cpu, pc).await?),
+                            false => None,
+                        };
+                        let counts = match (&task, &step.task) {
+                            (None, _) => false,
+                            (Some(_), None) => true,
+                            (Some(running), Some(wanted)) => running == wanted,
+                        };
+                        if counts {
                             self.set(&step.addrs, false).await?;
                             held.insert(cpu);
                             attempt.reached.push(Reached {
                                 step: step.name.clone(),
                                 cpu,
+                                task,
                                 at_ms: self.ms(),
                             });
                             continue 'steps;
                         }
                         attempt.passes += 1;
+                        if let Some(other) = task {
+                            *attempt.other_tasks.entry(other).or_default() += 1;
+                        }
                         self.step_over(cpu, &step.addrs).await?;
                         self.resume(&runnable).await?;
                         continue;
@@ -485,7 +584,15 @@ async fn control(
     record.steps = steps
         .iter()
         .zip(&plan.steps)
-        .map(|(s, (step, _))| format!("{}: vCPU {} at {}", s.name, list(&s.cpus), step.at))
+        .map(|(s, (step, _))| {
+            let task = s.task.as_deref().unwrap_or("any task");
+            format!(
+                "{}: {task} on vCPU {} at {}",
+                s.name,
+                list(&s.cpus),
+                step.at
+            )
+        })
         .collect();
     record.armed_ms = Some(start.elapsed().as_millis() as u64);
     if let Err(e) = drive(&plan, &steps, &socket, start, end, armed, &mut record).await {
@@ -521,6 +628,8 @@ async fn drive(
         start,
         all,
         end,
+        tasks: plan.tasks,
+        comm_at: None,
     };
     let mut result = Ok(());
     while !driver.ended() {
@@ -587,6 +696,20 @@ mod tests {
     }
 
     #[test]
+    fn a_task_keeps_its_name_where_init_task_has_swapper() {
+        let mut init_task = vec![0xa5u8; 0x900];
+        init_task[0x7d8..0x7e8].copy_from_slice(b"swapper/0\0\0\0\0\0\0\0");
+        assert_eq!(comm_offset(&init_task), Some(0x7d8));
+        assert_eq!(comm(&init_task[0x7d8..0x7e8]), "swapper/0");
+        // A "swapper" that is not a NUL-terminated name is not it.
+        let mut noise = vec![0xa5u8; 0x40];
+        noise[0x10..0x17].copy_from_slice(b"swapper");
+        assert_eq!(comm_offset(&noise), None);
+        // A name of all 15 characters ends at the 16th byte.
+        assert_eq!(comm(b"a-very-long-rol\0"), "a-very-long-rol");
+    }
+
+    #[test]
     fn a_step_whose_vcpu_may_not_run_is_refused_when_armed() {
         let text = "[schedule]\n[[schedule.step]]\nname = \"close\"\ncpu = \"closer\"\n\
                     at = \"f\"\nrun = [\"poller\"]\n";
@@ -605,6 +728,10 @@ mod tests {
                 .collect(),
             gap: schedule.gap,
             name_of: Arc::new(|_| None),
+            tasks: Tasks {
+                current: 0x35000,
+                init_task: 0xffff_ffff_8260_0000,
+            },
         };
         let positions = [
             position(0, "closer", Some(0)),
@@ -624,6 +751,7 @@ mod tests {
             reached: vec![],
             missed: missed.map(|(s, w)| (s.to_string(), w.to_string())),
             passes: 0,
+            other_tasks: BTreeMap::new(),
             resumed_ms,
         }
     }

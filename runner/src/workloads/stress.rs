@@ -135,7 +135,10 @@ where
             let (counters, stop, work, chan) = (&counters, &stop, &work, ctx.chan);
             let (in_position, positions, go) = (&in_position, &positions, &go);
             let finished = finished_tx.clone();
-            handles.push(scope.spawn(move || -> Result<(), String> {
+            // Named after its role: the kernel's name of the task (comm), which a schedule's
+            // step checks, and which reports show.
+            let thread = std::thread::Builder::new().name(slot.role.to_string());
+            let handle = thread.spawn_scoped(scope, move || -> Result<(), String> {
                 let mut worker = Worker {
                     role: slot.role,
                     deadline: Instant::now() + duration,
@@ -172,7 +175,9 @@ where
                 }));
                 let _ = finished.send(());
                 outcome
-            }));
+            });
+            // As scope.spawn does: a thread the system cannot start is fatal.
+            handles.push(handle.expect("cannot start a worker thread"));
         }
         drop(finished_tx);
         in_position.wait();
