@@ -4,7 +4,9 @@
 # then the commit that takes it out (--fix). Checks the answers, the build counts against
 # ⌈log2 N⌉ + 2 and the confidence, and prints both tables.
 #
-# Usage: bench/bisect-acceptance.sh [REPO_DIR] [-- extra lab bisect flags]
+# Usage: [SCENARIO=S] bench/bisect-acceptance.sh [REPO_DIR] [-- extra lab bisect flags]
+#   SCENARIO: the scenario bisected (default epoll-dmabuf-race; epoll-dmabuf-schedule forces
+#   the interleaving: one applied run per commit)
 # Takes a cold kernel build (the repository's first) plus a few minutes of runs per step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +22,7 @@ fail=0
 run() { # name expected-commit range-size lab-args...
   local name="$1" expected="$2" n="$3"; shift 3
   local start=$SECONDS out="/tmp/lab-bisect-$name.out"
-  "$lab" bisect --repo "$repo" --scenario epoll-dmabuf-race "$@" | tee "$out"
+  "$lab" bisect --repo "$repo" --scenario "${SCENARIO:-epoll-dmabuf-race}" "$@" | tee "$out"
   echo "$name: $((SECONDS - start)) s"
   local found builds conf max
   found=$(sed -n 's/^first \(racy\|fixed\) commit: \([0-9a-f]*\) .*/\2/p' "$out")

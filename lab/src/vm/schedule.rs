@@ -50,7 +50,7 @@ pub struct Tasks {
 
 /// Where in a task_struct its name is: the offset at which `init_task` (`bytes`, read from its
 /// start) has "swapper" followed by a short NUL-terminated rest ("/0").
-pub fn comm_offset(bytes: &[u8]) -> Option<usize> {
+fn comm_offset(bytes: &[u8]) -> Option<usize> {
     let at = bytes.windows(7).position(|w| w == b"swapper")?;
     let name = bytes.get(at..at + 16)?;
     let nul = name.iter().position(|&b| b == 0)?;
