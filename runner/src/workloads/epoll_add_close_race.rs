@@ -10,7 +10,7 @@
 //! default 1), `closer_cpus` / `adder_cpus` / `poller_cpus` (pinning lists; default vCPUs 0, 1,
 //! 2 and on, modulo the guest's), `pin` (default true).
 
-use super::epoll_close_race::poller;
+use super::epoll_close_race::{file_kind, param_u32, poller};
 use super::pollable::Maker;
 use super::stress::{place, run_slots, Worker};
 use super::Ctx;
@@ -103,20 +103,8 @@ fn adder(worker: &mut Worker, shared: &Round, epfd: &OwnedFd) -> Result<(), Stri
 }
 
 pub fn run(ctx: &Ctx) -> Result<(), String> {
-    let kind = ctx
-        .req
-        .params
-        .get("file_kind")
-        .and_then(|v| v.as_str())
-        .unwrap_or("dmabuf-heap")
-        .to_string();
-    drop(Maker::new(&kind)?);
-    let pollers = ctx
-        .req
-        .params
-        .get("pollers")
-        .and_then(|v| v.as_u64())
-        .unwrap_or(1) as u32;
+    let kind = file_kind(ctx)?;
+    let pollers = param_u32(ctx, "pollers").unwrap_or(1);
     let mut slots = place(ctx, "closer", 1, "closer_cpus", 0)?;
     slots.extend(place(ctx, "adder", 1, "adder_cpus", 1)?);
     slots.extend(place(ctx, "poller", pollers, "poller_cpus", 2)?);

@@ -15,7 +15,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 const BATCH: u64 = 64;
 
-fn param_u32(ctx: &Ctx, key: &str) -> Option<u32> {
+pub(super) fn param_u32(ctx: &Ctx, key: &str) -> Option<u32> {
     ctx.req
         .params
         .get(key)
@@ -71,7 +71,9 @@ pub(super) fn poller(worker: &mut Worker, epfd: &OwnedFd) -> Result<(), String> 
     Ok(())
 }
 
-pub fn run(ctx: &Ctx) -> Result<(), String> {
+/// The scenario's `file_kind` (default dmabuf-heap), checked to be available here: an agent
+/// error naming the device fails the run fast.
+pub(super) fn file_kind(ctx: &Ctx) -> Result<String, String> {
     let kind = ctx
         .req
         .params
@@ -79,8 +81,12 @@ pub fn run(ctx: &Ctx) -> Result<(), String> {
         .and_then(|v| v.as_str())
         .unwrap_or("dmabuf-heap")
         .to_string();
-    // Fail fast (as an agent error naming the device) when the file kind is unavailable.
     drop(Maker::new(&kind)?);
+    Ok(kind)
+}
+
+pub fn run(ctx: &Ctx) -> Result<(), String> {
+    let kind = file_kind(ctx)?;
     let closers = param_u32(ctx, "closers").unwrap_or((ctx.nproc / 2).max(1));
     let pollers = param_u32(ctx, "pollers").unwrap_or((ctx.nproc - closers.min(ctx.nproc)).max(1));
     let mut slots = place(ctx, "closer", closers, "closer_cpus", 0)?;
