@@ -436,7 +436,7 @@ fn write_results(out: &Path, results: &[RunResult]) -> Result<()> {
 
 /// A run with a schedule: (attempts applied, attempts, attempts applied before its first
 /// report).
-pub fn scheduled(r: &RunResult) -> Option<(usize, usize, Option<usize>)> {
+fn scheduled(r: &RunResult) -> Option<(usize, usize, Option<usize>)> {
     let record = r.record.as_ref()?;
     let schedule = record.schedule.as_ref()?;
     let before = match (r.first_report_ms, record.timing.workload_started_ms) {
