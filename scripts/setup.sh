@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 
 # qemu-system-x86: the VMs. linux-image-6.12-amd64: a bootable distro kernel (virtio console
 # built in). linux-source-6.12: the default kernel tree. busybox-static: the bare-boot baseline
-# of the boot benchmark. python3-venv: virtme-ng. The rest: kernel builds.
+# of the boot benchmark. python3-venv: virtme-ng. zstd: compresses guest snapshots. The rest:
+# kernel builds.
 PACKAGES=(
-  qemu-system-x86 linux-image-6.12-amd64 linux-source-6.12 busybox-static python3-venv
+  qemu-system-x86 linux-image-6.12-amd64 linux-source-6.12 busybox-static python3-venv zstd
   make gcc binutils libc6-dev flex bison bc libelf-dev libssl-dev cpio xz-utils ccache patch
 )
 

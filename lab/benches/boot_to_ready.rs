@@ -1,6 +1,8 @@
 //! Boot-to-agent-ready, median of N runs each, same kernel, same accelerator, 2 vCPUs, 1 GiB:
 //!
 //! - `lab`:  `lab boot` until the agent's hello (lab's own preparation included);
+//! - `restore`: `lab boot --snapshot` until the restored agent's hello (the snapshot is made
+//!   by an uncounted first run; checking its hash, once per batch, is timed apart);
 //! - `bare`: `qemu-system-x86_64 -kernel K -initrd <busybox echo>` until the echo;
 //! - `vng`:  `vng --run K --exec 'echo ...'` until the echo.
 //!
@@ -93,6 +95,51 @@ fn time_to_marker(mut cmd: Command) -> f64 {
     elapsed
 }
 
+/// `lab boot` of `kernel` (restoring its snapshot with `snapshot`) for no time: its record,
+/// and the seconds the whole process took.
+fn lab_boot(
+    kernel: &Path,
+    cache: &Path,
+    out_dir: &Path,
+    snapshot: bool,
+) -> (serde_json::Value, f64) {
+    let started = Instant::now();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lab"));
+    cmd.arg("boot");
+    if snapshot {
+        cmd.arg("--snapshot");
+    }
+    let out = cmd
+        .args([
+            "--cpus",
+            "2",
+            "--memory",
+            "1G",
+            "--duration",
+            "0s",
+            "--json",
+        ])
+        .arg("--kernel")
+        .arg(kernel)
+        .arg("--out")
+        .arg(out_dir)
+        .env("LAB_CACHE_DIR", cache)
+        .output()
+        .unwrap();
+    let wall = started.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (serde_json::from_slice(&out.stdout).unwrap(), wall)
+}
+
+/// Milliseconds of a record's timing field.
+fn ms(record: &serde_json::Value, field: &str) -> u64 {
+    record["timing"][field].as_u64().unwrap()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let value = |flag: &str| common::flag_value(&args, flag);
@@ -102,7 +149,6 @@ fn main() {
         .unwrap_or_else(distro_kernel);
     let with_vng = !args.iter().any(|a| a == "--no-vng");
     let tmp = tempfile::tempdir().unwrap();
-    let lab = env!("CARGO_BIN_EXE_lab");
     let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target");
     let cache = target.join("lab-bench-cache");
 
@@ -110,37 +156,28 @@ fn main() {
     let mut lab_s = Vec::new();
     let mut accel = String::new();
     for i in 0..=runs {
-        let out_dir = tmp.path().join(format!("lab-{i}"));
-        let out = Command::new(lab)
-            .args([
-                "boot",
-                "--cpus",
-                "2",
-                "--memory",
-                "1G",
-                "--duration",
-                "0s",
-                "--json",
-            ])
-            .arg("--kernel")
-            .arg(&kernel)
-            .arg("--out")
-            .arg(&out_dir)
-            .env("LAB_CACHE_DIR", &cache)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let record: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let (record, _) = lab_boot(&kernel, &cache, &tmp.path().join(format!("lab-{i}")), false);
         accel = record["accel"].as_str().unwrap().to_string();
-        let t = &record["timing"];
-        let ready = t["prepare_ms"].as_u64().unwrap() + t["agent_hello_ms"].as_u64().unwrap();
         // Run 0 warms the cache (KVM probe verdict, initramfs): not counted.
         if i > 0 {
-            lab_s.push(ready as f64 / 1000.0);
+            lab_s.push((ms(&record, "prepare_ms") + ms(&record, "agent_hello_ms")) as f64 / 1000.0);
+        }
+    }
+
+    // The same kernel restored from its snapshot: run 0 makes it (not counted).
+    let mut restore_s = Vec::new();
+    let mut loaded_s = Vec::new();
+    let mut check_s = Vec::new();
+    for i in 0..=runs {
+        let out_dir = tmp.path().join(format!("restore-{i}"));
+        let (record, wall) = lab_boot(&kernel, &cache, &out_dir, true);
+        assert_eq!(record["start"]["how"], "restored", "{record}");
+        let prepare = ms(&record, "prepare_ms");
+        if i > 0 {
+            restore_s.push((prepare + ms(&record, "agent_hello_ms")) as f64 / 1000.0);
+            loaded_s.push(ms(&record, "restored_ms") as f64 / 1000.0);
+            // What the process spent outside the run's own clock: start-up and the hash.
+            check_s.push(wall - (prepare + ms(&record, "ended_ms")) as f64 / 1000.0);
         }
     }
 
@@ -193,6 +230,16 @@ fn main() {
         "  lab boot (agent hello)    {lab_m:7.2} s   runs {lab_s:.2?}   = {:.3}x bare",
         lab_m / bare_m
     );
+    let (restore_m, loaded_m, check_m) = (
+        common::median(restore_s.clone()),
+        common::median(loaded_s.clone()),
+        common::median(check_s.clone()),
+    );
+    println!(
+        "  lab boot --snapshot       {restore_m:7.2} s   runs {restore_s:.2?}   = {:.3}x lab boot \
+         (state loaded at {loaded_m:.2} s; lab's start-up and the snapshot's check {check_m:.2} s)",
+        restore_m / lab_m
+    );
     let vng_m = (!vng_s.is_empty()).then(|| common::median(vng_s.clone()));
     if let Some(vng_m) = vng_m {
         println!(
@@ -204,9 +251,12 @@ fn main() {
         "kernel": kernel.display().to_string(),
         "accel": accel,
         "runs": runs,
-        "seconds": { "bare": bare_s, "lab": lab_s, "vng": vng_s },
-        "median": { "bare": bare_m, "lab": lab_m, "vng": vng_m },
+        "seconds": { "bare": bare_s, "lab": lab_s, "restore": restore_s, "vng": vng_s },
+        "median": { "bare": bare_m, "lab": lab_m, "restore": restore_m, "vng": vng_m },
         "lab_over_bare": lab_m / bare_m,
+        "restore_over_lab": restore_m / lab_m,
+        "restore_loaded_median": loaded_m,
+        "restore_outside_run_median": check_m,
     });
     let dir = target.join("bench");
     std::fs::create_dir_all(&dir).unwrap();

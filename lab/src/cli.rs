@@ -275,6 +275,10 @@ pub struct BootArgs {
     /// Which program starts the guest.
     #[arg(long, value_enum, default_value_t = Backend::Qemu)]
     pub backend: Backend,
+    /// Restore this machine's snapshot instead of booting (made first, by a boot, when the
+    /// cache lacks it): what `lab run` does for every run unless --no-snapshot.
+    #[arg(long, conflicts_with = "backend")]
+    pub snapshot: bool,
     /// Whole-run limit (default: boot timeout + duration + heartbeat timeout).
     #[arg(long, value_parser = units::parse_duration)]
     pub timeout: Option<Duration>,
@@ -528,6 +532,7 @@ async fn boot(a: BootArgs) -> Result<i32> {
             threads: a.threads,
             params: a.params.into_iter().collect(),
             wait_for_go: false,
+            seed: Some(session::fresh_seed()),
         },
         boot_timeout: a.boot_timeout,
         heartbeat_timeout: a.heartbeat_timeout,
@@ -535,6 +540,8 @@ async fn boot(a: BootArgs) -> Result<i32> {
         run_dir: run_dir.clone(),
         extra_files: a.extras,
         schedule: None,
+        restore: None,
+        start_note: None,
     };
     crate::events::note(format!(
         "booting {} ({} vCPUs, {} MiB, {:?} backend) in {}",
@@ -544,7 +551,12 @@ async fn boot(a: BootArgs) -> Result<i32> {
         spec.backend,
         run_dir.display()
     ));
-    let record = session::run(&spec, Vec::new()).await?;
+    let snapshots = match a.snapshot {
+        true => run::snapshots::Snapshots::on("boot".into()),
+        false => run::snapshots::Snapshots::off(),
+    };
+    let mut spec = spec;
+    let record = snapshots.run(&mut spec, Vec::new).await?;
     ui::print(&if a.json {
         json(&record)?
     } else {

@@ -2,7 +2,7 @@
 
 use crate::channel::Channel;
 use crate::workloads;
-use runner::protocol::{GuestMsg, HostMsg};
+use runner::protocol::{GuestMsg, HostMsg, RESEED_OBSERVATION};
 use std::time::Instant;
 
 fn kernel_release() -> String {
@@ -25,7 +25,7 @@ pub fn serve(chan: &Channel, pid1: bool) -> i32 {
         eprintln!("lab-runner: {error}");
         reporter.send(&GuestMsg::Fatal { error });
     }));
-    chan.send(&GuestMsg::Hello {
+    let hello = || GuestMsg::Hello {
         kernel_release: kernel_release(),
         nproc: nproc(),
         cmdline: std::fs::read_to_string("/proc/cmdline")
@@ -34,20 +34,36 @@ pub fn serve(chan: &Channel, pid1: bool) -> i32 {
             .to_string(),
         pid1,
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
-    });
-    let request = match chan.receive() {
-        Ok(HostMsg::RunRequest(request)) => request,
-        Ok(other) => {
-            chan.send(&GuestMsg::Fatal {
-                error: format!("expected a run request, got {other:?}"),
-            });
-            return 1;
-        }
-        Err(error) => {
-            chan.send(&GuestMsg::Fatal { error });
-            return 1;
+    };
+    chan.send(&hello());
+    // A guest restored from a snapshot waits here, its hello said to another host: the new
+    // one asks for it again.
+    let request = loop {
+        match chan.receive() {
+            Ok(HostMsg::RunRequest(request)) => break request,
+            Ok(HostMsg::Greet) => chan.send(&hello()),
+            Ok(other) => {
+                chan.send(&GuestMsg::Fatal {
+                    error: format!("expected a run request, got {other:?}"),
+                });
+                return 1;
+            }
+            Err(error) => {
+                chan.send(&GuestMsg::Fatal { error });
+                return 1;
+            }
         }
     };
+    if let Some(seed) = request.seed {
+        let value = match crate::rng::reseed(seed) {
+            Ok(first) => serde_json::json!({ "seed": seed, "first_bytes": first }),
+            Err(error) => serde_json::json!({ "seed": seed, "error": error }),
+        };
+        chan.send(&GuestMsg::Observation {
+            name: RESEED_OBSERVATION.into(),
+            value,
+        });
+    }
     let start = Instant::now();
     match workloads::run(&request, chan, nproc(), pid1) {
         Ok(()) => {

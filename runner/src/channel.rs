@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// How long the agent waits for a host that closed the port to connect again.
+const HOST_GONE: Duration = Duration::from_secs(10);
+
 /// Writer shared by every thread of the agent; one `write` per message keeps lines whole.
 #[derive(Clone)]
 pub struct Channel {
@@ -37,11 +40,25 @@ impl Channel {
             .map_err(|e| format!("cannot duplicate the agent port: {e}"))?;
         drop(port);
         let mut line = Vec::new();
-        let n = BufReader::new(read_half)
-            .read_until(b'\n', &mut line)
-            .map_err(|e| format!("cannot read the agent port: {e}"))?;
-        if n == 0 {
-            return Err("the host closed the agent port before sending a request".into());
+        let mut reader = BufReader::new(read_half);
+        let since = Instant::now();
+        loop {
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| format!("cannot read the agent port: {e}"))?;
+            if line.ends_with(b"\n") {
+                break;
+            }
+            // Nothing connected on the host's side (the port reads as closed): a restored
+            // guest can see this for a moment while the new host connects.
+            if n == 0 && since.elapsed() >= HOST_GONE {
+                return Err(format!(
+                    "the host closed the agent port and did not come back within {HOST_GONE:?}"
+                ));
+            }
+            if n == 0 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
         }
         protocol::decode(&line).map_err(|e| e.to_string())
     }

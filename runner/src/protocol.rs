@@ -3,6 +3,8 @@
 //! Every line is one [`Frame`]: a protocol version `v` plus one message, tagged by `type`.
 //! The guest speaks first (`hello`), the host answers with one `run-request`, then the guest
 //! streams `started`, `progress` heartbeats, `thread-result`s and finally `done` (or `fatal`).
+//! A guest restored from a snapshot said its hello to the host that saved it: the new host
+//! asks for another (`greet`) before it sends the request.
 //! Everything the guest has counted is on the wire before the next heartbeat, so a guest that
 //! dies mid-run still leaves its counts with the host.
 
@@ -28,6 +30,10 @@ pub const WORKLOAD_NAMES: &[&str] = &[
     "hung_task",
     "sysrq_crash",
 ];
+
+/// The observation the agent reports its reseeding under: the seed and the first random
+/// bytes the kernel gave after it (or why the pool could not be reseeded).
+pub const RESEED_OBSERVATION: &str = "kernel-rng";
 
 /// The observation the `selftest` workload reports its program's end under, unless the
 /// request names another (`params.name`).
@@ -120,6 +126,8 @@ pub struct ThreadResult {
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum HostMsg {
     RunRequest(RunRequest),
+    /// Say hello again: the guest was restored from a snapshot and this is a new host.
+    Greet,
     /// The workload's threads may start (they wait for this with `wait_for_go`).
     Go,
 }
@@ -141,6 +149,11 @@ pub struct RunRequest {
     /// schedule meanwhile); the duration counts from `go`.
     #[serde(default)]
     pub wait_for_go: bool,
+    /// Mixed into the kernel's random pool (which is then reseeded) before the workload
+    /// starts: guests restored from one snapshot start with the same pool, and must not
+    /// make the same random choices.
+    #[serde(default)]
+    pub seed: Option<u64>,
 }
 
 /// Why a line could not be decoded.

@@ -4,6 +4,7 @@
 pub mod pool;
 pub mod programs;
 pub mod progress;
+pub mod snapshots;
 pub mod suite;
 pub mod target;
 
@@ -26,6 +27,7 @@ use crate::vm::session::{self, Backend, BootSpec};
 use anyhow::Result;
 use futures::StreamExt;
 use runner::protocol::RunRequest;
+use snapshots::Snapshots;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -110,6 +112,11 @@ pub struct How {
     /// scenarios' vCPUs and memory; one on a 2-core host with 2-vCPU guests).
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// Boot every run. By default a kernel's guest is booted once per machine shape (vCPUs,
+    /// memory, command line, files), saved when its agent is ready, and every run restores
+    /// that snapshot (under a second instead of a boot); the vng backend always boots.
+    #[arg(long)]
+    pub no_snapshot: bool,
 }
 
 pub struct BatchOptions {
@@ -211,12 +218,17 @@ pub async fn batch(
     };
     let symbols = target.symbolizer().await;
     let stop = std::cell::Cell::new(false);
+    let snapshots = match (opts.how.no_snapshot, opts.how.backend) {
+        (false, Backend::Qemu) => Snapshots::on(opts.label.clone()),
+        _ => Snapshots::off(),
+    };
     let planned = Planned {
         scenario,
         target,
         prepared: &prepared,
         config: config.as_deref(),
         schedule: schedule.as_ref(),
+        snapshots: &snapshots,
     };
     let one = |index: u32| {
         let (symbols, stop) = (&symbols, &stop);
@@ -265,6 +277,8 @@ struct Planned<'a> {
     config: Option<&'a str>,
     /// The scenario's schedule, resolved in this kernel.
     schedule: Option<&'a Plan>,
+    /// Whether runs restore a snapshot.
+    snapshots: &'a Snapshots,
 }
 
 /// A scenario's schedule with its locations resolved in the target's System.map.
@@ -330,12 +344,12 @@ async fn one_run(
         prepared,
         config,
         schedule,
+        snapshots,
     } = planned;
     let dir = opts.out.join(format!("run-{index:03}"));
-    let seen = Arc::new(Mutex::new(Seen::default()));
     let mut params = scenario.params.clone();
     params.extend(prepared.params.clone());
-    let spec = BootSpec {
+    let mut spec = BootSpec {
         kernel: target.kernel.clone(),
         cpus: scenario.cpus,
         memory_mib: scenario.memory_mib,
@@ -353,6 +367,7 @@ async fn one_run(
             threads: scenario.threads,
             params,
             wait_for_go: schedule.is_some(),
+            seed: Some(session::fresh_seed()),
         },
         boot_timeout: Duration::from_secs(120),
         heartbeat_timeout: Duration::from_secs(30),
@@ -360,12 +375,20 @@ async fn one_run(
         run_dir: dir.clone(),
         extra_files: prepared.extra_files.clone(),
         schedule: schedule.cloned(),
+        restore: None,
+        start_note: None,
     };
-    let scanner = LiveReports {
-        seen: seen.clone(),
-        stop_on_report: scenario.stop_on_report,
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let scanners = || {
+        // A failed restore's attempt leaves nothing worth keeping.
+        *seen.lock().unwrap() = Seen::default();
+        let scanner = LiveReports {
+            seen: seen.clone(),
+            stop_on_report: scenario.stop_on_report,
+        };
+        vec![Box::new(scanner) as Box<dyn ConsoleScanner>]
     };
-    let mut record = session::run(&spec, vec![Box::new(scanner)]).await?;
+    let mut record = snapshots.run(&mut spec, scanners).await?;
     let (reports, first_at_ms) = {
         let mut seen = seen.lock().unwrap();
         (seen.take(), seen.first_at_ms)

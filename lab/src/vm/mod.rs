@@ -11,5 +11,6 @@ pub mod qemu;
 pub mod qmp;
 pub mod schedule;
 pub mod session;
+pub mod snapshot;
 pub mod summary;
 pub mod vng;

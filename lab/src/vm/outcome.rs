@@ -141,10 +141,38 @@ pub struct Timing {
     /// Spent by `lab` before spawning QEMU (accelerator verdict, initramfs).
     pub prepare_ms: u64,
     pub console_first_ms: Option<u64>,
+    /// A restored guest: when its saved state was loaded and its vCPUs ran again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_ms: Option<u64>,
+    /// The agent's hello: after its boot, or after the restore when the host asked again.
     pub agent_hello_ms: Option<u64>,
     pub workload_started_ms: Option<u64>,
     pub done_ms: Option<u64>,
     pub ended_ms: u64,
+}
+
+/// How a run's guest came to be.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartKind {
+    /// QEMU booted the kernel.
+    #[default]
+    Booted,
+    /// QEMU loaded a snapshot of a guest booted earlier, its agent idle and ready.
+    Restored,
+}
+
+/// How a run's guest started, and why it booted when snapshots were asked for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Start {
+    pub how: StartKind,
+    /// The snapshot's key (its directory under the cache's `snapshots/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    /// Why the run booted although snapshots were on, or what went wrong before a restore
+    /// that worked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// What the guest agent said about itself.
@@ -171,6 +199,12 @@ pub struct RunRecord {
     pub memory_mib: u64,
     pub workload: String,
     pub duration_ms: u64,
+    /// Booted or restored from a snapshot (records from before snapshots: booted).
+    #[serde(default)]
+    pub start: Start,
+    /// The seed the run request carried (the guest reseeded its random pool with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
     pub timing: Timing,
     pub guest: Option<GuestInfo>,
     /// Host thread id of each vCPU (QMP query-cpus-fast), by vCPU index.

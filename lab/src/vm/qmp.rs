@@ -88,6 +88,73 @@ impl Qmp {
             .collect())
     }
 
+    /// Pause the guest's vCPUs.
+    pub async fn stop(&self) -> Result<()> {
+        self.service.execute(qmp::stop {}).await?;
+        Ok(())
+    }
+
+    /// Run the guest's vCPUs (again).
+    pub async fn cont(&self) -> Result<()> {
+        self.service.execute(qmp::cont {}).await?;
+        Ok(())
+    }
+
+    /// Send the machine's state to `uri` (`exec:…`) at full speed and wait until it is all
+    /// written; returns the bytes sent.
+    pub async fn migrate(&self, uri: &str) -> Result<u64> {
+        // The default bandwidth cap (32 MiB/s in QEMU 7.2) is for live migration over a network.
+        let params: qmp::MigrateSetParameters =
+            serde_json::from_value(serde_json::json!({ "max-bandwidth": 1u64 << 40 }))?;
+        self.service
+            .execute(qmp::migrate_set_parameters(params))
+            .await
+            .context("migrate-set-parameters")?;
+        self.service
+            .execute(qmp::migrate {
+                uri: Some(uri.to_string()),
+                channels: None,
+                detach: None,
+                resume: None,
+            })
+            .await
+            .context("migrate")?;
+        let info = self.migration_done().await?;
+        Ok(info.ram.map(|r| r.transferred as u64).unwrap_or(0))
+    }
+
+    /// Load the machine's state from `uri` (a QEMU started with `-incoming defer`) and wait
+    /// until it is all loaded; the guest stays paused.
+    pub async fn migrate_incoming(&self, uri: &str) -> Result<()> {
+        self.service
+            .execute(qmp::migrate_incoming {
+                uri: Some(uri.to_string()),
+                channels: None,
+                exit_on_error: None,
+            })
+            .await
+            .context("migrate-incoming")?;
+        self.migration_done().await.map(drop)
+    }
+
+    /// Poll the migration until it completed (its figures) or failed (why).
+    async fn migration_done(&self) -> Result<qmp::MigrationInfo> {
+        loop {
+            let info = self.service.execute(qmp::query_migrate {}).await?;
+            match info.status {
+                Some(qmp::MigrationStatus::completed) => return Ok(info),
+                Some(status @ (qmp::MigrationStatus::failed | qmp::MigrationStatus::cancelled)) => {
+                    anyhow::bail!(
+                        "migration {}: {}",
+                        enum_name(&status),
+                        info.error_desc.as_deref().unwrap_or("QEMU gave no reason")
+                    )
+                }
+                _ => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+            }
+        }
+    }
+
     pub async fn system_powerdown(&self) -> Result<()> {
         self.service.execute(qmp::system_powerdown {}).await?;
         Ok(())

@@ -24,6 +24,18 @@ pub fn render(r: &RunRecord, run_dir: &Path) -> String {
             g.kernel_release, g.nproc, g.pid1
         );
     }
+    let start = match (&r.start.snapshot, r.timing.restored_ms) {
+        (Some(key), Some(at)) => format!(
+            "restored from snapshot {key} (loaded and running at {})",
+            ms(Some(at))
+        ),
+        (Some(key), None) => format!("restoring snapshot {key} did not finish"),
+        (None, _) => "booted".to_string(),
+    };
+    let _ = writeln!(s, "start:    {start}");
+    if let Some(note) = &r.start.note {
+        let _ = writeln!(s, "          {note}");
+    }
     let t = &r.timing;
     let _ = writeln!(
         s,

@@ -34,6 +34,7 @@ pub fn run(ctx: &Ctx) -> Result<(), String> {
                 .cloned()
                 .unwrap_or_default(),
             wait_for_go: false,
+            seed: None,
         };
         super::run(&request, ctx.chan, ctx.nproc, ctx.pid1)
             .map_err(|e| format!("step {i} ({workload}): {e}"))?;

@@ -4,15 +4,19 @@
 //! finish (stop QEMU, drain its output, write the record).
 
 mod links;
+mod save;
 mod state;
+
+pub use save::{snapshot, Prepared};
 
 use super::accel::{self, AccelChoice};
 use super::agent::AgentEvent;
 use super::console::{self, Console, ConsoleEvent, ConsoleScanner};
-use super::outcome::{Outcome, RunRecord};
+use super::outcome::{Outcome, RunRecord, Start, StartKind};
 use super::qemu::{self, Accel, Machine, Sockets};
 use super::qmp::QmpEvent;
 use super::schedule::{Controller, Plan};
+use super::snapshot::Snapshot;
 use super::{initramfs, process, vng};
 use anyhow::{bail, Context, Result};
 use links::Links;
@@ -57,6 +61,37 @@ pub struct BootSpec {
     pub extra_files: Vec<(String, PathBuf)>,
     /// A schedule to force through QEMU's gdbstub once the workload's threads are in position.
     pub schedule: Option<Plan>,
+    /// Load this snapshot instead of booting (the QEMU backend only).
+    pub restore: Option<Arc<Snapshot>>,
+    /// Recorded with the run: why it booted although snapshots were on, or what went wrong
+    /// with an earlier restore.
+    pub start_note: Option<String>,
+}
+
+/// A snapshot could not be loaded: nothing ran in the guest (the caller may boot instead).
+#[derive(Debug)]
+pub struct RestoreFailed(pub String);
+
+impl std::fmt::Display for RestoreFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RestoreFailed {}
+
+/// A fresh seed for a run request, from the host's random source.
+pub fn fresh_seed() -> u64 {
+    use std::io::Read;
+    let mut bytes = [0u8; 8];
+    match std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)) {
+        Ok(()) => u64::from_le_bytes(bytes),
+        // No /dev/urandom: the clock's nanoseconds still differ from run to run.
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or_default(),
+    }
 }
 
 /// How long the guest gets to power itself off after `done`, a panic or a fatal error.
@@ -108,6 +143,10 @@ fn build_command(
             };
             let mut cmd = process::command(qemu::QEMU);
             cmd.args(qemu::args(&machine, Some(sockets)));
+            if spec.restore.is_some() {
+                // QEMU waits for `migrate-incoming` (the lab connects its channels first).
+                cmd.args(["-incoming", "defer"]);
+            }
             cmd
         }
         Backend::Vng => {
@@ -222,12 +261,8 @@ impl Vm {
                 vcpu_threads = threads;
             }
         }
-        let controller = match (&spec.schedule, &sockets.gdb) {
-            (Some(plan), Some(gdb)) => Some(Controller::start(plan.clone(), gdb.clone(), start)),
-            _ => None,
-        };
         Ok(Vm {
-            controller,
+            controller: None,
             start,
             started,
             pid,
@@ -242,6 +277,68 @@ impl Vm {
             exit: None,
             request_sent: false,
         })
+    }
+
+    /// Start the schedule's controller: once the guest runs (a gdbstub client stops it).
+    fn control(&mut self, spec: &BootSpec, sockets: &Sockets) {
+        if let (Some(plan), Some(gdb)) = (&spec.schedule, &sockets.gdb) {
+            self.controller = Some(Controller::start(plan.clone(), gdb.clone(), self.start));
+        }
+    }
+
+    /// Load the snapshot into the paused QEMU, run it, and ask the agent for its hello.
+    async fn resume(&mut self, snapshot: &Snapshot, spec: &BootSpec) -> Result<(), String> {
+        let Some(links) = self.links.as_mut() else {
+            return Err("QEMU's QMP and agent sockets could not be opened".into());
+        };
+        let load = async {
+            links
+                .qmp
+                .migrate_incoming(&snapshot.incoming_uri())
+                .await
+                .map_err(|e| format!("{e:#}"))?;
+            links.qmp.cont().await.map_err(|e| format!("cont: {e:#}"))
+        };
+        let loaded = tokio::select! {
+            r = load => r,
+            _ = tokio::time::sleep(spec.boot_timeout) => {
+                Err(format!("not loaded within {:?}", spec.boot_timeout))
+            }
+            exit = self.exited.recv() => {
+                self.exit = exit;
+                Err("QEMU exited while loading it".into())
+            }
+        };
+        if let Err(why) = loaded {
+            // QEMU says why on its stderr: wait for it to be read.
+            if self.exit.is_none() {
+                let qmp = self.links.as_ref().map(|l| &l.qmp);
+                self.exit = links::stop(qmp, false, self.pid, &mut self.exited).await;
+            }
+            let readers = futures::future::join_all(std::mem::take(&mut self.readers));
+            let _ = tokio::time::timeout(DRAIN, readers).await;
+            let stderr = self.stderr_tail.lock().unwrap().clone();
+            let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
+            // QEMU's own reason, when it gave one, says more than the lost connection.
+            let why = match last {
+                Some(line) => format!("QEMU: {}", line.trim()),
+                None => why,
+            };
+            return Err(format!(
+                "cannot restore snapshot {}: {why}",
+                snapshot.meta.key
+            ));
+        }
+        self.state.timing.restored_ms = Some(State::ms(self.start));
+        self.state.last_heard = Some(Instant::now());
+        if let Some(l) = self.links.as_mut() {
+            if let Err(e) = l.agent.send(&HostMsg::Greet).await {
+                self.state.decided = Some(Outcome::AgentLost {
+                    detail: format!("cannot ask the restored agent for its hello: {e}"),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The next moment something is due: the overall deadline, the boot or heartbeat
@@ -454,6 +551,15 @@ impl Vm {
             memory_mib: spec.memory_mib,
             workload: spec.request.workload.clone(),
             duration_ms: spec.request.duration_ms,
+            start: Start {
+                how: match spec.restore {
+                    Some(_) => StartKind::Restored,
+                    None => StartKind::Booted,
+                },
+                snapshot: spec.restore.as_ref().map(|s| s.meta.key.clone()),
+                note: spec.start_note.clone(),
+            },
+            seed: spec.request.seed,
             timing: self.state.timing,
             guest: self.state.guest,
             vcpu_threads: self.vcpu_threads,
@@ -486,10 +592,20 @@ pub async fn run(spec: &BootSpec, scanners: Vec<Box<dyn ConsoleScanner>>) -> Res
     if spec.schedule.is_some() {
         sockets = sockets.with_gdb();
     }
-    let files = guest_files(spec).await?;
+    let files = match (&spec.restore, spec.backend) {
+        (Some(snapshot), Backend::Qemu) => snapshot.initrd(),
+        (Some(_), Backend::Vng) => bail!("the vng backend boots every run: it cannot restore"),
+        (None, _) => guest_files(spec).await?,
+    };
     let cmd = build_command(spec, accel, &sockets, files)?;
     let mut vm = Vm::start(spec, &sockets, cmd, scanners).await?;
     vm.state.timing.prepare_ms = vm.start.duration_since(entered).as_millis() as u64;
+    if let Some(snapshot) = &spec.restore {
+        if let Err(why) = vm.resume(snapshot, spec).await {
+            return Err(RestoreFailed(why).into());
+        }
+    }
+    vm.control(spec, &sockets);
     vm.drive(spec).await;
     vm.finish(spec, &sockets, accel).await
 }

@@ -1,0 +1,256 @@
+//! Making a snapshot: boot the guest as a run would, wait for the agent's hello (it then
+//! waits, idle, for a request), pause the guest, save its state, and stop QEMU. A boot that
+//! prints a kernel report is not saved: every run boots instead, and sees the report.
+
+use super::{build_command, links, prepare_run_dir, recv_opt, Backend, BootSpec, Vm, DRAIN};
+use crate::vm::agent::AgentEvent;
+use crate::vm::console::ConsoleEvent;
+use crate::vm::outcome::GuestInfo;
+use crate::vm::qemu::{Accel, Machine, Sockets};
+use crate::vm::snapshot::{self, Meta, Snapshot, ZSTD};
+use crate::vm::{accel, initramfs};
+use anyhow::{bail, Context, Result};
+use runner::protocol::GuestMsg;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A snapshot ready to restore.
+pub struct Prepared {
+    pub snapshot: Arc<Snapshot>,
+    /// Made now, not found in the cache.
+    pub made: bool,
+    /// Why the one the cache had was discarded.
+    pub replaced: Option<String>,
+}
+
+/// How long the compressor gets to finish the state file once QEMU has sent it all.
+const WRITE_WAIT: Duration = Duration::from_secs(60);
+
+/// The snapshot of the guest `spec` boots (its kernel, vCPUs, memory, accelerator, command
+/// line and initramfs files), from `root` or made there now; `Err(why)` when there can be none.
+pub async fn snapshot(spec: &BootSpec, root: &Path) -> std::result::Result<Prepared, String> {
+    if spec.backend != Backend::Qemu {
+        return Err("the vng backend boots every run".into());
+    }
+    if !snapshot::on_path(ZSTD) {
+        return Err(format!(
+            "{ZSTD} is not on the PATH (apt-get install zstd; the README's set-up installs it)"
+        ));
+    }
+    prepare(spec, root).await.map_err(|e| format!("{e:#}"))?
+}
+
+async fn prepare(spec: &BootSpec, root: &Path) -> Result<std::result::Result<Prepared, String>> {
+    let accel = accel::resolve(spec.accel, &spec.kernel).await?;
+    std::fs::create_dir_all(root).with_context(|| format!("create {}", root.display()))?;
+    // The initramfs is part of the key: made first, in a directory of its own.
+    let staging = tempfile::Builder::new()
+        .prefix(".staging-")
+        .tempdir_in(root)
+        .with_context(|| format!("create a directory in {}", root.display()))?;
+    let (dir, extras) = (staging.path().to_path_buf(), spec.extra_files.clone());
+    let initrd =
+        tokio::task::spawn_blocking(move || initramfs::with_extras(&dir, &extras)).await??;
+    let machine = Machine {
+        kernel: spec.kernel.clone(),
+        initrd: Some(initrd),
+        cpus: spec.cpus,
+        memory_mib: spec.memory_mib,
+        accel,
+        cmdline_extra: spec.cmdline_extra.clone(),
+    };
+    let (m, root_dir) = (machine.clone(), root.to_path_buf());
+    let (keyed, _lock) = tokio::task::spawn_blocking(move || {
+        let keyed = snapshot::key(&m, &snapshot::qemu_version()?)?;
+        // One lab makes a given snapshot; the others wait for it.
+        let lock = crate::cache::lock(&root_dir.join(format!("{}.lock", keyed.key)), true)?;
+        anyhow::Ok((keyed, lock))
+    })
+    .await??;
+    let dir = root.join(&keyed.key);
+    let replaced = match snapshot::open(&dir, &keyed) {
+        Ok(Some(found)) => {
+            return Ok(Ok(Prepared {
+                snapshot: Arc::new(found),
+                made: false,
+                replaced: None,
+            }))
+        }
+        Ok(None) => None,
+        Err(why) => {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("remove the unusable {}", dir.display()))?;
+            Some(why)
+        }
+    };
+    let work = root.join(format!("{}.tmp-{}", keyed.key, std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).with_context(|| format!("create {}", work.display()))?;
+    let made = make(spec, accel, &machine, &keyed, &work).await;
+    let made = match made {
+        Ok(Ok(meta)) => meta,
+        Ok(Err(refused)) => {
+            let _ = std::fs::remove_dir_all(&work);
+            return Ok(Err(refused));
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&work);
+            return Err(e);
+        }
+    };
+    std::fs::rename(&work, &dir)
+        .with_context(|| format!("rename {} to {}", work.display(), dir.display()))?;
+    Ok(Ok(Prepared {
+        snapshot: Arc::new(Snapshot { dir, meta: made }),
+        made: true,
+        replaced,
+    }))
+}
+
+/// Boot and save into `work`; `Ok(Err(why))` when the boot printed a kernel report.
+async fn make(
+    spec: &BootSpec,
+    accel: Accel,
+    machine: &Machine,
+    keyed: &snapshot::Keyed,
+    work: &Path,
+) -> Result<std::result::Result<Meta, String>> {
+    let initrd = machine.initrd.as_ref().expect("an initramfs");
+    std::fs::copy(initrd, work.join("initrd"))
+        .with_context(|| format!("copy {} into {}", initrd.display(), work.display()))?;
+    let spec = BootSpec {
+        run_dir: work.to_path_buf(),
+        restore: None,
+        schedule: None,
+        ..spec.clone()
+    };
+    let (hello, boot_ms, save_ms, stream_bytes) = save(&spec, accel, work).await?;
+    // The boot's reports would be in no restored run's console.
+    let console = work.join("console.log");
+    let file = std::fs::File::open(&console)
+        .with_context(|| format!("cannot read {}", console.display()))?;
+    let (reports, _) = crate::report::parser::parse_reader(std::io::BufReader::new(file))?;
+    if let Some(first) = reports.first() {
+        return Ok(Err(format!(
+            "the kernel's boot printed a report ({}): every run boots, so that each one sees it",
+            first.title
+        )));
+    }
+    let state = work.join("state.zst");
+    let file_bytes = std::fs::metadata(&state)?.len();
+    let sha256 = tokio::task::spawn_blocking(move || snapshot::state_sha256(&state)).await??;
+    let meta = Meta {
+        format: snapshot::FORMAT,
+        key: keyed.key.clone(),
+        qemu: keyed.qemu.clone(),
+        args: keyed.args.clone(),
+        created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        boot_ms,
+        save_ms,
+        stream_bytes,
+        file_bytes,
+        sha256,
+        hello,
+    };
+    snapshot::write_meta(work, &meta)?;
+    Ok(Ok(meta))
+}
+
+/// Boot the guest in `dir`, save it to `dir/state.zst` once the agent is ready, stop QEMU.
+/// Returns the hello, the boot's and the save's milliseconds, and the stream's bytes.
+async fn save(spec: &BootSpec, accel: Accel, dir: &Path) -> Result<(GuestInfo, u64, u64, u64)> {
+    prepare_run_dir(dir)?;
+    let (sockets, _socket_dir) = Sockets::for_run(dir)?;
+    let cmd = build_command(spec, accel, &sockets, dir.join("initrd"))?;
+    let mut vm = Vm::start(spec, &sockets, cmd, Vec::new()).await?;
+    let saved = async {
+        let hello = vm.ready(spec).await?;
+        let boot_ms = vm.start.elapsed().as_millis() as u64;
+        let qmp = &vm.links.as_ref().context("no QMP connection")?.qmp;
+        let t = Instant::now();
+        qmp.stop().await.context("stop")?;
+        // The compressor writes a temporary file and renames it once it has all of it.
+        let (partial, state) = (dir.join("state.partial"), dir.join("state.zst"));
+        let uri = format!(
+            "{} && mv {} {}",
+            snapshot::outgoing_uri(&partial),
+            snapshot::shell_quote(&partial),
+            snapshot::shell_quote(&state)
+        );
+        let bytes = qmp.migrate(&uri).await?;
+        let written = Instant::now() + WRITE_WAIT;
+        while !state.exists() {
+            if Instant::now() >= written {
+                bail!(
+                    "{ZSTD} did not finish {} within {WRITE_WAIT:?}",
+                    state.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        anyhow::Ok((hello, boot_ms, t.elapsed().as_millis() as u64, bytes))
+    }
+    .await;
+    if vm.exit.is_none() {
+        let qmp = vm.links.as_ref().map(|l| &l.qmp);
+        vm.exit = links::stop(qmp, false, vm.pid, &mut vm.exited).await;
+    }
+    let readers = futures::future::join_all(std::mem::take(&mut vm.readers));
+    let _ = tokio::time::timeout(DRAIN, readers).await;
+    for socket in [&sockets.qmp, &sockets.agent] {
+        let _ = std::fs::remove_file(socket);
+    }
+    saved.map_err(|e| {
+        let stderr = vm.stderr_tail.lock().unwrap().clone();
+        match stderr.lines().rev().find(|l| !l.trim().is_empty()) {
+            Some(last) => e.context(format!("QEMU: {}", last.trim())),
+            None => e,
+        }
+    })
+}
+
+impl Vm {
+    /// Wait for the agent's hello after a boot.
+    async fn ready(&mut self, spec: &BootSpec) -> Result<GuestInfo> {
+        let deadline = self.start + spec.boot_timeout;
+        loop {
+            let agent = self.links.as_mut().map(|l| &mut l.agent_events);
+            tokio::select! {
+                exit = self.exited.recv() => {
+                    self.exit = exit;
+                    bail!("QEMU exited before the agent was ready");
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    bail!("no hello from the agent within {:?}", spec.boot_timeout);
+                }
+                _ = crate::interrupt::wait() => bail!(crate::interrupt::Interrupted),
+                Some(ConsoleEvent::Panic(message)) = self.console_events.recv() => {
+                    bail!("the guest panicked while booting: {message}");
+                }
+                Some(event) = recv_opt(agent) => match event {
+                    AgentEvent::Msg(GuestMsg::Hello {
+                        kernel_release,
+                        nproc,
+                        cmdline,
+                        pid1,
+                        agent_version,
+                    }) => {
+                        return Ok(GuestInfo {
+                            kernel_release,
+                            nproc,
+                            cmdline,
+                            pid1,
+                            agent_version,
+                        })
+                    }
+                    AgentEvent::Msg(GuestMsg::Fatal { error }) => bail!("the agent failed: {error}"),
+                    AgentEvent::Garbage(line) => bail!("the agent sent garbage: {line}"),
+                    AgentEvent::WriteFailed(detail) => bail!("{detail}"),
+                    AgentEvent::Closed => bail!("the agent's port closed before its hello"),
+                    AgentEvent::Msg(_) => {}
+                },
+            }
+        }
+    }
+}
