@@ -12,21 +12,10 @@ use std::path::{Path, PathBuf};
 /// the record and what lab said on stderr.
 fn restored_boot(cmdline: &str, name: &str) -> (Value, String, tempfile::TempDir, PathBuf) {
     let (tmp, dir) = run_dir(name);
-    let out = lab()
-        .args([
-            "boot",
-            "--snapshot",
-            "--duration",
-            "1s",
-            "--cmdline",
-            cmdline,
-        ])
-        .arg("--kernel")
-        .arg(distro_kernel())
-        .arg("--out")
-        .arg(&dir)
-        .output()
-        .unwrap();
+    let out = boot_distro(
+        &["--snapshot", "--duration", "1s", "--cmdline", cmdline],
+        &dir,
+    );
     assert!(out.status.success(), "{}", show(&out));
     assert!(qemu_left(&dir).is_empty());
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -34,12 +23,7 @@ fn restored_boot(cmdline: &str, name: &str) -> (Value, String, tempfile::TempDir
 }
 
 fn snapshot_dir(key: &str) -> PathBuf {
-    let cache = std::env::var_os("LAB_TEST_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/lab-test-cache")
-        });
-    cache.join("snapshots").join(key)
+    test_cache().join("snapshots").join(key)
 }
 
 fn meta(dir: &Path) -> Value {

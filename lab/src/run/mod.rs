@@ -526,6 +526,40 @@ fn schedule_summary(results: &[RunResult]) -> String {
     s
 }
 
+/// How the batch's guests started: how many were restored and how fast, why others booted.
+fn start_summary(results: &[RunResult]) -> String {
+    use crate::vm::outcome::StartKind;
+    let records: Vec<&RunRecord> = results.iter().filter_map(|r| r.record.as_ref()).collect();
+    let restored: Vec<&RunRecord> = records
+        .iter()
+        .copied()
+        .filter(|r| r.start.how == StartKind::Restored)
+        .collect();
+    let mut s = String::new();
+    if !restored.is_empty() {
+        let hello: Vec<f64> = restored
+            .iter()
+            .filter_map(|r| r.timing.agent_hello_ms.map(|ms| ms as f64 / 1000.0))
+            .collect();
+        s.push_str(&format!(
+            "restored from a snapshot: {}/{} runs (median {:.2} s from QEMU's start to the \
+             agent's hello)\n",
+            restored.len(),
+            records.len(),
+            stats::median(hello).unwrap_or(0.0)
+        ));
+    }
+    let notes: std::collections::BTreeSet<&str> = records
+        .iter()
+        .filter(|r| r.start.how == StartKind::Booted)
+        .filter_map(|r| r.start.note.as_deref())
+        .collect();
+    for note in notes {
+        s.push_str(&format!("{note}\n"));
+    }
+    s
+}
+
 /// `lab run`: `runs` runs of `scenario` on `target`, stored in `out`, with the progress
 /// shown; the results as in `<out>/runs.json`.
 pub async fn runs(
@@ -589,6 +623,7 @@ pub fn summary(scenario: &Scenario, target: &Target, results: &[RunResult]) -> S
         s.push_str(&format!("skipped: {why}\n"));
         return s;
     }
+    s.push_str(&start_summary(results));
     if scenario.kind == Kind::Race {
         let times: Vec<f64> = results
             .iter()

@@ -14,16 +14,33 @@ pub fn vm_slot() -> MutexGuard<'static, ()> {
     VM_SLOT.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-pub fn lab() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lab"));
-    // One cache for the whole test run: the KVM probe verdict and the initramfs are reused.
-    let cache = std::env::var_os("LAB_TEST_CACHE_DIR")
+/// One cache for the whole test run: the KVM probe verdict, the initramfs, kernels and
+/// snapshots are reused.
+pub fn test_cache() -> PathBuf {
+    std::env::var_os("LAB_TEST_CACHE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/lab-test-cache")
-        });
-    cmd.env("LAB_CACHE_DIR", cache);
+        })
+}
+
+pub fn lab() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lab"));
+    cmd.env("LAB_CACHE_DIR", test_cache());
     cmd
+}
+
+/// `lab boot ARGS --kernel <the distro kernel> --out DIR`.
+pub fn boot_distro(args: &[&str], dir: &Path) -> Output {
+    lab()
+        .arg("boot")
+        .args(args)
+        .arg("--kernel")
+        .arg(distro_kernel())
+        .arg("--out")
+        .arg(dir)
+        .output()
+        .unwrap()
 }
 
 /// The Debian distro kernel the README's set-up installs (linux-image-6.12-amd64).

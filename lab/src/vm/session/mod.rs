@@ -289,6 +289,7 @@ impl Vm {
     /// Load the snapshot into the paused QEMU, run it, and ask the agent for its hello.
     async fn resume(&mut self, snapshot: &Snapshot, spec: &BootSpec) -> Result<(), String> {
         let Some(links) = self.links.as_mut() else {
+            process::kill_group(self.pid);
             return Err("QEMU's QMP and agent sockets could not be opened".into());
         };
         let load = async {
