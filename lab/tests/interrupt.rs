@@ -192,10 +192,13 @@ fn nightly_terminated_during_a_run_records_nothing_and_leaves_no_qemu() {
         ],
         &[],
         &tmp.path().join("n1.log"),
-        "a guest that printed",
+        "a guest whose workload started",
         || {
-            let console = out.join("baseline/epoll-dmabuf-race/run-001/console.log");
-            !qemu_left(&out).is_empty() && console.metadata().is_ok_and(|m| m.len() > 0)
+            // A restored guest prints nothing until it has something to say: the agent's
+            // stream tells that the run is under way.
+            let agent = out.join("baseline/epoll-dmabuf-race/run-001/agent.jsonl");
+            !qemu_left(&out).is_empty()
+                && std::fs::read_to_string(agent).is_ok_and(|s| s.contains("\"type\":\"started\""))
         },
         // SIGTERM to lab alone (a CI runner's cancel).
         // SAFETY: kill(2) on a child this test started.
@@ -204,12 +207,18 @@ fn nightly_terminated_during_a_run_records_nothing_and_leaves_no_qemu() {
     assert!(qemu_left(&out).is_empty(), "{:?}", qemu_left(&out));
     assert_eq!(nights(&tmp.path().join("nights/history.sqlite")), 0);
     assert!(!out.join("results.json").exists());
-    // The cut run is on disk as interrupted, with its console.
+    // The cut run is on disk as interrupted, with its console and the boot's.
     let runs = read_json(&out.join("baseline/epoll-dmabuf-race/runs.json"));
     assert_eq!(runs[0]["evidence"]["kind"], "interrupted", "{runs}");
     let run_dir = Path::new(runs[0]["dir"].as_str().unwrap());
     assert_eq!(outcome(run_dir)["outcome"]["kind"], "interrupted");
-    assert!(run_dir.join("console.log").metadata().unwrap().len() > 0);
+    assert!(run_dir.join("console.log").is_file());
+    let boot = match outcome(run_dir)["start"]["how"].as_str() {
+        Some("restored") => "boot-console.log",
+        _ => "console.log",
+    };
+    let boot = std::fs::read_to_string(run_dir.join(boot)).unwrap();
+    assert!(boot.contains("Linux version"), "{boot}");
 }
 
 /// A bisection over a fixture tree whose commits install the baseline kernel (good), then

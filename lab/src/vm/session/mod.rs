@@ -594,7 +594,15 @@ pub async fn run(spec: &BootSpec, scanners: Vec<Box<dyn ConsoleScanner>>) -> Res
         sockets = sockets.with_gdb();
     }
     let files = match (&spec.restore, spec.backend) {
-        (Some(snapshot), Backend::Qemu) => snapshot.initrd(),
+        (Some(snapshot), Backend::Qemu) => {
+            // The run's console starts where the snapshot's boot ended: its boot is kept
+            // beside it.
+            let _ = std::fs::copy(
+                snapshot.dir.join("console.log"),
+                spec.run_dir.join("boot-console.log"),
+            );
+            snapshot.initrd()
+        }
         (Some(_), Backend::Vng) => bail!("the vng backend boots every run: it cannot restore"),
         (None, _) => guest_files(spec).await?,
     };
