@@ -13,8 +13,8 @@ enum Current {
     /// Not made or checked yet.
     Unknown,
     Ready(Arc<Snapshot>),
-    /// Every run boots, for this reason.
-    Off(String),
+    /// Every run boots: asked to (`None`), or for this reason.
+    Off(Option<String>),
 }
 
 pub struct Snapshots {
@@ -37,7 +37,7 @@ impl Snapshots {
     /// Every run boots: `--no-snapshot` says so.
     pub fn off() -> Self {
         Snapshots {
-            current: tokio::sync::Mutex::new((Current::Off(String::new()), None)),
+            current: tokio::sync::Mutex::new((Current::Off(None), None)),
             label: String::new(),
         }
     }
@@ -55,8 +55,8 @@ impl Snapshots {
             .map(|why| format!("rebuilt after: {why}"));
         match &current.0 {
             Current::Ready(snapshot) => spec.restore = Some(snapshot.clone()),
-            Current::Off(why) if why.is_empty() => {}
-            Current::Off(why) => spec.start_note = Some(format!("booted: {why}")),
+            Current::Off(None) => {}
+            Current::Off(Some(why)) => spec.start_note = Some(format!("booted: {why}")),
             Current::Unknown => unreachable!("prepared above"),
         }
     }
@@ -99,7 +99,7 @@ impl Snapshots {
         }
         crate::events::warn(format!("{}: {why}", self.label));
         if current.1.is_some() {
-            current.0 = Current::Off(format!("the rebuilt snapshot failed too: {why}"));
+            current.0 = Current::Off(Some(format!("the rebuilt snapshot failed too: {why}")));
             return;
         }
         let _ = std::fs::remove_dir_all(&snapshot.dir);
@@ -146,6 +146,6 @@ impl Snapshots {
             "{}: no snapshot, every run boots: {why}",
             self.label
         ));
-        Current::Off(why)
+        Current::Off(Some(why))
     }
 }
