@@ -312,17 +312,10 @@ impl Vm {
         };
         if let Err(why) = loaded {
             // QEMU says why on its stderr: wait for it to be read.
-            if self.exit.is_none() {
-                let qmp = self.links.as_ref().map(|l| &l.qmp);
-                self.exit = links::stop(qmp, false, self.pid, &mut self.exited).await;
-            }
-            let readers = futures::future::join_all(std::mem::take(&mut self.readers));
-            let _ = tokio::time::timeout(DRAIN, readers).await;
-            let stderr = self.stderr_tail.lock().unwrap().clone();
-            let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
+            self.shut(false).await;
             // QEMU's own reason, when it gave one, says more than the lost connection.
-            let why = match last {
-                Some(line) => format!("QEMU: {}", line.trim()),
+            let why = match self.qemu_said() {
+                Some(line) => format!("QEMU: {line}"),
                 None => why,
             };
             return Err(format!(
@@ -340,6 +333,26 @@ impl Vm {
             }
         }
         Ok(())
+    }
+
+    /// Stop QEMU if it still runs (`graceful`: the power button first) and let the readers
+    /// hand over its last output: once QEMU is gone its pipes close and the readers end.
+    async fn shut(&mut self, graceful: bool) {
+        if self.exit.is_none() {
+            let qmp = self.links.as_ref().map(|l| &l.qmp);
+            self.exit = links::stop(qmp, graceful, self.pid, &mut self.exited).await;
+        }
+        let readers = futures::future::join_all(std::mem::take(&mut self.readers));
+        if tokio::time::timeout(DRAIN, readers).await.is_err() {
+            tracing::warn!("QEMU's output was still open {DRAIN:?} after it exited");
+        }
+    }
+
+    /// QEMU's last non-empty line on stderr.
+    fn qemu_said(&self) -> Option<String> {
+        let stderr = self.stderr_tail.lock().unwrap();
+        let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
+        last.map(|l| l.trim().to_string())
     }
 
     /// The next moment something is due: the overall deadline, the boot or heartbeat
@@ -518,17 +531,8 @@ impl Vm {
             Some(controller) => Some(controller.finish().await),
             None => None,
         };
-        if self.exit.is_none() {
-            let qmp = self.links.as_ref().map(|l| &l.qmp);
-            let graceful = self.state.decided != Some(Outcome::Interrupted);
-            self.exit = links::stop(qmp, graceful, self.pid, &mut self.exited).await;
-        }
-        // QEMU is gone: its pipes close and the readers end once they have passed on all
-        // it printed.
-        let readers = futures::future::join_all(self.readers);
-        if tokio::time::timeout(DRAIN, readers).await.is_err() {
-            tracing::warn!("QEMU's output was still open {DRAIN:?} after it exited");
-        }
+        self.shut(self.state.decided != Some(Outcome::Interrupted))
+            .await;
         self.state.timing.ended_ms = State::ms(self.start);
         // The sockets lead nowhere now.
         for socket in [&sockets.qmp, &sockets.agent]

@@ -2,7 +2,7 @@
 //! waits, idle, for a request), pause the guest, save its state, and stop QEMU. A boot that
 //! prints a kernel report is not saved: every run boots instead, and sees the report.
 
-use super::{build_command, links, prepare_run_dir, recv_opt, Backend, BootSpec, Vm, DRAIN};
+use super::{build_command, prepare_run_dir, recv_opt, Backend, BootSpec, Vm};
 use crate::vm::agent::AgentEvent;
 use crate::vm::console::ConsoleEvent;
 use crate::vm::outcome::GuestInfo;
@@ -192,21 +192,13 @@ async fn save(spec: &BootSpec, accel: Accel, dir: &Path) -> Result<(GuestInfo, u
         anyhow::Ok((hello, boot_ms, t.elapsed().as_millis() as u64, bytes))
     }
     .await;
-    if vm.exit.is_none() {
-        let qmp = vm.links.as_ref().map(|l| &l.qmp);
-        vm.exit = links::stop(qmp, false, vm.pid, &mut vm.exited).await;
-    }
-    let readers = futures::future::join_all(std::mem::take(&mut vm.readers));
-    let _ = tokio::time::timeout(DRAIN, readers).await;
+    vm.shut(false).await;
     for socket in [&sockets.qmp, &sockets.agent] {
         let _ = std::fs::remove_file(socket);
     }
-    saved.map_err(|e| {
-        let stderr = vm.stderr_tail.lock().unwrap().clone();
-        match stderr.lines().rev().find(|l| !l.trim().is_empty()) {
-            Some(last) => e.context(format!("QEMU: {}", last.trim())),
-            None => e,
-        }
+    saved.map_err(|e| match vm.qemu_said() {
+        Some(last) => e.context(format!("QEMU: {last}")),
+        None => e,
     })
 }
 
