@@ -160,9 +160,13 @@ pub enum ReportCommand {
 
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// Variant from kernels/*.toml.
+    /// Variant from kernels/*.toml (`NAME+kcsan`: built with KCSAN, see --detector).
     #[arg(long, required_unless_present = "kernel", conflicts_with = "kernel")]
     pub variant: Option<String>,
+    /// The variant built with this detector: kasan (memory safety, the default fragments')
+    /// or kcsan (data races; its own build of the variant, KCSAN in place of KASAN).
+    #[arg(long, requires = "variant", value_parser = config::detector::parser())]
+    pub detector: Option<String>,
     /// Any kernel image instead of a variant (its .config is looked for next to it, or as
     /// /boot/config-* for /boot/vmlinuz-*).
     #[arg(long)]
@@ -236,8 +240,14 @@ pub struct HistoryArgs {
 
 #[derive(clap::Args)]
 pub struct BuildArgs {
-    /// Variants to build (default: every kernels/*.toml).
+    /// Variants to build (default: every kernels/*.toml). `NAME+kcsan` is the variant built
+    /// with KCSAN in place of KASAN (see --detector).
     pub variants: Vec<String>,
+    /// Build each variant with these detectors, comma-separated: kasan (memory safety: the
+    /// default fragments') and kcsan (data races). KCSAN cannot share a kernel with KASAN:
+    /// each detector is its own configuration and object tree (a cold build the first time).
+    #[arg(long = "detector", value_delimiter = ',', value_parser = config::detector::parser())]
+    pub detectors: Vec<String>,
     /// Parallel make jobs (default: host cores).
     #[arg(long)]
     pub jobs: Option<usize>,
@@ -346,10 +356,11 @@ pub async fn dispatch(command: Command) -> Result<i32> {
                 ..Default::default()
             };
             opts.jobs = a.jobs.unwrap_or(opts.jobs);
-            let names = a.variants;
-            let built =
-                tokio::task::spawn_blocking(move || kernel::build_named(&kernels, &names, &opts))
-                    .await??;
+            let (names, detectors) = (a.variants, a.detectors);
+            let built = tokio::task::spawn_blocking(move || {
+                kernel::build_named(&kernels, &names, &detectors, &opts)
+            })
+            .await??;
             if a.json {
                 ui::print(&json(&kernel::json(&built))?);
             }
@@ -361,13 +372,18 @@ pub async fn dispatch(command: Command) -> Result<i32> {
                 (None, Some(name)) => config::locate::scenario(a.dirs.scenarios, name)?,
                 (None, None) => unreachable!("clap requires one"),
             };
-            let target = Target::resolve(a.kernel, a.variant, a.dirs.kernels).await?;
+            let variant = a
+                .variant
+                .map(|v| config::detector::with(&v, a.detector.as_deref()));
+            let target = Target::resolve(a.kernel, variant, a.dirs.kernels).await?;
             let who = target.name.rsplit('/').next().unwrap_or("kernel");
             let out = match a.out {
                 Some(dir) => cache::empty_dir(&dir)?,
                 None => cache::run_dir(&format!("{}-{who}", scenario.name))?,
             };
-            let results = run::runs(&scenario, &target, a.runs, a.how, out.clone()).await?;
+            let suppressions = config::locate::suppressions(a.dirs.suppressions)?;
+            let results =
+                run::runs(&scenario, &target, a.runs, a.how, out.clone(), suppressions).await?;
             ui::print(&if a.json {
                 json(&results)?
             } else {
@@ -533,6 +549,7 @@ async fn boot(a: BootArgs) -> Result<i32> {
             params: a.params.into_iter().collect(),
             wait_for_go: false,
             seed: Some(session::fresh_seed()),
+            kernel_params: Default::default(),
         },
         boot_timeout: a.boot_timeout,
         heartbeat_timeout: a.heartbeat_timeout,

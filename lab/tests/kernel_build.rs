@@ -108,6 +108,51 @@ fn option_that_cannot_be_set_is_named_with_its_dependency() {
     );
 }
 
+#[test]
+fn a_compiler_that_cannot_do_kcsan_is_named_when_the_kcsan_build_is_asked_for() {
+    // A gcc that refuses ThreadSanitizer's flags, as GCC before 11 does for the kernel's.
+    let bin = tempfile::tempdir().unwrap();
+    let gcc = bin.path().join("gcc");
+    std::fs::write(
+        &gcc,
+        "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in -fsanitize=thread) \
+         echo \"gcc: error: unrecognized argument to -fsanitize= option: 'thread'\" >&2; \
+         exit 1;; esac; done\nexec /usr/bin/gcc \"$@\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&gcc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A fragment of its own (its text names the test's directory): never a cache hit.
+    let kernels = scratch_kernels(
+        "plain",
+        "fragments = [\"qemu-guest\", \"scenarios\", \"kasan\", \"extra\"]\n",
+        None,
+        Some(&format!("# {}\nCONFIG_EPOLL=y\n", bin.path().display())),
+    );
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = lab()
+        .env("PATH", path)
+        .args(["build", "--kernels"])
+        .arg(kernels.path())
+        .args(["plain", "--detector", "kcsan"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the compiler cannot build CONFIG_KCSAN")
+            && stderr.contains("CONFIG_HAVE_KCSAN_COMPILER")
+            && stderr.contains("GCC 11 or later")
+            && stderr.contains("kcsan.config:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("plain+kcsan"), "{stderr}");
+}
+
 fn boot_variant(variant: &str) -> Value {
     let (_tmp, dir) = run_dir(variant);
     let out = lab()

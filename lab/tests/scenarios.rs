@@ -47,6 +47,44 @@ fn uapi_epoll_on_the_distro_kernel_gives_the_upstream_answers() {
 }
 
 #[test]
+fn a_scenarios_kernel_params_are_set_before_the_workload_and_recorded() {
+    // printk's parameters are in every kernel; KCSAN's only in a KCSAN build: on the distro
+    // kernel one is set and read back, the other recorded as absent, and the run goes on.
+    let _slot = vm_slot();
+    let scenarios = tempfile::tempdir().unwrap();
+    std::fs::write(
+        scenarios.path().join("params.toml"),
+        "kind = \"race\"\nworkload = \"syscall_count\"\nduration = \"1s\"\n\
+         [kernel_params]\n\"printk.time\" = false\n\"kcsan.udelay_task\" = 400\n",
+    )
+    .unwrap();
+    let (_tmp, out) = run_dir("params");
+    let kernel = distro_kernel();
+    let (output, runs) = run_json(
+        &[
+            "--kernel",
+            kernel.to_str().unwrap(),
+            "--scenario",
+            "params",
+            "--scenarios",
+            scenarios.path().to_str().unwrap(),
+        ],
+        &out,
+    );
+    assert!(output.status.success(), "{}", show(&output));
+    let params = &runs[0]["record"]["observations"]["kernel-params"];
+    assert_eq!(params["printk.time"]["asked"], "N", "{params}");
+    assert_eq!(params["printk.time"]["now"], "N", "{params}");
+    assert_eq!(params["kcsan.udelay_task"]["asked"], "400", "{params}");
+    assert!(
+        params["kcsan.udelay_task"]["absent"]
+            .as_str()
+            .is_some_and(|a| a.contains("/sys/module/kcsan")),
+        "{params}"
+    );
+}
+
+#[test]
 fn missing_kernel_option_skips_without_booting() {
     let scenarios = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -112,6 +150,67 @@ fn epoll_dmabuf_race_is_detected_on_the_unpinned_variant() {
     }
     let reports = std::fs::read_to_string(out.join("run-001/reports.json")).unwrap();
     assert!(reports.contains(first));
+}
+
+#[test]
+fn a_suppressed_report_is_kept_with_its_reason_and_the_run_goes_on_to_the_next() {
+    // The unpinned variant's first report is dma_buf_poll's WARNING; suppressed, the run
+    // goes on to the use-after-free that follows it, which is the run's finding.
+    let _slot = vm_slot();
+    let list = tempfile::tempdir().unwrap();
+    let file = list.path().join("suppressions.toml");
+    std::fs::write(
+        &file,
+        "[[suppress]]\ntitle = \"WARNING in dma_buf_poll\"\nreason = \"the test's own\"\n",
+    )
+    .unwrap();
+    let (_tmp, out) = run_dir("suppressed");
+    let (output, runs) = run_json(
+        &[
+            "--variant",
+            "epoll-unpinned-poll",
+            "--scenario",
+            "epoll-dmabuf-race",
+            "--scenarios",
+            repo("scenarios").to_str().unwrap(),
+            "--duration",
+            "20s",
+            "--suppressions",
+            file.to_str().unwrap(),
+        ],
+        &out,
+    );
+    let run = &runs[0];
+    let reports = run["reports"].as_array().unwrap();
+    let warning = reports
+        .iter()
+        .find(|r| r["title"] == "WARNING in dma_buf_poll")
+        .unwrap_or_else(|| panic!("{}", show(&output)));
+    let why = warning["suppressed"].as_str().unwrap();
+    assert!(
+        why.starts_with("the test's own (") && why.contains("suppressions.toml:1"),
+        "{why}"
+    );
+    // The run did not stop there: the finding, when there is one, is a later report (the
+    // use-after-free usually follows); otherwise the run worked its whole duration.
+    match run["evidence"]["kind"].as_str() {
+        Some("kernel-report") => {
+            let finding = run["evidence"]["title"].as_str().unwrap();
+            assert_ne!(finding, "WARNING in dma_buf_poll", "{run}");
+            let counted = reports.iter().find(|r| r["suppressed"].is_null()).unwrap();
+            assert_eq!(counted["title"], finding);
+            assert!(
+                counted["at_ms"].as_u64() >= warning["at_ms"].as_u64(),
+                "{warning} / {counted}"
+            );
+            assert_eq!(run["first_report_ms"], counted["at_ms"], "{run}");
+        }
+        _ => {
+            assert_eq!(run["evidence"]["kind"], "clean", "{run}");
+            assert_eq!(run["outcome"]["kind"], "completed", "{run}");
+            assert!(run["first_report_ms"].is_null(), "{run}");
+        }
+    }
 }
 
 #[test]

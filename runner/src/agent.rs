@@ -2,7 +2,7 @@
 
 use crate::channel::Channel;
 use crate::workloads;
-use runner::protocol::{GuestMsg, HostMsg, RESEED_OBSERVATION};
+use runner::protocol::{GuestMsg, HostMsg, KERNEL_PARAMS_OBSERVATION, RESEED_OBSERVATION};
 use std::time::Instant;
 
 fn kernel_release() -> String {
@@ -62,6 +62,12 @@ pub fn serve(chan: &Channel, pid1: bool) -> i32 {
         chan.send(&GuestMsg::Observation {
             name: RESEED_OBSERVATION.into(),
             value,
+        });
+    }
+    if !request.kernel_params.is_empty() {
+        chan.send(&GuestMsg::Observation {
+            name: KERNEL_PARAMS_OBSERVATION.into(),
+            value: crate::params::set(&request.kernel_params),
         });
     }
     let start = Instant::now();

@@ -4,6 +4,7 @@
 mod agent;
 mod channel;
 mod init;
+mod params;
 mod rng;
 mod sys;
 mod workloads;

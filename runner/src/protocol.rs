@@ -35,6 +35,14 @@ pub const WORKLOAD_NAMES: &[&str] = &[
 /// bytes the kernel gave after it (or why the pool could not be reseeded).
 pub const RESEED_OBSERVATION: &str = "kernel-rng";
 
+/// The observation the agent reports the kernel parameters it set under: for each, the
+/// value asked for and what the kernel reads back (or why it could not be set).
+pub const KERNEL_PARAMS_OBSERVATION: &str = "kernel-params";
+
+/// Observations the agent makes of the run itself (not a workload's checks): never compared
+/// between variants.
+pub const AGENT_OBSERVATIONS: &[&str] = &[RESEED_OBSERVATION, KERNEL_PARAMS_OBSERVATION];
+
 /// The observation the `selftest` workload reports its program's end under, unless the
 /// request names another (`params.name`).
 pub const SELFTEST_OBSERVATION: &str = "selftest";
@@ -154,6 +162,11 @@ pub struct RunRequest {
     /// make the same random choices.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// Run-time kernel parameters to set before the workload, `module.param` → value
+    /// (written to /sys/module/<module>/parameters/<param>); reported under
+    /// [`KERNEL_PARAMS_OBSERVATION`] with what each reads back.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub kernel_params: std::collections::BTreeMap<String, String>,
 }
 
 /// Why a line could not be decoded.

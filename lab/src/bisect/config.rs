@@ -1,12 +1,14 @@
 //! The configuration every step of a bisection builds with: a variant's (its config base and
 //! fragments, not its patches), or a list of fragments of kernels/configs/ on allnoconfig.
 
+use crate::config::detector;
 use crate::kernel::variant::{Catalog, ConfigBase, Fragment, Variant};
 use anyhow::Result;
 
-/// `--variant-config`: a variant's configuration, or comma-separated fragments on allnoconfig.
+/// `--variant-config`: a variant's configuration (`baseline+kcsan` under another detector), or
+/// comma-separated fragments on allnoconfig.
 pub fn config_variant(catalog: &Catalog, given: &str) -> Result<Variant> {
-    if catalog.names().iter().any(|n| n == given) {
+    if detector::canonical(&catalog.names_with_detectors(), given).is_some() {
         return Ok(catalog.get(given)?);
     }
     let base = catalog.get("baseline").or_else(|_| {
@@ -42,6 +44,7 @@ pub fn config_variant(catalog: &Catalog, given: &str) -> Result<Variant> {
         .collect::<Result<Vec<_>>>()?;
     Ok(Variant {
         config_base: ConfigBase::Allnoconfig,
+        detector: detector::of_fragments(fragments.iter().map(|f| f.name.as_str())).map(|d| d.name),
         fragments,
         ..base
     })

@@ -135,6 +135,9 @@ impl Args {
                 ..self.how
             },
             dir,
+            suppressions: std::sync::Arc::new(crate::config::locate::suppressions(
+                self.dirs.suppressions,
+            )?),
         })
     }
 }
@@ -157,6 +160,8 @@ pub struct BisectOptions {
     pub how: How,
     /// Where the state, the runs and the log go.
     pub dir: PathBuf,
+    /// Reports left out of verdicts (a suppressed report is not the target's).
+    pub suppressions: std::sync::Arc<crate::config::suppress::Suppressions>,
 }
 
 /// The default directory of a bisection: one per repository, ends, scenario and direction.

@@ -9,7 +9,6 @@ use super::verdict::{CommitVerdict, Plan, RunClass, Search};
 use super::{BisectOptions, TargetReport};
 use crate::interrupt::Interrupted;
 use crate::kernel::{self, variant::Source};
-use crate::report::formats::ReportType;
 use crate::results::Evidence;
 use crate::run::{batch, BatchOptions, Pool, Progress, RunResult, Target};
 use anyhow::{bail, Result};
@@ -30,7 +29,7 @@ pub fn classify(r: &RunResult, target: &TargetReport) -> RunClass {
         Evidence::KernelReport { .. } => r
             .reports
             .iter()
-            .filter(|rep| rep.kind != ReportType::Lab)
+            .filter(|rep| rep.counts())
             .map(|rep| (rep.signature.as_str(), rep.title.as_str()))
             .collect(),
         other => other.finding().map(|(t, s)| (s, t)).into_iter().collect(),
@@ -136,6 +135,7 @@ async fn run(
         pool: Pool::new(1),
         progress: progress.clone(),
         label: format!("{} × {}", &commit[..12], o.scenario.name),
+        suppressions: o.suppressions.clone(),
     };
     let (runs, interrupted) = uninterrupted(batch(&o.scenario, &target, &opts).await?);
     if interrupted || crate::interrupt::requested() {

@@ -24,6 +24,8 @@ pub struct Request {
     /// Make `runs` new runs per variant instead of reusing stored ones.
     pub fresh: bool,
     pub how: How,
+    /// Reports left out of verdicts.
+    pub suppressions: std::sync::Arc<crate::config::suppress::Suppressions>,
 }
 
 /// `lab compare`'s flags; what they leave out comes from lab.toml.
@@ -33,6 +35,11 @@ pub struct Args {
     /// Default: lab.toml's [compare] section.
     #[arg(long, value_delimiter = ',')]
     pub variants: Vec<String>,
+    /// Compare each variant under these detectors, comma-separated (kasan,kcsan): a row per
+    /// variant × detector, and a table with a column per detector. Default: lab.toml's
+    /// [compare] detectors, else each variant's own (kasan).
+    #[arg(long = "detector", value_delimiter = ',', value_parser = crate::config::detector::parser())]
+    pub detectors: Vec<String>,
     /// Scenario name (scenarios/<name>.toml). Default: lab.toml's [compare].
     #[arg(long)]
     pub scenario: Option<String>,
@@ -68,6 +75,7 @@ pub fn request(a: Args) -> Result<Request> {
         a.runs,
         lab.as_ref().and_then(|l| l.compare.as_ref()),
     )?;
+    let variants = crate::config::detector::expand(&variants, &a.detectors);
     let dir = |name: &str, given: Option<PathBuf>, from_lab: Option<&PathBuf>| {
         crate::config::locate::dir(name, given.or(from_lab.cloned()))
     };
@@ -86,6 +94,10 @@ pub fn request(a: Args) -> Result<Request> {
             .unwrap_or_else(|| crate::cache::root().join("compare")),
         fresh: a.fresh,
         how: a.how,
+        suppressions: std::sync::Arc::new(match (a.dirs.suppressions, &lab) {
+            (None, Some(lab)) => lab.suppressions.clone(),
+            (given, _) => crate::config::locate::suppressions(given)?,
+        }),
     })
 }
 
@@ -128,9 +140,13 @@ struct Planned {
 
 async fn plan(req: &Request, store: &Path) -> Result<Vec<Planned>> {
     let mut planned = Vec::new();
-    for variant in &req.variants {
-        let target =
-            Target::resolve(None, Some(variant.clone()), Some(req.kernels.clone())).await?;
+    for asked in &req.variants {
+        let target = Target::resolve(None, Some(asked.clone()), Some(req.kernels.clone())).await?;
+        // As the catalog names it (`x+kasan` is `x`), once.
+        let variant = &target.name;
+        if planned.iter().any(|p: &Planned| p.variant == *variant) {
+            continue;
+        }
         let id = target
             .kernel
             .parent()
@@ -209,6 +225,7 @@ pub async fn compare(req: &Request) -> Result<Comparison> {
             pool: pool.clone(),
             progress: progress.clone(),
             label: format!("{} × {}", p.variant, req.scenario.name),
+            suppressions: req.suppressions.clone(),
         };
         async move {
             if p.need == 0 {
@@ -225,6 +242,7 @@ pub async fn compare(req: &Request) -> Result<Comparison> {
     for (p, all) in planned.iter().zip(done) {
         arms.push(Arm {
             name: p.variant.clone(),
+            detector: p.target.build.as_ref().and_then(|(v, _)| v.detector),
             results: kept(req, p, all?),
         });
     }
@@ -240,6 +258,10 @@ pub async fn compare(req: &Request) -> Result<Comparison> {
 pub fn render(c: &Comparison) -> String {
     let mut s = format!("{} — {}\n\n", c.scenario.name, c.scenario.description);
     s.push_str(&stats::table(&c.rows));
+    if let Some(pivot) = stats::by_detector(&c.rows) {
+        s.push_str("\nby detector:\n\n");
+        s.push_str(&pivot);
+    }
     if let Some(first) = c.rows.first() {
         for r in c.rows.iter().skip(1) {
             for (check, a, b) in stats::uapi_differences(first, r) {

@@ -2,6 +2,7 @@
 //! scenario cells to run and how often, where nights and their history go, and the default
 //! comparison. Names are checked against kernels/ and scenarios/ with file:line errors.
 
+use super::detector;
 use super::error::{line_of, ConfigError};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ struct Raw {
     scenarios: Option<Spanned<String>>,
     results: Option<String>,
     history: Option<String>,
+    suppressions: Option<Spanned<String>>,
     runs: Option<Spanned<u32>>,
     duration: Option<Spanned<String>>,
     #[serde(default)]
@@ -28,6 +30,10 @@ struct Raw {
 #[serde(deny_unknown_fields)]
 struct RawCells {
     variants: Vec<Spanned<String>>,
+    /// Each variant under each of these detectors (`kasan`, `kcsan`): a cell per variant ×
+    /// detector × scenario.
+    #[serde(default)]
+    detectors: Vec<Spanned<String>>,
     scenarios: Vec<Spanned<String>>,
     runs: Option<Spanned<u32>>,
     /// What each variant is expected to do in these scenarios: "pass", "fail", or text the
@@ -40,6 +46,8 @@ struct RawCells {
 #[serde(deny_unknown_fields)]
 struct RawCompare {
     variants: Vec<Spanned<String>>,
+    #[serde(default)]
+    detectors: Vec<Spanned<String>>,
     scenario: Spanned<String>,
     runs: Option<Spanned<u32>>,
 }
@@ -77,6 +85,9 @@ pub struct LabConfig {
     pub duration: Option<Duration>,
     pub cells: Vec<Cell>,
     pub compare: Option<Compare>,
+    /// Reports the lab leaves out of verdicts (`suppressions = "FILE"`, default
+    /// suppressions.toml beside lab.toml when there is one).
+    pub suppressions: super::suppress::Suppressions,
 }
 
 /// Relative paths in lab.toml are relative to its directory; `~/` is the home directory.
@@ -90,11 +101,12 @@ fn resolve(base: &Path, p: &str) -> PathBuf {
     }
 }
 
-/// The variants defined in a kernels directory (none when it cannot be read: the names in
-/// lab.toml are then reported as unknown, with the directory).
+/// The variants defined in a kernels directory, with their names under the other detectors
+/// (none when it cannot be read: the names in lab.toml are then reported as unknown, with
+/// the directory).
 pub fn variant_names(dir: &Path) -> Vec<String> {
     super::variant::Catalog::load(dir)
-        .map(|c| c.names())
+        .map(|c| c.names_with_detectors())
         .unwrap_or_default()
 }
 
@@ -115,24 +127,69 @@ impl Checker<'_> {
         }
     }
 
-    /// A variant or scenario name that exists.
+    /// A variant or scenario name that exists (a variant as the catalog names it:
+    /// `baseline+kasan` is `baseline`).
     fn name(&self, name: &Spanned<String>, what: &str) -> Result<String, ConfigError> {
         let known = if what == "variant" {
             &self.variants
         } else {
             &self.scenarios
         };
-        if known.iter().any(|k| k == name.get_ref()) {
-            return Ok(name.get_ref().clone());
+        if let Some(name) = detector::canonical(known, name.get_ref()) {
+            return Ok(name);
         }
+        // Variants are listed by their plain names; each also exists under each detector.
+        let plain: Vec<&str> = known
+            .iter()
+            .map(String::as_str)
+            .filter(|k| what != "variant" || detector::split(k).1.is_none())
+            .collect();
+        let also = match what {
+            "variant" => format!(
+                " (each also as NAME{}DETECTOR: {})",
+                detector::SEPARATOR,
+                detector::names().collect::<Vec<_>>().join(", ")
+            ),
+            _ => String::new(),
+        };
         Err(self.at(
             name.span(),
             format!(
-                "no {what} named {:?}; known: {}",
+                "no {what} named {:?}; known: {}{also}",
                 name.get_ref(),
-                known.join(", ")
+                plain.join(", ")
             ),
         ))
+    }
+
+    /// `variants` under each of `detectors` (as named when there are none), checked.
+    fn variants(
+        &self,
+        variants: &[Spanned<String>],
+        detectors: &[Spanned<String>],
+    ) -> Result<Vec<String>, ConfigError> {
+        for d in detectors {
+            detector::get(d.get_ref()).map_err(|m| self.at(d.span(), m))?;
+        }
+        let mut out = Vec::new();
+        for v in variants {
+            let plain = self.name(v, "variant")?;
+            let names: Vec<String> = match detectors.is_empty() {
+                true => vec![plain],
+                false => detectors
+                    .iter()
+                    .map(|d| format!("{}{}{}", v.get_ref(), detector::SEPARATOR, d.get_ref()))
+                    .collect(),
+            };
+            for name in names {
+                let spanned = Spanned::new(v.span(), name);
+                let name = self.name(&spanned, "variant")?;
+                if !out.contains(&name) {
+                    out.push(name);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// A number of runs is at least one: a cell with nothing run would read as a pass.
@@ -152,28 +209,38 @@ impl Checker<'_> {
         let mut cells: Vec<Cell> = Vec::new();
         for m in matrix {
             let runs = self.runs(&m.runs, lab_runs)?;
-            if let Some((name, value)) = m
-                .expect
-                .iter()
-                .find(|(name, _)| !m.variants.iter().any(|v| v.get_ref() == *name))
-            {
+            let variants = self.variants(&m.variants, &m.detectors)?;
+            // An expectation names a variant as the matrix does, or one of its detector
+            // builds (`v+kcsan`); the detector build's own expectation wins.
+            let expect = |variant: &str| -> Option<String> {
+                m.expect
+                    .get(variant)
+                    .or_else(|| m.expect.get(detector::split(variant).0))
+                    .map(|e| e.get_ref().clone())
+            };
+            if let Some((name, value)) = m.expect.iter().find(|(name, _)| {
+                !m.variants.iter().any(|v| v.get_ref() == *name)
+                    && !variants.iter().any(|v| v == *name)
+            }) {
                 return Err(self.at(
                     value.span(),
-                    format!("expect names {name:?}, which is not one of this matrix's variants"),
+                    format!(
+                        "expect names {name:?}, which is not one of this matrix's variants ({})",
+                        variants.join(", ")
+                    ),
                 ));
             }
-            for v in &m.variants {
-                let variant = self.name(v, "variant")?;
+            for variant in &variants {
                 for s in &m.scenarios {
                     let scenario = self.name(s, "scenario")?;
                     if cells
                         .iter()
-                        .any(|c| c.variant == variant && c.scenario == scenario)
+                        .any(|c| c.variant == *variant && c.scenario == scenario)
                     {
                         continue;
                     }
                     cells.push(Cell {
-                        expect: m.expect.get(&variant).map(|e| e.get_ref().clone()),
+                        expect: expect(variant),
                         variant: variant.clone(),
                         scenario,
                         runs,
@@ -222,6 +289,16 @@ fn directory(
 }
 
 impl LabConfig {
+    /// What every shard of a night must share besides the commits: lab.toml's bytes, then
+    /// the suppression list's (it decides which reports count).
+    pub fn plan_bytes(&self) -> std::io::Result<Vec<u8>> {
+        let mut bytes = std::fs::read(&self.file)?;
+        if let Some(file) = &self.suppressions.file {
+            bytes.extend(std::fs::read(file)?);
+        }
+        Ok(bytes)
+    }
+
     /// Load and check a lab.toml. `known_variants` and `known_scenarios` list the names in
     /// the kernels and scenarios directories it names.
     pub fn load(
@@ -260,11 +337,7 @@ impl LabConfig {
             .compare
             .map(|c| -> Result<Compare, ConfigError> {
                 Ok(Compare {
-                    variants: c
-                        .variants
-                        .iter()
-                        .map(|v| checker.name(v, "variant"))
-                        .collect::<Result<_, _>>()?,
+                    variants: checker.variants(&c.variants, &c.detectors)?,
                     scenario: checker.name(&c.scenario, "scenario")?,
                     runs: checker.runs(&c.runs, DEFAULT_COMPARE_RUNS)?,
                 })
@@ -278,6 +351,22 @@ impl LabConfig {
             .history
             .map(|h| resolve(base, &h))
             .unwrap_or_else(|| results.join("history.sqlite"));
+        let suppressions = match &raw.suppressions {
+            Some(s) => {
+                let path = resolve(base, s.get_ref());
+                if !path.is_file() {
+                    return Err(checker.at(
+                        s.span(),
+                        format!("the suppression list {} does not exist", path.display()),
+                    ));
+                }
+                super::suppress::Suppressions::load(&path)?
+            }
+            None => match base.join("suppressions.toml") {
+                p if p.is_file() => super::suppress::Suppressions::load(&p)?,
+                _ => Default::default(),
+            },
+        };
         Ok(LabConfig {
             file: file.into(),
             name: raw.name,
@@ -288,6 +377,7 @@ impl LabConfig {
             duration,
             cells,
             compare,
+            suppressions,
         })
     }
 }
@@ -305,7 +395,16 @@ mod tests {
         }
         LabConfig::load(
             &file,
-            |_| vec!["baseline".into(), "epoll-unpinned-poll".into()],
+            |_| {
+                [
+                    "baseline",
+                    "baseline+kcsan",
+                    "epoll-unpinned-poll",
+                    "epoll-unpinned-poll+kcsan",
+                ]
+                .map(String::from)
+                .to_vec()
+            },
             |_| vec!["epoll-dmabuf-race".into(), "uapi-epoll".into()],
         )
     }
@@ -333,6 +432,49 @@ mod tests {
         );
         assert!(c.results.ends_with("out"));
         assert_eq!(c.history, c.results.join("history.sqlite"));
+    }
+
+    #[test]
+    fn a_detector_axis_gives_each_variant_a_cell_per_detector() {
+        let c = load(
+            "[[matrix]]\nvariants = [\"baseline\", \"epoll-unpinned-poll\"]\n\
+             detectors = [\"kasan\", \"kcsan\"]\nscenarios = [\"epoll-dmabuf-race\"]\n\
+             expect = { baseline = \"pass\", epoll-unpinned-poll = \"WARNING\", \
+             \"epoll-unpinned-poll+kcsan\" = \"KCSAN: data-race\" }\n\
+             [compare]\nvariants = [\"epoll-unpinned-poll\"]\ndetectors = [\"kasan\", \"kcsan\"]\n\
+             scenario = \"epoll-dmabuf-race\"\n",
+        )
+        .unwrap();
+        let cells: Vec<(&str, Option<&str>)> = c
+            .cells
+            .iter()
+            .map(|c| (c.variant.as_str(), c.expect.as_deref()))
+            .collect();
+        // A variant under its own detector (kasan) keeps its name; the plain expectation
+        // holds for every detector unless a detector build has its own.
+        assert_eq!(
+            cells,
+            [
+                ("baseline", Some("pass")),
+                ("baseline+kcsan", Some("pass")),
+                ("epoll-unpinned-poll", Some("WARNING")),
+                ("epoll-unpinned-poll+kcsan", Some("KCSAN: data-race")),
+            ]
+        );
+        assert_eq!(
+            c.compare.unwrap().variants,
+            ["epoll-unpinned-poll", "epoll-unpinned-poll+kcsan"]
+        );
+        let e = load(
+            "[[matrix]]\nvariants = [\"baseline\"]\ndetectors = [\"tsan\"]\n\
+             scenarios = [\"epoll-dmabuf-race\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("lab.toml:3:") && e.contains("no detector named \"tsan\""),
+            "{e}"
+        );
     }
 
     #[test]
@@ -435,5 +577,27 @@ mod tests {
             "the five seed variants"
         );
         assert!(c.compare.is_some());
+        // The repository's suppression list comes with it, every entry with a reason.
+        assert!(!c.suppressions.is_empty());
+        // The detector lab: each of its variants under both detectors.
+        let k = LabConfig::load(&root.join("lab-kcsan.toml"), variant_names, |dir| {
+            crate::config::scenario::names(dir)
+        })
+        .unwrap();
+        let variants: Vec<&str> = k.cells.iter().map(|c| c.variant.as_str()).collect();
+        assert_eq!(
+            variants,
+            [
+                "baseline",
+                "baseline+kcsan",
+                "epoll-unpinned-poll",
+                "epoll-unpinned-poll+kcsan",
+                "baseline",
+                "baseline+kcsan",
+                "eventfd-no-kref",
+                "eventfd-no-kref+kcsan"
+            ]
+        );
+        assert_eq!(k.suppressions, c.suppressions);
     }
 }

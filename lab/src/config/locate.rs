@@ -25,6 +25,10 @@ pub struct Dirs {
     /// Directory of scenarios (default: scenarios/ here or in a parent directory).
     #[arg(long)]
     pub scenarios: Option<PathBuf>,
+    /// The lab's suppression list: reports it knows and leaves out of verdicts, each with
+    /// its reason (default: suppressions.toml here or in a parent directory; none if absent).
+    #[arg(long, value_name = "FILE")]
+    pub suppressions: Option<PathBuf>,
 }
 
 /// `given`, or the directory `name/` here or above (`kernels`, `scenarios`).
@@ -36,6 +40,15 @@ pub fn dir(name: &str, given: Option<PathBuf>) -> Result<PathBuf> {
 /// The scenario `name` of the scenarios directory `given` (else scenarios/ here or above).
 pub fn scenario(given: Option<PathBuf>, name: &str) -> Result<super::scenario::Scenario> {
     Ok(super::scenario::find(&dir("scenarios", given)?, name)?)
+}
+
+/// The suppression list `given` (which must exist), else suppressions.toml here or above,
+/// else none.
+pub fn suppressions(given: Option<PathBuf>) -> Result<super::suppress::Suppressions> {
+    match find_up(given, "suppressions.toml", Path::is_file) {
+        Some(file) => Ok(super::suppress::Suppressions::load(&file)?),
+        None => Ok(Default::default()),
+    }
 }
 
 /// The lab `given`, or lab.toml here or above, loaded and checked.

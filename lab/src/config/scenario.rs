@@ -76,6 +76,10 @@ struct Raw {
     cmdline: String,
     #[serde(default)]
     params: serde_json::Map<String, serde_json::Value>,
+    /// Run-time kernel parameters the agent sets before the workload, `module.param` →
+    /// value (`/sys/module/<module>/parameters/<param>`): KCSAN's delays, for one.
+    #[serde(default)]
+    kernel_params: Option<Spanned<BTreeMap<String, toml::Value>>>,
     /// uapi: expected value of each check on upstream semantics.
     #[serde(default)]
     expect: BTreeMap<String, serde_json::Value>,
@@ -113,6 +117,10 @@ pub struct Scenario {
     pub stop_on_report: bool,
     pub cmdline: String,
     pub params: serde_json::Map<String, serde_json::Value>,
+    /// `module.param` → value, written to /sys/module/<module>/parameters/<param> by the
+    /// agent before the workload (KCSAN's `kcsan.udelay_task`, `kcsan.skip_watch`, ...); the
+    /// run records what each reads back. A module the kernel lacks is recorded as absent.
+    pub kernel_params: BTreeMap<String, String>,
     pub expect: BTreeMap<String, serde_json::Value>,
     pub programs: Option<Programs>,
     /// race: the interleaving each run forces (and repeats) instead of waiting for it.
@@ -237,6 +245,10 @@ pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
         ));
     }
     machine(&raw, &text).map_err(|(offset, m)| at(offset, m))?;
+    let kernel_params = match &raw.kernel_params {
+        Some(table) => kernel_params(table.get_ref()).map_err(|m| at(table.span().start, m))?,
+        None => BTreeMap::new(),
+    };
     if raw.kind == Kind::Uapi && raw.expect.is_empty() {
         return Err(at(0, "a uapi scenario needs an [expect] table".into()));
     }
@@ -271,10 +283,45 @@ pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
         stop_on_report: raw.stop_on_report.unwrap_or(raw.kind == Kind::Race),
         cmdline: raw.cmdline,
         params: raw.params,
+        kernel_params,
         expect: raw.expect,
         programs,
         schedule,
     })
+}
+
+/// `[kernel_params]`: `module.param = value` (a number, a boolean or a string), as the
+/// agent writes them to sysfs.
+fn kernel_params(
+    table: &BTreeMap<String, toml::Value>,
+) -> Result<BTreeMap<String, String>, String> {
+    let word = |w: &str| !w.is_empty() && w.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
+    table
+        .iter()
+        .map(|(name, value)| {
+            match name.split_once('.') {
+                Some((module, param)) if word(module) && word(param) => {}
+                _ => {
+                    return Err(format!(
+                        "[kernel_params] {name:?}: name a module's parameter as module.param \
+                         (e.g. \"kcsan.udelay_task\"), set in /sys/module/<module>/parameters/"
+                    ))
+                }
+            }
+            let value = match value {
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => if *b { "Y" } else { "N" }.to_string(),
+                toml::Value::String(s) => s.clone(),
+                other => {
+                    return Err(format!(
+                        "[kernel_params] {name}: a number, a boolean or a string, not {}",
+                        other.type_str()
+                    ))
+                }
+            };
+            Ok((name.clone(), value))
+        })
+        .collect()
 }
 
 /// The workload and the programs a scenario runs: a named workload, a selftest directory
@@ -392,6 +439,7 @@ pub fn repro(file: &Path) -> Result<Scenario, ScenarioError> {
         stop_on_report: true,
         cmdline: String::new(),
         params: Default::default(),
+        kernel_params: Default::default(),
         expect: Default::default(),
         programs: Some(Programs::Repro {
             file: file.to_path_buf(),
@@ -453,6 +501,24 @@ mod tests {
         assert_eq!(s.duration, Duration::from_secs(30));
         assert!(s.stop_on_report);
         assert_eq!(s.params["file_kind"], "pipe");
+    }
+
+    #[test]
+    fn kernel_params_are_module_parameters_with_plain_values() {
+        let (_d, f) = write(
+            "kind = \"race\"\nworkload = \"epoll_close_race\"\n\
+             [kernel_params]\n\"kcsan.udelay_task\" = 400\n\"kcsan.skip_watch\" = 100\n\
+             \"kcsan.weak_memory\" = false\n",
+        );
+        let s = load(&f).unwrap();
+        assert_eq!(s.kernel_params["kcsan.udelay_task"], "400");
+        assert_eq!(s.kernel_params["kcsan.skip_watch"], "100");
+        assert_eq!(s.kernel_params["kcsan.weak_memory"], "N");
+        let (_d, f) = write(
+            "kind = \"race\"\nworkload = \"epoll_close_race\"\n\n[kernel_params]\nudelay = 4\n",
+        );
+        let e = load(&f).unwrap_err().to_string();
+        assert!(e.contains("s.toml:4:") && e.contains("module.param"), "{e}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub const DEFAULT_DEBIAN_PACKAGE: &str = "linux-source-6.12";
 pub const DEFAULT_FRAGMENTS: &[&str] =
     &["qemu-guest", "scenarios", "selftests", "kasan", "lockdep"];
 
+use super::detector;
 pub use super::error::ConfigError as VariantError;
 
 /// Where the tree comes from.
@@ -79,6 +80,8 @@ pub struct Variant {
     pub fragments: Vec<Fragment>,
     /// Base patches first, then the variant's own.
     pub patches: Vec<PatchRef>,
+    /// The detector its fragments bring (`kasan`, `kcsan`), if any.
+    pub detector: Option<&'static str>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -168,10 +171,50 @@ impl Catalog {
         self.raw.keys().cloned().collect()
     }
 
+    /// Every variant's name, and its name under each detector that is not its own
+    /// (`baseline`, `baseline+kcsan`): what a command line or lab.toml may name.
+    pub fn names_with_detectors(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for name in self.raw.keys() {
+            let own = self
+                .resolve(name, &mut Vec::new())
+                .ok()
+                .and_then(|v| v.detector);
+            names.push(name.clone());
+            names.extend(
+                detector::DETECTORS
+                    .iter()
+                    .filter(|d| Some(d.name) != own)
+                    .map(|d| format!("{name}{}{}", detector::SEPARATOR, d.name)),
+            );
+        }
+        names
+    }
+
     /// Resolve one variant: its base chain, source, fragments and patch series. A variant
     /// that changes nothing of its base (no patches of its own, the same source and
     /// configuration) is refused: it would build its base's kernel under its own name.
+    /// `name+detector` is the variant built with that detector's fragment in place of its
+    /// own (see [`detector`]); under its own detector it is the variant itself.
     pub fn get(&self, name: &str) -> Result<Variant, VariantError> {
+        if let (plain, Some(wanted)) = detector::split(name) {
+            let mut variant = self.get(plain)?;
+            if variant.detector == Some(wanted.name) {
+                return Ok(variant);
+            }
+            let names: Vec<String> = variant.fragments.iter().map(|f| f.name.clone()).collect();
+            variant.fragments = detector::swap(&names, wanted)
+                .iter()
+                .map(|n| fragment(&self.dir, n))
+                .collect::<Result<_, _>>()
+                .map_err(|m| VariantError::File {
+                    file: variant.file.clone(),
+                    message: format!("{name}: {m}"),
+                })?;
+            variant.name = name.to_string();
+            variant.detector = Some(wanted.name);
+            return Ok(variant);
+        }
         let variant = self.resolve(name, &mut Vec::new())?;
         let (file, _, raw) = &self.raw[name];
         if let Some(base) = &raw.base {
@@ -301,6 +344,8 @@ impl Catalog {
             expect: raw.expect.trim().to_string(),
             source,
             config_base,
+            detector: detector::of_fragments(fragments.iter().map(|f| f.name.as_str()))
+                .map(|d| d.name),
             fragments,
             patches,
         })
@@ -397,6 +442,50 @@ mod tests {
             Ok(v) => panic!("expected an error, got {v:?}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn a_variant_under_another_detector_swaps_the_detector_fragment_only() {
+        let catalog = Catalog::load(Path::new("../kernels")).unwrap();
+        let kasan = catalog.get("epoll-unpinned-poll").unwrap();
+        let kcsan = catalog.get("epoll-unpinned-poll+kcsan").unwrap();
+        let names = |v: &Variant| {
+            v.fragments
+                .iter()
+                .map(|f| f.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(kasan.detector, Some("kasan"));
+        assert_eq!(kcsan.detector, Some("kcsan"));
+        assert_eq!(kcsan.name, "epoll-unpinned-poll+kcsan");
+        assert_eq!(
+            names(&kcsan),
+            names(&kasan)
+                .iter()
+                .map(|f| if f == "kasan" {
+                    "kcsan".to_string()
+                } else {
+                    f.clone()
+                })
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(kcsan.patches, kasan.patches);
+        // Under its own detector a variant is itself, by its own name.
+        assert_eq!(catalog.get("epoll-unpinned-poll+kasan").unwrap(), kasan);
+        let known = catalog.names_with_detectors();
+        assert!(known.contains(&"baseline+kcsan".to_string()), "{known:?}");
+        assert!(!known.contains(&"baseline+kasan".to_string()), "{known:?}");
+        // A kernels/ without the detector's fragment says which file it looked for.
+        let dir = kernels(&[("v.toml", "description = \"v\"\n")]);
+        let e = Catalog::load(dir.path())
+            .unwrap()
+            .get("v+kcsan")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("v+kcsan") && e.contains("configs/kcsan.config"),
+            "{e}"
+        );
     }
 
     #[test]

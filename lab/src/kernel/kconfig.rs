@@ -125,6 +125,45 @@ fn symbols_in(expr: &str) -> Vec<String> {
         .collect()
 }
 
+/// Options that need the compiler's support: (option, the Kconfig symbol that says the
+/// compiler has it, what it needs). Kconfig drops such an option silently when the compiler
+/// lacks it; the lab says so.
+const COMPILER_NEEDS: &[(&str, &str, &str)] = &[
+    (
+        "KCSAN",
+        "HAVE_KCSAN_COMPILER",
+        "GCC 11 or later, or Clang 11 or later, accepting -fsanitize=thread \
+         --param tsan-distinguish-volatile=1 (lib/Kconfig.kcsan)",
+    ),
+    (
+        "KASAN_GENERIC",
+        "CC_HAS_KASAN_GENERIC",
+        "a compiler accepting -fsanitize=kernel-address (lib/Kconfig.kasan)",
+    ),
+    (
+        "KASAN_SW_TAGS",
+        "CC_HAS_KASAN_SW_TAGS",
+        "a compiler accepting -fsanitize=kernel-hwaddress (lib/Kconfig.kasan)",
+    ),
+];
+
+/// Why the compiler of `final_config` cannot build `symbol`, when that is why it was dropped.
+fn compiler_cannot(symbol: &str, final_config: &BTreeMap<String, String>) -> Option<String> {
+    let (_, capability, needs) = COMPILER_NEEDS.iter().find(|(s, _, _)| *s == symbol)?;
+    if final_config.get(*capability).map(String::as_str) == Some("y") {
+        return None;
+    }
+    let compiler = final_config
+        .get("CC_VERSION_TEXT")
+        .map(|v| v.trim_matches('"').to_string())
+        .unwrap_or_else(|| "the compiler".into());
+    Some(format!(
+        "the compiler cannot build CONFIG_{symbol}: {compiler} does not give \
+         CONFIG_{capability} (it needs {needs}); install such a compiler or build without \
+         this detector"
+    ))
+}
+
 /// Options the fragments asked for that the final `.config` does not have, explained.
 pub fn dropped(
     requests: &BTreeMap<String, Request>,
@@ -132,12 +171,27 @@ pub fn dropped(
     srctree: &Path,
 ) -> Vec<String> {
     let mut problems = Vec::new();
+    // A fragment whose detector the compiler cannot build loses its other options with it:
+    // they are counted, not explained one by one.
+    let cannot: Vec<&Request> = requests
+        .values()
+        .filter(|r| compiler_cannot(&r.symbol, final_config).is_some())
+        .collect();
+    let mut following = 0;
     for req in requests.values() {
         let actual = final_config
             .get(&req.symbol)
             .cloned()
             .unwrap_or_else(|| "n".into());
         if actual == req.value {
+            continue;
+        }
+        if let Some(why) = compiler_cannot(&req.symbol, final_config) {
+            problems.push(format!("{why} (asked for at {}:{})", req.file, req.line));
+            continue;
+        }
+        if cannot.iter().any(|c| c.file == req.file) {
+            following += 1;
             continue;
         }
         let mut msg = format!(
@@ -182,6 +236,16 @@ pub fn dropped(
             None => msg.push_str("; no such symbol in this tree's Kconfig"),
         }
         problems.push(msg);
+    }
+    if following > 0 {
+        problems.push(format!(
+            "({following} more option(s) of {} go with it)",
+            cannot
+                .iter()
+                .map(|c| c.file.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     problems
 }
@@ -250,6 +314,38 @@ mod tests {
             p.contains("DMA_SHARED_BUFFER=n, MEMFD_CREATE=y, COMPILE_TEST=n"),
             "{p}"
         );
+    }
+
+    #[test]
+    fn an_option_the_compiler_cannot_build_names_the_compiler() {
+        let tree = tempfile::tempdir().unwrap();
+        let frag = tree.path().join("kcsan.config");
+        std::fs::write(&frag, "# detector\nCONFIG_KCSAN=y\nCONFIG_KCSAN_STRICT=y\n").unwrap();
+        let reqs = requests(&[Fragment {
+            name: "kcsan".into(),
+            path: frag,
+        }])
+        .unwrap();
+        let without = parse_config("CONFIG_CC_VERSION_TEXT=\"gcc (Debian 10.2.1-6) 10.2.1\"\n");
+        let problems = dropped(&reqs, &without, tree.path());
+        let p = &problems[0];
+        assert!(
+            p.starts_with("the compiler cannot build CONFIG_KCSAN"),
+            "{p}"
+        );
+        assert!(p.contains("gcc (Debian 10.2.1-6) 10.2.1"), "{p}");
+        assert!(p.contains("CONFIG_HAVE_KCSAN_COMPILER"), "{p}");
+        assert!(p.contains("kcsan.config:2"), "{p}");
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[1].starts_with("(1 more option(s) of "),
+            "{problems:?}"
+        );
+        // A compiler that can: the usual explanation (here, a dependency not met).
+        let with = parse_config("CONFIG_HAVE_KCSAN_COMPILER=y\n");
+        let problems = dropped(&reqs, &with, tree.path());
+        assert!(problems[0].starts_with("CONFIG_KCSAN=y ("), "{problems:?}");
+        assert_eq!(problems.len(), 2, "{problems:?}");
     }
 
     #[test]

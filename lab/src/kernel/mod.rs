@@ -401,8 +401,13 @@ fn compile(
 }
 
 /// Build the named variants of the kernels directory `kernels` (all when none are named),
-/// one note each.
-pub fn build_named(kernels: &Path, names: &[String], opts: &BuildOptions) -> Result<Vec<Built>> {
+/// each under every one of `detectors` (under its own when none are named), one note each.
+pub fn build_named(
+    kernels: &Path,
+    names: &[String],
+    detectors: &[String],
+    opts: &BuildOptions,
+) -> Result<Vec<Built>> {
     let catalog = variant::Catalog::load(kernels)?;
     let names = if names.is_empty() {
         catalog.names()
@@ -410,9 +415,10 @@ pub fn build_named(kernels: &Path, names: &[String], opts: &BuildOptions) -> Res
         names.to_vec()
     };
     let mut built = Vec::new();
-    for name in names {
-        let b = build(&catalog.get(&name)?, opts)?;
-        crate::events::note(format!("{name}: {}", describe(&b)));
+    for name in crate::config::detector::expand(&names, detectors) {
+        let variant = catalog.get(&name)?;
+        let b = build(&variant, opts)?;
+        crate::events::note(format!("{}: {}", variant.name, describe(&b)));
         built.push(b);
     }
     Ok(built)

@@ -3,11 +3,13 @@
 
 use super::plan::Plan;
 use super::NightOptions;
+use crate::config::suppress::Suppressions;
 use crate::kernel::{Built, Metadata};
 use crate::results::night::{self, CellResult};
 use crate::run::{batch, BatchOptions, Pool, Progress, RunResult, Target};
 use anyhow::Result;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Each cell's kernel metadata (none when it did not run) and runs, in plan order.
@@ -16,6 +18,7 @@ pub async fn cells(
     built: &BTreeMap<String, Built>,
     opts: &NightOptions,
     lab_duration: Option<Duration>,
+    suppressions: &Arc<Suppressions>,
 ) -> Result<Vec<(Option<Metadata>, Vec<RunResult>)>> {
     let (cpus, memory) = plan.cells.iter().fold((1, 1), |(c, m), cell| {
         (cell.scenario.cpus.max(c), cell.scenario.memory_mib.max(m))
@@ -55,6 +58,7 @@ pub async fn cells(
                 pool: pool.clone(),
                 progress: progress.clone(),
                 label,
+                suppressions: suppressions.clone(),
             };
             let target = Target::built(&result.variant, &cell.variant, b);
             let runs = batch(&cell.scenario, &target, &batch_opts).await?;

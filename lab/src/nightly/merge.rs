@@ -222,12 +222,13 @@ pub fn merge(lab: &LabConfig, opts: &MergeOptions) -> Result<NightOutcome> {
         opts.out.display(),
         lab.history.display()
     ));
-    let lab_toml =
-        std::fs::read(&lab.file).with_context(|| format!("cannot read {}", lab.file.display()))?;
+    let lab_toml = lab
+        .plan_bytes()
+        .with_context(|| format!("cannot read {} or its suppression list", lab.file.display()))?;
     if crate::results::shard::PlanIdentity::lab_sha256(&lab_toml) != plan.lab_sha256 {
         crate::events::warn(format!(
-            "{} is not the lab.toml the shards ran (sha256 {}); its history is used, the \
-             shards' plan is merged",
+            "{} (with its suppression list) is not the lab the shards ran (sha256 {}); its \
+             history is used, the shards' plan is merged",
             lab.file.display(),
             &plan.lab_sha256[..12]
         ));
@@ -395,7 +396,7 @@ mod tests {
             .to_string();
         assert!(e.contains(&other.display().to_string()), "{e}");
         assert!(
-            e.contains("shard 2/2") && e.contains("lab.toml differs"),
+            e.contains("shard 2/2") && e.contains("lab.toml or suppression list differs"),
             "{e}"
         );
 
@@ -442,6 +443,7 @@ mod tests {
             duration: None,
             cells: vec![],
             compare: None,
+            suppressions: Default::default(),
         };
         let out = root.path().join("night");
         let opts = MergeOptions {

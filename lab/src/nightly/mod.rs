@@ -153,7 +153,8 @@ pub async fn night(lab: &LabConfig, opts: &NightOptions) -> Result<NightOutcome>
     let (built, mut errors) = build::variants(&plan).await?;
     errors.splice(0..0, plan.errors.drain(..));
     errors.splice(0..0, damaged);
-    let runs = execute::cells(&plan, &built, opts, lab.duration).await?;
+    let suppressions = std::sync::Arc::new(lab.suppressions.clone());
+    let runs = execute::cells(&plan, &built, opts, lab.duration, &suppressions).await?;
     // Nothing of an interrupted night goes into the history.
     if crate::interrupt::requested() {
         crate::events::note(format!(
@@ -180,8 +181,9 @@ enum Mode<S> {
 
 /// Cut the plan down to shard `spec`'s runs; the shard's identity.
 fn take_share(plan: &mut plan::Plan, spec: ShardSpec, lab: &LabConfig) -> Result<Shard> {
-    let lab_toml =
-        std::fs::read(&lab.file).with_context(|| format!("cannot read {}", lab.file.display()))?;
+    let lab_toml = lab
+        .plan_bytes()
+        .with_context(|| format!("cannot read {} or its suppression list", lab.file.display()))?;
     let identity = plan.identity(&lab_toml);
     let share = plan.restrict(spec);
     let mut variants: Vec<&str> = Vec::new();

@@ -153,7 +153,8 @@ impl Plan {
         Ok(notes)
     }
 
-    /// What every shard of this plan agrees on (`lab_toml`: lab.toml's bytes).
+    /// What every shard of this plan agrees on (`lab_toml`: lab.toml's bytes and its
+    /// suppression list's, `LabConfig::plan_bytes`).
     pub fn identity(&self, lab_toml: &[u8]) -> PlanIdentity {
         PlanIdentity {
             lab_sha256: PlanIdentity::lab_sha256(lab_toml),

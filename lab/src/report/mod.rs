@@ -6,5 +6,6 @@ pub mod frames;
 mod guilty;
 pub mod listing;
 pub mod parser;
+pub mod race;
 mod scan;
 pub mod symbolize;

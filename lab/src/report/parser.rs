@@ -7,7 +7,7 @@ use super::formats::{self, Format, Guilty, ReportType};
 use super::frames::{self, Frame};
 use super::scan::lines;
 pub use super::scan::Access;
-use super::{guilty, scan};
+use super::{guilty, race, scan};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -38,6 +38,23 @@ pub struct Report {
     /// Stable across runs: derived from the title alone.
     pub signature: String,
     pub text: String,
+    /// KCSAN's two accesses, their stacks and the value change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub race: Option<super::race::Race>,
+    /// Why the lab's suppression list leaves this report out of the verdict (it is kept and
+    /// shown, never dropped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<String>,
+    /// When a live run's console printed the header, in ms since the workload started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_ms: Option<u64>,
+}
+
+impl Report {
+    /// Whether the report is the kernel's and not suppressed: what makes a run a finding.
+    pub fn counts(&self) -> bool {
+        self.kind != ReportType::Lab && self.suppressed.is_none()
+    }
 }
 
 static TIMESTAMP: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\[\s*\d+\.\d+\]").unwrap());
@@ -228,16 +245,22 @@ fn printable_ascii(b: &[u8]) -> bool {
 }
 
 /// `func.cold`, `func.isra.0`, `func.constprop.0`, `func.part.0`, `func+0x1/0x2` → `func`
-/// (each side of KCSAN's `a / b`).
+/// (each side of KCSAN's `a / b`, in the byte order of the symbols as the kernel's
+/// sym_strcmp() prints them and syzbot's titles keep them: a race is one bug whichever side
+/// hit the watchpoint; syscall entry points are then named as syzbot names them).
 fn base_name(function: &str) -> String {
-    let base = |f: &str| syscall_name(f.split(['.', '+']).next().unwrap_or(f));
+    let symbol = |f: &str| f.split(['.', '+']).next().unwrap_or(f).to_string();
     match function
         .contains(' ')
         .then(|| function.split_once(" / "))
         .flatten()
     {
-        Some((a, b)) => format!("{} / {}", base(a), base(b)),
-        None => base(function),
+        Some((a, b)) => {
+            let (a, b) = (symbol(a), symbol(b));
+            let (a, b) = if a <= b { (a, b) } else { (b, a) };
+            format!("{} / {}", syscall_name(&a), syscall_name(&b))
+        }
+        None => syscall_name(&symbol(function)),
     }
 }
 
@@ -400,7 +423,16 @@ fn finish(open: Open) -> Report {
         Some(_) => Guilty::Stack,
         None => format.guilty,
     };
-    let header_func = open.captures.iter().skip(1).flatten().last();
+    let race = (format.name == "kcsan").then(|| race::scan(body)).flatten();
+    // A race names each side by its own guilty frame: the lock or allocator internals KCSAN
+    // caught (`do_raw_spin_lock / kfree`) give way to their callers, as in other titles.
+    let sides = race
+        .as_ref()
+        .map(race::guilty_sides)
+        .filter(|s| !s.is_empty());
+    let header_func = sides
+        .as_ref()
+        .or(open.captures.iter().skip(1).flatten().last());
     let skip = match warning_kind {
         Some(kind) => kind.skip,
         None => formats::skip_containing(format),
@@ -471,6 +503,9 @@ fn finish(open: Open) -> Report {
         access: scanned.access,
         alloc_frames: scanned.alloc_frames,
         free_frames: scanned.free_frames,
+        race,
+        suppressed: None,
+        at_ms: None,
         text: open.text,
     }
 }
@@ -582,6 +617,9 @@ impl Report {
             free_frames: vec![],
             signature: signature(title),
             text,
+            race: None,
+            suppressed: None,
+            at_ms: None,
         }
     }
 }
@@ -666,6 +704,61 @@ mod tests {
     }
 
     #[test]
+    fn a_kcsan_race_is_titled_with_its_functions_in_order_and_keeps_both_sides() {
+        // Either side may hit the watchpoint: the title is the same race both ways.
+        let console = |a: &str, b: &str| {
+            format!(
+                "[ 10.0][ T9] ==================================================================\n\
+                 [ 10.0][ T9] BUG: KCSAN: data-race in {a}+0x1/0x2 / {b}.constprop.0+0x3/0x4\n\
+                 [ 10.0][ T9] \n\
+                 [ 10.0][ T9] write to 0xffff88800a1b2c30 of 4 bytes by task 77 on cpu 1:\n\
+                 [ 10.0][ T9]  {a}+0x1/0x2\n\
+                 [ 10.0][ T9]  x64_sys_call+0x9/0x10\n\
+                 [ 10.0][ T9] \n\
+                 [ 10.0][ T9] read to 0xffff88800a1b2c30 of 4 bytes by task 9 on cpu 0:\n\
+                 [ 10.0][ T9]  {b}.constprop.0+0x3/0x4\n\
+                 [ 10.0][ T9] \n\
+                 [ 10.0][ T9] value changed: 0x00000000 -> 0x00000001\n\
+                 [ 10.0][ T9] \n\
+                 [ 10.0][ T9] Reported by Kernel Concurrency Sanitizer on:\n\
+                 [ 10.0][ T9] ==================================================================\n"
+            )
+        };
+        let one = parse(&console("ep_poll_callback", "dma_buf_poll"));
+        let other = parse(&console("dma_buf_poll", "ep_poll_callback"));
+        assert_eq!(one.len(), 1);
+        assert_eq!(
+            one[0].title,
+            "KCSAN: data-race in dma_buf_poll / ep_poll_callback"
+        );
+        assert_eq!(other[0].title, one[0].title);
+        assert_eq!(other[0].signature, one[0].signature);
+        // Ordered by symbol, as the kernel prints them, before syscalls are renamed.
+        let syscall = parse(&console(
+            "io_eventfd_unregister",
+            "__x64_sys_io_uring_enter",
+        ));
+        assert_eq!(
+            syscall[0].title,
+            "KCSAN: data-race in sys_io_uring_enter / io_eventfd_unregister"
+        );
+        let race = one[0].race.as_ref().unwrap();
+        assert_eq!(race.accesses.len(), 2);
+        assert_eq!(race.accesses[0].frames[0].function, "ep_poll_callback");
+        assert_eq!(
+            race.accesses[1].frames[0].function,
+            "dma_buf_poll.constprop.0"
+        );
+        assert_eq!(
+            race.value_changed.as_deref(),
+            Some("0x00000000 -> 0x00000001")
+        );
+        assert!(one[0]
+            .text
+            .contains("value changed: 0x00000000 -> 0x00000001"));
+    }
+
+    #[test]
     fn split_timestamp_and_caller() {
         assert_eq!(
             split("[    6.283440][   T39] BUG: x"),
@@ -717,6 +810,55 @@ WARNING: CPU: 1 PID: 2 at fs/b.c:2 beta_fn+0x1/0x10
         assert_eq!(reports.len(), 1, "{reports:#?}");
         assert_eq!(reports[0].title, "WARNING in alpha_fn");
         assert_eq!(reports[0].frames[0].function, "alpha_caller");
+    }
+
+    #[test]
+    fn the_lab_kcsan_builds_report_keeps_both_sides_of_the_race() {
+        // baseline+kcsan × eventfd-uring-race: two races of io_uring's eventfd registration.
+        let reports = parse(&corpus("baseline-kcsan-io-uring.log"));
+        assert_eq!(reports.len(), 2, "{reports:#?}");
+        let race = reports[0].race.as_ref().unwrap();
+        let sides: Vec<(&str, u64, &str, u32, &str)> = race
+            .accesses
+            .iter()
+            .map(|a| {
+                (
+                    a.access.as_str(),
+                    a.size,
+                    a.by.as_str(),
+                    a.cpu,
+                    a.frames[0].function.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            sides,
+            [
+                ("write", 2, "task 39", 0, "io_eventfd_unregister"),
+                ("read", 1, "task 40", 1, "__x64_sys_io_uring_enter"),
+            ]
+        );
+        assert_eq!(race.value_changed.as_deref(), Some("0x10 -> 0x00"));
+        let depth: Vec<usize> = race.accesses.iter().map(|a| a.frames.len()).collect();
+        assert_eq!(depth, [5, 4]);
+    }
+
+    #[test]
+    fn a_race_with_the_allocator_is_named_by_the_callers_on_both_sides() {
+        // eventfd-no-kref+kcsan: SLUB asserts nothing touches an object it frees; the header
+        // names the lock and kfree, the title the code on each side.
+        let reports = parse(&corpus("eventfd-no-kref-kcsan-uring.log"));
+        assert!(reports[0]
+            .text
+            .contains("BUG: KCSAN: assert: race in do_raw_spin_lock / kfree"));
+        assert_eq!(
+            reports[0].title,
+            "KCSAN: assert: race in eventfd_release / eventfd_signal_mask"
+        );
+        let race = reports[0].race.as_ref().unwrap();
+        assert_eq!(race.accesses[1].access, "assert no accesses");
+        assert_eq!(race.accesses[1].size, 128);
+        assert_eq!(race.value_changed, None);
     }
 
     #[test]

@@ -161,11 +161,15 @@ impl Symbolizer {
     /// Every frame of a report: the call trace (first frame as printed, the rest as return
     /// addresses) and the KASAN alloc/free stacks.
     pub fn symbolize(&self, report: &mut Report) {
+        let race = report.race.iter_mut().flat_map(|r| &mut r.accesses);
         for stack in [
             &mut report.frames,
             &mut report.alloc_frames,
             &mut report.free_frames,
-        ] {
+        ]
+        .into_iter()
+        .chain(race.map(|a| &mut a.frames))
+        {
             for (i, frame) in stack.iter_mut().enumerate() {
                 self.symbolize_frame(frame, i > 0);
             }

@@ -10,12 +10,15 @@ use std::collections::BTreeMap;
 /// One variant's runs.
 pub struct Arm {
     pub name: String,
+    /// The detector its kernel was built with (`kasan`, `kcsan`), when known.
+    pub detector: Option<&'static str>,
     pub results: Vec<RunResult>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     pub name: String,
+    pub detector: Option<&'static str>,
     /// Runs that say something about the kernel (the evidence rule's `counts`).
     pub runs: usize,
     /// Runs that say nothing: inconclusive, skipped, interrupted.
@@ -31,6 +34,9 @@ pub struct Row {
     /// Distinct finding titles (kernel reports, and what the machine saw) with the number of
     /// runs that had each.
     pub titles: Vec<(String, usize)>,
+    /// Reports the lab's suppression list left out, with the number of runs that printed
+    /// each.
+    pub suppressed: Vec<(String, usize)>,
     /// Median ops/s per role.
     pub throughput: Vec<(String, f64)>,
     /// uapi: the value each check took in most runs.
@@ -110,8 +116,27 @@ fn row(arm: &Arm) -> Row {
             *titles.entry(t.to_string()).or_default() += 1;
         }
     }
-    let mut titles: Vec<(String, usize)> = titles.into_iter().collect();
-    titles.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let by_count = |titles: BTreeMap<String, usize>| {
+        let mut titles: Vec<(String, usize)> = titles.into_iter().collect();
+        titles.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        titles
+    };
+    let titles = by_count(titles);
+    let mut suppressed: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &counted {
+        let mut seen: Vec<&str> = r
+            .reports
+            .iter()
+            .filter(|rep| rep.suppressed.is_some())
+            .map(|rep| rep.title.as_str())
+            .collect();
+        seen.sort();
+        seen.dedup();
+        for t in seen {
+            *suppressed.entry(t.to_string()).or_default() += 1;
+        }
+    }
+    let suppressed = by_count(suppressed);
     let mut roles: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for r in &counted {
         for (role, ops) in &r.throughput {
@@ -122,7 +147,11 @@ fn row(arm: &Arm) -> Row {
     for r in &counted {
         // A test program's end (its exit status, its time) is not a UAPI value.
         if let Some(record) = r.record.as_ref().filter(|rec| rec.tests.is_none()) {
-            for (check, v) in &record.observations {
+            let checks = record
+                .observations
+                .iter()
+                .filter(|(name, _)| !runner::protocol::AGENT_OBSERVATIONS.contains(&name.as_str()));
+            for (check, v) in checks {
                 *values
                     .entry(check.clone())
                     .or_default()
@@ -140,6 +169,7 @@ fn row(arm: &Arm) -> Row {
         .collect();
     Row {
         name: arm.name.clone(),
+        detector: arm.detector,
         runs: counted.len(),
         errors: arm.results.len() - counted.len(),
         detected,
@@ -153,6 +183,7 @@ fn row(arm: &Arm) -> Row {
                 .collect(),
         ),
         titles,
+        suppressed,
         throughput: roles
             .into_iter()
             .filter_map(|(role, xs)| Some((role, median(xs)?)))
@@ -176,6 +207,52 @@ pub fn rows(arms: &[Arm]) -> Vec<Row> {
         }
     }
     rows
+}
+
+/// With rows of more than one detector: a row per variant and a column per detector, each
+/// cell the runs with a finding, the median time to the first report, and the title most runs
+/// found first-or-otherwise (as Markdown). None when every row has one detector.
+pub fn by_detector(rows: &[Row]) -> Option<String> {
+    let mut detectors: Vec<&str> = rows.iter().filter_map(|r| r.detector).collect();
+    detectors.sort();
+    detectors.dedup();
+    if detectors.len() < 2 {
+        return None;
+    }
+    let plain = |r: &Row| crate::config::detector::split(&r.name).0.to_string();
+    let mut variants: Vec<String> = Vec::new();
+    for r in rows {
+        if !variants.contains(&plain(r)) {
+            variants.push(plain(r));
+        }
+    }
+    let mut s = format!("| variant | {} |\n|---|", detectors.join(" | "));
+    s.push_str(&"---|".repeat(detectors.len()));
+    s.push('\n');
+    for v in &variants {
+        s.push_str(&format!("| {v} |"));
+        for d in &detectors {
+            let cell = rows
+                .iter()
+                .find(|r| plain(r) == *v && r.detector == Some(d))
+                .map(|r| {
+                    let first = r
+                        .median_first_report_s
+                        .map(|s| format!(", first report {s:.2} s"))
+                        .unwrap_or_default();
+                    let title = r
+                        .titles
+                        .first()
+                        .map(|(t, n)| format!(": {t} ({n})"))
+                        .unwrap_or_default();
+                    format!("{}/{}{first}{title}", r.detected, r.runs)
+                })
+                .unwrap_or_else(|| "-".into());
+            s.push_str(&format!(" {cell} |"));
+        }
+        s.push('\n');
+    }
+    Some(s)
 }
 
 /// Checks whose value differs from the first variant's: (check, first's, this one's).
@@ -241,7 +318,12 @@ pub fn table(rows: &[Row]) -> String {
                 _ => format!("{role} {}", stats::rate(*x)),
             })
             .collect();
-        let titles: Vec<String> = r.titles.iter().map(|(t, n)| format!("{t} ({n})")).collect();
+        let mut titles: Vec<String> = r.titles.iter().map(|(t, n)| format!("{t} ({n})")).collect();
+        titles.extend(
+            r.suppressed
+                .iter()
+                .map(|(t, n)| format!("suppressed: {t} ({n})")),
+        );
         s.push_str(&format!(
             "| {} | {}/{}{} | {} | {} | {} | {} | {} |\n",
             r.name,
@@ -382,8 +464,34 @@ mod tests {
         }
     }
 
+    #[test]
+    fn detectors_of_one_variant_get_a_column_each() {
+        let with = |name: &str, detector, hits| Arm {
+            detector: Some(detector),
+            ..arm(name, hits, 4, 10.0)
+        };
+        let rows = rows(&[
+            with("unpinned", "kasan", 4),
+            with("unpinned+kcsan", "kcsan", 1),
+            with("baseline", "kasan", 0),
+        ]);
+        let pivot = by_detector(&rows).unwrap();
+        let lines: Vec<&str> = pivot.lines().collect();
+        assert_eq!(lines[0], "| variant | kasan | kcsan |");
+        assert!(
+            lines[2].starts_with(
+                "| unpinned | 4/4, first report 0.10 s: WARNING in dma_buf_poll (4) | 1/4"
+            ),
+            "{pivot}"
+        );
+        assert_eq!(lines[3], "| baseline | 0/4 | - |", "{pivot}");
+        // One detector: no pivot.
+        assert!(by_detector(&rows[..1]).is_none());
+    }
+
     fn arm(name: &str, hits: usize, n: usize, ops: f64) -> Arm {
         Arm {
+            detector: None,
             name: name.into(),
             results: (0..n)
                 .map(|i| {
@@ -432,6 +540,7 @@ mod tests {
     #[test]
     fn a_variant_that_hangs_the_kernel_is_a_finding_not_a_fix() {
         let hangs = Arm {
+            detector: None,
             name: "hangs".into(),
             results: (0..20).map(|_| hung()).collect(),
         };
@@ -499,10 +608,12 @@ mod tests {
         };
         let rows = rows(&[
             Arm {
+                detector: None,
                 name: "baseline".into(),
                 results: vec![with(true), with(true)],
             },
             Arm {
+                detector: None,
                 name: "epoll-release-on-close".into(),
                 results: vec![with(false), with(false)],
             },

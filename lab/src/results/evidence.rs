@@ -5,7 +5,8 @@
 //! In order:
 //! 1. a run the user interrupted says nothing, whatever it printed before;
 //! 2. a run that never booted because the kernel lacks what the scenario needs is skipped;
-//! 3. a kernel report is a finding (the run's first report is its bug);
+//! 3. a kernel report is a finding (the run's first report is its bug) unless the lab's
+//!    suppression list names it (kept and shown with its reason, not a finding);
 //! 4. a machine-side finding: the guest was up and went silent (a hang), was still running at
 //!    the overall deadline, or panicked without a report the parser could title;
 //! 5. a run that did not get far enough to test anything (no output at all, QEMU or the
@@ -16,7 +17,6 @@
 //!    suite, unless tests failed (a test that could not run here is not a failure).
 
 use crate::config::scenario::Kind;
-use crate::report::formats::ReportType;
 use crate::report::parser::Report;
 use crate::vm::outcome::Outcome;
 use crate::vm::schedule::ScheduleRecord;
@@ -157,7 +157,7 @@ pub fn judge(
     if let MachineSays::Interrupted = says {
         return Evidence::Interrupted;
     }
-    if let Some(first) = reports.iter().find(|r| r.kind != ReportType::Lab) {
+    if let Some(first) = reports.iter().find(|r| r.counts()) {
         return Evidence::KernelReport {
             title: first.title.clone(),
             signature: first.signature.clone(),
@@ -271,7 +271,7 @@ impl Evidence {
             Verdict::Pass => Evidence::Clean,
             Verdict::Error(_) if outcome == Some(&Outcome::Interrupted) => Evidence::Interrupted,
             Verdict::Error(why) => Evidence::Inconclusive { why: why.clone() },
-            Verdict::Fail(detail) => match reports.iter().find(|r| r.kind != ReportType::Lab) {
+            Verdict::Fail(detail) => match reports.iter().find(|r| r.counts()) {
                 Some(r) => Evidence::KernelReport {
                     title: r.title.clone(),
                     signature: r.signature.clone(),
@@ -314,6 +314,7 @@ impl Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::formats::ReportType;
 
     fn kasan() -> Report {
         let mut r = Report::lab("KASAN: slab-use-after-free Read in __fput", String::new());

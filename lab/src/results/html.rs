@@ -158,6 +158,7 @@ fn report(r: &Report) -> Markup {
                 b { (clean(&r.title)) }
                 " " span.sig { "[" (r.signature) "] " (format!("{:?}", r.kind).to_lowercase())
                     @if r.corrupted { " (corrupted)" } }
+                @if let Some(why) = &r.suppressed { " " i { "suppressed: " (clean(why)) } }
             }
             (frames(r))
             pre { (clean(&r.text)) }

@@ -8,7 +8,6 @@
 
 use super::night::{CellResult, NightResults};
 use super::{Evidence, RunResult};
-use crate::report::formats::ReportType;
 use crate::tap::Status;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
@@ -194,7 +193,7 @@ fn is_sha1(s: &str) -> bool {
 /// The kernel reports a run printed, one per signature: (signature, title, type).
 fn findings(r: &RunResult) -> Vec<(String, String, String)> {
     let mut out: BTreeMap<String, (String, String)> = BTreeMap::new();
-    for rep in r.reports.iter().filter(|r| r.kind != ReportType::Lab) {
+    for rep in r.reports.iter().filter(|r| r.counts()) {
         out.entry(rep.signature.clone())
             .or_insert_with(|| (rep.title.clone(), format!("{:?}", rep.kind).to_lowercase()));
     }

@@ -57,7 +57,7 @@ impl RunResult {
             Evidence::KernelReport { .. } => self
                 .reports
                 .iter()
-                .filter(|r| r.kind != crate::report::formats::ReportType::Lab)
+                .filter(|r| r.counts())
                 .map(|r| r.title.as_str())
                 .collect(),
             Evidence::MachineFinding { title, .. } => vec![title.as_str()],

@@ -234,6 +234,30 @@ fn provenance(night: &NightResults) -> Option<String> {
 }
 
 /// Markdown: the variant × scenario matrix, then regressions, fixes and flaky signatures.
+/// Each cell's suppressed reports: (variant, scenario, title) → (runs that printed it, why).
+type Suppressed<'a> = BTreeMap<(&'a str, &'a str, &'a str), (usize, &'a str)>;
+
+fn suppressed(night: &NightResults) -> Suppressed<'_> {
+    let mut out: Suppressed = BTreeMap::new();
+    for cell in &night.cells {
+        for r in &cell.runs {
+            let mut titles: Vec<(&str, &str)> = r
+                .reports
+                .iter()
+                .filter_map(|rep| Some((rep.title.as_str(), rep.suppressed.as_deref()?)))
+                .collect();
+            titles.sort();
+            titles.dedup_by_key(|(t, _)| *t);
+            for (title, why) in titles {
+                out.entry((&cell.variant, &cell.scenario, title))
+                    .or_insert((0, why))
+                    .0 += 1;
+            }
+        }
+    }
+    out
+}
+
 pub fn summary_md(night: &NightResults) -> String {
     let (variants, scenarios) = axes(night);
     let by_cell: BTreeMap<(&str, &str), &CellResult> = night
@@ -322,6 +346,17 @@ pub fn summary_md(night: &NightResults) -> String {
         s.push_str("\n## Tests whose result differs between variants\n\n");
         s.push_str(&differ);
     }
+    let suppressed = suppressed(night);
+    if !suppressed.is_empty() {
+        s.push_str("\n## Suppressed (the lab's suppression list: kept, not findings)\n\n");
+        for ((variant, scenario, title), (runs, why)) in suppressed {
+            s.push_str(&format!(
+                "- {variant} × {scenario}: {} ({runs} runs): {}\n",
+                clean(title.to_string()),
+                clean(why.to_string())
+            ));
+        }
+    }
     let unexpected: Vec<&CellResult> = night
         .cells
         .iter()
@@ -359,7 +394,7 @@ pub fn junit_xml(night: &NightResults) -> Result<String, quick_junit::SerializeE
         let status = if let Some((r, detail)) = first_failure(cell) {
             let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
             st.set_message(detail);
-            if let Some(rep) = r.reports.first() {
+            if let Some(rep) = r.reports.iter().find(|r| r.counts()).or(r.reports.first()) {
                 let mut text = rep.text.clone();
                 if text.len() > EXCERPT {
                     let cut = (0..=EXCERPT)

@@ -95,7 +95,7 @@ impl PlanIdentity {
     pub fn difference(&self, other: &PlanIdentity) -> Option<String> {
         if self.lab_sha256 != other.lab_sha256 {
             return Some(format!(
-                "its lab.toml differs (sha256 {} here, {} there)",
+                "its lab.toml or suppression list differs (sha256 {} here, {} there)",
                 short(&self.lab_sha256),
                 short(&other.lab_sha256)
             ));
@@ -176,7 +176,7 @@ mod tests {
         b.lab_sha256 = "b".repeat(64);
         let d = a.difference(&b).unwrap();
         assert!(
-            d.contains("lab.toml differs") && d.contains("bbbbbbbbbbbb"),
+            d.contains("lab.toml or suppression list differs") && d.contains("bbbbbbbbbbbb"),
             "{d}"
         );
         let mut b = plan();

@@ -14,6 +14,7 @@ pub use target::Target;
 
 use crate::config::scenario::{Kind, Scenario};
 use crate::config::schedule::Schedule;
+use crate::config::suppress::Suppressions;
 use crate::kernel::symbols::SymbolMap;
 use crate::report::formats;
 use crate::report::parser::{self, Parser, Report, MAX_REPORTS};
@@ -39,46 +40,80 @@ pub use crate::results::{Evidence, RunResult, Verdict};
 struct Seen {
     parser: Parser,
     reports: Vec<Report>,
-    /// When the first report header was printed (since QEMU started).
-    first_at_ms: Option<u64>,
+    /// Console lines fed so far.
+    lines: usize,
+    /// (console line, ms since QEMU started) of each report header, as printed.
+    headers: Vec<(usize, u64)>,
+    /// A report that counts was seen (the run stops there when the scenario says so).
+    found: bool,
 }
 
 impl Seen {
-    fn keep(&mut self, reports: Vec<Report>) {
+    fn keep(&mut self, reports: &[Report]) {
         let room = MAX_REPORTS.saturating_sub(self.reports.len());
-        self.reports.extend(reports.into_iter().take(room));
+        self.reports.extend(reports.iter().take(room).cloned());
     }
 
-    /// Close what is still open and hand the reports over.
+    /// Close what is still open and hand the reports over, each with when its header was
+    /// printed (ms since QEMU started).
     fn take(&mut self) -> Vec<Report> {
         let rest = std::mem::take(&mut self.parser).finish();
-        self.keep(rest);
-        std::mem::take(&mut self.reports)
+        self.keep(&rest);
+        let mut reports = std::mem::take(&mut self.reports);
+        for r in &mut reports {
+            r.at_ms = self
+                .headers
+                .iter()
+                .find(|(line, _)| *line == r.line)
+                .map(|(_, ms)| *ms);
+        }
+        reports
     }
 }
 
-/// Feeds the console to the report parser live; asks to stop at the first report header
-/// when the scenario says so (the VM path lets the console drain before stopping).
+/// Feeds the console to the report parser live; asks to stop at the first report that
+/// counts when the scenario says so (the VM path lets the console drain before stopping).
+/// Without suppressions that is the first header; with them, the first report complete and
+/// not suppressed (a suppressed one lets the run go on).
 struct LiveReports {
     seen: Arc<Mutex<Seen>>,
     stop_on_report: bool,
+    suppressions: Arc<Suppressions>,
 }
 
 impl ConsoleScanner for LiveReports {
     fn on_line(&mut self, at: Duration, line: &str) -> ScanAction {
         let mut seen = self.seen.lock().unwrap();
+        seen.lines += 1;
         let done = seen.parser.feed(line);
-        seen.keep(done);
+        seen.keep(&done);
         let (_, text) = parser::split(line);
-        if seen.first_at_ms.is_none() {
-            if let Some((format, _)) = formats::header(text) {
-                seen.first_at_ms = Some(at.as_millis() as u64);
-                if self.stop_on_report {
-                    return ScanAction::Stop(format!("{} report: {}", format.name, text.trim()));
+        let header = formats::header(text.trim_start());
+        if header.is_some() && seen.headers.len() < MAX_REPORTS {
+            let line = seen.lines;
+            seen.headers.push((line, at.as_millis() as u64));
+        }
+        if seen.found {
+            return ScanAction::Continue;
+        }
+        let found = match (&header, self.suppressions.is_empty()) {
+            (Some((format, _)), true) => Some(format!("{} report: {}", format.name, text.trim())),
+            (_, false) => done
+                .iter()
+                .find(|r| self.suppressions.why(&r.title, &r.signature).is_none())
+                .map(|r| format!("{} report: {}", r.format, r.title)),
+            (None, true) => None,
+        };
+        match found {
+            Some(why) => {
+                seen.found = true;
+                match self.stop_on_report {
+                    true => ScanAction::Stop(why),
+                    false => ScanAction::Continue,
                 }
             }
+            None => ScanAction::Continue,
         }
-        ScanAction::Continue
     }
 }
 
@@ -134,6 +169,8 @@ pub struct BatchOptions {
     pub progress: Progress,
     /// What the progress display calls this batch ("baseline × epoll-dmabuf-race").
     pub label: String,
+    /// Reports the lab leaves out of verdicts (kept, shown with their reason).
+    pub suppressions: Arc<Suppressions>,
 }
 
 /// What, besides the kernel, shapes a run's result: the scenario file (and its reproducer)
@@ -368,6 +405,7 @@ async fn one_run(
             params,
             wait_for_go: schedule.is_some(),
             seed: Some(session::fresh_seed()),
+            kernel_params: scenario.kernel_params.clone(),
         },
         boot_timeout: Duration::from_secs(120),
         heartbeat_timeout: Duration::from_secs(30),
@@ -385,18 +423,20 @@ async fn one_run(
         let scanner = LiveReports {
             seen: seen.clone(),
             stop_on_report: scenario.stop_on_report,
+            suppressions: opts.suppressions.clone(),
         };
         vec![Box::new(scanner) as Box<dyn ConsoleScanner>]
     };
     let mut record = snapshots.run(&mut spec, scanners).await?;
-    let (reports, first_at_ms) = {
-        let mut seen = seen.lock().unwrap();
-        (seen.take(), seen.first_at_ms)
-    };
-    let first_report_ms = match (first_at_ms, record.timing.workload_started_ms) {
-        (Some(at), Some(start)) => Some(at.saturating_sub(start)),
-        _ => None,
-    };
+    let mut reports = seen.lock().unwrap().take();
+    for r in &mut reports {
+        r.suppressed = opts.suppressions.why(&r.title, &r.signature);
+        r.at_ms = match (r.at_ms, record.timing.workload_started_ms) {
+            (Some(at), Some(start)) => Some(at.saturating_sub(start)),
+            _ => None,
+        };
+    }
+    let first_report_ms = reports.iter().find(|r| r.counts()).and_then(|r| r.at_ms);
     if let Some(suite) = record.tests.as_mut() {
         suite::not_run_here(suite, config);
         let console = std::fs::read_to_string(dir.join("console.log")).unwrap_or_default();
@@ -429,7 +469,6 @@ async fn one_run(
         &differences,
         record.schedule.as_ref(),
     );
-    let mut reports = reports;
     if let Some(symbolizer) = symbols {
         reports.iter_mut().for_each(|r| symbolizer.symbolize(r));
     }
@@ -568,6 +607,7 @@ pub async fn runs(
     runs: u32,
     how: How,
     out: PathBuf,
+    suppressions: Suppressions,
 ) -> Result<Vec<RunResult>> {
     let duration = how.duration.unwrap_or(scenario.duration);
     crate::events::note(format!(
@@ -594,6 +634,7 @@ pub async fn runs(
         pool,
         progress: progress.clone(),
         label,
+        suppressions: Arc::new(suppressions),
     };
     let results = batch(scenario, target, &opts).await;
     progress.clear();
@@ -656,23 +697,33 @@ pub fn summary(scenario: &Scenario, target: &Target, results: &[RunResult]) -> S
                 ));
             }
         }
-        // Distinct reports by signature, with the number of runs that printed each.
-        let mut by_signature: std::collections::BTreeMap<&str, (&str, usize)> = Default::default();
+        // Distinct reports by signature, with the number of runs that printed each (a
+        // suppressed one with the suppression's reason).
+        type Seen<'a> = (&'a str, usize, Option<&'a str>);
+        let mut by_signature: std::collections::BTreeMap<&str, Seen> = Default::default();
         for r in results {
             let mut seen_here = std::collections::BTreeSet::new();
             for report in &r.reports {
                 if seen_here.insert(report.signature.as_str()) {
                     by_signature
                         .entry(report.signature.as_str())
-                        .or_insert((report.title.as_str(), 0))
+                        .or_insert((report.title.as_str(), 0, report.suppressed.as_deref()))
                         .1 += 1;
                 }
             }
         }
-        let mut titles: Vec<(&str, usize)> = by_signature.into_values().collect();
-        titles.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        for (title, runs) in titles.iter().take(10) {
-            s.push_str(&format!("report: {title} ({runs} runs)\n"));
+        let mut titles: Vec<Seen> = by_signature.into_values().collect();
+        titles.sort_by(|a, b| {
+            a.2.is_some()
+                .cmp(&b.2.is_some())
+                .then(b.1.cmp(&a.1))
+                .then(a.0.cmp(b.0))
+        });
+        for (title, runs, suppressed) in titles.iter().take(20) {
+            match suppressed {
+                None => s.push_str(&format!("report: {title} ({runs} runs)\n")),
+                Some(why) => s.push_str(&format!("suppressed: {title} ({runs} runs): {why}\n")),
+            }
         }
     } else if scenario.kind == Kind::Suite {
         s.push_str(&suite::summary(results));
@@ -720,6 +771,70 @@ mod tests {
         }
     }
 
+    fn kcsan(at: &str, a: &str, b: &str) -> Vec<String> {
+        [
+            format!("BUG: KCSAN: data-race in {a} / {b}"),
+            String::new(),
+            "read to 0xffff8880 of 8 bytes by task 1 on cpu 0:".into(),
+            format!(" {a}+0x1/0x2"),
+            String::new(),
+            "Reported by Kernel Concurrency Sanitizer on:".into(),
+            "==================================================================".into(),
+        ]
+        .iter()
+        .map(|l| format!("[{at}][ T1] {l}"))
+        .collect()
+    }
+
+    #[test]
+    fn a_suppressed_report_lets_the_run_go_on_and_the_next_one_stops_it() {
+        let suppressions = Suppressions::parse(
+            Path::new("suppressions.toml"),
+            "[[suppress]]\nfunctions = [\"tick_sched_do_timer\", \"tick_nohz_next_event\"]\n\
+             reason = \"benign\"\n",
+        )
+        .unwrap();
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let mut live = LiveReports {
+            seen: seen.clone(),
+            stop_on_report: true,
+            suppressions: Arc::new(suppressions),
+        };
+        let mut feed = |ms: u64, lines: Vec<String>| {
+            lines
+                .iter()
+                .map(|l| live.on_line(Duration::from_millis(ms), l))
+                .filter(|a| matches!(a, ScanAction::Stop(_)))
+                .count()
+        };
+        assert_eq!(
+            feed(
+                100,
+                kcsan("1.0", "tick_nohz_next_event", "tick_sched_do_timer")
+            ),
+            0
+        );
+        assert_eq!(feed(250, kcsan("2.0", "ep_poll_callback", "ep_remove")), 1);
+        let reports = seen.lock().unwrap().take();
+        let at: Vec<(&str, Option<u64>)> = reports
+            .iter()
+            .map(|r| (r.title.as_str(), r.at_ms))
+            .collect();
+        assert_eq!(
+            at,
+            [
+                (
+                    "KCSAN: data-race in tick_nohz_next_event / tick_sched_do_timer",
+                    Some(100)
+                ),
+                (
+                    "KCSAN: data-race in ep_poll_callback / ep_remove",
+                    Some(250)
+                ),
+            ]
+        );
+    }
+
     #[test]
     fn summary_counts_verdicts_and_gives_one_median_per_role() {
         let scenario = Scenario {
@@ -736,6 +851,7 @@ mod tests {
             stop_on_report: true,
             cmdline: String::new(),
             params: Default::default(),
+            kernel_params: Default::default(),
             expect: Default::default(),
             programs: None,
             schedule: None,

@@ -73,6 +73,8 @@ impl Target {
             (None, Some(name)) => {
                 let dir = crate::config::locate::dir("kernels", kernels)?;
                 let variant = kernel::variant::Catalog::load(&dir)?.get(&name)?;
+                // As the catalog names it: `baseline+kasan` is `baseline`.
+                let name = variant.name.clone();
                 let (n, v) = (name.clone(), variant.clone());
                 let built = tokio::task::spawn_blocking(move || {
                     let b = kernel::build(&v, &kernel::BuildOptions::default())?;

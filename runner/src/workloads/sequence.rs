@@ -35,6 +35,7 @@ pub fn run(ctx: &Ctx) -> Result<(), String> {
                 .unwrap_or_default(),
             wait_for_go: false,
             seed: None,
+            kernel_params: Default::default(),
         };
         super::run(&request, ctx.chan, ctx.nproc, ctx.pid1)
             .map_err(|e| format!("step {i} ({workload}): {e}"))?;
