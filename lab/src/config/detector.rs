@@ -93,16 +93,6 @@ pub fn swap(fragments: &[String], detector: &Detector) -> Vec<String> {
     out
 }
 
-/// The name of `variant` under `detector`: the plain name when it is the variant's own.
-pub fn name(variant: &str, own: Option<&Detector>, detector: &Detector) -> String {
-    let (plain, _) = split(variant);
-    if own == Some(detector) {
-        plain.to_string()
-    } else {
-        format!("{plain}{SEPARATOR}{}", detector.name)
-    }
-}
-
 /// `name` as the catalog knows it, among `known` (every variant's plain name, and its name
 /// under each detector that is not its own): `baseline+kasan` is `baseline`.
 pub fn canonical(known: &[String], name: &str) -> Option<String> {
@@ -159,10 +149,9 @@ mod tests {
 
     #[test]
     fn a_variant_under_its_own_detector_keeps_its_name() {
-        let (kasan, kcsan) = (get("kasan").unwrap(), get("kcsan").unwrap());
-        assert_eq!(name("baseline", Some(kasan), kasan), "baseline");
-        assert_eq!(name("baseline", Some(kasan), kcsan), "baseline+kcsan");
-        assert_eq!(name("baseline+kcsan", Some(kasan), kasan), "baseline");
+        assert_eq!(with("baseline", Some("kcsan")), "baseline+kcsan");
+        assert_eq!(with("baseline+kcsan", Some("kasan")), "baseline+kasan");
+        assert_eq!(with("baseline", None), "baseline");
         assert_eq!(
             expand(&["a".into(), "b".into()], &["kasan".into(), "kcsan".into()]),
             ["a+kasan", "a+kcsan", "b+kasan", "b+kcsan"]

@@ -424,20 +424,22 @@ fn finish(open: Open) -> Report {
         None => format.guilty,
     };
     let race = (format.name == "kcsan").then(|| race::scan(body)).flatten();
-    // A race names each side by its own guilty frame: the lock or allocator internals KCSAN
-    // caught (`do_raw_spin_lock / kfree`) give way to their callers, as in other titles.
-    let sides = race
-        .as_ref()
-        .map(race::guilty_sides)
-        .filter(|s| !s.is_empty());
-    let header_func = sides
-        .as_ref()
-        .or(open.captures.iter().skip(1).flatten().last());
+    let header_func = open.captures.iter().skip(1).flatten().last();
     let skip = match warning_kind {
         Some(kind) => kind.skip,
         None => formats::skip_containing(format),
     };
     let mut candidates = candidates(skip, guilty, &scanned, header_func.map(String::as_str));
+    // A race is titled by the functions KCSAN's header names, as syzbot titles it, even lock
+    // or allocator internals (`do_raw_spin_lock / kfree`); each side's own guilty frame
+    // (`eventfd_release / eventfd_signal_mask`) is the first alternate title.
+    if let (Some(race), Some(header)) = (&race, header_func) {
+        let sides = race::guilty_sides(race);
+        let mut named = vec![base_name(header)];
+        named.extend((!sides.is_empty()).then(|| base_name(&sides)));
+        named.append(&mut candidates);
+        candidates = named;
+    }
     candidates.dedup();
     let capture = |i: usize| {
         let text = open.captures.get(i).cloned().flatten().unwrap_or_default();
@@ -844,15 +846,19 @@ WARNING: CPU: 1 PID: 2 at fs/b.c:2 beta_fn+0x1/0x10
     }
 
     #[test]
-    fn a_race_with_the_allocator_is_named_by_the_callers_on_both_sides() {
+    fn a_race_with_the_allocator_is_titled_by_its_header_and_its_callers_follow() {
         // eventfd-no-kref+kcsan: SLUB asserts nothing touches an object it frees; the header
-        // names the lock and kfree, the title the code on each side.
+        // names the lock and kfree (the title, as syzbot's), each side's caller the alternate.
         let reports = parse(&corpus("eventfd-no-kref-kcsan-uring.log"));
         assert!(reports[0]
             .text
             .contains("BUG: KCSAN: assert: race in do_raw_spin_lock / kfree"));
         assert_eq!(
             reports[0].title,
+            "KCSAN: assert: race in do_raw_spin_lock / kfree"
+        );
+        assert_eq!(
+            reports[0].alt_titles[0],
             "KCSAN: assert: race in eventfd_release / eventfd_signal_mask"
         );
         let race = reports[0].race.as_ref().unwrap();
