@@ -14,6 +14,30 @@ fn repo(dir: &str) -> PathBuf {
         .join(dir)
 }
 
+/// `lab run` of a scenario of the test's own (`scenarios/<name>.toml` = `text`) on Debian's
+/// distro kernel: (the directories to keep, the batch directory, the output, runs.json).
+fn on_distro(
+    name: &str,
+    text: &str,
+    extra: &[&str],
+) -> ([tempfile::TempDir; 2], PathBuf, std::process::Output, Value) {
+    let scenarios = tempfile::tempdir().unwrap();
+    std::fs::write(scenarios.path().join(format!("{name}.toml")), text).unwrap();
+    let (tmp, out) = run_dir(name);
+    let kernel = distro_kernel();
+    let mut args = vec![
+        "--kernel",
+        kernel.to_str().unwrap(),
+        "--scenario",
+        name,
+        "--scenarios",
+        scenarios.path().to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let (output, runs) = run_json(&args, &out);
+    ([scenarios, tmp], out, output, runs)
+}
+
 #[test]
 fn uapi_epoll_on_the_distro_kernel_gives_the_upstream_answers() {
     let _slot = vm_slot();
@@ -51,25 +75,11 @@ fn a_scenarios_kernel_params_are_set_before_the_workload_and_recorded() {
     // printk's parameters are in every kernel; KCSAN's only in a KCSAN build: on the distro
     // kernel one is set and read back, the other recorded as absent, and the run goes on.
     let _slot = vm_slot();
-    let scenarios = tempfile::tempdir().unwrap();
-    std::fs::write(
-        scenarios.path().join("params.toml"),
+    let (_dirs, _, output, runs) = on_distro(
+        "params",
         "kind = \"race\"\nworkload = \"syscall_count\"\nduration = \"1s\"\n\
          [kernel_params]\n\"printk.time\" = false\n\"kcsan.udelay_task\" = 400\n",
-    )
-    .unwrap();
-    let (_tmp, out) = run_dir("params");
-    let kernel = distro_kernel();
-    let (output, runs) = run_json(
-        &[
-            "--kernel",
-            kernel.to_str().unwrap(),
-            "--scenario",
-            "params",
-            "--scenarios",
-            scenarios.path().to_str().unwrap(),
-        ],
-        &out,
+        &[],
     );
     assert!(output.status.success(), "{}", show(&output));
     let params = &runs[0]["record"]["observations"]["kernel-params"];
@@ -86,26 +96,10 @@ fn a_scenarios_kernel_params_are_set_before_the_workload_and_recorded() {
 
 #[test]
 fn missing_kernel_option_skips_without_booting() {
-    let scenarios = tempfile::tempdir().unwrap();
-    std::fs::write(
-        scenarios.path().join("needs-kasan.toml"),
+    let (_dirs, out, output, runs) = on_distro(
+        "needs-kasan",
         "kind = \"race\"\nworkload = \"syscall_count\"\nrequires = [\"CONFIG_EPOLL\", \"CONFIG_KASAN\"]\n",
-    )
-    .unwrap();
-    let (_tmp, out) = run_dir("skip");
-    let kernel = distro_kernel();
-    let (output, runs) = run_json(
-        &[
-            "--kernel",
-            kernel.to_str().unwrap(),
-            "--scenario",
-            "needs-kasan",
-            "--scenarios",
-            scenarios.path().to_str().unwrap(),
-            "--runs",
-            "2",
-        ],
-        &out,
+        &["--runs", "2"],
     );
     assert_eq!(output.status.code(), Some(1), "{}", show(&output));
     for run in runs.as_array().unwrap() {

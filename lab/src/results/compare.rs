@@ -124,15 +124,7 @@ fn row(arm: &Arm) -> Row {
     let titles = by_count(titles);
     let mut suppressed: BTreeMap<String, usize> = BTreeMap::new();
     for r in &counted {
-        let mut seen: Vec<&str> = r
-            .reports
-            .iter()
-            .filter(|rep| rep.suppressed.is_some())
-            .map(|rep| rep.title.as_str())
-            .collect();
-        seen.sort();
-        seen.dedup();
-        for t in seen {
+        for (t, _) in r.suppressed_titles() {
             *suppressed.entry(t.to_string()).or_default() += 1;
         }
     }

@@ -50,6 +50,18 @@ impl RunResult {
         self.outcome.as_ref().map_or("not-run", Outcome::name)
     }
 
+    /// The distinct titles of the reports the suppression list left out, each with why.
+    pub fn suppressed_titles(&self) -> Vec<(&str, &str)> {
+        let mut titles: Vec<(&str, &str)> = self
+            .reports
+            .iter()
+            .filter_map(|r| Some((r.title.as_str(), r.suppressed.as_deref()?)))
+            .collect();
+        titles.sort();
+        titles.dedup_by_key(|(t, _)| *t);
+        titles
+    }
+
     /// The distinct titles of what the run found: every kernel report it printed, or what
     /// the machine saw.
     pub fn finding_titles(&self) -> Vec<&str> {

@@ -233,7 +233,6 @@ fn provenance(night: &NightResults) -> Option<String> {
     night.merged.as_ref().map(|m| format!("{}.", m.describe()))
 }
 
-/// Markdown: the variant × scenario matrix, then regressions, fixes and flaky signatures.
 /// Each cell's suppressed reports: (variant, scenario, title) → (runs that printed it, why).
 type Suppressed<'a> = BTreeMap<(&'a str, &'a str, &'a str), (usize, &'a str)>;
 
@@ -241,14 +240,7 @@ fn suppressed(night: &NightResults) -> Suppressed<'_> {
     let mut out: Suppressed = BTreeMap::new();
     for cell in &night.cells {
         for r in &cell.runs {
-            let mut titles: Vec<(&str, &str)> = r
-                .reports
-                .iter()
-                .filter_map(|rep| Some((rep.title.as_str(), rep.suppressed.as_deref()?)))
-                .collect();
-            titles.sort();
-            titles.dedup_by_key(|(t, _)| *t);
-            for (title, why) in titles {
+            for (title, why) in r.suppressed_titles() {
                 out.entry((&cell.variant, &cell.scenario, title))
                     .or_insert((0, why))
                     .0 += 1;
@@ -258,6 +250,7 @@ fn suppressed(night: &NightResults) -> Suppressed<'_> {
     out
 }
 
+/// Markdown: the variant × scenario matrix, then regressions, fixes and flaky signatures.
 pub fn summary_md(night: &NightResults) -> String {
     let (variants, scenarios) = axes(night);
     let by_cell: BTreeMap<(&str, &str), &CellResult> = night

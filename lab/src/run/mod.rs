@@ -100,7 +100,7 @@ impl ConsoleScanner for LiveReports {
             (Some((format, _)), true) => Some(format!("{} report: {}", format.name, text.trim())),
             (_, false) => done
                 .iter()
-                .find(|r| self.suppressions.why(&r.title, &r.signature).is_none())
+                .find(|r| self.suppressions.rule(&r.title, &r.signature).is_none())
                 .map(|r| format!("{} report: {}", r.format, r.title)),
             (None, true) => None,
         };
