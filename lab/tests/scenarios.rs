@@ -109,23 +109,28 @@ fn missing_kernel_option_skips_without_booting() {
     assert!(!out.join("run-001").exists(), "nothing was booted");
 }
 
+/// One 20 s run of epoll-dmabuf-race on epoll-unpinned-poll into `out`.
+fn unpinned_dmabuf_race(out: &std::path::Path, extra: &[&str]) -> (std::process::Output, Value) {
+    let scenarios = repo("scenarios");
+    let mut args = vec![
+        "--variant",
+        "epoll-unpinned-poll",
+        "--scenario",
+        "epoll-dmabuf-race",
+        "--scenarios",
+        scenarios.to_str().unwrap(),
+        "--duration",
+        "20s",
+    ];
+    args.extend_from_slice(extra);
+    run_json(&args, out)
+}
+
 #[test]
 fn epoll_dmabuf_race_is_detected_on_the_unpinned_variant() {
     let _slot = vm_slot();
     let (_tmp, out) = run_dir("race");
-    let (output, runs) = run_json(
-        &[
-            "--variant",
-            "epoll-unpinned-poll",
-            "--scenario",
-            "epoll-dmabuf-race",
-            "--scenarios",
-            repo("scenarios").to_str().unwrap(),
-            "--duration",
-            "20s",
-        ],
-        &out,
-    );
+    let (output, runs) = unpinned_dmabuf_race(&out, &[]);
     assert_eq!(output.status.code(), Some(1), "{}", show(&output));
     let run = &runs[0];
     assert_eq!(run["verdict"]["verdict"], "fail", "{run}");
@@ -159,21 +164,7 @@ fn a_suppressed_report_is_kept_with_its_reason_and_the_run_goes_on_to_the_next()
     )
     .unwrap();
     let (_tmp, out) = run_dir("suppressed");
-    let (output, runs) = run_json(
-        &[
-            "--variant",
-            "epoll-unpinned-poll",
-            "--scenario",
-            "epoll-dmabuf-race",
-            "--scenarios",
-            repo("scenarios").to_str().unwrap(),
-            "--duration",
-            "20s",
-            "--suppressions",
-            file.to_str().unwrap(),
-        ],
-        &out,
-    );
+    let (output, runs) = unpinned_dmabuf_race(&out, &["--suppressions", file.to_str().unwrap()]);
     let run = &runs[0];
     let reports = run["reports"].as_array().unwrap();
     let warning = reports
