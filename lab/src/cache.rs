@@ -71,20 +71,6 @@ pub fn empty_dir(dir: &Path) -> Result<PathBuf> {
     Ok(dir.to_path_buf())
 }
 
-/// Write `bytes` to `path` so that readers never see a partial file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let written = std::fs::write(&tmp, bytes)
-        .with_context(|| format!("write {}", path.display()))
-        .and_then(|()| {
-            std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))
-        });
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
-}
-
 /// An exclusive lock on `path` (created if missing), held until the value is dropped;
 /// waits for another holder when `wait`, else fails naming the file.
 pub fn lock(path: &Path, wait: bool) -> Result<nix::fcntl::Flock<std::fs::File>> {

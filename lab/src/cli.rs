@@ -399,13 +399,15 @@ pub async fn dispatch(command: Command) -> Result<i32> {
         }
         Command::Nightly(a) => {
             let lab = config::locate::lab(a.config)?;
+            // Every refusal comes before the night's directory is made.
+            let shard = nightly::shard::resolve(a.shard)?;
             let out = night_dir(&lab, a.out)?;
             let opts = nightly::NightOptions {
                 out: out.clone(),
                 runs: a.runs,
                 how: a.how,
                 force: a.force,
-                shard: nightly::shard::resolve(a.shard)?,
+                shard,
                 costs: a.costs,
             };
             let night = nightly::night(&lab, &opts).await?;
@@ -442,8 +444,7 @@ pub async fn dispatch(command: Command) -> Result<i32> {
             json: as_json,
             vmlinux,
         }) => {
-            let file = std::fs::File::open(&console)
-                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", console.display()))?;
+            let file = crate::files::open(&console)?;
             let (mut reports, more) =
                 report::parser::parse_reader(std::io::BufReader::new(file))
                     .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", console.display()))?;
@@ -497,8 +498,7 @@ fn export_kcidb(
     let json = results::kcidb::export_dir(night, origin, log_base)?;
     match out {
         Some(file) => {
-            std::fs::write(&file, json)
-                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", file.display()))?;
+            crate::files::write(&file, json)?;
             crate::events::note(format!("KCIDB JSON in {}", file.display()));
         }
         None => ui::print(&json),
@@ -518,7 +518,7 @@ async fn bisect(a: bisect::Args) -> Result<i32> {
         return Err(crate::interrupt::Interrupted.into());
     };
     let text = bisect::answer_text(&opts, &answer)?;
-    std::fs::write(dir.join("bisect.log"), &text)?;
+    crate::files::write(dir.join("bisect.log"), &text)?;
     ui::print(&format!(
         "{text}log: {}\n",
         dir.join("bisect.log").display()

@@ -153,6 +153,17 @@ fn a_compiler_that_cannot_do_kcsan_is_named_when_the_kcsan_build_is_asked_for() 
     assert!(stderr.contains("plain+kcsan"), "{stderr}");
 }
 
+/// The upstream version in a Debian source id: `debian:linux-source-6.12=6.12.118-1` →
+/// `6.12.118` (the Debian revision after the last `-` dropped).
+fn package_upstream_version(source_id: &str) -> String {
+    let version = source_id
+        .rsplit_once('=')
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("no version in source id {source_id}"));
+    let upstream = version.rsplit_once('-').map_or(version, |(u, _)| u);
+    upstream.to_string()
+}
+
 fn boot_variant(variant: &str) -> Value {
     let (_tmp, dir) = run_dir(variant);
     let out = lab()
@@ -221,15 +232,27 @@ fn seed_variants_build_incrementally_boot_and_hit_the_cache() {
         }
     }
 
-    // Both boot and see every vCPU.
-    for variant in ["baseline", "epoll-unpinned-poll"] {
+    // Both boot, see every vCPU and run the kernel the lab built: the release the build
+    // tree gave (include/config/kernel.release), which starts with the upstream version of
+    // the source package it was built from (Debian moves that version under the lab).
+    for (b, variant) in built
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(["baseline", "epoll-unpinned-poll"])
+    {
+        let m = &b["metadata"];
+        let release = m["kernel_release"].as_str().unwrap();
+        let source_id = m["inputs"]["source_id"].as_str().unwrap();
+        let upstream = package_upstream_version(source_id);
+        assert!(
+            release.starts_with(&upstream),
+            "built release {release} is not from {source_id}"
+        );
         let o = boot_variant(variant);
         assert_eq!(o["outcome"]["kind"], "completed", "{o}");
         assert_eq!(o["guest"]["nproc"], 2, "{o}");
-        assert!(o["guest"]["kernel_release"]
-            .as_str()
-            .unwrap()
-            .starts_with("6.12.117"));
+        assert_eq!(o["guest"]["kernel_release"], release, "{o}");
     }
 
     // Nothing changed: both are cache hits.

@@ -150,7 +150,7 @@ fn new_state(o: &Ends) -> Result<State> {
 /// The saved state of the bisection in `dir`, or a new one (git is asked: blocking).
 pub fn load(dir: &Path, o: &Ends) -> Result<State> {
     let file = dir.join("state.json");
-    match std::fs::read(&file) {
+    match crate::files::read(&file) {
         Ok(bytes) => {
             crate::events::note(format!("resuming the bisection in {}", dir.display()));
             serde_json::from_slice(&bytes)
@@ -161,5 +161,5 @@ pub fn load(dir: &Path, o: &Ends) -> Result<State> {
 }
 
 pub fn save(dir: &Path, state: &State) -> Result<()> {
-    crate::cache::write_atomic(&dir.join("state.json"), &serde_json::to_vec_pretty(state)?)
+    crate::files::write(dir.join("state.json"), &serde_json::to_vec_pretty(state)?)
 }

@@ -292,9 +292,9 @@ impl LabConfig {
     /// What every shard of a night must share besides the commits: lab.toml's bytes, then
     /// the suppression list's (it decides which reports count).
     pub fn plan_bytes(&self) -> std::io::Result<Vec<u8>> {
-        let mut bytes = std::fs::read(&self.file)?;
+        let mut bytes = crate::files::read(&self.file)?;
         if let Some(file) = &self.suppressions.file {
-            bytes.extend(std::fs::read(file)?);
+            bytes.extend(crate::files::read(file)?);
         }
         Ok(bytes)
     }
@@ -306,7 +306,7 @@ impl LabConfig {
         known_variants: impl Fn(&Path) -> Vec<String>,
         known_scenarios: impl Fn(&Path) -> Vec<String>,
     ) -> Result<LabConfig, ConfigError> {
-        let text = std::fs::read_to_string(file).map_err(|e| ConfigError::File {
+        let text = crate::files::read_to_string(file).map_err(|e| ConfigError::File {
             file: file.into(),
             message: e.to_string(),
         })?;

@@ -193,7 +193,7 @@ fn machine(raw: &Raw, text: &str) -> Result<(), (usize, String)> {
 }
 
 pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
-    let text = std::fs::read_to_string(file).map_err(|e| ScenarioError::File {
+    let text = crate::files::read_to_string(file).map_err(|e| ScenarioError::File {
         file: file.to_path_buf(),
         message: e.to_string(),
     })?;

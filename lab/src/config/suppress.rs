@@ -67,7 +67,7 @@ pub fn title_functions(title: &str) -> Vec<&str> {
 
 impl Suppressions {
     pub fn load(file: &Path) -> Result<Suppressions, ConfigError> {
-        let text = std::fs::read_to_string(file).map_err(|e| ConfigError::File {
+        let text = crate::files::read_to_string(file).map_err(|e| ConfigError::File {
             file: file.into(),
             message: e.to_string(),
         })?;

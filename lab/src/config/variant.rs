@@ -127,7 +127,7 @@ impl Catalog {
         files.sort();
         for file in files {
             let text =
-                std::fs::read_to_string(&file).map_err(|e| file_err(&file, e.to_string()))?;
+                crate::files::read_to_string(&file).map_err(|e| file_err(&file, e.to_string()))?;
             let parsed: RawVariant = toml::from_str(&text).map_err(|e| {
                 let line = e.span().map(|s| line_of(&text, s)).unwrap_or(1);
                 VariantError::At {
@@ -160,6 +160,10 @@ impl Catalog {
                     ),
                 ));
             }
+        }
+        // Every variant's patch folder holds only patches, whichever variant is asked for.
+        for (name, (file, _, _)) in &raw {
+            series(dir, name).map_err(|m| file_err(file, m))?;
         }
         Ok(Catalog {
             dir: dir.to_path_buf(),
@@ -388,7 +392,9 @@ fn fragment(kernels: &Path, name: &str) -> Result<Fragment, String> {
     })
 }
 
-/// `kernels/patches/<variant>/*.patch`, in file-name order; each must be a readable file.
+/// `kernels/patches/<variant>/*.patch`, in file-name order. Every entry of the folder is a
+/// patch that is applied: anything else there (a `.diff`, a README, a folder, a FIFO named
+/// `*.patch`) is an error naming it, never skipped.
 fn series(kernels: &Path, variant: &str) -> Result<Vec<PatchRef>, String> {
     let dir = kernels.join("patches").join(variant);
     if !dir.exists() {
@@ -396,18 +402,22 @@ fn series(kernels: &Path, variant: &str) -> Result<Vec<PatchRef>, String> {
     }
     let mut patches: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "patch"))
-        .collect();
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
     patches.sort();
     for p in &patches {
-        if let Err(e) = std::fs::File::open(p) {
+        if p.extension().is_none_or(|e| e != "patch") {
             return Err(format!(
-                "variant {variant}: patch {} cannot be read: {e}",
-                p.display()
+                "variant {variant}: {} is not a patch: a variant's patch folder holds only \
+                 git format-patch files named NNNN-*.patch, every one applied in name order \
+                 (rename it, or move it out of {})",
+                p.display(),
+                dir.display()
             ));
         }
+        crate::files::check_regular(p)
+            .map_err(|e| format!("variant {variant}: patch cannot be read: {e}"))?;
     }
     Ok(patches
         .into_iter()
@@ -507,6 +517,40 @@ mod tests {
         );
     }
 
+    /// Every entry of a patch folder that is not a regular `*.patch` file is an error naming
+    /// it, in a root variant and in a variant with a base alike; nothing is skipped.
+    #[test]
+    fn every_entry_of_a_patch_folder_is_applied_or_refused() {
+        type Plant = fn(&Path);
+        let table: &[(&str, Plant)] = &[
+            ("0001-x.diff", |p| std::fs::write(p, "").unwrap()),
+            ("README", |p| std::fs::write(p, "").unwrap()),
+            (".0001-x.patch.swp", |p| std::fs::write(p, "").unwrap()),
+            ("0002-x.patch", |p| std::fs::create_dir(p).unwrap()),
+            ("0003-fifo.patch", |p| {
+                nix::unistd::mkfifo(p, nix::sys::stat::Mode::S_IRWXU).unwrap()
+            }),
+        ];
+        for (name, plant) in table {
+            for (variant, toml) in [
+                ("root", "description = \"r\"\n"),
+                ("child", "base = \"a\"\n"),
+            ] {
+                let dir = kernels(&[
+                    ("a.toml", "description = \"A\"\n"),
+                    (&format!("{variant}.toml"), toml),
+                    (&format!("patches/{variant}/0001-ok.patch"), ""),
+                ]);
+                plant(&dir.path().join("patches").join(variant).join(name));
+                let e = match Catalog::load(dir.path()) {
+                    Ok(_) => panic!("{variant}/{name}: loaded"),
+                    Err(e) => e.to_string(),
+                };
+                assert!(e.contains(name), "{variant}/{name}: {e}");
+            }
+        }
+    }
+
     #[test]
     fn defaults_and_base_chain() {
         let dir = kernels(&[
@@ -515,7 +559,6 @@ mod tests {
             ("patches/a/0001-x.patch", ""),
             ("patches/b/0002-z.patch", ""),
             ("patches/b/0001-y.patch", ""),
-            ("patches/b/README", ""),
         ]);
         let cat = Catalog::load(dir.path()).unwrap();
         let b = cat.get("b").unwrap();
@@ -657,11 +700,11 @@ mod tests {
             dir.path().join("patches/a/0001-gone.patch"),
         )
         .unwrap();
-        let e = Catalog::load(dir.path())
-            .unwrap()
-            .get("a")
-            .unwrap_err()
-            .to_string();
+        // Refused when kernels/ is loaded, whichever variant a command asks for.
+        let e = match Catalog::load(dir.path()) {
+            Ok(_) => panic!("loaded"),
+            Err(e) => e.to_string(),
+        };
         assert!(
             e.contains("variant a: patch") && e.contains("0001-gone.patch"),
             "{e}"

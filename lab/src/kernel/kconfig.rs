@@ -49,7 +49,7 @@ pub fn missing(required: &[String], config: &str) -> Vec<String> {
 pub fn requests(fragments: &[Fragment]) -> std::io::Result<BTreeMap<String, Request>> {
     let mut all = BTreeMap::new();
     for frag in fragments {
-        let text = std::fs::read_to_string(&frag.path)?;
+        let text = crate::files::read_to_string(&frag.path)?;
         for (i, line) in text.lines().enumerate() {
             if let Some((symbol, value)) = parse_line(line) {
                 all.insert(
@@ -78,7 +78,7 @@ pub fn dependencies(srctree: &Path, symbol: &str) -> Option<(String, Vec<String>
         if !entry.file_name().to_string_lossy().starts_with("Kconfig") {
             continue;
         }
-        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+        let Ok(text) = crate::files::read_to_string(entry.path()) else {
             continue;
         };
         let lines: Vec<&str> = text.lines().collect();

@@ -55,8 +55,7 @@ pub fn run(
     expected: Option<u64>,
 ) -> Result<MakeStats> {
     let start = Instant::now();
-    let mut log = std::fs::File::create(log_path)
-        .with_context(|| format!("create {}", log_path.display()))?;
+    let mut log = crate::files::create_stream(log_path)?;
     writeln!(log, "$ {cmd:?}")?;
     crate::child::contain(&mut cmd);
     let mut child = cmd
@@ -124,7 +123,7 @@ pub fn run(
     let status = status?;
     log.flush()?;
     if !status.success() {
-        let text = std::fs::read_to_string(log_path).unwrap_or_default();
+        let text = crate::files::read_to_string(log_path).unwrap_or_default();
         let first = first_error(&text).unwrap_or("(no compiler error found in the log)");
         anyhow::bail!(
             "{label}: make failed ({status}).\nfirst error: {first}\nlast lines of {}:\n{}",

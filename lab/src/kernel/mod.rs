@@ -165,7 +165,7 @@ const ARTIFACTS: &[(&str, &str)] = &[
 
 fn sha_file(path: &Path) -> Result<String> {
     Ok(hex::encode(Sha256::digest(
-        std::fs::read(path).with_context(|| format!("read {}", path.display()))?,
+        crate::files::read(path).with_context(|| format!("read {}", path.display()))?,
     )))
 }
 
@@ -243,7 +243,7 @@ pub fn key_inputs(variant: &Variant, source_id: &str) -> Result<KeyInputs> {
 }
 
 fn read_metadata(dir: &Path) -> Option<Metadata> {
-    serde_json::from_slice(&std::fs::read(dir.join("metadata.json")).ok()?).ok()
+    serde_json::from_slice(&crate::files::read(dir.join("metadata.json")).ok()?).ok()
 }
 
 fn quiet(mut cmd: Command, what: &str) -> Result<()> {
@@ -273,7 +273,7 @@ pub fn configure(variant: &Variant, src: &Path, scratch: &Path) -> Result<String
     };
     match &variant.config_base {
         ConfigBase::File(p) => {
-            std::fs::copy(p, scratch.join(".config"))
+            crate::files::copy(p, scratch.join(".config"))
                 .with_context(|| format!("copy {}", p.display()))?;
         }
         base => {
@@ -293,7 +293,7 @@ pub fn configure(variant: &Variant, src: &Path, scratch: &Path) -> Result<String
         .args(variant.fragments.iter().map(|f| &f.path));
     quiet(merge, "scripts/kconfig/merge_config.sh")?;
     quiet(make("olddefconfig"), "make olddefconfig")?;
-    let final_config = std::fs::read_to_string(scratch.join(".config"))?;
+    let final_config = crate::files::read_to_string(scratch.join(".config"))?;
     let requests = kconfig::requests(&variant.fragments)?;
     let problems = kconfig::dropped(&requests, &kconfig::parse_config(&final_config), src);
     if !problems.is_empty() {
@@ -322,7 +322,7 @@ fn switch_series(
     area: &Path,
 ) -> Result<Vec<String>> {
     let state_path = area.join("series-state.json");
-    let manifest: patches::Manifest = std::fs::read(&state_path)
+    let manifest: patches::Manifest = crate::files::read(&state_path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
@@ -338,7 +338,7 @@ fn switch_series(
     let patched = patches::apply_series(pristine, &series, &shown)
         .with_context(|| format!("variant {}: applying its patch series", variant.name))?;
     let (manifest, rewritten) = patches::sync_work_tree(src, pristine, &manifest, &patched)?;
-    cache::write_atomic(&state_path, &serde_json::to_vec_pretty(&manifest)?)?;
+    crate::files::write(&state_path, &serde_json::to_vec_pretty(&manifest)?)?;
     Ok(rewritten)
 }
 
@@ -384,7 +384,7 @@ fn compile(
     let cold = !obj.join("vmlinux").exists();
     let expected = cold
         .then(|| {
-            std::fs::read_to_string(&estimate_path)
+            crate::files::read_to_string(&estimate_path)
                 .ok()?
                 .trim()
                 .parse()
@@ -394,7 +394,7 @@ fn compile(
     let log_path = obj.with_extension("build.log");
     let stats = make::run(cmd, &log_path, &format!("build {}", variant.name), expected)?;
     if cold {
-        let _ = std::fs::write(&estimate_path, stats.compiled.to_string());
+        let _ = crate::files::write(&estimate_path, stats.compiled.to_string());
     }
     let after = ccache.then(ccache_counts).flatten();
     Ok((stats, ccache_delta(before, after)))
@@ -478,8 +478,12 @@ pub fn build(variant: &Variant, opts: &BuildOptions) -> Result<Built> {
     // a variant with other options does not make the others recompile everything.
     let obj = object_tree(&area, &config_hash);
     std::fs::create_dir_all(&obj)?;
-    if std::fs::read_to_string(obj.join(".config")).ok().as_deref() != Some(&final_config) {
-        std::fs::write(obj.join(".config"), &final_config)?;
+    if crate::files::read_to_string(obj.join(".config"))
+        .ok()
+        .as_deref()
+        != Some(&final_config)
+    {
+        crate::files::write(obj.join(".config"), &final_config)?;
     }
     let (stats, ccache_stats) = compile(variant, &src, &obj, opts)?;
     let log_path = obj.with_extension("build.log");
@@ -490,12 +494,12 @@ pub fn build(variant: &Variant, opts: &BuildOptions) -> Result<Built> {
     std::fs::create_dir_all(&tmp)?;
     let mut artifacts = Vec::new();
     for (from, to) in ARTIFACTS {
-        let bytes = std::fs::copy(obj.join(from), tmp.join(to))
+        let bytes = crate::files::copy(obj.join(from), tmp.join(to))
             .with_context(|| format!("copy {} from the object tree", from))?;
         artifacts.push((to.to_string(), bytes));
     }
-    std::fs::copy(&log_path, tmp.join("build.log"))?;
-    let release = std::fs::read_to_string(obj.join("include/config/kernel.release"))
+    crate::files::copy(&log_path, tmp.join("build.log"))?;
+    let release = crate::files::read_to_string(obj.join("include/config/kernel.release"))
         .unwrap_or_default()
         .trim()
         .to_string();
@@ -512,7 +516,7 @@ pub fn build(variant: &Variant, opts: &BuildOptions) -> Result<Built> {
         artifacts,
         source_dir: src.canonicalize().ok(),
     };
-    std::fs::write(
+    crate::files::write(
         tmp.join("metadata.json"),
         serde_json::to_vec_pretty(&metadata)?,
     )?;

@@ -76,7 +76,7 @@ pub fn parse(text: &str) -> Vec<FilePatch> {
 pub fn series_hash(patches: &[PathBuf]) -> std::io::Result<String> {
     let mut outer = Sha256::new();
     for p in patches {
-        outer.update(Sha256::digest(std::fs::read(p)?));
+        outer.update(Sha256::digest(crate::files::read(p)?));
     }
     Ok(hex::encode(outer.finalize()))
 }
@@ -179,7 +179,7 @@ pub struct PristineDir(pub PathBuf);
 
 impl Pristine for PristineDir {
     fn read(&self, rel: &str) -> Option<Vec<u8>> {
-        std::fs::read(self.0.join(rel)).ok()
+        crate::files::read(self.0.join(rel)).ok()
     }
 }
 
@@ -205,15 +205,15 @@ pub fn apply_series(
     let scratch = tempfile::tempdir().map_err(io)?;
     let mut touched = BTreeSet::new();
     for patch in series {
-        let text =
-            std::fs::read_to_string(patch).map_err(|e| io(format!("{}: {e}", patch.display())))?;
+        let text = crate::files::read_to_string(patch)
+            .map_err(|e| io(format!("{}: {e}", patch.display())))?;
         for f in parse(&text) {
             for rel in [f.old, f.new].into_iter().flatten() {
                 if touched.insert(rel.clone()) {
                     if let Some(bytes) = pristine.read(&rel) {
                         let dest = scratch.path().join(&rel);
                         std::fs::create_dir_all(dest.parent().unwrap()).map_err(io)?;
-                        std::fs::write(&dest, bytes).map_err(io)?;
+                        crate::files::write(&dest, bytes).map_err(io)?;
                     }
                 }
             }
@@ -246,7 +246,7 @@ pub fn apply_series(
     Ok(touched
         .into_iter()
         .map(|rel| {
-            let content = std::fs::read(scratch.path().join(&rel)).ok();
+            let content = crate::files::read(scratch.path().join(&rel)).ok();
             (rel, content)
         })
         .collect())
@@ -254,19 +254,16 @@ pub fn apply_series(
 
 /// Write `bytes` to `path` through a new inode: never modifies a file in place (work trees
 /// share inodes with their pristine tree), and gives it a fresh mtime.
-fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+fn replace_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_file_name(format!(
-        ".{}.lab-tmp",
-        path.file_name().unwrap().to_string_lossy()
-    ));
-    std::fs::write(&tmp, bytes)?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        std::fs::set_permissions(&tmp, meta.permissions())?;
+    let permissions = std::fs::metadata(path).ok().map(|m| m.permissions());
+    crate::files::write(path, bytes)?;
+    if let Some(p) = permissions {
+        std::fs::set_permissions(path, p)?;
     }
-    std::fs::rename(&tmp, path)
+    Ok(())
 }
 
 /// Bring `work` from the state in `manifest` to pristine + `patched`, rewriting only files
@@ -288,7 +285,7 @@ pub fn sync_work_tree(
             None => original.clone(),
         };
         let path = work.join(rel);
-        let current = std::fs::read(&path).ok();
+        let current = crate::files::read(&path).ok();
         if current != desired {
             match &desired {
                 Some(bytes) => replace_file(&path, bytes).map_err(io)?,

@@ -33,9 +33,9 @@ fn in_tree<T>(
     }
     let obj = super::object_tree(&area, &built.metadata.config_hash);
     std::fs::create_dir_all(&obj)?;
-    let config = std::fs::read(built.dir.join(".config"))?;
-    if std::fs::read(obj.join(".config")).ok().as_deref() != Some(&config[..]) {
-        std::fs::write(obj.join(".config"), &config)?;
+    let config = crate::files::read(built.dir.join(".config"))?;
+    if crate::files::read(obj.join(".config")).ok().as_deref() != Some(&config[..]) {
+        crate::files::write(obj.join(".config"), &config)?;
     }
     f(&src, &obj)
 }
@@ -85,7 +85,7 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         if e.file_type()?.is_dir() {
             copy_tree(&src, &dst)?;
         } else {
-            std::fs::copy(&src, &dst).with_context(|| format!("copy {}", src.display()))?;
+            crate::files::copy(&src, &dst).with_context(|| format!("copy {}", src.display()))?;
         }
     }
     Ok(())
@@ -120,7 +120,7 @@ pub struct SuiteBuild {
 
 /// A complete suite build of this recipe, if `manifest` is one's.
 fn read_manifest(manifest: &Path) -> Option<SuiteBuild> {
-    std::fs::read(manifest)
+    crate::files::read(manifest)
         .ok()
         .and_then(|b| serde_json::from_slice::<SuiteBuild>(&b).ok())
         .filter(|s| s.recipe == RECIPE)
@@ -199,10 +199,11 @@ pub fn suite(variant: &Variant, built: &Built, dir: &str) -> Result<SuiteBuild> 
         // Programs from the source (TEST_PROGS scripts) go beside the built ones.
         for p in &programs {
             if !tmp.join(p).exists() && tests.join(p).is_file() {
-                std::fs::copy(tests.join(p), tmp.join(p))?;
+                crate::files::copy(tests.join(p), tmp.join(p))?;
             }
         }
-        let setting = |file: &str| std::fs::read_to_string(tests.join(file)).unwrap_or_default();
+        let setting =
+            |file: &str| crate::files::read_to_string(tests.join(file)).unwrap_or_default();
         let timeout_s = setting("settings")
             .lines()
             .find_map(|l| l.trim().strip_prefix("timeout=")?.trim().parse().ok());
@@ -218,7 +219,7 @@ pub fn suite(variant: &Variant, built: &Built, dir: &str) -> Result<SuiteBuild> 
             timeout_s,
             config,
         };
-        std::fs::write(
+        crate::files::write(
             tmp.join("manifest.json"),
             serde_json::to_vec_pretty(&suite)?,
         )?;
@@ -235,7 +236,7 @@ pub fn suite(variant: &Variant, built: &Built, dir: &str) -> Result<SuiteBuild> 
 /// A reproducer compiled as syzbot compiles them (`gcc -O2 -pthread -static`), against
 /// `include` (a kernel's UAPI headers) when given; cached in `cache` by its content.
 pub fn repro(file: &Path, include: Option<&Path>, cache: &Path) -> Result<PathBuf> {
-    let text = std::fs::read(file).with_context(|| format!("read {}", file.display()))?;
+    let text = crate::files::read(file).with_context(|| format!("read {}", file.display()))?;
     let stem = file
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())

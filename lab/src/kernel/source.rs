@@ -209,7 +209,7 @@ fn debian_pristine(tarball: &Path, package: &str, version: &str) -> Result<PathB
             .arg(tarball)
             .arg("-C")
             .arg(&tmp))?;
-        std::fs::write(tmp.join(".lab-extracted"), version)?;
+        crate::files::write(tmp.join(".lab-extracted"), version)?;
         std::fs::rename(&tmp, &dir)?;
     }
     let top = std::fs::read_dir(&dir)?

@@ -20,7 +20,7 @@ pub struct SymbolMap {
 
 impl SymbolMap {
     pub fn read(path: &Path) -> Result<SymbolMap, String> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::files::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         Ok(SymbolMap::parse(&text))
     }

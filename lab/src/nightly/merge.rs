@@ -107,7 +107,7 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
         if entry.file_type().is_dir() {
             std::fs::create_dir_all(&dest)?;
         } else if entry.file_type().is_file() {
-            std::fs::copy(entry.path(), &dest).with_context(|| {
+            crate::files::copy(entry.path(), &dest).with_context(|| {
                 format!(
                     "cannot copy {} to {}",
                     entry.path().display(),
@@ -193,7 +193,7 @@ fn combine(
         }
         if !runs.is_empty() {
             std::fs::create_dir_all(&dest)?;
-            std::fs::write(dest.join("runs.json"), serde_json::to_vec_pretty(&runs)?)?;
+            crate::files::write(dest.join("runs.json"), serde_json::to_vec_pretty(&runs)?)?;
         }
         cell.note = None;
         cell.runs = vec![];
@@ -260,9 +260,6 @@ pub fn merge(lab: &LabConfig, opts: &MergeOptions) -> Result<NightOutcome> {
             .collect(),
         missing,
     };
-    if let Some(dir) = lab.history.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
     let mut damaged = Vec::new();
     let history = super::checked_history(&lab.history, &mut damaged)?;
     errors.splice(0..0, damaged);

@@ -66,7 +66,42 @@ fn now() -> String {
 /// The history, checked page by page before the night runs anything. A damaged one is moved
 /// aside, never reset in place: the night says where it went and starts a new one (and counts
 /// that as an infrastructure error).
+/// Its folder is created when missing; a path that is not a regular file (a folder, a FIFO)
+/// or under a regular file is refused, naming what is in the way, and never moved aside.
 fn checked_history(path: &std::path::Path, errors: &mut Vec<String>) -> Result<History> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            let blocker = dir
+                .ancestors()
+                .find(|a| a.symlink_metadata().is_ok_and(|m| !m.is_dir()));
+            match blocker {
+                Some(b) => anyhow::bail!(
+                    "the history {}: its folder cannot be made: {} is {}, not a folder \
+                     (set `history =` in lab.toml to another path)",
+                    path.display(),
+                    b.display(),
+                    crate::files::kind_of(&b.symlink_metadata()?)
+                ),
+                None => {
+                    return Err(e).with_context(|| {
+                        format!(
+                            "the history {}: cannot create {}",
+                            path.display(),
+                            dir.display()
+                        )
+                    })
+                }
+            }
+        }
+    }
+    if path.exists() {
+        crate::files::check_regular(path).with_context(|| {
+            format!(
+                "the history {} (set `history =` in lab.toml to a file's path)",
+                path.display()
+            )
+        })?;
+    }
     let checked = History::open(path).and_then(|h| h.check().map(|()| h));
     match checked {
         Ok(h) => Ok(h),
@@ -109,19 +144,15 @@ pub async fn night(lab: &LabConfig, opts: &NightOptions) -> Result<NightOutcome>
             None => format!("; history {}", lab.history.display()),
         }
     ));
-    std::fs::create_dir_all(&opts.out)
-        .with_context(|| format!("cannot create {}", opts.out.display()))?;
-    // A shard leaves the history to the merge.
+    // A shard leaves the history to the merge. The history is checked before the night's
+    // directory is made: a refused night leaves nothing behind.
     let mut damaged = Vec::new();
     let mode = match opts.shard {
         Some(spec) => Mode::Shard(spec),
-        None => {
-            if let Some(dir) = lab.history.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            Mode::Whole(checked_history(&lab.history, &mut damaged)?)
-        }
+        None => Mode::Whole(checked_history(&lab.history, &mut damaged)?),
     };
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("cannot create {}", opts.out.display()))?;
 
     // Plan (git is asked off the runtime's thread).
     let (config, runs) = (lab.clone(), opts.runs);

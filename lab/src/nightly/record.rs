@@ -211,12 +211,12 @@ fn compare_with_history(
 }
 
 fn write_files(results: &NightResults, out: &Path) -> Result<()> {
-    std::fs::write(
+    crate::files::write(
         out.join("results.json"),
         serde_json::to_vec_pretty(results)?,
     )?;
-    std::fs::write(out.join("junit.xml"), night::junit_xml(results)?)?;
-    std::fs::write(out.join("summary.md"), night::summary_md(results))?;
-    std::fs::write(out.join("report.html"), crate::results::html::page(results))?;
+    crate::files::write(out.join("junit.xml"), night::junit_xml(results)?)?;
+    crate::files::write(out.join("summary.md"), night::summary_md(results))?;
+    crate::files::write(out.join("report.html"), crate::results::html::page(results))?;
     Ok(())
 }

@@ -102,10 +102,18 @@ pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Option<ShardSpec
         let Ok(count) = count.trim().parse::<u32>() else {
             bail!("{what}: {}={count} is not a number", src.count);
         };
-        let Some(k) = (index + 1).checked_sub(src.base) else {
-            bail!("{what}: below the first shard ({})", src.base);
-        };
-        return ShardSpec::new(k, count, &what).map(Some);
+        // Counted in u64: the index as given, never wrapped.
+        let k = u64::from(index) + 1 - u64::from(src.base);
+        if k == 0 || k > u64::from(count) {
+            bail!(
+                "{what}: with {}={count}, {} runs from {} to {}",
+                src.count,
+                src.index,
+                src.base,
+                u64::from(count) + u64::from(src.base) - 1
+            );
+        }
+        return ShardSpec::new(k as u32, count, &what).map(Some);
     }
     Ok(None)
 }
@@ -241,7 +249,38 @@ mod tests {
         ]))
         .unwrap_err()
         .to_string();
-        assert!(e.contains("shard 4 of 3"), "{e}");
+        assert!(e.contains("JOB_COMPLETION_INDEX runs from 0 to 2"), "{e}");
+    }
+
+    /// Every source, every index at and past its ends (u32::MAX included): an index the
+    /// source's count covers gives that shard, any other is refused naming the variable and
+    /// its range, never wrapped into another shard.
+    #[test]
+    fn a_shard_index_from_the_environment_is_in_range_or_refused() {
+        for src in ENV_SOURCES {
+            let count = 3u32;
+            for index in [0u32, 1, 2, 3, 4, u32::MAX - 1, u32::MAX] {
+                let (i, c) = (index.to_string(), count.to_string());
+                let got = from_env(|name: &str| {
+                    (name == src.index)
+                        .then(|| i.clone())
+                        .or_else(|| (name == src.count).then(|| c.clone()))
+                });
+                let k = u64::from(index) + 1 - u64::from(src.base);
+                if (1..=u64::from(count)).contains(&k) {
+                    let spec = got.unwrap().unwrap();
+                    assert_eq!(u64::from(spec.index), k, "{} = {index}", src.index);
+                } else {
+                    let e = got.unwrap_err().to_string();
+                    assert!(
+                        e.contains(&format!("{}={index}", src.index))
+                            && e.contains(&format!("runs from {}", src.base)),
+                        "{} = {index}: {e}",
+                        src.index
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -43,7 +43,7 @@ impl Symbolizer {
     /// Open `path` (a vmlinux with DWARF). `source_dir` is the tree it was built from, when
     /// known (the lab's own builds record it); otherwise the root is read from the DWARF.
     pub fn open(path: &Path, source_dir: Option<&Path>) -> Result<Self, SymbolizeError> {
-        let data = std::fs::read(path).map_err(|source| SymbolizeError::Read {
+        let data = crate::files::read(path).map_err(|source| SymbolizeError::Read {
             path: path.into(),
             source,
         })?;

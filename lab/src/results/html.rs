@@ -221,7 +221,7 @@ fn cell_details(cell: &CellResult) -> Markup {
 pub fn rewrite(night: &Path) -> anyhow::Result<std::path::PathBuf> {
     let results = NightResults::read(night)?;
     let page_path = night.join("report.html");
-    std::fs::write(&page_path, page(&results))?;
+    crate::files::write(&page_path, page(&results))?;
     Ok(page_path)
 }
 

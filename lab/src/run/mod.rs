@@ -177,7 +177,7 @@ pub struct BatchOptions {
 /// and the duration.
 pub fn scenario_key(scenario: &Scenario, duration: Option<Duration>) -> Result<String> {
     use sha2::{Digest, Sha256};
-    let text = std::fs::read(&scenario.file)
+    let text = crate::files::read(&scenario.file)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", scenario.file.display()))?;
     let mut h = Sha256::new();
     h.update(&text);
@@ -185,7 +185,7 @@ pub fn scenario_key(scenario: &Scenario, duration: Option<Duration>) -> Result<S
     // A reproducer is part of the scenario (a suite's programs come with the kernel's tree).
     if let Some(crate::config::scenario::Programs::Repro { file }) = &scenario.programs {
         h.update(
-            std::fs::read(file)
+            crate::files::read(file)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?,
         );
     }
@@ -195,7 +195,7 @@ pub fn scenario_key(scenario: &Scenario, duration: Option<Duration>) -> Result<S
 /// The runs stored in a batch directory (none when it has no runs.json).
 pub fn stored(out: &Path) -> Result<Vec<RunResult>> {
     let file = out.join("runs.json");
-    match std::fs::read(&file) {
+    match crate::files::read(&file) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map_err(|e| anyhow::anyhow!("{}: {e} (delete it to start over)", file.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(vec![]),
@@ -223,7 +223,7 @@ pub async fn batch(
     let duration = opts.how.duration.unwrap_or(scenario.duration);
     // A kernel that lacks what the scenario needs is skipped before anything boots.
     let config = match &target.config {
-        Some(config) => Some(std::fs::read_to_string(config)?),
+        Some(config) => Some(crate::files::read_to_string(config)?),
         None => None,
     };
     let mut skip = config.as_deref().and_then(|text| {
@@ -439,13 +439,13 @@ async fn one_run(
     let first_report_ms = reports.iter().find(|r| r.counts()).and_then(|r| r.at_ms);
     if let Some(suite) = record.tests.as_mut() {
         suite::not_run_here(suite, config);
-        let console = std::fs::read_to_string(dir.join("console.log")).unwrap_or_default();
+        let console = crate::files::read_to_string(dir.join("console.log")).unwrap_or_default();
         let at: Vec<(u64, String)> = reports
             .iter()
             .filter_map(|r| Some((suite::console_ms(&console, r.line)?, r.title.clone())))
             .collect();
         suite::attribute(suite, &at);
-        std::fs::write(dir.join("tests.json"), serde_json::to_vec_pretty(&*suite)?)?;
+        crate::files::write(dir.join("tests.json"), serde_json::to_vec_pretty(&*suite)?)?;
     }
     let differences = match scenario.kind {
         Kind::Uapi => evidence::differences(&scenario.expect, &record.observations),
@@ -475,7 +475,7 @@ async fn one_run(
     if reports.is_empty() {
         reports.extend(evidence::outcome_report(&record.outcome));
     }
-    std::fs::write(
+    crate::files::write(
         dir.join("reports.json"),
         serde_json::to_vec_pretty(&reports)?,
     )?;
@@ -493,7 +493,7 @@ async fn one_run(
 }
 
 fn write_results(out: &Path, results: &[RunResult]) -> Result<()> {
-    crate::cache::write_atomic(&out.join("runs.json"), &serde_json::to_vec_pretty(results)?)
+    crate::files::write(out.join("runs.json"), &serde_json::to_vec_pretty(results)?)
 }
 
 /// A run with a schedule: (attempts applied, attempts, attempts applied before its first

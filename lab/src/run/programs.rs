@@ -46,7 +46,7 @@ pub fn prepare(programs: &Programs, target: &Target) -> Result<Prepared> {
                 );
             }
             if let Some(config) = &target.config {
-                let text = std::fs::read_to_string(config)?;
+                let text = crate::files::read_to_string(config)?;
                 let missing = crate::kernel::kconfig::missing(&suite.config, &text);
                 if !missing.is_empty() {
                     p.skip = Some(format!(

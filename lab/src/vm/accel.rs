@@ -153,7 +153,7 @@ pub async fn kvm_verdict(kernel: &Path) -> Result<KvmProbe> {
 async fn stored_or_probed_verdict(kernel: &Path) -> Result<KvmProbe> {
     let file = cache::dir("accel")?.join("kvm-probe.json");
     let key = host_key().await;
-    let mut verdicts: BTreeMap<String, KvmProbe> = std::fs::read(&file)
+    let mut verdicts: BTreeMap<String, KvmProbe> = crate::files::read(&file)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
@@ -163,7 +163,7 @@ async fn stored_or_probed_verdict(kernel: &Path) -> Result<KvmProbe> {
     tracing::info!("probing KVM with {}", kernel.display());
     let verdict = probe_kvm(kernel).await?;
     verdicts.insert(key, verdict.clone());
-    cache::write_atomic(&file, &serde_json::to_vec_pretty(&verdicts)?)?;
+    crate::files::write(&file, &serde_json::to_vec_pretty(&verdicts)?)?;
     Ok(verdict)
 }
 

@@ -40,7 +40,7 @@ pub async fn start(
 ) -> std::io::Result<(AgentWriter, mpsc::UnboundedReceiver<AgentEvent>)> {
     let (read, write) = stream.into_split();
     let log_path = log.to_path_buf();
-    let mut log = tokio::fs::File::create(log).await?;
+    let mut log = crate::files::create_stream_async(log).await?;
     let mut log_failed = false;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {

@@ -57,7 +57,7 @@ impl Console {
         scanners: Vec<Box<dyn ConsoleScanner>>,
         start: Instant,
     ) -> std::io::Result<(Arc<Console>, mpsc::UnboundedReceiver<ConsoleEvent>)> {
-        let file = tokio::fs::File::create(path).await?;
+        let file = crate::files::create_stream_async(path).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let console = Console {
             file: tokio::sync::Mutex::new(file),
@@ -161,7 +161,7 @@ pub async fn capture_tail(
     path: std::path::PathBuf,
     tail: Arc<Mutex<String>>,
 ) {
-    let mut file = tokio::fs::File::create(&path).await.ok();
+    let mut file = crate::files::create_stream_async(&path).await.ok();
     let mut lines = BufReader::new(source).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         if let Some(f) = file.as_mut() {

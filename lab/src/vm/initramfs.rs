@@ -48,7 +48,7 @@ pub fn path() -> Result<PathBuf> {
     if !path.exists() {
         let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
         gz.write_all(&archive()?)?;
-        cache::write_atomic(&path, &gz.finish()?)?;
+        crate::files::write(&path, &gz.finish()?)?;
     }
     Ok(path)
 }
@@ -70,7 +70,7 @@ pub fn with_extras(dir: &std::path::Path, extras: &[(String, PathBuf)]) -> Resul
             }
             parent = dir.parent();
         }
-        let bytes = std::fs::read(host).with_context(|| format!("read {}", host.display()))?;
+        let bytes = crate::files::read(host).with_context(|| format!("read {}", host.display()))?;
         entries.push((guest, EXE, bytes));
     }
     entries.sort_by(|a, b| a.0.cmp(&b.0));
@@ -81,12 +81,12 @@ pub fn with_extras(dir: &std::path::Path, extras: &[(String, PathBuf)]) -> Resul
         )
     });
     let extra = cpio::write_cpio(inputs, Vec::new()).context("write extra cpio archive")?;
-    let mut bytes = std::fs::read(path()?)?;
+    let mut bytes = crate::files::read(path()?)?;
     let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
     gz.write_all(&extra)?;
     bytes.extend(gz.finish()?);
     let out = dir.join("initramfs.cpio.gz");
-    std::fs::write(&out, bytes).with_context(|| format!("write {}", out.display()))?;
+    crate::files::write(&out, bytes)?;
     Ok(out)
 }
 
@@ -94,7 +94,7 @@ pub fn with_extras(dir: &std::path::Path, extras: &[(String, PathBuf)]) -> Resul
 pub fn write_runner(dir: &std::path::Path) -> Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let path = dir.join("runner");
-    std::fs::write(&path, RUNNER).with_context(|| format!("write {}", path.display()))?;
+    crate::files::write(&path, RUNNER)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
     Ok(path)
 }

@@ -89,8 +89,7 @@ pub struct Keyed {
 }
 
 fn file_sha256(path: &Path) -> Result<String> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut file = crate::files::open(path)?;
     let mut h = Sha256::new();
     std::io::copy(&mut file, &mut h).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(hex::encode(h.finalize()))
@@ -165,7 +164,7 @@ fn stat(path: &Path) -> Option<(u64, SystemTime)> {
 /// when what is there cannot be used (the caller discards it and makes a new one).
 pub fn open(dir: &Path, keyed: &Keyed) -> std::result::Result<Option<Snapshot>, String> {
     let meta_file = dir.join("meta.json");
-    let bytes = match std::fs::read(&meta_file) {
+    let bytes = match crate::files::read(&meta_file) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot read {}: {e}", meta_file.display())),
@@ -206,7 +205,7 @@ pub fn open(dir: &Path, keyed: &Keyed) -> std::result::Result<Option<Snapshot>, 
 
 /// Write `meta.json` of a snapshot saved into `dir`.
 pub fn write_meta(dir: &Path, meta: &Meta) -> Result<()> {
-    crate::cache::write_atomic(&dir.join("meta.json"), &serde_json::to_vec_pretty(meta)?)
+    crate::files::write(dir.join("meta.json"), &serde_json::to_vec_pretty(meta)?)
 }
 
 /// SHA-256 of a saved state file.

@@ -576,8 +576,8 @@ impl Vm {
             schedule,
         };
         // Whole or not at all: a full disk leaves no truncated outcome.json.
-        crate::cache::write_atomic(
-            &spec.run_dir.join("outcome.json"),
+        crate::files::write(
+            spec.run_dir.join("outcome.json"),
             &serde_json::to_vec_pretty(&record)?,
         )
         .with_context(|| format!("the run in {} cannot be recorded", spec.run_dir.display()))?;
@@ -601,7 +601,7 @@ pub async fn run(spec: &BootSpec, scanners: Vec<Box<dyn ConsoleScanner>>) -> Res
         (Some(snapshot), Backend::Qemu) => {
             // The run's console starts where the snapshot's boot ended: its boot is kept
             // beside it.
-            let _ = std::fs::copy(
+            let _ = crate::files::copy(
                 snapshot.dir.join("console.log"),
                 spec.run_dir.join("boot-console.log"),
             );

@@ -117,7 +117,7 @@ async fn make(
     work: &Path,
 ) -> Result<std::result::Result<Meta, String>> {
     let initrd = machine.initrd.as_ref().expect("an initramfs");
-    std::fs::copy(initrd, work.join("initrd"))
+    crate::files::copy(initrd, work.join("initrd"))
         .with_context(|| format!("copy {} into {}", initrd.display(), work.display()))?;
     let spec = BootSpec {
         run_dir: work.to_path_buf(),
@@ -128,8 +128,7 @@ async fn make(
     let (hello, boot_ms, save_ms, stream_bytes) = save(&spec, accel, work).await?;
     // The boot's reports would be in no restored run's console.
     let console = work.join("console.log");
-    let file = std::fs::File::open(&console)
-        .with_context(|| format!("cannot read {}", console.display()))?;
+    let file = crate::files::open(&console)?;
     let (reports, _) = crate::report::parser::parse_reader(std::io::BufReader::new(file))?;
     if let Some(first) = reports.first() {
         return Ok(Err(format!(
