@@ -180,9 +180,9 @@ pub struct RunArgs {
     /// (2 vCPUs, 1 GiB, 30 s unless --duration).
     #[arg(long, value_name = "FILE.c")]
     pub repro: Option<PathBuf>,
-    /// How many runs (at least one).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-    pub runs: u32,
+    /// How many runs (1 to 100000).
+    #[arg(long, default_value = "1")]
+    pub runs: runner::quantity::RunCount,
     #[command(flatten)]
     pub how: How,
     #[command(flatten)]
@@ -203,9 +203,9 @@ pub struct NightlyArgs {
     /// The night's directory (default: <results>/<timestamp>).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Override every cell's runs (at least one).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-    pub runs: Option<u32>,
+    /// Override every cell's runs (1 to 100000).
+    #[arg(long)]
+    pub runs: Option<runner::quantity::RunCount>,
     /// Run a git source again even when its ref still points at a commit the history
     /// already has with the same plan.
     #[arg(long)]
@@ -273,9 +273,9 @@ pub struct BootArgs {
     /// Directory of variant definitions, for --variant.
     #[arg(long)]
     pub kernels: Option<PathBuf>,
-    /// vCPUs.
-    #[arg(long, default_value_t = 2)]
-    pub cpus: u32,
+    /// vCPUs (1 to 64).
+    #[arg(long, default_value = "2")]
+    pub cpus: runner::quantity::Vcpus,
     /// Guest memory (512M, 1G, ...).
     #[arg(long, default_value = "1G", value_parser = units::parse_mib)]
     pub memory: u64,
@@ -298,20 +298,20 @@ pub struct BootArgs {
     /// Longest silence from the agent once it is up before the run counts as hung.
     #[arg(long, default_value = "20s", value_parser = units::parse_duration)]
     pub heartbeat_timeout: Duration,
-    /// Extra kernel command line.
+    /// Extra kernel command line (it must fit the kernel's 2048 bytes with the lab's own words).
     #[arg(long, default_value = "")]
-    pub cmdline: String,
+    pub cmdline: crate::units::CmdlineExtra,
     /// Workload the agent runs (`runner --list`): syscall_count, hang, sysrq_crash; `selftest`
     /// runs a test program shipped with --extra (--param path=/bin/x, args=[...],
     /// timeout_ms=N) and records one result per test of its TAP/KTAP output.
     #[arg(long, default_value = "syscall_count")]
     pub workload: String,
     /// How long the workload runs.
-    #[arg(long, default_value = "5s", value_parser = units::parse_duration)]
-    pub duration: Duration,
-    /// Worker threads (default: one per vCPU).
+    #[arg(long, default_value = "5s", value_parser = units::parse_work_duration)]
+    pub duration: runner::quantity::WorkDuration,
+    /// Worker threads, 1 to 1024 (default: one per vCPU).
     #[arg(long)]
-    pub threads: Option<u32>,
+    pub threads: Option<runner::quantity::Threads>,
     /// Workload parameter KEY=VALUE (VALUE parsed as JSON when it is JSON); repeatable.
     #[arg(long = "param", value_parser = parse_param)]
     pub params: Vec<(String, serde_json::Value)>,
@@ -394,26 +394,11 @@ pub async fn dispatch(command: Command) -> Result<i32> {
         }
         Command::Compare(a) => {
             let request = compare::request(a)?;
-            ui::print(&compare::render(&compare::compare(&request).await?));
-            Ok(0)
+            let comparison = compare::compare(&request).await?;
+            ui::print(&compare::render(&comparison));
+            Ok(comparison.exit_status())
         }
-        Command::Nightly(a) => {
-            let lab = config::locate::lab(a.config)?;
-            // Every refusal comes before the night's directory is made.
-            let shard = nightly::shard::resolve(a.shard)?;
-            let out = night_dir(&lab, a.out)?;
-            let opts = nightly::NightOptions {
-                out: out.clone(),
-                runs: a.runs,
-                how: a.how,
-                force: a.force,
-                shard,
-                costs: a.costs,
-            };
-            let night = nightly::night(&lab, &opts).await?;
-            ui::print(&ui::night(&night.results, &out));
-            Ok(night.exit_status())
-        }
+        Command::Nightly(a) => nightly(a).await,
         Command::Merge(a) => merge(a),
         Command::Export(ExportCommand::Kcidb {
             night,
@@ -476,6 +461,28 @@ fn night_dir(lab: &config::lab::LabConfig, out: Option<PathBuf>) -> Result<PathB
     }
 }
 
+async fn nightly(a: NightlyArgs) -> Result<i32> {
+    let lab = config::locate::lab(a.config)?;
+    // Every refusal comes before the night's directory is made.
+    let shard = nightly::shard::resolve(a.shard)?;
+    let out = night_dir(&lab, a.out)?;
+    let opts = nightly::NightOptions {
+        out: out.clone(),
+        runs: a.runs,
+        how: a.how,
+        force: a.force,
+        shard,
+        costs: a.costs,
+    };
+    let night = nightly::night(&lab, &opts).await.inspect_err(|_| {
+        // A night refused before it ran anything leaves no empty directory behind
+        // (remove_dir removes only an empty one).
+        let _ = std::fs::remove_dir(&out);
+    })?;
+    ui::print(&ui::night(&night.results, &out));
+    Ok(night.exit_status())
+}
+
 fn merge(a: MergeArgs) -> Result<i32> {
     let lab = config::locate::lab(a.config)?;
     let out = night_dir(&lab, a.out)?;
@@ -527,30 +534,33 @@ async fn bisect(a: bisect::Args) -> Result<i32> {
 }
 
 async fn boot(a: BootArgs) -> Result<i32> {
+    let request = RunRequest {
+        workload: a.workload,
+        duration_ms: a.duration,
+        heartbeat_ms: 500,
+        threads: a.threads,
+        params: a.params.into_iter().collect(),
+        wait_for_go: false,
+        seed: Some(session::fresh_seed()),
+        kernel_params: Default::default(),
+    };
+    // What the agent would refuse is refused here, before a kernel is built or booted.
+    request.check().map_err(anyhow::Error::msg)?;
+    let kernel = Target::resolve(a.kernel, a.variant, a.kernels)
+        .await?
+        .kernel;
     let run_dir = match a.out {
         Some(dir) => cache::empty_dir(&dir)?,
         None => cache::run_dir("boot")?,
     };
-    let kernel = Target::resolve(a.kernel, a.variant, a.kernels)
-        .await?
-        .kernel;
     let spec = BootSpec {
         kernel,
-        cpus: a.cpus,
+        cpus: a.cpus.get(),
         memory_mib: a.memory,
         accel: a.accel,
         backend: a.backend,
         cmdline_extra: a.cmdline,
-        request: RunRequest {
-            workload: a.workload,
-            duration_ms: a.duration.as_millis() as u64,
-            heartbeat_ms: 500,
-            threads: a.threads,
-            params: a.params.into_iter().collect(),
-            wait_for_go: false,
-            seed: Some(session::fresh_seed()),
-            kernel_params: Default::default(),
-        },
+        request,
         boot_timeout: a.boot_timeout,
         heartbeat_timeout: a.heartbeat_timeout,
         timeout: a.timeout,

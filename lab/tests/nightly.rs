@@ -153,8 +153,12 @@ fn a_tested_git_commit_is_skipped_unless_forced() {
     .unwrap();
     // The history already has this commit with this plan (runs 1, the night's duration).
     let scenario = lab::config::scenario::find(&repo("scenarios"), "uapi-epoll").unwrap();
-    let key =
-        lab::nightly::plan_key(&scenario, 1, Some(std::time::Duration::from_secs(4))).unwrap();
+    let key = lab::nightly::plan_key(
+        &scenario,
+        1,
+        Some(runner::quantity::WorkDuration::from_millis(4000).unwrap()),
+    )
+    .unwrap();
     std::fs::create_dir_all(tmp.path().join("nights")).unwrap();
     let mut history =
         lab::results::history::History::open(&tmp.path().join("nights/history.sqlite")).unwrap();

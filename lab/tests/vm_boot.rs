@@ -219,26 +219,42 @@ fn accel_kvm_either_runs_or_says_why_not() {
     }
 }
 
+/// Every request the agent would refuse, and every number that cannot describe the work,
+/// is refused by `lab boot` when it is read: exit 2, the value named, nothing booted (no run
+/// directory made).
 #[test]
-fn unknown_workload_is_an_agent_error_naming_the_known_ones() {
-    let _slot = vm_slot();
-    let (_tmp, dir) = run_dir("unknown");
-    let out = lab()
-        .args(["boot", "--workload", "no_such_thing", "--duration", "1s"])
-        .arg("--kernel")
-        .arg(distro_kernel())
-        .arg("--out")
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    let o = outcome(&dir);
-    assert_eq!(o["outcome"]["kind"], "agent-error", "{o}");
-    let error = o["outcome"]["error"].as_str().unwrap();
-    assert!(
-        error.contains("no_such_thing") && error.contains("syscall_count"),
-        "{error}"
-    );
+fn requests_that_cannot_run_are_refused_before_anything_boots() {
+    let long = "x".repeat(3000);
+    let table: &[(&[&str], &str)] = &[
+        (&["--workload", "no_such_thing"], "no_such_thing"),
+        (&["--workload", "no_such_thing"], "syscall_count"),
+        (&["--threads", "0"], "0 is not a worker thread count"),
+        (&["--threads", "4294967296"], "not a worker thread count"),
+        (&["--cpus", "0"], "0 is not a vCPU count"),
+        (&["--cpus", "4294967295"], "not a vCPU count"),
+        (&["--duration", "0s"], "1 ms to 7 days"),
+        (&["--memory", "1e400"], "too large"),
+        (&["--param", "closers=0"], "params.closers"),
+        (&["--param", "pollers=4294967296"], "params.pollers"),
+        (&["--param", "steps=[]"], "params.steps"),
+        (&["--cmdline", &long], "COMMAND_LINE_SIZE"),
+    ];
+    for (args, needle) in table {
+        let (_tmp, dir) = run_dir("refused");
+        let out = lab()
+            .arg("boot")
+            .args(*args)
+            .arg("--kernel")
+            .arg(distro_kernel())
+            .arg("--out")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", show(&out));
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!dir.exists(), "{args:?}: {} was made", dir.display());
+    }
 }
 
 #[test]

@@ -54,6 +54,12 @@ pub fn serve(chan: &Channel, pid1: bool) -> i32 {
             }
         }
     };
+    // The request's numbers were checked by their types when it was decoded; the workload
+    // parameters that are quantities are checked here, by the table the host checks with.
+    if let Err(error) = request.check() {
+        chan.send(&GuestMsg::Fatal { error });
+        return 1;
+    }
     if let Some(seed) = request.seed {
         let value = match crate::rng::reseed(seed) {
             Ok(first) => serde_json::json!({ "seed": seed, "first_bytes": first }),

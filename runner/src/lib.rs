@@ -4,3 +4,4 @@
 //! the binary half (`runner`) is PID 1 of the initramfs the lab generates.
 
 pub mod protocol;
+pub mod quantity;

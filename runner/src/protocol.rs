@@ -144,12 +144,12 @@ pub enum HostMsg {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRequest {
     pub workload: String,
-    /// How long the workload runs, for time-bounded workloads.
-    pub duration_ms: u64,
+    /// How long the workload runs, for time-bounded workloads (milliseconds on the wire).
+    pub duration_ms: crate::quantity::WorkDuration,
     /// Interval between heartbeats.
     pub heartbeat_ms: u64,
     /// Worker threads; `None` = one per vCPU.
-    pub threads: Option<u32>,
+    pub threads: Option<crate::quantity::Threads>,
     /// Workload-specific parameters.
     #[serde(default)]
     pub params: serde_json::Map<String, serde_json::Value>,
@@ -167,6 +167,22 @@ pub struct RunRequest {
     /// [`KERNEL_PARAMS_OBSERVATION`] with what each reads back.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub kernel_params: std::collections::BTreeMap<String, String>,
+}
+
+impl RunRequest {
+    /// What the agent refuses before running anything, checked by the host too before a
+    /// guest boots: a workload it does not have, a workload parameter that is a quantity
+    /// out of its range.
+    pub fn check(&self) -> Result<(), String> {
+        if !WORKLOAD_NAMES.contains(&self.workload.as_str()) {
+            return Err(format!(
+                "no workload named {:?}; the agent runs: {}",
+                self.workload,
+                WORKLOAD_NAMES.join(", ")
+            ));
+        }
+        crate::quantity::check_params(&self.params).map_err(|e| e.to_string())
+    }
 }
 
 /// Why a line could not be decoded.

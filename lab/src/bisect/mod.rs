@@ -77,8 +77,8 @@ pub struct Args {
     pub variant_config: String,
     /// Runs at the racy end to measure the reproduction rate (at least one; a scenario with
     /// a schedule runs it once: an applied schedule is deterministic).
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
-    pub runs: u32,
+    #[arg(long, default_value = "5")]
+    pub runs: runner::quantity::RunCount,
     /// The target report's signature (default: the most frequent first finding at the racy
     /// end). Other findings do not make a commit racy.
     #[arg(long, conflicts_with_all = ["title_regex", "any_report"])]
@@ -153,7 +153,7 @@ pub struct BisectOptions {
     /// patches are not applied (they belong to another tree).
     pub config_variant: Variant,
     /// Runs at the racy end to measure the reproduction rate.
-    pub runs: u32,
+    pub runs: runner::quantity::RunCount,
     pub target: Option<TargetReport>,
     pub confidence: f64,
     /// How runs are executed (one VM at a time: runs of a commit are sequential).

@@ -124,10 +124,10 @@ async fn run(
     progress: &Progress,
 ) -> Result<Vec<RunResult>> {
     let target = Target::built(&commit[..12], &commit_variant(o, commit), b);
-    let duration = o.how.duration.unwrap_or(o.scenario.duration);
+    let duration = o.how.duration.unwrap_or(o.scenario.duration).get();
     progress.plan(runs, duration);
     let opts = BatchOptions {
-        runs,
+        runs: runner::quantity::RunCount::new(runs.into())?,
         how: o.how,
         out: o.dir.join(&commit[..12]),
         append: true,
@@ -194,7 +194,7 @@ pub async fn racy_end(o: &BisectOptions, state: &mut State, progress: &Progress)
     let wanted = if o.scenario.schedule.is_some() {
         1
     } else {
-        o.runs
+        o.runs.get()
     };
     let more = wanted.saturating_sub(runs.len() as u32);
     if more > 0 {

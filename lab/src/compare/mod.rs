@@ -17,7 +17,7 @@ pub struct Request {
     /// The first is the reference (e.g. the unfixed kernel).
     pub variants: Vec<String>,
     pub scenario: Scenario,
-    pub runs: u32,
+    pub runs: runner::quantity::RunCount,
     pub kernels: PathBuf,
     /// Where runs are stored and reused (one batch per variant's kernel and scenario).
     pub store: PathBuf,
@@ -44,8 +44,8 @@ pub struct Args {
     #[arg(long)]
     pub scenario: Option<String>,
     /// Runs per variant (default: lab.toml's [compare], else 10; at least one).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-    pub runs: Option<u32>,
+    #[arg(long)]
+    pub runs: Option<runner::quantity::RunCount>,
     /// The lab whose [compare] section gives the defaults (default: lab.toml here or above).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -105,10 +105,12 @@ pub fn request(a: Args) -> Result<Request> {
 pub fn names(
     variants: Vec<String>,
     scenario: Option<String>,
-    runs: Option<u32>,
+    runs: Option<runner::quantity::RunCount>,
     defaults: Option<&Defaults>,
-) -> Result<(Vec<String>, String, u32)> {
-    let runs = runs.or(defaults.map(|d| d.runs)).unwrap_or(DEFAULT_RUNS);
+) -> Result<(Vec<String>, String, runner::quantity::RunCount)> {
+    let runs = runs
+        .or(defaults.map(|d| d.runs))
+        .unwrap_or(runner::quantity::RunCount::new(DEFAULT_RUNS.into())?);
     match (defaults, variants.is_empty(), scenario) {
         (_, false, Some(s)) => Ok((variants, s, runs)),
         (Some(d), empty, s) => Ok((
@@ -162,7 +164,7 @@ async fn plan(req: &Request, store: &Path) -> Result<Vec<Planned>> {
                 .iter()
                 .filter(|r| r.evidence.counts())
                 .count()
-                .min(req.runs as usize)
+                .min(req.runs.count())
         };
         if reuse > 0 {
             crate::events::note(format!(
@@ -175,7 +177,7 @@ async fn plan(req: &Request, store: &Path) -> Result<Vec<Planned>> {
             target,
             dir,
             before,
-            need: req.runs - reuse as u32,
+            need: req.runs.get() - reuse as u32,
         });
     }
     Ok(planned)
@@ -191,7 +193,7 @@ fn kept(req: &Request, p: &Planned, all: Vec<RunResult>) -> Vec<RunResult> {
     let mut kept: Vec<RunResult> = all
         .iter()
         .filter(|r| r.evidence.counts())
-        .take(req.runs as usize)
+        .take(req.runs.count())
         .cloned()
         .collect();
     kept.extend(new.iter().filter(|r| !r.evidence.counts()).cloned());
@@ -202,8 +204,12 @@ pub async fn compare(req: &Request) -> Result<Comparison> {
     let key = run::scenario_key(&req.scenario, req.how.duration)?;
     let store = req.store.join(format!("{}-{key}", req.scenario.name));
     let planned = plan(req, &store).await?;
-    let duration = req.how.duration.unwrap_or(req.scenario.duration);
-    let pool = Pool::sized(req.how.jobs, req.scenario.cpus, req.scenario.memory_mib);
+    let duration = req.how.duration.unwrap_or(req.scenario.duration).get();
+    let pool = Pool::sized(
+        req.how.jobs,
+        req.scenario.cpus.get(),
+        req.scenario.memory_mib,
+    );
     let progress = Progress::new(pool.jobs);
     for p in &planned {
         progress.plan(p.need, duration);
@@ -216,8 +222,12 @@ pub async fn compare(req: &Request) -> Result<Comparison> {
         store.display()
     ));
     let batches = planned.iter().map(|p| {
+        // A variant whose stored runs are enough runs nothing more.
+        let Ok(runs) = runner::quantity::RunCount::new(p.need.into()) else {
+            return futures::future::Either::Left(std::future::ready(Ok(p.before.clone())));
+        };
         let opts = BatchOptions {
-            runs: p.need,
+            runs,
             how: req.how,
             out: p.dir.clone(),
             append: true,
@@ -227,12 +237,9 @@ pub async fn compare(req: &Request) -> Result<Comparison> {
             label: format!("{} × {}", p.variant, req.scenario.name),
             suppressions: req.suppressions.clone(),
         };
-        async move {
-            if p.need == 0 {
-                return Ok(p.before.clone());
-            }
-            run::batch(&req.scenario, &p.target, &opts).await
-        }
+        futures::future::Either::Right(
+            async move { run::batch(&req.scenario, &p.target, &opts).await },
+        )
     });
     let done = futures::future::join_all(batches).await;
     progress.clear();
@@ -255,6 +262,14 @@ pub async fn compare(req: &Request) -> Result<Comparison> {
 
 /// The comparison as `lab compare` prints it: the table, the UAPI and test differences, a verdict
 /// per variant in plain words, where the runs are.
+impl Comparison {
+    /// 0 when every variant has runs that count; 1 when one has none (a comparison with
+    /// nothing run on a side gives no verdict, and says so).
+    pub fn exit_status(&self) -> i32 {
+        i32::from(self.rows.iter().any(|r| r.runs == 0))
+    }
+}
+
 pub fn render(c: &Comparison) -> String {
     let mut s = format!("{} — {}\n\n", c.scenario.name, c.scenario.description);
     s.push_str(&stats::table(&c.rows));
@@ -285,24 +300,32 @@ pub fn render(c: &Comparison) -> String {
 mod tests {
     use super::*;
 
+    fn n(runs: u32) -> runner::quantity::RunCount {
+        runner::quantity::RunCount::new(runs.into()).unwrap()
+    }
+
     #[test]
     fn the_command_line_wins_over_lab_toml() {
         let d = Defaults {
             variants: vec!["a".into(), "b".into()],
             scenario: "s".into(),
-            runs: 20,
+            runs: n(20),
         };
         assert_eq!(
             names(vec![], None, None, Some(&d)).unwrap(),
-            (vec!["a".to_string(), "b".to_string()], "s".to_string(), 20)
+            (
+                vec!["a".to_string(), "b".to_string()],
+                "s".to_string(),
+                n(20)
+            )
         );
         assert_eq!(
-            names(vec!["c".into()], None, Some(3), Some(&d)).unwrap(),
-            (vec!["c".to_string()], "s".to_string(), 3)
+            names(vec!["c".into()], None, Some(n(3)), Some(&d)).unwrap(),
+            (vec!["c".to_string()], "s".to_string(), n(3))
         );
         assert_eq!(
             names(vec!["c".into()], Some("t".into()), None, None).unwrap(),
-            (vec!["c".to_string()], "t".to_string(), DEFAULT_RUNS)
+            (vec!["c".to_string()], "t".to_string(), n(DEFAULT_RUNS))
         );
         let e = names(vec![], Some("t".into()), None, None).unwrap_err();
         assert!(e.to_string().contains("[compare]"), "{e}");

@@ -4,9 +4,9 @@
 
 use super::detector;
 use super::error::{line_of, ConfigError};
+use runner::quantity::RunCount;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 use toml::Spanned;
 
 #[derive(Debug, Deserialize)]
@@ -19,7 +19,7 @@ struct Raw {
     results: Option<String>,
     history: Option<String>,
     suppressions: Option<Spanned<String>>,
-    runs: Option<Spanned<u32>>,
+    runs: Option<Spanned<RunCount>>,
     duration: Option<Spanned<String>>,
     #[serde(default)]
     matrix: Vec<RawCells>,
@@ -35,7 +35,7 @@ struct RawCells {
     #[serde(default)]
     detectors: Vec<Spanned<String>>,
     scenarios: Vec<Spanned<String>>,
-    runs: Option<Spanned<u32>>,
+    runs: Option<Spanned<RunCount>>,
     /// What each variant is expected to do in these scenarios: "pass", "fail", or text the
     /// first failing run's verdict contains (a report title).
     #[serde(default)]
@@ -49,18 +49,22 @@ struct RawCompare {
     #[serde(default)]
     detectors: Vec<Spanned<String>>,
     scenario: Spanned<String>,
-    runs: Option<Spanned<u32>>,
+    runs: Option<Spanned<RunCount>>,
 }
 
 const DEFAULT_RUNS: u32 = 3;
 const DEFAULT_COMPARE_RUNS: u32 = 20;
+
+fn default_runs(n: u32) -> RunCount {
+    RunCount::new(n.into()).expect("a default run count is one")
+}
 
 /// One variant × scenario cell of the matrix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cell {
     pub variant: String,
     pub scenario: String,
-    pub runs: u32,
+    pub runs: RunCount,
     /// The expected outcome ("pass", "fail", or text of the first failure), when stated.
     pub expect: Option<String>,
 }
@@ -69,7 +73,7 @@ pub struct Cell {
 pub struct Compare {
     pub variants: Vec<String>,
     pub scenario: String,
-    pub runs: u32,
+    pub runs: RunCount,
 }
 
 #[derive(Debug, Clone)]
@@ -82,7 +86,7 @@ pub struct LabConfig {
     pub results: PathBuf,
     pub history: PathBuf,
     /// Overrides every scenario's duration when set.
-    pub duration: Option<Duration>,
+    pub duration: Option<runner::quantity::WorkDuration>,
     pub cells: Vec<Cell>,
     pub compare: Option<Compare>,
     /// Reports the lab leaves out of verdicts (`suppressions = "FILE"`, default
@@ -193,22 +197,23 @@ impl Checker<'_> {
     }
 
     /// A number of runs is at least one: a cell with nothing run would read as a pass.
-    fn runs(&self, runs: &Option<Spanned<u32>>, default: u32) -> Result<u32, ConfigError> {
-        match runs {
-            Some(r) if *r.get_ref() == 0 => Err(self.at(
-                r.span(),
-                "runs = 0: a cell needs at least one run (nothing run is not a pass)".into(),
-            )),
-            Some(r) => Ok(*r.get_ref()),
-            None => Ok(default),
-        }
+    /// A run count as written (its type refused 0 and what is past its range, with the
+    /// line), else the default.
+    fn runs(
+        &self,
+        runs: &Option<Spanned<RunCount>>,
+        default: u32,
+    ) -> Result<RunCount, ConfigError> {
+        Ok(runs
+            .as_ref()
+            .map_or_else(|| default_runs(default), |r| *r.get_ref()))
     }
 
     /// The matrix's cells, each variant × scenario once.
-    fn cells(&self, matrix: &[RawCells], lab_runs: u32) -> Result<Vec<Cell>, ConfigError> {
+    fn cells(&self, matrix: &[RawCells], lab_runs: RunCount) -> Result<Vec<Cell>, ConfigError> {
         let mut cells: Vec<Cell> = Vec::new();
         for m in matrix {
-            let runs = self.runs(&m.runs, lab_runs)?;
+            let runs = self.runs(&m.runs, lab_runs.get())?;
             let variants = self.variants(&m.variants, &m.detectors)?;
             // An expectation names a variant as the matrix does, or one of its detector
             // builds (`v+kcsan`); the detector build's own expectation wins.
@@ -329,7 +334,7 @@ impl LabConfig {
         let duration = raw
             .duration
             .map(|d| {
-                humantime::parse_duration(d.get_ref())
+                crate::units::parse_work_duration(d.get_ref())
                     .map_err(|e| checker.at(d.span(), format!("duration {:?}: {e}", d.get_ref())))
             })
             .transpose()?;
@@ -420,7 +425,7 @@ mod tests {
         let cells: Vec<(&str, &str, u32)> = c
             .cells
             .iter()
-            .map(|c| (c.variant.as_str(), c.scenario.as_str(), c.runs))
+            .map(|c| (c.variant.as_str(), c.scenario.as_str(), c.runs.get()))
             .collect();
         assert_eq!(
             cells,
@@ -517,10 +522,24 @@ mod tests {
                  [compare]\nvariants = [\"baseline\"]\nscenario = \"uapi-epoll\"\nruns = 0\n",
                 7,
             ),
+            (
+                "runs = 4294967295\n[[matrix]]\nvariants = [\"baseline\"]\nscenarios = [\"uapi-epoll\"]\n",
+                1,
+            ),
+            (
+                "runs = -1\n[[matrix]]\nvariants = [\"baseline\"]\nscenarios = [\"uapi-epoll\"]\n",
+                1,
+            ),
+            (
+                "duration = \"0s\"\n[[matrix]]\nvariants = [\"baseline\"]\nscenarios = [\"uapi-epoll\"]\n",
+                1,
+            ),
         ] {
             let e = load(text).unwrap_err().to_string();
             assert!(
-                e.contains(&format!("lab.toml:{line}: runs = 0")),
+                e.contains(&format!("lab.toml:{line}: "))
+                    && (e.contains("is not a run count: 1 to 100000")
+                        || e.contains("1 ms to 7 days")),
                 "{text:?}: {e}"
             );
         }

@@ -1,6 +1,7 @@
 //! Scenarios: `scenarios/<name>.toml` — a workload and its parameters, the machine it wants,
 //! the kernel options it needs, and the rule that turns a run into a verdict.
 
+use runner::quantity::{Threads, Vcpus, WorkDuration};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -63,17 +64,17 @@ struct Raw {
     /// A C reproducer, relative to the scenario file.
     repro: Option<Spanned<String>>,
     #[serde(default = "default_cpus")]
-    cpus: u32,
+    cpus: Vcpus,
     #[serde(default = "default_memory")]
     memory: Spanned<String>,
     #[serde(default = "default_duration")]
     duration: Spanned<String>,
-    threads: Option<u32>,
+    threads: Option<Threads>,
     #[serde(default = "no_requirements")]
     requires: Spanned<Vec<String>>,
     stop_on_report: Option<bool>,
-    #[serde(default)]
-    cmdline: String,
+    #[serde(default = "no_cmdline")]
+    cmdline: Spanned<String>,
     #[serde(default)]
     params: serde_json::Map<String, serde_json::Value>,
     /// Run-time kernel parameters the agent sets before the workload, `module.param` →
@@ -87,11 +88,14 @@ struct Raw {
     schedule: Option<Spanned<super::schedule::RawSchedule>>,
 }
 
+fn no_cmdline() -> Spanned<String> {
+    Spanned::new(0..0, String::new())
+}
 fn no_requirements() -> Spanned<Vec<String>> {
     Spanned::new(0..0, Vec::new())
 }
-fn default_cpus() -> u32 {
-    2
+fn default_cpus() -> Vcpus {
+    Vcpus::new(2).expect("2 vCPUs")
 }
 fn default_memory() -> Spanned<String> {
     Spanned::new(0..0, "1G".into())
@@ -107,15 +111,15 @@ pub struct Scenario {
     pub description: String,
     pub kind: Kind,
     pub workload: String,
-    pub cpus: u32,
+    pub cpus: Vcpus,
     pub memory_mib: u64,
-    pub duration: Duration,
-    pub threads: Option<u32>,
+    pub duration: WorkDuration,
+    pub threads: Option<Threads>,
     /// Kernel options (`CONFIG_X`) that must be `y` in the kernel's .config.
     pub requires: Vec<String>,
     /// End a run once a kernel report has been printed (default: true for races).
     pub stop_on_report: bool,
-    pub cmdline: String,
+    pub cmdline: crate::units::CmdlineExtra,
     pub params: serde_json::Map<String, serde_json::Value>,
     /// `module.param` → value, written to /sys/module/<module>/parameters/<param> by the
     /// agent before the workload (KCSAN's `kcsan.udelay_task`, `kcsan.skip_watch`, ...); the
@@ -127,12 +131,9 @@ pub struct Scenario {
     pub schedule: Option<super::schedule::Schedule>,
 }
 
-/// The machines a scenario can ask for.
-pub const MAX_CPUS: u32 = 64;
+/// The memory a scenario can ask for.
 pub const MIN_MEMORY_MIB: u64 = 64;
 pub const MAX_MEMORY_MIB: u64 = 256 * 1024;
-/// Most worker threads a workload is asked for.
-pub const MAX_THREADS: u32 = 1024;
 
 /// vCPUs, threads, and every CPU a pin list names (`params.cpus`, `params.*_cpus`) must
 /// describe the machine: (offset in the file, why) otherwise.
@@ -151,18 +152,12 @@ fn machine(raw: &Raw, text: &str) -> Result<(), (usize, String)> {
     };
     let offset_of = |key: &str| offset_in(key, 0);
     let params = text.find("[params]").unwrap_or(0);
-    if !(1..=MAX_CPUS).contains(&raw.cpus) {
-        return Err((
-            offset_of("cpus"),
-            format!("cpus = {}: a guest has 1 to {MAX_CPUS} vCPUs", raw.cpus),
-        ));
+    // The quantities among the parameters, by the table the agent checks with.
+    if let Err(e) = runner::quantity::check_params(&raw.params) {
+        let key = e.0.split(['.', ':', '[']).nth(1).unwrap_or("");
+        return Err((offset_in(key, params), e.to_string()));
     }
-    if let Some(t) = raw.threads.filter(|t| !(1..=MAX_THREADS).contains(t)) {
-        return Err((
-            offset_of("threads"),
-            format!("threads = {t}: 1 to {MAX_THREADS} worker threads"),
-        ));
-    }
+    let cpus = raw.cpus.get();
     for (key, value) in &raw.params {
         if key != "cpus" && !key.ends_with("_cpus") {
             continue;
@@ -175,14 +170,13 @@ fn machine(raw: &Raw, text: &str) -> Result<(), (usize, String)> {
         })?;
         for cpu in listed {
             match cpu.as_u64() {
-                Some(c) if c < raw.cpus as u64 => {}
+                Some(c) if c < u64::from(cpus) => {}
                 _ => {
                     return Err((
                         offset_in(key, params),
                         format!(
-                            "{key} names vCPU {cpu}, but the guest has {} (0 to {})",
-                            raw.cpus,
-                            raw.cpus - 1
+                            "{key} names vCPU {cpu}, but the guest has {cpus} (0 to {})",
+                            cpus - 1
                         ),
                     ))
                 }
@@ -220,7 +214,7 @@ pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
             ),
         ));
     }
-    let duration = humantime::parse_duration(raw.duration.get_ref())
+    let duration = crate::units::parse_work_duration(raw.duration.get_ref())
         .map_err(|e| at(raw.duration.span().start, format!("duration: {e}")))?;
     for option in raw.requires.get_ref() {
         let ok = option.starts_with("CONFIG_")
@@ -245,6 +239,8 @@ pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
         ));
     }
     machine(&raw, &text).map_err(|(offset, m)| at(offset, m))?;
+    let cmdline = crate::units::CmdlineExtra::new(raw.cmdline.get_ref())
+        .map_err(|m| at(raw.cmdline.span().start, format!("cmdline: {m}")))?;
     let kernel_params = match &raw.kernel_params {
         Some(table) => kernel_params(table.get_ref()).map_err(|m| at(table.span().start, m))?,
         None => BTreeMap::new(),
@@ -262,10 +258,11 @@ pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
         }
         Some(s) => {
             let start = s.span().start;
-            let schedule = super::schedule::Schedule::from_raw(s.into_inner(), raw.cpus, |o| {
-                line_of(&text, o)
-            })
-            .map_err(|(offset, m)| at(if offset == 0 { start } else { offset }, m))?;
+            let schedule =
+                super::schedule::Schedule::from_raw(s.into_inner(), raw.cpus.get(), |o| {
+                    line_of(&text, o)
+                })
+                .map_err(|(offset, m)| at(if offset == 0 { start } else { offset }, m))?;
             Some(schedule)
         }
     };
@@ -281,7 +278,7 @@ pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
         threads: raw.threads,
         requires: raw.requires.into_inner(),
         stop_on_report: raw.stop_on_report.unwrap_or(raw.kind == Kind::Race),
-        cmdline: raw.cmdline,
+        cmdline,
         params: raw.params,
         kernel_params,
         expect: raw.expect,
@@ -433,11 +430,11 @@ pub fn repro(file: &Path) -> Result<Scenario, ScenarioError> {
         workload: "repro".into(),
         cpus: default_cpus(),
         memory_mib: crate::units::parse_mib(default_memory().get_ref()).expect("default memory"),
-        duration: humantime::parse_duration(default_duration().get_ref()).expect("default"),
+        duration: crate::units::parse_work_duration(default_duration().get_ref()).expect("default"),
         threads: None,
         requires: vec![],
         stop_on_report: true,
-        cmdline: String::new(),
+        cmdline: Default::default(),
         params: Default::default(),
         kernel_params: Default::default(),
         expect: Default::default(),
@@ -496,9 +493,9 @@ mod tests {
         let s = load(&f).unwrap();
         assert_eq!(s.name, "s");
         assert_eq!(s.kind, Kind::Race);
-        assert_eq!(s.cpus, 2);
+        assert_eq!(s.cpus.get(), 2);
         assert_eq!(s.memory_mib, 1024);
-        assert_eq!(s.duration, Duration::from_secs(30));
+        assert_eq!(s.duration.get(), Duration::from_secs(30));
         assert!(s.stop_on_report);
         assert_eq!(s.params["file_kind"], "pipe");
     }
@@ -556,12 +553,20 @@ mod tests {
     #[test]
     fn values_that_cannot_describe_the_machine_are_refused_at_their_line() {
         for (text, line, needle) in [
-            ("kind = \"race\"\nworkload = \"hang\"\ncpus = 0\n", 3, "cpus = 0"),
-            ("kind = \"race\"\nworkload = \"hang\"\ncpus = 100000\n", 3, "1 to 64 vCPUs"),
-            ("kind = \"race\"\nworkload = \"hang\"\nmemory = \"99999999T\"\n", 3, "MiB to"),
+            ("kind = \"race\"\nworkload = \"hang\"\ncpus = 0\n", 3, "0 is not a vCPU count: 1 to 64"),
+            ("kind = \"race\"\nworkload = \"hang\"\ncpus = 100000\n", 3, "not a vCPU count: 1 to 64"),
+            ("kind = \"race\"\nworkload = \"hang\"\ncpus = -1\n", 3, "not a vCPU count"),
+            ("kind = \"race\"\nworkload = \"hang\"\nthreads = 4294967296\n", 3, "not a worker thread count"),
+            ("kind = \"race\"\nworkload = \"hang\"\nduration = \"0s\"\n", 3, "1 ms to 7 days"),
+            ("kind = \"race\"\nworkload = \"hang\"\nduration = \"100000h\"\n", 3, "1 ms to 7 days"),
+            ("kind = \"race\"\nworkload = \"hang\"\nmemory = \"1e400\"\n", 3, "too large"),
+            ("kind = \"race\"\nworkload = \"epoll_close_race\"\n[params]\nclosers = 0\n", 4, "params.closers: 0 is not a worker thread count"),
+            ("kind = \"race\"\nworkload = \"epoll_close_race\"\n[params]\npollers = 4294967296\n", 4, "params.pollers"),
+            ("kind = \"race\"\nworkload = \"sequence\"\n[params]\nsteps = []\n", 4, "params.steps: an empty list"),
+            ("kind = \"race\"\nworkload = \"hang\"\nmemory = \"99999999T\"\n", 3, "too large"),
             ("kind = \"race\"\nworkload = \"hang\"\nmemory = \"1K\"\n", 3, "below 1 MiB"),
             ("kind = \"race\"\nworkload = \"hang\"\nmemory = \"32M\"\n", 3, "MiB to"),
-            ("kind = \"race\"\nworkload = \"hang\"\nthreads = 0\n", 3, "threads = 0"),
+            ("kind = \"race\"\nworkload = \"hang\"\nthreads = 0\n", 3, "0 is not a worker thread count"),
             (
                 "kind = \"race\"\nworkload = \"epoll_close_race\"\ncpus = 2\n[params]\nfile_kind = \"pipe\"\npoller_cpus = [1, 2]\n",
                 6,
@@ -583,6 +588,16 @@ mod tests {
             assert!(e.contains(&format!("s.toml:{line}:")), "{text:?}: {e}");
             assert!(e.contains(needle), "{text:?}: {e}");
         }
+        let long = format!(
+            "kind = \"race\"\nworkload = \"hang\"\ncmdline = \"{}\"\n",
+            "x".repeat(3000)
+        );
+        let (_d, f) = write(&long);
+        let e = load(&f).unwrap_err().to_string();
+        assert!(
+            e.contains("s.toml:3:") && e.contains("COMMAND_LINE_SIZE"),
+            "{e}"
+        );
     }
 
     #[test]

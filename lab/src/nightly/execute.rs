@@ -10,18 +10,20 @@ use crate::run::{batch, BatchOptions, Pool, Progress, RunResult, Target};
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Each cell's kernel metadata (none when it did not run) and runs, in plan order.
 pub async fn cells(
     plan: &Plan,
     built: &BTreeMap<String, Built>,
     opts: &NightOptions,
-    lab_duration: Option<Duration>,
+    lab_duration: Option<runner::quantity::WorkDuration>,
     suppressions: &Arc<Suppressions>,
 ) -> Result<Vec<(Option<Metadata>, Vec<RunResult>)>> {
     let (cpus, memory) = plan.cells.iter().fold((1, 1), |(c, m), cell| {
-        (cell.scenario.cpus.max(c), cell.scenario.memory_mib.max(m))
+        (
+            cell.scenario.cpus.get().max(c),
+            cell.scenario.memory_mib.max(m),
+        )
     });
     let pool = Pool::sized(opts.how.jobs, cpus, memory);
     let progress = Progress::new(pool.jobs);
@@ -33,7 +35,7 @@ pub async fn cells(
     };
     for cell in &plan.cells {
         if runnable(cell).is_some() {
-            progress.plan(cell.runs, duration.unwrap_or(cell.scenario.duration));
+            progress.plan(cell.runs, duration.unwrap_or(cell.scenario.duration).get());
         }
     }
     let total = plan.cells.len();
@@ -47,7 +49,7 @@ pub async fn cells(
             let result = &cell.result;
             let label = format!("{} × {}", result.variant, result.scenario);
             let batch_opts = BatchOptions {
-                runs: cell.runs,
+                runs: runner::quantity::RunCount::new(cell.runs.into())?,
                 how: crate::run::How {
                     duration,
                     ..opts.how

@@ -29,7 +29,7 @@ use std::path::PathBuf;
 pub struct NightOptions {
     pub out: PathBuf,
     /// Overrides every cell's runs.
-    pub runs: Option<u32>,
+    pub runs: Option<runner::quantity::RunCount>,
     pub how: How,
     /// Run cells whose git commit was already tested with the same plan.
     pub force: bool,

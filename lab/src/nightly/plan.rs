@@ -13,7 +13,6 @@ use crate::results::shard::{PlanCell, PlanIdentity, Share};
 use anyhow::Result;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 /// One cell, ready to build and run.
 pub struct PlannedCell {
@@ -48,7 +47,11 @@ pub fn source_line(source: &Source) -> String {
 
 /// Everything besides the kernel that shapes a cell's result: the scenario, its duration
 /// and the number of runs.
-pub fn plan_key(scenario: &Scenario, runs: u32, duration: Option<Duration>) -> Result<String> {
+pub fn plan_key(
+    scenario: &Scenario,
+    runs: u32,
+    duration: Option<runner::quantity::WorkDuration>,
+) -> Result<String> {
     let mut h = Sha256::new();
     h.update(crate::run::scenario_key(scenario, duration)?);
     h.update(format!("runs={runs}"));
@@ -75,7 +78,11 @@ pub fn pinned(mut variant: Variant, commit: Option<&str>) -> Variant {
 }
 
 /// The plan for lab.toml's matrix (reads kernels/, scenarios/ and git: blocking).
-pub fn plan(lab: &LabConfig, runs: Option<u32>, duration: Option<Duration>) -> Result<Plan> {
+pub fn plan(
+    lab: &LabConfig,
+    runs: Option<runner::quantity::RunCount>,
+    duration: Option<runner::quantity::WorkDuration>,
+) -> Result<Plan> {
     let catalog = Catalog::load(&lab.kernels)?;
     let duration = duration.or(lab.duration);
     let mut commits: BTreeMap<String, Option<String>> = BTreeMap::new();
@@ -84,7 +91,7 @@ pub fn plan(lab: &LabConfig, runs: Option<u32>, duration: Option<Duration>) -> R
     for cell in &lab.cells {
         let variant = catalog.get(&cell.variant)?;
         let scenario = crate::config::scenario::find(&lab.scenarios, &cell.scenario)?;
-        let runs = runs.unwrap_or(cell.runs);
+        let runs = runs.unwrap_or(cell.runs).get();
         let source = source_line(&variant.source);
         if !commits.contains_key(&source) {
             let commit = commit_of(&variant.source).unwrap_or_else(|e| {
@@ -105,7 +112,7 @@ pub fn plan(lab: &LabConfig, runs: Option<u32>, duration: Option<Duration>) -> R
             expect: cell.expect.clone(),
             note: None,
             runs_planned: runs,
-            duration_ms: duration.unwrap_or(scenario.duration).as_millis() as u64,
+            duration_ms: duration.unwrap_or(scenario.duration).millis(),
             counts: Default::default(),
         };
         let run_ms = result.duration_ms + RUN_OVERHEAD_MS;
@@ -295,7 +302,12 @@ mod tests {
             crate::config::scenario::names,
         )
         .unwrap();
-        let plan = plan(&lab, Some(1), None).unwrap();
+        let plan = plan(
+            &lab,
+            Some(runner::quantity::RunCount::new(1).unwrap()),
+            None,
+        )
+        .unwrap();
 
         // The branch moves after planning (a push during the night).
         std::fs::write(tree.join("f"), "2").unwrap();

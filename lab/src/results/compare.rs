@@ -358,6 +358,13 @@ pub fn verdicts(rows: &[Row]) -> Vec<String> {
                 "{}/{} vs {}/{}",
                 r.detected, r.runs, first.detected, first.runs
             );
+            // A side with no run that counts gives no verdict (0/0 is not "as clean as").
+            if let Some(empty) = [first, r].into_iter().find(|side| side.runs == 0) {
+                return format!(
+                    "{}: no verdict: {} has no run that counts ({counts}, {} error(s))",
+                    r.name, empty.name, empty.errors
+                );
+            }
             let p = r.p_vs_first.unwrap_or(1.0);
             let race = if r.detected == 0 && first.detected == 0 {
                 format!("prints no kernel report, as {} ({counts})", first.name)
@@ -517,6 +524,37 @@ mod tests {
         );
         assert!(t.contains("closer 440 (-10.0 %)"), "{t}");
         assert!(t.contains("WARNING in dma_buf_poll (19)"), "{t}");
+    }
+
+    /// A side with nothing that counts, first or not, gives no verdict, whatever the other
+    /// side saw.
+    #[test]
+    fn a_side_with_no_run_that_counts_gives_no_verdict() {
+        let nothing = |name: &str| Arm {
+            results: vec![],
+            ..arm(name, 0, 0, 1.0)
+        };
+        let errors = |name: &str| {
+            let mut a = arm(name, 0, 2, 1.0);
+            for r in &mut a.results {
+                r.evidence = evidence::Evidence::Inconclusive {
+                    why: "no output".into(),
+                };
+            }
+            a
+        };
+        for arms in [
+            vec![nothing("a"), nothing("b")],
+            vec![nothing("a"), arm("b", 3, 5, 1.0)],
+            vec![arm("a", 0, 5, 1.0), nothing("b")],
+            vec![errors("a"), arm("b", 0, 5, 1.0)],
+        ] {
+            let v = verdicts(&rows(&arms));
+            assert!(v[0].starts_with("b: no verdict:"), "{v:?}");
+        }
+        assert!(
+            !verdicts(&rows(&[arm("a", 0, 5, 1.0), arm("b", 0, 5, 1.0)]))[0].contains("no verdict")
+        );
     }
 
     #[test]

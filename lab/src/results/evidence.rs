@@ -70,6 +70,37 @@ pub const TIMED_OUT: &str = "timed out";
 pub const BARE_PANIC: &str = "kernel panic";
 pub const UNPARSED_REPORT: &str = "kernel report the lab could not parse";
 
+/// What a set of runs says as a whole (a `lab run` batch, one side of a comparison): the one
+/// rule every command judges runs by. A set with no run that says anything about the kernel
+/// (none made, or all errors and skips) is an error, never a pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchVerdict {
+    /// At least one run, and every run passed.
+    Pass,
+    /// Some run failed.
+    Fail,
+    /// No run failed, but not every run passed: why.
+    Error(String),
+}
+
+pub fn batch_verdict(verdicts: &[Verdict]) -> BatchVerdict {
+    if verdicts.is_empty() {
+        return BatchVerdict::Error("no run was made: nothing run is not a pass".into());
+    }
+    if verdicts.iter().any(|v| matches!(v, Verdict::Fail(_))) {
+        return BatchVerdict::Fail;
+    }
+    if verdicts.iter().all(|v| *v == Verdict::Pass) {
+        return BatchVerdict::Pass;
+    }
+    let counted = verdicts.iter().filter(|v| **v == Verdict::Pass).count();
+    BatchVerdict::Error(format!(
+        "{} of {} runs said nothing about the kernel (error or skipped)",
+        verdicts.len() - counted,
+        verdicts.len()
+    ))
+}
+
 /// Whether a finding title is one the machine gives (not a kernel report's).
 pub fn is_machine_title(title: &str) -> bool {
     [NO_OUTPUT, TIMED_OUT, BARE_PANIC, UNPARSED_REPORT].contains(&title)
@@ -313,6 +344,34 @@ impl Verdict {
 
 #[cfg(test)]
 mod tests {
+
+    /// Nothing run, all errors, all skipped: never a pass; one failure: a failure.
+    #[test]
+    fn a_batch_with_nothing_that_counts_is_an_error_never_a_pass() {
+        use BatchVerdict as B;
+        let (p, f, e, s) = (
+            Verdict::Pass,
+            Verdict::Fail("x".into()),
+            Verdict::Error("y".into()),
+            Verdict::Skipped("z".into()),
+        );
+        for (verdicts, expected) in [
+            (vec![], "error"),
+            (vec![e.clone()], "error"),
+            (vec![s.clone(), s.clone()], "error"),
+            (vec![p.clone(), e.clone()], "error"),
+            (vec![p.clone()], "pass"),
+            (vec![p.clone(), p.clone()], "pass"),
+            (vec![p.clone(), f.clone(), e.clone()], "fail"),
+        ] {
+            let got = match batch_verdict(&verdicts) {
+                B::Pass => "pass",
+                B::Fail => "fail",
+                B::Error(_) => "error",
+            };
+            assert_eq!(got, expected, "{verdicts:?}");
+        }
+    }
     use super::*;
     use crate::report::formats::ReportType;
 

@@ -137,8 +137,8 @@ fn throughput(record: &RunRecord) -> Vec<(String, f64)> {
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct How {
     /// Override the scenario's duration.
-    #[arg(long, value_parser = crate::units::parse_duration)]
-    pub duration: Option<Duration>,
+    #[arg(long, value_parser = crate::units::parse_work_duration)]
+    pub duration: Option<runner::quantity::WorkDuration>,
     #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
     pub accel: AccelChoice,
     #[arg(long, value_enum, default_value_t = Backend::Qemu)]
@@ -155,7 +155,7 @@ pub struct How {
 }
 
 pub struct BatchOptions {
-    pub runs: u32,
+    pub runs: runner::quantity::RunCount,
     pub how: How,
     pub out: PathBuf,
     /// Add the runs to those already in `<out>/runs.json` (numbered after them) instead of
@@ -175,13 +175,17 @@ pub struct BatchOptions {
 
 /// What, besides the kernel, shapes a run's result: the scenario file (and its reproducer)
 /// and the duration.
-pub fn scenario_key(scenario: &Scenario, duration: Option<Duration>) -> Result<String> {
+pub fn scenario_key(
+    scenario: &Scenario,
+    duration: Option<runner::quantity::WorkDuration>,
+) -> Result<String> {
     use sha2::{Digest, Sha256};
     let text = crate::files::read(&scenario.file)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", scenario.file.display()))?;
     let mut h = Sha256::new();
     h.update(&text);
-    h.update(format!("duration={duration:?}"));
+    // As a std Duration: the keys of nights recorded before the type stay the same.
+    h.update(format!("duration={:?}", duration.map(|d| d.get())));
     // A reproducer is part of the scenario (a suite's programs come with the kernel's tree).
     if let Some(crate::config::scenario::Programs::Repro { file }) = &scenario.programs {
         h.update(
@@ -218,9 +222,21 @@ pub async fn batch(
     } else {
         Vec::new()
     };
-    let first = opts.first.unwrap_or(results.len() as u32 + 1);
-    let indices = first..first + opts.runs;
-    let duration = opts.how.duration.unwrap_or(scenario.duration);
+    let first = match opts.first {
+        Some(first) => first,
+        None => u32::try_from(results.len() + 1)?,
+    };
+    // Checked: run indices never wrap (a batch of u32::MAX runs after others would be
+    // none at all).
+    let last = first.checked_add(opts.runs.get() - 1).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{} runs numbered from {first} would pass the largest run index ({})",
+            opts.runs,
+            u32::MAX
+        )
+    })?;
+    let indices = first..=last;
+    let duration = opts.how.duration.unwrap_or(scenario.duration).get();
     // A kernel that lacks what the scenario needs is skipped before anything boots.
     let config = match &target.config {
         Some(config) => Some(crate::files::read_to_string(config)?),
@@ -242,7 +258,7 @@ pub async fn batch(
         _ => programs::Prepared::default(),
     };
     if let Some(why) = skip {
-        opts.progress.unplan(opts.runs, duration);
+        opts.progress.unplan(opts.runs.get(), duration);
         for index in indices {
             results.push(RunResult::skipped(index, opts.out.clone(), why.clone()));
         }
@@ -275,10 +291,9 @@ pub async fn batch(
                 opts.progress.unplan(1, duration);
                 return Ok(None);
             }
-            let ticket = opts.progress.start(
-                format!("{} run {index}/{}", opts.label, first + opts.runs - 1),
-                duration,
-            );
+            let ticket = opts
+                .progress
+                .start(format!("{} run {index}/{last}", opts.label), duration);
             let result = one_run(planned, opts, duration, index, symbols.as_ref()).await?;
             opts.progress.finish(
                 ticket,
@@ -388,18 +403,18 @@ async fn one_run(
     params.extend(prepared.params.clone());
     let mut spec = BootSpec {
         kernel: target.kernel.clone(),
-        cpus: scenario.cpus,
+        cpus: scenario.cpus.get(),
         memory_mib: scenario.memory_mib,
         accel: opts.how.accel,
         backend: opts.how.backend,
         // A schedule's addresses are System.map's: no randomized base.
         cmdline_extra: match schedule {
-            Some(_) => format!("{} nokaslr", scenario.cmdline).trim().to_string(),
+            Some(_) => scenario.cmdline.with_lab_word("nokaslr"),
             None => scenario.cmdline.clone(),
         },
         request: RunRequest {
             workload: scenario.workload.clone(),
-            duration_ms: duration.as_millis() as u64,
+            duration_ms: runner::quantity::WorkDuration::from_duration(duration)?,
             heartbeat_ms: 500,
             threads: scenario.threads,
             params,
@@ -604,12 +619,12 @@ fn start_summary(results: &[RunResult]) -> String {
 pub async fn runs(
     scenario: &Scenario,
     target: &Target,
-    runs: u32,
+    runs: runner::quantity::RunCount,
     how: How,
     out: PathBuf,
     suppressions: Suppressions,
 ) -> Result<Vec<RunResult>> {
-    let duration = how.duration.unwrap_or(scenario.duration);
+    let duration = how.duration.unwrap_or(scenario.duration).get();
     crate::events::note(format!(
         "{runs} × {} on {} ({} vCPUs, {duration:?} each) in {}",
         scenario.name,
@@ -617,9 +632,9 @@ pub async fn runs(
         scenario.cpus,
         out.display()
     ));
-    let pool = Pool::sized(how.jobs, scenario.cpus, scenario.memory_mib);
+    let pool = Pool::sized(how.jobs, scenario.cpus.get(), scenario.memory_mib);
     let progress = Progress::new(pool.jobs);
-    progress.plan(runs, duration);
+    progress.plan(runs.get(), duration);
     let label = format!(
         "{} × {}",
         target.name.rsplit('/').next().unwrap_or("kernel"),
@@ -643,7 +658,8 @@ pub async fn runs(
 
 /// Whether every run of a batch passed (`lab run`'s exit status 0).
 pub fn all_pass(results: &[RunResult]) -> bool {
-    results.iter().all(|r| r.verdict() == Verdict::Pass)
+    let verdicts: Vec<Verdict> = results.iter().map(RunResult::verdict).collect();
+    evidence::batch_verdict(&verdicts) == evidence::BatchVerdict::Pass
 }
 
 /// The batch in a few lines.
@@ -843,13 +859,13 @@ mod tests {
             description: String::new(),
             kind: Kind::Race,
             workload: "epoll_close_race".into(),
-            cpus: 2,
+            cpus: "2".parse().unwrap(),
             memory_mib: 1024,
-            duration: Duration::from_secs(1),
+            duration: runner::quantity::WorkDuration::from_millis(1000).unwrap(),
             threads: None,
             requires: vec![],
             stop_on_report: true,
-            cmdline: String::new(),
+            cmdline: Default::default(),
             params: Default::default(),
             kernel_params: Default::default(),
             expect: Default::default(),

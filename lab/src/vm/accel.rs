@@ -88,7 +88,7 @@ pub async fn probe_kvm(kernel: &Path) -> Result<KvmProbe> {
         cpus: 1,
         memory_mib: 256,
         accel: Accel::Kvm,
-        cmdline_extra: PROBE_CMDLINE_FLAG.into(),
+        cmdline_extra: crate::units::CmdlineExtra::new(PROBE_CMDLINE_FLAG).expect("a short word"),
     };
     // The same command line as every guest's, without the lab's devices.
     let mut cmd = process::command(qemu::QEMU);

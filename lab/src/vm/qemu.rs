@@ -73,12 +73,12 @@ pub struct Machine {
     pub cpus: u32,
     pub memory_mib: u64,
     pub accel: Accel,
-    pub cmdline_extra: String,
+    pub cmdline_extra: crate::units::CmdlineExtra,
 }
 
 /// Kernel command line: serial console, panic stops the guest (with -no-reboot QEMU exits).
 pub fn kernel_cmdline(extra: &str) -> String {
-    let base = "console=ttyS0 panic=-1";
+    let base = crate::units::CMDLINE_BASE;
     if extra.trim().is_empty() {
         base.to_string()
     } else {
@@ -155,7 +155,7 @@ pub fn args(machine: &Machine, sockets: Option<&Sockets>) -> Vec<OsString> {
     push("-serial");
     push("stdio");
     push("-append");
-    push(&kernel_cmdline(&machine.cmdline_extra));
+    push(&kernel_cmdline(machine.cmdline_extra.as_str()));
     args.push("-kernel".into());
     args.push(machine.kernel.clone().into());
     if let Some(initrd) = &machine.initrd {
@@ -179,7 +179,7 @@ mod tests {
             cpus: 2,
             memory_mib: 1024,
             accel,
-            cmdline_extra: " kasan.fault=report ".into(),
+            cmdline_extra: "kasan.fault=report".parse().unwrap(),
         }
     }
 

@@ -226,7 +226,7 @@ mod tests {
             cpus: 2,
             memory_mib: 1024,
             accel: qemu::Accel::Tcg,
-            cmdline_extra: String::new(),
+            cmdline_extra: Default::default(),
         }
     }
 
@@ -242,7 +242,7 @@ mod tests {
             |m: &mut Machine| m.cpus = 3,
             |m: &mut Machine| m.memory_mib = 2048,
             |m: &mut Machine| m.accel = qemu::Accel::Kvm,
-            |m: &mut Machine| m.cmdline_extra = "nokaslr".into(),
+            |m: &mut Machine| m.cmdline_extra = "nokaslr".parse().unwrap(),
         ] {
             let mut m = ma.clone();
             change(&mut m);

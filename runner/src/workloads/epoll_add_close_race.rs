@@ -104,7 +104,7 @@ fn adder(worker: &mut Worker, shared: &Round, epfd: &OwnedFd) -> Result<(), Stri
 
 pub fn run(ctx: &Ctx) -> Result<(), String> {
     let kind = file_kind(ctx)?;
-    let pollers = param_u32(ctx, "pollers").unwrap_or(1);
+    let pollers = param_u32(ctx, "pollers")?.unwrap_or(1);
     let mut slots = place(ctx, "closer", 1, "closer_cpus", 0)?;
     slots.extend(place(ctx, "adder", 1, "adder_cpus", 1)?);
     slots.extend(place(ctx, "poller", pollers, "poller_cpus", 2)?);

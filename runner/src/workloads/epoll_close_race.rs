@@ -15,12 +15,11 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 const BATCH: u64 = 64;
 
-pub(super) fn param_u32(ctx: &Ctx, key: &str) -> Option<u32> {
-    ctx.req
-        .params
-        .get(key)
-        .and_then(|v| v.as_u64())
-        .map(|v| v as u32)
+/// A thread count among the parameters (`closers`, `pollers`), as checked by its type.
+pub(super) fn param_u32(ctx: &Ctx, key: &str) -> Result<Option<u32>, String> {
+    runner::quantity::param::<runner::quantity::Threads>(&ctx.req.params, key)
+        .map(|t| t.map(runner::quantity::Threads::get))
+        .map_err(|e| e.to_string())
 }
 
 fn closer(worker: &mut Worker, epfd: &OwnedFd, kind: &str) -> Result<(), String> {
@@ -87,8 +86,8 @@ pub(super) fn file_kind(ctx: &Ctx) -> Result<String, String> {
 
 pub fn run(ctx: &Ctx) -> Result<(), String> {
     let kind = file_kind(ctx)?;
-    let closers = param_u32(ctx, "closers").unwrap_or((ctx.nproc / 2).max(1));
-    let pollers = param_u32(ctx, "pollers").unwrap_or((ctx.nproc - closers.min(ctx.nproc)).max(1));
+    let closers = param_u32(ctx, "closers")?.unwrap_or((ctx.nproc / 2).max(1));
+    let pollers = param_u32(ctx, "pollers")?.unwrap_or((ctx.nproc - closers.min(ctx.nproc)).max(1));
     let mut slots = place(ctx, "closer", closers, "closer_cpus", 0)?;
     slots.extend(place(ctx, "poller", pollers, "poller_cpus", closers)?);
     let epfd = sys::epoll_create(libc::EPOLL_CLOEXEC).map_err(|e| format!("epoll_create1: {e}"))?;

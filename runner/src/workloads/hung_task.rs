@@ -44,11 +44,9 @@ impl TrappedPage {
 }
 
 pub fn run(ctx: &Ctx) -> Result<(), String> {
-    let timeout = ctx
-        .req
-        .params
-        .get("hung_task_timeout_secs")
-        .and_then(|v| v.as_u64())
+    // Checked (1 to 86400 s) with the other quantities when the request came.
+    let timeout = runner::quantity::param::<u64>(&ctx.req.params, "hung_task_timeout_secs")
+        .map_err(|e| e.to_string())?
         .unwrap_or(2);
     std::fs::write(
         "/proc/sys/kernel/hung_task_timeout_secs",

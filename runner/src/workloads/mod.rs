@@ -66,7 +66,10 @@ impl Ctx<'_> {
 
     /// Worker threads requested, or one per vCPU.
     pub fn threads(&self) -> u32 {
-        self.req.threads.unwrap_or(self.nproc).max(1)
+        self.req
+            .threads
+            .map_or(self.nproc, runner::quantity::Threads::get)
+            .max(1)
     }
 }
 

@@ -42,13 +42,9 @@ fn how(status: std::process::ExitStatus) -> String {
 
 pub fn run(ctx: &Ctx) -> Result<(), String> {
     let (path, args) = ctx.program()?;
-    let procs = ctx
-        .req
-        .params
-        .get("procs")
-        .and_then(|v| v.as_u64())
-        .map_or(1, |n| n as u32)
-        .max(1);
+    let procs = runner::quantity::param::<runner::quantity::Threads>(&ctx.req.params, "procs")
+        .map_err(|e| e.to_string())?
+        .map_or(1, runner::quantity::Threads::get);
     // The program's directory is the working directory, as for test programs.
     if let Some(dir) = std::path::Path::new(path)
         .parent()
@@ -69,7 +65,7 @@ pub fn run(ctx: &Ctx) -> Result<(), String> {
         threads: procs,
     });
     let began = Instant::now();
-    let deadline = began + Duration::from_millis(ctx.req.duration_ms);
+    let deadline = began + ctx.req.duration_ms.get();
     let heartbeat = Duration::from_millis(ctx.req.heartbeat_ms.max(100));
     let mut last_beat = Instant::now();
     while Instant::now() < deadline {

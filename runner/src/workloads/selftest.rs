@@ -52,14 +52,11 @@ impl Ended {
     }
 }
 
-fn timeout(ctx: &Ctx) -> Duration {
-    Duration::from_millis(
-        ctx.req
-            .params
-            .get("timeout_ms")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(ctx.req.duration_ms),
-    )
+fn timeout(ctx: &Ctx) -> Result<Duration, String> {
+    let limit = runner::quantity::param(&ctx.req.params, "timeout_ms")
+        .map_err(|e| e.to_string())?
+        .unwrap_or(ctx.req.duration_ms);
+    Ok(limit.get())
 }
 
 /// A line of the runner's own, sent as the program's lines are.
@@ -85,7 +82,7 @@ pub fn run(ctx: &Ctx) -> Result<(), String> {
         workload: ctx.req.workload.clone(),
         threads: 1,
     });
-    let ended = run_one(ctx, path, &args, timeout(ctx), "")?;
+    let ended = run_one(ctx, path, &args, timeout(ctx)?, "")?;
     ctx.chan.send(&GuestMsg::Observation {
         name: name.to_string(),
         value: ended.json(path),
@@ -101,7 +98,7 @@ fn suite(ctx: &Ctx, name: &str, programs: &[&str]) -> Result<(), String> {
         .get("collection")
         .and_then(|v| v.as_str())
         .unwrap_or("");
-    let limit = timeout(ctx);
+    let limit = timeout(ctx)?;
     ctx.chan.send(&GuestMsg::Started {
         workload: ctx.req.workload.clone(),
         threads: 1,

@@ -4,6 +4,7 @@
 
 use super::Ctx;
 use runner::protocol::RunRequest;
+use runner::quantity::param;
 
 pub fn run(ctx: &Ctx) -> Result<(), String> {
     let steps = ctx
@@ -13,21 +14,19 @@ pub fn run(ctx: &Ctx) -> Result<(), String> {
         .and_then(|v| v.as_array())
         .ok_or("sequence needs params.steps")?;
     for (i, step) in steps.iter().enumerate() {
+        let step = step.as_object().ok_or(format!("step {i} is not a table"))?;
         let workload = step
             .get("workload")
             .and_then(|v| v.as_str())
             .ok_or(format!("step {i} has no workload"))?;
+
         let request = RunRequest {
             workload: workload.to_string(),
-            duration_ms: step
-                .get("duration_ms")
-                .and_then(|v| v.as_u64())
+            duration_ms: param(step, "duration_ms")
+                .map_err(|e| format!("step {i}: {e}"))?
                 .unwrap_or(ctx.req.duration_ms),
             heartbeat_ms: ctx.req.heartbeat_ms,
-            threads: step
-                .get("threads")
-                .and_then(|v| v.as_u64())
-                .map(|t| t as u32),
+            threads: param(step, "threads").map_err(|e| format!("step {i}: {e}"))?,
             params: step
                 .get("params")
                 .and_then(|v| v.as_object())

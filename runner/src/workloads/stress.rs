@@ -118,7 +118,7 @@ where
     F: Fn(&mut Worker) -> Result<(), String> + Sync,
 {
     let start = Instant::now();
-    let duration = Duration::from_millis(ctx.req.duration_ms);
+    let duration = ctx.req.duration_ms.get();
     let counters: Vec<AtomicU64> = slots.iter().map(|_| AtomicU64::new(0)).collect();
     let stop = AtomicBool::new(false);
     let (finished_tx, finished_rx) = mpsc::channel::<()>();

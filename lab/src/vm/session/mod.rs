@@ -48,7 +48,7 @@ pub struct BootSpec {
     pub memory_mib: u64,
     pub accel: AccelChoice,
     pub backend: Backend,
-    pub cmdline_extra: String,
+    pub cmdline_extra: crate::units::CmdlineExtra,
     pub request: RunRequest,
     /// From QEMU's start to the agent's hello.
     pub boot_timeout: Duration,
@@ -164,7 +164,7 @@ fn build_command(
                 cpus: spec.cpus,
                 memory_mib: spec.memory_mib,
                 accel,
-                cmdline_extra: &spec.cmdline_extra,
+                cmdline_extra: spec.cmdline_extra.as_str(),
             };
             let mut cmd = process::command(vng::VNG);
             cmd.args(vng::args(&machine, sockets));
@@ -398,9 +398,7 @@ impl Vm {
         let boot_deadline = self.start + spec.boot_timeout;
         let overall = self.start
             + spec.timeout.unwrap_or(
-                spec.boot_timeout
-                    + Duration::from_millis(spec.request.duration_ms)
-                    + spec.heartbeat_timeout,
+                spec.boot_timeout + spec.request.duration_ms.get() + spec.heartbeat_timeout,
             );
         while self.exit.is_none() && self.state.decided.is_none() {
             let due = self.due(spec, boot_deadline, overall);
@@ -555,7 +553,7 @@ impl Vm {
             cpus: spec.cpus,
             memory_mib: spec.memory_mib,
             workload: spec.request.workload.clone(),
-            duration_ms: spec.request.duration_ms,
+            duration_ms: spec.request.duration_ms.millis(),
             start: Start {
                 how: match spec.restore {
                     Some(_) => StartKind::Restored,
