@@ -11,6 +11,7 @@ pub mod events;
 pub mod files;
 pub mod interrupt;
 pub mod kernel;
+pub mod name;
 pub mod nightly;
 pub mod report;
 pub mod results;

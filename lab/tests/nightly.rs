@@ -174,7 +174,12 @@ fn a_tested_git_commit_is_skipped_unless_forced() {
         reports: vec![],
     };
     history
-        .record("2026-11-26T00:00:00Z", &source, Some(&commit), &[row])
+        .record(
+            ("2026-11-26T00:00:00Z", "a"),
+            &source,
+            Some(&commit),
+            &[row],
+        )
         .unwrap();
     drop(history);
 
@@ -376,7 +381,7 @@ fn a_damaged_history_is_moved_aside_and_the_night_still_writes_its_results() {
                 reports: vec![(format!("sig{night}"), "WARNING in x".into())],
             })
             .collect();
-        h.record("2026-01-01T00:00:00Z", "debian:x", None, &rows)
+        h.record(("2026-01-01T00:00:00Z", "b"), "debian:x", None, &rows)
             .unwrap();
     }
     drop(h);

@@ -30,7 +30,12 @@ use serde::Deserialize;
 use std::time::Duration;
 use toml::Spanned;
 
-/// A location written as `symbol[+offset]`: offset in hex (`0x1a`) or decimal.
+/// The largest offset into a function a location may name: no kernel function is a MiB
+/// long, and an offset is added to an address (it must never wrap).
+pub const MAX_OFFSET: u64 = 0xf_ffff;
+
+/// A location written as `symbol[+offset]`: offset in hex (`0x1a`) or decimal, at most
+/// [`MAX_OFFSET`]; built only by its parser.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
     pub symbol: String,
@@ -67,6 +72,11 @@ impl std::str::FromStr for Location {
             }
             .map_err(|_| format!("{text:?}: offset {o:?} is not a number (0x1a or 26)"))?,
         };
+        if offset > MAX_OFFSET {
+            return Err(format!(
+                "{text:?}: offset {offset:#x} is past any function (at most {MAX_OFFSET:#x})"
+            ));
+        }
         Ok(Location {
             symbol: symbol.to_string(),
             offset,
@@ -309,6 +319,17 @@ mod tests {
         assert_eq!("__fput".parse::<Location>().unwrap().offset, 0);
         assert_eq!("__fput+0x1a".parse::<Location>().unwrap().offset, 0x1a);
         assert_eq!("__fput + 26".parse::<Location>().unwrap().offset, 26);
+        // Offsets that would wrap an address, or lie past any function, are refused.
+        for o in [
+            "0x100000",
+            "0xffffffffffffffff",
+            "18446744073709551615",
+            "0x10000000000000000",
+        ] {
+            let e = format!("__fput+{o}").parse::<Location>().unwrap_err();
+            assert!(e.contains(o) || e.contains("past any function"), "{o}: {e}");
+        }
+        assert_eq!("f+0xfffff".parse::<Location>().unwrap().offset, MAX_OFFSET);
         assert_eq!(
             "__fput+0x1a".parse::<Location>().unwrap().to_string(),
             "__fput+0x1a"

@@ -137,6 +137,8 @@ impl Catalog {
                 }
             })?;
             let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+            // A variant's name becomes a directory of every night and batch.
+            crate::name::PathName::new(&name, "variant").map_err(|m| file_err(&file, m))?;
             raw.insert(name, (file, text, parsed));
         }
         // A patch folder no variant claims is a variant renamed without its patches (which

@@ -414,6 +414,12 @@ pub fn build_named(
     } else {
         names.to_vec()
     };
+    if names.is_empty() {
+        anyhow::bail!(
+            "{} defines no variant (no *.toml): nothing to build",
+            kernels.display()
+        );
+    }
     let mut built = Vec::new();
     for name in crate::config::detector::expand(&names, detectors) {
         let variant = catalog.get(&name)?;

@@ -81,14 +81,16 @@ impl SymbolMap {
         addrs
             .iter()
             .map(|&a| {
-                let end = self.end_of(a);
-                match end {
-                    Some(end) if a + location.offset >= end => Err(format!(
+                let at = a
+                    .checked_add(location.offset)
+                    .ok_or_else(|| format!("{location}: past the end of the address space"))?;
+                match self.end_of(a) {
+                    Some(end) if at >= end => Err(format!(
                         "{location}: {} is {} bytes long",
                         location.symbol,
                         end - a
                     )),
-                    _ => Ok(a + location.offset),
+                    _ => Ok(at),
                 }
             })
             .collect()

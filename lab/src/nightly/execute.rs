@@ -54,7 +54,8 @@ pub async fn cells(
                     duration,
                     ..opts.how
                 },
-                out: opts.out.join(&result.variant).join(&result.scenario),
+                out: crate::name::cell_dir(&opts.out, &result.variant, &result.scenario)
+                    .map_err(anyhow::Error::msg)?,
                 append: false,
                 first: Some(cell.first),
                 pool: pool.clone(),

@@ -37,11 +37,80 @@ fn read(dir: &Path) -> Result<Partial> {
             dir.display()
         );
     };
-    Ok(Partial {
+    let partial = Partial {
         dir: dir.to_path_buf(),
         results,
         shard,
-    })
+    };
+    against_its_plan(&partial)?;
+    Ok(partial)
+}
+
+/// A shard as its own plan says it must be, checked before anything is copied: a schema
+/// this lab reads, names that stay inside the night, the share the assignment gives its
+/// index, and in each cell exactly the runs of that share (none missing, none added, none
+/// renumbered).
+fn against_its_plan(p: &Partial) -> Result<()> {
+    let what = format!("shard {} ({})", p.shard.name(), p.dir.display());
+    if p.results.schema > crate::results::night::SCHEMA_VERSION {
+        bail!(
+            "{what}: results.json schema {} is newer than this lab reads ({}): merge with \
+             the lab that ran the shards",
+            p.results.schema,
+            crate::results::night::SCHEMA_VERSION
+        );
+    }
+    let plan = &p.shard.plan;
+    for c in &plan.cells {
+        crate::name::cell_dir(Path::new(""), &c.variant, &c.scenario)
+            .map_err(|e| anyhow::anyhow!("{what}: its plan's {e}"))?;
+    }
+    let costs: Vec<super::shard::CellCost> = plan
+        .cells
+        .iter()
+        .map(|c| super::shard::CellCost {
+            variant: &c.variant,
+            scenario: &c.scenario,
+            runs: c.runs,
+            run_ms: c.run_ms,
+        })
+        .collect();
+    let spec = super::ShardSpec::try_new(p.shard.index, p.shard.count)
+        .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+    let share = super::shard::share(&costs, spec);
+    if share != p.shard.share {
+        bail!("{what}: the share it says it ran is not the one its plan gives shard {spec}");
+    }
+    for cell in &p.results.cells {
+        let mut expected: Vec<u32> = share
+            .iter()
+            .filter(|s| s.variant == cell.variant && s.scenario == cell.scenario)
+            .flat_map(|s| s.first..s.first + s.runs)
+            .collect();
+        expected.sort_unstable();
+        let mut found: Vec<u32> = cell.runs.iter().map(|r| r.index).collect();
+        found.sort_unstable();
+        if cell.note.is_none() && !cell.runs.is_empty() && found != expected {
+            let missing: Vec<u32> = expected
+                .iter()
+                .filter(|i| !found.contains(i))
+                .copied()
+                .collect();
+            let foreign: Vec<u32> = found
+                .iter()
+                .filter(|i| !expected.contains(i))
+                .copied()
+                .collect();
+            bail!(
+                "{what}: {} × {} holds runs {found:?}, its share is {expected:?} (missing \
+                 {missing:?}, not its own {foreign:?}): a shard's runs are merged only as \
+                 they were run",
+                cell.variant,
+                cell.scenario
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The shards by index, checked: one plan, N distinct shards; the missing ones (an error
@@ -134,7 +203,7 @@ fn combine(
         let mut cell = None;
         let mut kernel: Option<(crate::kernel::Metadata, String)> = None;
         let mut runs: Vec<RunResult> = Vec::new();
-        let dest = out.join(variant).join(scenario);
+        let dest = crate::name::cell_dir(out, variant, scenario).map_err(anyhow::Error::msg)?;
         for p in partials {
             let Some(c) = p
                 .results
@@ -160,8 +229,10 @@ fn combine(
                 }
             }
             for run in &c.runs {
-                let name = format!("run-{:03}", run.index);
-                let from = p.dir.join(variant).join(scenario).join(&name);
+                let name = crate::name::run_dir_name(run.index);
+                let from = crate::name::cell_dir(&p.dir, variant, scenario)
+                    .map_err(anyhow::Error::msg)?
+                    .join(&name);
                 let to = dest.join(&name);
                 if from.is_dir() {
                     copy_dir(&from, &to)?;
@@ -252,6 +323,8 @@ pub fn merge(lab: &LabConfig, opts: &MergeOptions) -> Result<NightOutcome> {
         .map(|p| p.results.started.clone())
         .min()
         .unwrap_or_else(super::now);
+    let uids: Vec<&str> = partials.iter().map(|p| p.results.identity()).collect();
+    let uid = NightResults::merged_uid(&uids);
     let merged = Merged {
         count,
         shards: partials
@@ -270,7 +343,7 @@ pub fn merge(lab: &LabConfig, opts: &MergeOptions) -> Result<NightOutcome> {
         &plan.commits,
         errors,
         history,
-        started,
+        (started, uid),
         Some(merged),
     )
 }
@@ -279,7 +352,7 @@ pub fn merge(lab: &LabConfig, opts: &MergeOptions) -> Result<NightOutcome> {
 mod tests {
     use super::*;
     use crate::results::night::{CellResult, Counts, SCHEMA_VERSION};
-    use crate::results::shard::{PlanCell, PlanIdentity, Share};
+    use crate::results::shard::{PlanCell, PlanIdentity};
 
     fn plan(lab: &str) -> PlanIdentity {
         PlanIdentity {
@@ -295,7 +368,8 @@ mod tests {
         }
     }
 
-    /// A shard's directory with `runs` of the one cell, numbered from `first`.
+    /// A shard's directory with the runs of the one cell its plan gives it (the share as
+    /// the assignment makes it; `first` is where that share starts, checked).
     fn shard_dir(
         root: &Path,
         name: &str,
@@ -305,16 +379,33 @@ mod tests {
         first: u32,
     ) -> PathBuf {
         let dir = root.join(name);
-        let runs: Vec<RunResult> = (first..first + 2)
-            .map(|i| {
-                RunResult::skipped(
-                    i,
-                    dir.join(format!("x/run-{i:03}")),
-                    "needs CONFIG_X".into(),
-                )
+        let p = plan(lab);
+        let costs: Vec<crate::nightly::shard::CellCost> = p
+            .cells
+            .iter()
+            .map(|c| crate::nightly::shard::CellCost {
+                variant: &c.variant,
+                scenario: &c.scenario,
+                runs: c.runs,
+                run_ms: c.run_ms,
+            })
+            .collect();
+        let share = crate::nightly::shard::share(
+            &costs,
+            crate::nightly::ShardSpec::try_new(index, count).unwrap(),
+        );
+        assert_eq!(share[0].first, first);
+        let runs: Vec<RunResult> = share
+            .iter()
+            .flat_map(|s| s.first..s.first + s.runs)
+            .map(|i| RunResult {
+                // A run that counts: the history records it.
+                evidence: crate::results::evidence::Evidence::Clean,
+                ..RunResult::skipped(i, dir.join(format!("x/run-{i:03}")), String::new())
             })
             .collect();
         let results = NightResults {
+            uid: format!("shard-{index}"),
             schema: SCHEMA_VERSION,
             lab: "l".into(),
             config: "lab.toml".into(),
@@ -340,13 +431,8 @@ mod tests {
             shard: Some(Shard {
                 index,
                 count,
-                plan: plan(lab),
-                share: vec![Share {
-                    variant: "baseline".into(),
-                    scenario: "epoll-dmabuf-race".into(),
-                    first,
-                    runs: 2,
-                }],
+                plan: p,
+                share,
             }),
             merged: None,
         };
@@ -423,6 +509,50 @@ mod tests {
         assert!(e.contains("not a shard"), "{e}");
     }
 
+    /// A shard edited after its run, however: refused by name before anything is copied.
+    #[test]
+    fn a_shard_that_is_not_as_its_plan_says_is_refused_before_anything_is_copied() {
+        type Edit = fn(&mut NightResults);
+        let table: &[(Edit, &str)] = &[
+            (
+                |r| {
+                    let shard = r.shard.as_mut().unwrap();
+                    shard.plan.cells[0].variant = "../../ESCAPED-by-merge".into();
+                    shard.share[0].variant = "../../ESCAPED-by-merge".into();
+                    r.cells[0].variant = "../../ESCAPED-by-merge".into();
+                },
+                "cannot name a directory",
+            ),
+            (
+                |r| {
+                    r.cells[0].runs.pop();
+                },
+                "missing [2]",
+            ),
+            (|r| r.cells[0].runs[1].index = 999, "not its own [999]"),
+            (|r| r.schema = 99, "schema 99 is newer"),
+            (
+                |r| r.shard.as_mut().unwrap().share[0].runs = 3,
+                "the share it says it ran",
+            ),
+            (
+                |r| r.shard.as_mut().unwrap().index = 7,
+                "shard 7 of 2 does not exist",
+            ),
+        ];
+        for (edit, needle) in table {
+            let root = tempfile::tempdir().unwrap();
+            let one = shard_dir(root.path(), "s1", 1, 2, "a", 1);
+            let file = one.join("results.json");
+            let mut r: NightResults =
+                serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+            edit(&mut r);
+            std::fs::write(&file, serde_json::to_vec(&r).unwrap()).unwrap();
+            let e = format!("{:#}", read(&one).unwrap_err());
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
+    }
+
     #[test]
     fn the_merged_night_has_every_run_once_in_order_in_its_own_directory() {
         let root = tempfile::tempdir().unwrap();
@@ -449,6 +579,20 @@ mod tests {
             allow_partial: false,
         };
         let night = merge(&lab, &opts).unwrap();
+        // The same shards merged again are the same night: recorded once.
+        let again = MergeOptions {
+            out: root.path().join("night-again"),
+            shards: opts.shards.clone(),
+            allow_partial: false,
+        };
+        let second = merge(&lab, &again).unwrap();
+        assert_eq!(second.results.uid, night.results.uid);
+        assert_eq!(second.results.night, night.results.night);
+        let nights: i64 = rusqlite::Connection::open(&lab.history)
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM nights", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(nights, 1);
         let cell = &night.results.cells[0];
         let indices: Vec<u32> = cell.runs.iter().map(|r| r.index).collect();
         assert_eq!(indices, [1, 2, 3, 4]);

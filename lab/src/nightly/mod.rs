@@ -130,6 +130,7 @@ fn checked_history(path: &std::path::Path, errors: &mut Vec<String>) -> Result<H
 
 pub async fn night(lab: &LabConfig, opts: &NightOptions) -> Result<NightOutcome> {
     let started = now();
+    let uid = crate::results::night::NightResults::fresh_uid(&started, &opts.out);
     let what = match opts.shard {
         Some(spec) => format!("shard {spec} of the night"),
         None => "night".into(),
@@ -197,9 +198,16 @@ pub async fn night(lab: &LabConfig, opts: &NightOptions) -> Result<NightOutcome>
     let commits = plan.commits.clone();
     let ran = record::ran(plan, runs);
     match mode {
-        Mode::Shard(shard) => record::shard(lab, &opts.out, ran, errors, started, shard),
+        Mode::Shard(shard) => record::shard(lab, &opts.out, ran, errors, (started, uid), shard),
         Mode::Whole(history) => record::night(
-            lab, &opts.out, ran, &commits, errors, history, started, None,
+            lab,
+            &opts.out,
+            ran,
+            &commits,
+            errors,
+            history,
+            (started, uid),
+            None,
         ),
     }
 }

@@ -106,7 +106,12 @@ fn finish_cells(ran: Vec<Ran>, errors: &mut Vec<String>) -> Vec<CellResult> {
 }
 
 /// The night's results before the history is asked.
-fn results(lab: &LabConfig, started: String, ran: Vec<Ran>, errors: Vec<String>) -> NightResults {
+fn results(
+    lab: &LabConfig,
+    (started, uid): (String, String),
+    ran: Vec<Ran>,
+    errors: Vec<String>,
+) -> NightResults {
     let mut errors = errors;
     let cells = finish_cells(ran, &mut errors);
     NightResults {
@@ -114,6 +119,7 @@ fn results(lab: &LabConfig, started: String, ran: Vec<Ran>, errors: Vec<String>)
         lab: lab.name.clone(),
         config: lab.file.display().to_string(),
         started,
+        uid,
         ended: super::now(),
         night: None,
         cells,
@@ -132,7 +138,7 @@ pub fn shard(
     out: &Path,
     ran: Vec<Ran>,
     errors: Vec<String>,
-    started: String,
+    started: (String, String),
     shard: Shard,
 ) -> Result<NightOutcome> {
     let mut results = results(lab, started, ran, errors);
@@ -155,7 +161,7 @@ pub fn night(
     commits: &BTreeMap<String, Option<String>>,
     errors: Vec<String>,
     mut history: History,
-    started: String,
+    started: (String, String),
     merged: Option<Merged>,
 ) -> Result<NightOutcome> {
     let mut results = results(lab, started, ran, errors);
@@ -202,8 +208,23 @@ fn compare_with_history(
     let mut changes = Vec::new();
     let mut night_id = None;
     for (source, rows) in by_source.into_iter().filter(|(_, rows)| !rows.is_empty()) {
+        // The same night (a merge of the same shards again) is recorded once.
+        if let Some(id) = history.night_of(results.identity(), source)? {
+            crate::events::warn(format!(
+                "this night ({}) is already in the history as night {id} for {source}: \
+                 not recorded again",
+                results.identity()
+            ));
+            night_id.get_or_insert(id);
+            continue;
+        }
         let commit = commits.get(source).cloned().flatten();
-        let id = history.record(&results.started, source, commit.as_deref(), &rows)?;
+        let id = history.record(
+            (&results.started, results.identity()),
+            source,
+            commit.as_deref(),
+            &rows,
+        )?;
         night_id.get_or_insert(id);
         changes.extend(history.changes(id)?);
     }

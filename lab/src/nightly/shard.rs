@@ -35,6 +35,11 @@ impl ShardSpec {
         }
         Ok(ShardSpec { index, count })
     }
+
+    /// Shard `index` of `count` as data names it (a shard's results.json).
+    pub fn try_new(index: u32, count: u32) -> Result<Self> {
+        ShardSpec::new(index, count, "its results.json")
+    }
 }
 
 impl FromStr for ShardSpec {

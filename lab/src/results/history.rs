@@ -15,7 +15,8 @@ CREATE TABLE IF NOT EXISTS nights (
     id INTEGER PRIMARY KEY,
     started TEXT NOT NULL,
     source TEXT NOT NULL,
-    commit_id TEXT
+    commit_id TEXT,
+    uid TEXT
 );
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
@@ -35,8 +36,10 @@ CREATE TABLE IF NOT EXISTS reports (
 );
 CREATE INDEX IF NOT EXISTS runs_cell ON runs(variant, scenario, plan_key);
 CREATE INDEX IF NOT EXISTS reports_run ON reports(run);
-PRAGMA user_version = 1;
 ";
+
+/// The nights' uid (schema 2): added to a history made before it.
+const MIGRATE_UID: &str = "ALTER TABLE nights ADD COLUMN uid TEXT;";
 
 /// One matrix cell: what must be equal for two nights to be compared.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -78,6 +81,19 @@ pub struct Change {
     pub title: String,
 }
 
+/// Bring an older history to this schema (in place, once).
+fn migrate(db: &Connection) -> rusqlite::Result<()> {
+    let version: i64 = db.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version < 2 {
+        let has_uid = db.prepare("SELECT uid FROM nights LIMIT 0").is_ok();
+        if !has_uid {
+            db.execute_batch(MIGRATE_UID)?;
+        }
+        db.execute_batch("PRAGMA user_version = 2;")?;
+    }
+    Ok(())
+}
+
 pub struct History {
     db: Connection,
     path: PathBuf,
@@ -103,6 +119,7 @@ impl History {
         db.busy_timeout(std::time::Duration::from_secs(60))
             .map_err(named)?;
         db.execute_batch(SCHEMA).map_err(named)?;
+        migrate(&db).map_err(named)?;
         Ok(History {
             db,
             path: path.to_path_buf(),
@@ -116,6 +133,7 @@ impl History {
         };
         let db = Connection::open_in_memory().map_err(named)?;
         db.execute_batch(SCHEMA).map_err(named)?;
+        migrate(&db).map_err(named)?;
         Ok(History {
             db,
             path: ":memory:".into(),
@@ -152,28 +170,43 @@ impl History {
     }
 
     /// Store one night's runs; returns the night's id.
+    /// `(started, uid)`: when the night started, and its unique identity.
     pub fn record(
         &mut self,
-        started: &str,
+        night: (&str, &str),
         source: &str,
         commit: Option<&str>,
         runs: &[RunRow],
     ) -> Result<i64, HistoryError> {
-        let result = self.record_runs(started, source, commit, runs);
+        let result = self.record_runs(night, source, commit, runs);
         self.named(result)
+    }
+
+    /// The history's night of this uid and source line, if it was recorded.
+    pub fn night_of(&self, uid: &str, source: &str) -> Result<Option<i64>, HistoryError> {
+        let found = self.db.query_row(
+            "SELECT id FROM nights WHERE uid = ?1 AND source = ?2",
+            params![uid, source],
+            |row| row.get(0),
+        );
+        match found {
+            Ok(id) => Ok(Some(id)),
+            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+            Err(e) => self.named(Err(e)),
+        }
     }
 
     fn record_runs(
         &mut self,
-        started: &str,
+        (started, uid): (&str, &str),
         source: &str,
         commit: Option<&str>,
         runs: &[RunRow],
     ) -> rusqlite::Result<i64> {
         let tx = self.db.transaction()?;
         tx.execute(
-            "INSERT INTO nights (started, source, commit_id) VALUES (?1, ?2, ?3)",
-            params![started, source, commit],
+            "INSERT INTO nights (started, source, commit_id, uid) VALUES (?1, ?2, ?3, ?4)",
+            params![started, source, commit, uid],
         )?;
         let night = tx.last_insert_rowid();
         for r in runs {
@@ -487,7 +520,7 @@ mod tests {
 
     fn night(h: &mut History, runs: &[RunRow]) -> i64 {
         h.record(
-            "2026-11-26T00:00:00Z",
+            ("2026-11-26T00:00:00Z", ""),
             "debian:linux-source-6.12",
             Some("c1"),
             runs,
@@ -575,7 +608,7 @@ mod tests {
         assert!(h.changes(n).unwrap().is_empty());
         let n = h
             .record(
-                "t",
+                ("t", ""),
                 "git:linux@master",
                 Some("c2"),
                 &[run("baseline", 1, &[UAF])],

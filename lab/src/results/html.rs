@@ -54,7 +54,7 @@ fn console_href(cell: &CellResult, r: &RunResult) -> String {
     [
         encode(&cell.variant),
         encode(&cell.scenario),
-        format!("run-{:03}", r.index),
+        crate::name::run_dir_name(r.index),
         "console.log".to_string(),
     ]
     .join("/")
@@ -75,17 +75,19 @@ fn class(cell: &CellResult) -> &'static str {
     }
 }
 
+/// A cell's anchor: one for each (variant, scenario), never shared. Letters, digits and `-`
+/// stand as they are, every other byte as `_XX`, and the two names are joined by `.` (which
+/// the encoding never yields).
 fn anchor(cell: &CellResult) -> String {
-    format!("{}--{}", cell.variant, cell.scenario)
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    let encode = |name: &str| -> String {
+        name.bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' => (b as char).to_string(),
+                _ => format!("_{b:02x}"),
+            })
+            .collect()
+    };
+    format!("{}.{}", encode(&cell.variant), encode(&cell.scenario))
 }
 
 /// (failed runs, runs that said something about the kernel): a failure is a finding (a
@@ -305,6 +307,34 @@ pub fn page(n: &NightResults) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    /// Distinct cells get distinct anchors, whatever their names hold.
+    #[test]
+    fn anchors_never_collide() {
+        let cell = |v: &str, s: &str| -> CellResult {
+            serde_json::from_value(serde_json::json!({
+                "variant": v, "scenario": s, "source": "x", "plan_key": "k", "kernel": null,
+                "runs": [], "commit": null, "expect": null, "note": null, "runs_planned": 0,
+                "duration_ms": 0, "counts": {"pass": 0, "fail": 0, "error": 0, "skipped": 0},
+            }))
+            .unwrap()
+        };
+        let names = [
+            ("v6.12", "s"),
+            ("v6_12", "s"),
+            ("v6-12", "s"),
+            ("a--b", "c"),
+            ("a", "b--c"),
+            ("a.b", "c"),
+            ("a", "b.c"),
+            ("v_2e12", "s"),
+            ("ü", "s"),
+            ("u", "s"),
+        ];
+        let anchors: std::collections::BTreeSet<String> =
+            names.iter().map(|(v, s)| anchor(&cell(v, s))).collect();
+        assert_eq!(anchors.len(), names.len(), "{anchors:?}");
+    }
     use super::*;
 
     #[test]

@@ -83,14 +83,59 @@ struct Logs<'a> {
 
 impl Logs<'_> {
     fn url(&self, cell: &CellResult, r: &RunResult, file: &str) -> String {
+        let run = crate::name::run_dir_name(r.index);
         format!(
-            "{}/{}/{}/run-{:03}/{file}",
+            "{}/{}",
             self.base.trim_end_matches('/'),
-            cell.variant,
-            cell.scenario,
-            r.index
+            url_path(&[&cell.variant, &cell.scenario, &run, file])
         )
     }
+}
+
+/// What a URL's path segment may hold as it is (RFC 3986's unreserved characters); every
+/// other byte is percent-encoded.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The one URL encoder: path segments, each percent-encoded, joined by `/`.
+pub fn url_path(segments: &[&str]) -> String {
+    segments
+        .iter()
+        .map(|s| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// A local directory as a `file://` URL, through the same encoder.
+pub fn file_url(dir: &Path) -> String {
+    let segments: Vec<String> = dir
+        .iter()
+        .skip(1)
+        .map(|c| c.to_string_lossy().into_owned())
+        .collect();
+    let refs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    format!("file:///{}", url_path(&refs))
+}
+
+/// Whether the export holds the whole night, for every object's misc: a single shard or a
+/// merge with shards missing says so.
+fn night_misc(night: &NightResults) -> Value {
+    let incomplete = match (&night.shard, &night.merged) {
+        (Some(s), _) => Some(format!(
+            "shard {} of a night: the other shards' runs are not in it",
+            s.name()
+        )),
+        (_, Some(m)) if !m.missing.is_empty() => Some(m.describe()),
+        _ => None,
+    };
+    json!({
+        "id": night.identity(),
+        "complete": incomplete.is_none(),
+        "incomplete": incomplete,
+    })
 }
 
 fn checkout_id(origin: &str, cell: &CellResult) -> String {
@@ -145,6 +190,7 @@ fn checkout(origin: &str, night: &NightResults, cell: &CellResult) -> Value {
         misc.insert("patches".into(), json!(k.inputs.patches));
         c.insert("valid".into(), json!(true));
     }
+    misc.insert("night".into(), night_misc(night));
     c.insert("misc".into(), Value::Object(misc));
     Value::Object(c)
 }
@@ -208,7 +254,13 @@ fn findings(r: &RunResult) -> Vec<(String, String, String)> {
 }
 
 /// A run as a KCIDB test.
-fn run_test(origin: &str, logs: &Logs, cell: &CellResult, r: &RunResult, id: &str) -> Value {
+fn run_test(
+    origin: &str,
+    (logs, night): (&Logs, &NightResults),
+    cell: &CellResult,
+    r: &RunResult,
+    id: &str,
+) -> Value {
     let path = format!("lab.{}.{}", node(&cell.scenario), node(&cell.variant));
     let mut t = Map::new();
     t.insert("id".into(), json!(id));
@@ -252,6 +304,7 @@ fn run_test(origin: &str, logs: &Logs, cell: &CellResult, r: &RunResult, id: &st
             "outcome": r.outcome_name(),
             "first_report_ms": r.first_report_ms,
             "expect": cell.expect,
+            "night": night_misc(night),
         }),
     );
     Value::Object(t)
@@ -294,11 +347,15 @@ pub fn export(night: &NightResults, origin: &str, log_base: &str) -> Result<Valu
         }
         let path = format!("lab.{}.{}", node(&cell.scenario), node(&cell.variant));
         for r in &cell.runs {
+            // The night's unique identity: nights started in the same second stay apart.
             let id = format!(
                 "{origin}:{}:{}:{}:{}",
-                night.started, cell.variant, cell.scenario, r.index
+                night.identity(),
+                cell.variant,
+                cell.scenario,
+                r.index
             );
-            tests.push(run_test(origin, &logs, cell, r, &id));
+            tests.push(run_test(origin, (&logs, night), cell, r, &id));
             for (signature, title, kind) in findings(r) {
                 let issue_id = format!("{origin}:{signature}");
                 issues.entry(issue_id.clone()).or_insert_with(|| {
@@ -355,7 +412,7 @@ pub fn export_dir(dir: &Path, origin: &str, log_base: Option<&str>) -> Result<St
         None => {
             let abs = std::fs::canonicalize(dir)
                 .with_context(|| format!("cannot resolve {}", dir.display()))?;
-            format!("file://{}", abs.display())
+            file_url(&abs)
         }
     };
     let doc = export(&night, origin, &base)?;
@@ -374,6 +431,80 @@ mod tests {
         );
         assert_eq!(nodes("a b/c:d"), "a_b.c_d");
         assert_eq!(node(""), "_");
+    }
+
+    /// Whatever a directory or a name holds, a URL made of it holds only unreserved
+    /// characters, `/`, `:` of the scheme and %XX escapes that decode back to it.
+    #[test]
+    fn urls_are_percent_encoded_by_one_encoder() {
+        for dir in ["/tmp/a b/#night%20/ü", "/n/100%/x?y", "/plain/dir"] {
+            let url = file_url(Path::new(dir));
+            let rest = url.strip_prefix("file:///").unwrap();
+            assert!(
+                rest.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~/%".contains(&b)),
+                "{url}"
+            );
+            let decoded = percent_encoding::percent_decode_str(rest)
+                .decode_utf8()
+                .unwrap();
+            assert_eq!(format!("/{decoded}"), dir);
+        }
+        assert_eq!(
+            url_path(&["v 1", "s#2", "run-001", "console.log"]),
+            "v%201/s%232/run-001/console.log"
+        );
+    }
+
+    /// Two nights started in the same second, and a shard, export distinct ids; the shard
+    /// says it is not the whole night.
+    #[test]
+    fn test_ids_carry_the_nights_identity_and_a_shard_says_it_is_partial() {
+        let night = |uid: &str| -> NightResults {
+            serde_json::from_value(json!({
+                "schema": crate::results::night::SCHEMA_VERSION, "lab": "l", "config": "lab.toml",
+                "started": "2026-12-06T10:00:00Z", "ended": "2026-12-06T10:01:00Z", "uid": uid,
+                "night": null, "changes": [], "errors": [],
+                "cells": [{
+                    "variant": "v", "scenario": "s", "source": "debian:x", "plan_key": "k",
+                    "kernel": null, "commit": null, "expect": null, "note": null,
+                    "runs_planned": 1, "duration_ms": 1000,
+                    "counts": {"pass": 0, "fail": 0, "error": 0, "skipped": 1},
+                    "runs": [serde_json::to_value(RunResult::skipped(1, "/n/v/s/run-001".into(), "x".into())).unwrap()],
+                }],
+            }))
+            .unwrap()
+        };
+        let ids = |n: &NightResults| -> Vec<String> {
+            export(n, "lab", "file:///n").unwrap()["tests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["id"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let (a, b) = (night("aaaa"), night("bbbb"));
+        assert_ne!(ids(&a), ids(&b));
+        let doc = export(&a, "lab", "file:///n").unwrap();
+        assert_eq!(doc["tests"][0]["misc"]["night"]["complete"], true);
+        let mut shard = night("cccc");
+        shard.shard = Some(crate::results::shard::Shard {
+            index: 1,
+            count: 2,
+            plan: crate::results::shard::PlanIdentity {
+                lab_sha256: String::new(),
+                commits: Default::default(),
+                cells: vec![],
+            },
+            share: vec![],
+        });
+        let doc = export(&shard, "lab", "file:///n").unwrap();
+        let misc = &doc["tests"][0]["misc"]["night"];
+        assert_eq!(misc["complete"], false, "{misc}");
+        assert!(
+            misc["incomplete"].as_str().unwrap().contains("shard 1/2"),
+            "{misc}"
+        );
     }
 
     #[test]

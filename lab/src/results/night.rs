@@ -24,6 +24,11 @@ pub struct NightResults {
     pub config: String,
     pub started: String,
     pub ended: String,
+    /// The night's unique identity (nights started in the same second differ; a night
+    /// merged twice from the same shards is the same night). Empty in nights recorded
+    /// before it existed: [`NightResults::identity`] is their start time then.
+    #[serde(default)]
+    pub uid: String,
     /// The night's id in the history.
     pub night: Option<i64>,
     pub cells: Vec<CellResult>,
@@ -39,6 +44,37 @@ pub struct NightResults {
 }
 
 impl NightResults {
+    /// The night's unique identity: its uid, or its start time for an older night.
+    pub fn identity(&self) -> &str {
+        if self.uid.is_empty() {
+            &self.started
+        } else {
+            &self.uid
+        }
+    }
+
+    /// A new night's uid: its start, its directory, this process and the clock, hashed.
+    pub fn fresh_uid(started: &str, out: &std::path::Path) -> String {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let text = format!(
+            "{started}\0{}\0{}\0{nanos}",
+            out.display(),
+            std::process::id()
+        );
+        hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes())[..16])
+    }
+
+    /// The uid of a night merged from shards with these uids: the same shards give the
+    /// same night.
+    pub fn merged_uid(shard_uids: &[&str]) -> String {
+        let mut uids = shard_uids.to_vec();
+        uids.sort_unstable();
+        let text = format!("merged\0{}", uids.join("\0"));
+        hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes())[..16])
+    }
+
     /// The night in `dir` (its results.json).
     pub fn read(dir: &std::path::Path) -> anyhow::Result<NightResults> {
         let file = dir.join("results.json");
@@ -462,6 +498,7 @@ mod tests {
 
     fn night() -> NightResults {
         NightResults {
+            uid: String::new(),
             schema: SCHEMA_VERSION,
             lab: "seed lab".into(),
             config: "lab.toml".into(),
@@ -612,7 +649,7 @@ mod tests {
         assert!(page.contains("WARNING in dma_buf_poll ✓"), "{page}");
         assert!(page.contains("1 regression(s)"));
         assert!(page.contains("2/2 (34–100 %)"), "{page}");
-        assert!(page.contains("id=\"epoll-unpinned-poll--epoll-dmabuf-race\""));
+        assert!(page.contains("id=\"epoll-unpinned-poll.epoll-dmabuf-race\""));
         // Self-contained: no script, no external resource.
         assert!(!page.contains("<script") && !page.contains(" src=") && !page.contains("<link"));
     }

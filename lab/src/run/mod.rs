@@ -398,7 +398,7 @@ async fn one_run(
         schedule,
         snapshots,
     } = planned;
-    let dir = opts.out.join(format!("run-{index:03}"));
+    let dir = opts.out.join(crate::name::run_dir_name(index));
     let mut params = scenario.params.clone();
     params.extend(prepared.params.clone());
     let mut spec = BootSpec {
