@@ -17,6 +17,7 @@ pub mod report;
 pub mod results;
 pub mod run;
 pub mod tap;
+pub mod text;
 pub mod ui;
 pub mod units;
 pub mod vm;

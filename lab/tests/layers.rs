@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 /// The layers, bottom up: a module may import only modules of lower layers.
 const LAYERS: &[&[&str]] = &[
-    &["units", "events", "files", "name"],
+    &["units", "events", "files", "name", "text"],
     &["interrupt", "report", "tap"],
     &["cache", "child"],
     &["config"],

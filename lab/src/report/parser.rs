@@ -167,82 +167,7 @@ fn caller_tag(b: &[u8], i: usize) -> Option<(usize, usize)> {
     (close > start + 1 && b.get(close) == Some(&b']')).then_some((start, close + 1))
 }
 
-/// The line without terminal escape sequences (`ESC [ … m`, `ESC x`) and other control bytes
-/// (NUL, BEL, DEL, stray bytes), which consoles carry around the kernel's text; tabs stay.
-/// Borrowed when there are none (nearly every line).
-pub fn without_control(line: &str) -> std::borrow::Cow<'_, str> {
-    let is_control = |c: char| c.is_control() && c != '\t' && c != '\n' && c != '\r';
-    // One pass over the bytes: ASCII controls, DEL, and 0xC2 (which starts the C1 controls).
-    if printable_ascii(line.as_bytes())
-        || !line
-            .bytes()
-            .any(|b| (b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r') || b == 0x7f || b == 0xc2)
-    {
-        return std::borrow::Cow::Borrowed(line);
-    }
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\u{1b}' => match chars.next() {
-                // CSI: parameters and intermediates up to a final byte @..~.
-                Some('[') => {
-                    for c in chars.by_ref() {
-                        if ('@'..='~').contains(&c) {
-                            break;
-                        }
-                    }
-                }
-                // OSC: up to BEL or ESC \.
-                Some(']') => {
-                    while let Some(c) = chars.next() {
-                        if c == '\u{7}' || (c == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
-                            break;
-                        }
-                    }
-                }
-                // Other escapes: intermediates (space../) then one final byte.
-                Some(mut c) => {
-                    while (' '..='/').contains(&c) {
-                        match chars.next() {
-                            Some(next) => c = next,
-                            None => break,
-                        }
-                    }
-                }
-                None => {}
-            },
-            c if is_control(c) => {}
-            c => out.push(c),
-        }
-    }
-    // What trailed the text was the escape's: the text ends where it did without it.
-    let kept = out.trim_end_matches([' ', '\t']).len();
-    out.truncate(kept);
-    std::borrow::Cow::Owned(out)
-}
-
-/// How much of `available` a bounded line reader takes with `room` bytes left, and whether
-/// that ends the line: up to and including a newline, or `room` bytes (an over-long line comes
-/// in pieces; console output is untrusted).
-pub fn line_piece(available: &[u8], room: usize) -> (usize, bool) {
-    match memchr::memchr(b'\n', &available[..available.len().min(room)]) {
-        Some(i) => (i + 1, true),
-        None if available.len() >= room => (room, true),
-        None => (available.len(), false),
-    }
-}
-
-/// Whether every byte is printable ASCII (nearly every console line): checked 16 bytes at a
-/// time without a branch per byte, so that it vectorizes.
-fn printable_ascii(b: &[u8]) -> bool {
-    let outside = |x: u8| x.wrapping_sub(0x20) > 0x5e;
-    let mut chunks = b.chunks_exact(16);
-    chunks
-        .by_ref()
-        .all(|c| !c.iter().fold(false, |seen, &x| seen | outside(x)))
-        && !chunks.remainder().iter().any(|&x| outside(x))
-}
+pub use crate::text::without_control;
 
 /// `func.cold`, `func.isra.0`, `func.constprop.0`, `func.part.0`, `func+0x1/0x2` → `func`
 /// (each side of KCSAN's `a / b`, in the byte order of the symbols as the kernel's
@@ -302,7 +227,10 @@ fn syscall_name(function: &str) -> String {
 
 struct Open {
     format: &'static Format,
+    /// The header's captures; a capture next to bytes that were not text (U+FFFD) is a cut
+    /// name, dropped (and the report marked corrupted): a title never names half a symbol.
     captures: Vec<Option<String>>,
+    garbled: bool,
     caller: Option<String>,
     line: usize,
     /// The report's lines, header first, joined by newlines.
@@ -371,8 +299,13 @@ impl Parser {
                 format,
                 captures: caps
                     .iter()
+                    .map(|m| m.filter(|m| !next_to_garbage(text.trim_start(), m)))
                     .map(|m| m.map(|m| m.as_str().to_string()))
                     .collect(),
+                garbled: caps
+                    .iter()
+                    .flatten()
+                    .any(|m| next_to_garbage(text.trim_start(), &m)),
                 caller: caller.map(str::to_string),
                 line: self.line_no,
                 text: text.to_string(),
@@ -484,7 +417,9 @@ fn finish(open: Open) -> Report {
         .map(|f| make_title(Some(f)))
         .filter(|t| *t != title)
         .collect();
-    let corrupted_reason = if needs_func && candidates.is_empty() {
+    let corrupted_reason = if open.garbled {
+        Some("a name in the header holds bytes that are not text".to_string())
+    } else if needs_func && candidates.is_empty() {
         Some("no stack frame outside the reporting machinery".to_string())
     } else if TIMESTAMP.is_match(&title) {
         Some("the title contains a timestamp (interleaved output)".to_string())
@@ -510,6 +445,14 @@ fn finish(open: Open) -> Report {
         at_ms: None,
         text: open.text,
     }
+}
+
+/// Whether a header capture touches a character that stands for bytes that were not text.
+fn next_to_garbage(text: &str, m: &regex::Match) -> bool {
+    let before = text[..m.start()].chars().next_back();
+    let after = text[m.end()..].chars().next();
+    [before, after].contains(&Some(char::REPLACEMENT_CHARACTER))
+        || m.as_str().contains(char::REPLACEMENT_CHARACTER)
 }
 
 /// The guilty function first, then alternates, as titles name them.
@@ -655,26 +598,32 @@ pub fn parse_reader(mut reader: impl std::io::BufRead) -> std::io::Result<(Vec<R
         }
     };
     let mut buf = Vec::new();
+    // Whether the piece read is the tail of a line cut at MAX_READ: never a line of its own.
+    let mut continued = false;
     loop {
         buf.clear();
         // Like read_until(b'\n'), never holding more than MAX_READ bytes.
+        let mut end = crate::text::End::More;
         loop {
             let available = reader.fill_buf()?;
             if available.is_empty() {
                 break;
             }
-            let (take, done) = line_piece(available, MAX_READ - buf.len());
+            let (take, e) = crate::text::line_piece(available, MAX_READ - buf.len());
             buf.extend_from_slice(&available[..take]);
             reader.consume(take);
-            if done {
+            end = e;
+            if end != crate::text::End::More {
                 break;
             }
         }
         if buf.is_empty() {
             break;
         }
-        let line = String::from_utf8_lossy(&buf);
-        keep(parser.feed(&line), &mut reports);
+        if !continued {
+            keep(parser.feed(&crate::text::decode(&buf)), &mut reports);
+        }
+        continued = end == crate::text::End::Cut;
     }
     keep(parser.finish(), &mut reports);
     reports.sort_by_key(|r| r.line);
@@ -1004,6 +953,129 @@ WARNING: CPU: 1 PID: 2 at fs/b.c:2 beta_fn+0x1/0x10
         }
     }
 
+    /// Control sequences in every form a console carries them, as bytes: 7-bit escapes,
+    /// 8-bit CSI raw (0x9b) and UTF-8-encoded (C2 9B), other C0 and C1 controls raw and
+    /// encoded, OSC strings.
+    const CONTROL_BYTES: &[&[u8]] = &[
+        b"\x00",
+        b"\x01",
+        b"\x07",
+        b"\x08",
+        b"\x0b",
+        b"\x0c",
+        b"\x0e",
+        b"\x1a",
+        b"\x1f",
+        b"\x7f",
+        b"\x1b[0m",
+        b"\x1b[31;1m",
+        b"\x1b[?25h\x1b[K",
+        b"\x1b(B",
+        b"\x1b]0;t\x07",
+        b"\x9b1;31m",
+        b"\x9b0K",
+        b"\xc2\x9b1m",
+        b"\xc2\x9b?25l",
+        b"\x85",
+        b"\x9d0;t\x9c",
+        b"\xc2\x85",
+        b"\xc2\x9d0;t\xc2\x9c",
+        b"\xc2\x80",
+        b"\x1b]8;;x\x1b\\",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(16))]
+        /// Any control sequence inserted anywhere (between any two characters of any line)
+        /// of a captured console, and its lines ended by LF, CRLF or a bare CR, leaves every
+        /// report's title, signature and frames as they were.
+        #[test]
+        fn control_sequences_anywhere_and_any_line_end_change_nothing(seed in proptest::num::u64::ANY) {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
+            let mut state = seed | 1;
+            let mut next = move || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state
+            };
+            for sub in ["console", "foreign"] {
+                for entry in std::fs::read_dir(dir.join(sub)).unwrap().flatten() {
+                    let path = entry.path();
+                    if path.extension().is_some_and(|e| e == "expected") {
+                        continue;
+                    }
+                    let clean = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+                    let mut dirty = Vec::new();
+                    for line in lines(&clean) {
+                        let bounds: Vec<usize> = (0..=line.len()).filter(|&i| line.is_char_boundary(i)).collect();
+                        let mut at: Vec<usize> = (0..1 + next() % 3)
+                            .map(|_| bounds[(next() % bounds.len() as u64) as usize])
+                            .collect();
+                        at.sort_unstable();
+                        let mut from = 0;
+                        for i in at {
+                            dirty.extend_from_slice(line[from..i].as_bytes());
+                            dirty.extend_from_slice(CONTROL_BYTES[(next() % CONTROL_BYTES.len() as u64) as usize]);
+                            from = i;
+                        }
+                        dirty.extend_from_slice(line[from..].as_bytes());
+                        dirty.extend_from_slice([&b"\n"[..], b"\r\n", b"\r"][(next() % 3) as usize]);
+                    }
+                    let (got, _) = parse_reader(&dirty[..]).unwrap();
+                    let (want, _) = parse_reader(clean.as_bytes()).unwrap();
+                    proptest::prop_assert_eq!(report_keys(&got), report_keys(&want), "{}", path.display());
+                }
+            }
+        }
+    }
+
+    /// A byte that is not text inside a function name of the header never yields a title
+    /// naming half a symbol: the report is titled by a whole frame and marked corrupted.
+    #[test]
+    fn a_garbled_function_name_is_never_a_title() {
+        for (file, name) in [
+            ("epoll-unpinned-poll-dmabuf.log", "dma_buf_poll"),
+            ("eventfd-no-kref-uring.log", "eventfd_signal_mask"),
+        ] {
+            let bytes = std::fs::read(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/corpus/console")
+                    .join(file),
+            )
+            .unwrap();
+            for at in 1..name.len() {
+                let garbled = [&name.as_bytes()[..at], b"\xff", &name.as_bytes()[at..]].concat();
+                let text = String::from_utf8_lossy(&bytes);
+                let dirty = bytes
+                    .split(|&b| b == b'\n')
+                    .map(|l| {
+                        let s = String::from_utf8_lossy(l);
+                        match s.contains(name) {
+                            true => s
+                                .replace(name, &String::from_utf8_lossy(&garbled))
+                                .into_bytes(),
+                            false => l.to_vec(),
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(&b'\n');
+                let (reports, _) = parse_reader(&dirty[..]).unwrap();
+                let clean = parse(&text);
+                for r in &reports {
+                    let func = r.title.rsplit(' ').next().unwrap();
+                    assert!(
+                        !name.starts_with(func) || func == name,
+                        "{file} cut at {at}: {}",
+                        r.title
+                    );
+                    assert!(!r.title.contains('\u{fffd}'), "{}", r.title);
+                }
+                assert_eq!(reports.len(), clean.len(), "{file}");
+            }
+        }
+    }
+
     #[test]
     fn a_stream_gives_what_the_text_gives_and_keeps_at_most_the_cap() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/console");
@@ -1022,26 +1094,6 @@ WARNING: CPU: 1 PID: 2 at fs/b.c:2 beta_fn+0x1/0x10
             .repeat(MAX_REPORTS + 7);
         let (reports, more) = parse_reader(many.as_bytes()).unwrap();
         assert_eq!((reports.len(), more), (MAX_REPORTS, 7));
-    }
-
-    #[test]
-    fn line_pieces_end_at_a_newline_or_the_room_left() {
-        assert_eq!(line_piece(b"ab\ncd", 10), (3, true));
-        assert_eq!(line_piece(b"abcd", 10), (4, false));
-        assert_eq!(line_piece(b"abcd\n", 2), (2, true));
-        assert_eq!(line_piece(b"ab\n", 3), (3, true));
-        assert_eq!(line_piece(b"", 3), (0, false));
-    }
-
-    #[test]
-    fn lines_split_like_str_lines() {
-        for text in ["", "a", "a\n", "a\r\nb", "\n\nx\r\n", "x\ny\n\n"] {
-            assert_eq!(
-                lines(text).collect::<Vec<_>>(),
-                text.lines().collect::<Vec<_>>(),
-                "{text:?}"
-            );
-        }
     }
 
     #[test]

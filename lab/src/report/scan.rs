@@ -184,19 +184,5 @@ fn access(t: &str) -> Option<Access> {
     })
 }
 
-/// The lines of a text, as `str::lines` gives them, found with one vectorized pass.
-pub fn lines(text: &str) -> impl Iterator<Item = &str> {
-    let mut start = 0;
-    memchr::memchr_iter(b'\n', text.as_bytes())
-        .map(Some)
-        .chain([None])
-        .filter_map(move |end| {
-            let line = match end {
-                Some(end) => &text[start..end],
-                None if start < text.len() => &text[start..],
-                None => return None,
-            };
-            start = end.map_or(text.len(), |e| e + 1);
-            Some(line.strip_suffix('\r').unwrap_or(line))
-        })
-}
+/// The lines of a text, each line end (LF, CRLF, a bare CR) ending one.
+pub use crate::text::lines;

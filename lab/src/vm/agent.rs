@@ -49,7 +49,7 @@ pub async fn start(
         loop {
             line.clear();
             match read_bounded_line(&mut reader, &mut line, MAX_FRAME).await {
-                Ok(0) | Err(_) => break,
+                Ok((0, _)) | Err(_) => break,
                 Ok(_) => {}
             }
             if !log_failed {

@@ -1,6 +1,7 @@
 //! Console capture: every byte the guest prints goes to `console.log` as it arrives, and every
 //! line goes to the scanners (the report parser plugs in here) and to the run loop.
 
+use crate::text::End;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -75,7 +76,9 @@ impl Console {
         self.lines.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    async fn line(&self, raw: &[u8]) {
+    /// One line's bytes as the guest sent them; `continued` when they are the tail of a line
+    /// cut at MAX_LINE, which is kept in the file and never scanned as a line of its own.
+    async fn line(&self, raw: &[u8], continued: bool) {
         // The file gets the bytes exactly as the guest sent them, flushed line by line so a
         // crash of `lab` loses nothing already printed.
         if !self.write_failed.load(std::sync::atomic::Ordering::Relaxed) {
@@ -93,12 +96,15 @@ impl Console {
                 )));
             }
         }
+        if continued {
+            return;
+        }
         let first = self
             .lines
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             == 0;
-        let text = String::from_utf8_lossy(raw);
-        let text = text.trim_end_matches(['\n', '\r']);
+        let text = crate::text::decode(raw);
+        let text = text.as_str();
         let at = self.start.elapsed();
         let mut stops = Vec::new();
         for scanner in self.scanners.lock().unwrap().iter_mut() {
@@ -123,11 +129,15 @@ impl Console {
     pub async fn pump(self: Arc<Self>, source: impl AsyncRead + Unpin) {
         let mut reader = BufReader::new(source);
         let mut buf = Vec::new();
+        let mut continued = false;
         loop {
             buf.clear();
             match read_bounded_line(&mut reader, &mut buf, MAX_LINE).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => self.line(&buf).await,
+                Ok((0, _)) | Err(_) => break,
+                Ok((_, end)) => {
+                    self.line(&buf, continued).await;
+                    continued = end == crate::text::End::Cut;
+                }
             }
         }
         let _ = self.events.send(ConsoleEvent::Closed);
@@ -135,22 +145,23 @@ impl Console {
 }
 
 /// Like `read_until(b'\n')`, but never holds more than `max` bytes: a longer line comes in
-/// pieces of `max` bytes (guest output is untrusted).
+/// pieces of `max` bytes (guest output is untrusted), the first ending [`End::Cut`]. A bare
+/// CR ends a line too.
 pub async fn read_bounded_line<R: AsyncBufReadExt + Unpin>(
     reader: &mut R,
     buf: &mut Vec<u8>,
     max: usize,
-) -> std::io::Result<usize> {
+) -> std::io::Result<(usize, End)> {
     loop {
         let available = reader.fill_buf().await?;
         if available.is_empty() {
-            return Ok(buf.len());
+            return Ok((buf.len(), End::More));
         }
-        let (take, done) = crate::report::parser::line_piece(available, max - buf.len());
+        let (take, end) = crate::text::line_piece(available, max - buf.len());
         buf.extend_from_slice(&available[..take]);
         reader.consume(take);
-        if done {
-            return Ok(buf.len());
+        if end != End::More {
+            return Ok((buf.len(), end));
         }
     }
 }
@@ -237,6 +248,38 @@ mod tests {
             .unwrap();
         let input = vec![b'x'; MAX_LINE * 3 + 5];
         console.clone().pump(&input[..]).await;
-        assert_eq!(console.lines(), 4);
+        assert_eq!(console.lines(), 1);
+    }
+
+    /// The tail of a cut line is never a line: a header at its start reaches no scanner,
+    /// and the file keeps every byte.
+    #[tokio::test]
+    async fn the_tail_of_a_cut_line_is_not_read_as_a_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.log");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (console, mut rx) =
+            Console::create(&path, vec![Box::new(Collect(seen.clone()))], Instant::now())
+                .await
+                .unwrap();
+        let mut all = Vec::new();
+        for pad in [MAX_LINE, MAX_LINE - 1, 2 * MAX_LINE] {
+            seen.lock().unwrap().clear();
+            let mut input = vec![b'x'; pad];
+            input.extend_from_slice(b"Kernel panic - not syncing: forged\nstop here\n");
+            console.clone().pump(&input[..]).await;
+            all.extend_from_slice(&input);
+            let seen = seen.lock().unwrap().clone();
+            assert_eq!(seen.len(), 2, "{pad}");
+            assert!(
+                seen[0].starts_with("xxx") && !seen[0].contains("forged"),
+                "{pad}"
+            );
+            assert_eq!(seen[1], "stop here", "{pad}");
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), all);
+        while let Ok(e) = rx.try_recv() {
+            assert!(!matches!(e, ConsoleEvent::Panic(_)), "{e:?}");
+        }
     }
 }
