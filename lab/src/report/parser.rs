@@ -1015,11 +1015,11 @@ WARNING: CPU: 1 PID: 2 at fs/b.c:2 beta_fn+0x1/0x10
                         at.sort_unstable();
                         let mut from = 0;
                         for i in at {
-                            dirty.extend_from_slice(line[from..i].as_bytes());
+                            dirty.extend_from_slice(&line.as_bytes()[from..i]);
                             dirty.extend_from_slice(CONTROL_BYTES[(next() % CONTROL_BYTES.len() as u64) as usize]);
                             from = i;
                         }
-                        dirty.extend_from_slice(line[from..].as_bytes());
+                        dirty.extend_from_slice(&line.as_bytes()[from..]);
                         dirty.extend_from_slice([&b"\n"[..], b"\r\n", b"\r"][(next() % 3) as usize]);
                     }
                     let (got, _) = parse_reader(&dirty[..]).unwrap();
