@@ -88,7 +88,14 @@ pub enum GuestMsg {
     /// A line a test program printed (standard output and error, in the order written), with
     /// the guest's CLOCK_MONOTONIC in milliseconds when the agent read it: the clock of the
     /// kernel's console timestamps.
-    Output { at_ms: u64, line: String },
+    /// A line longer than the agent sends whole comes in pieces: every piece after the
+    /// first is `continued`, the tail of the line before it, never a line of its own.
+    Output {
+        at_ms: u64,
+        line: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        continued: bool,
+    },
     /// One worker thread finished.
     ThreadResult(ThreadResult),
     /// A named observation (uapi checks and the like): value as JSON.
@@ -261,6 +268,12 @@ mod tests {
             GuestMsg::Output {
                 at_ms: 4619,
                 line: "not ok 1 global.epoll1 # \u{1b}[0m".into(),
+                continued: false,
+            },
+            GuestMsg::Output {
+                at_ms: 4620,
+                line: "Bail out! the tail of a cut line".into(),
+                continued: true,
             },
             GuestMsg::Positioned {
                 threads: vec![Position {

@@ -64,6 +64,7 @@ fn say(ctx: &Ctx, line: String) {
     ctx.chan.send(&GuestMsg::Output {
         at_ms: monotonic_ms(),
         line,
+        continued: false,
     });
 }
 
@@ -141,6 +142,31 @@ fn suite(ctx: &Ctx, name: &str, programs: &[&str]) -> Result<(), String> {
 /// The kselftest convention for "skipped" as an exit status.
 const KSFT_SKIP: i32 = 4;
 
+/// Read `reader` line by line, each line in pieces of at most `max` bytes: `send(text,
+/// continued)` for each piece, `continued` for every piece after a line's first. Returns how
+/// many lines (not pieces) were read.
+fn pieces(mut reader: impl BufRead, max: usize, mut send: impl FnMut(String, bool)) -> u64 {
+    let mut count = 0u64;
+    let mut buf = Vec::new();
+    let mut continued = false;
+    loop {
+        buf.clear();
+        match (&mut reader).take(max as u64).read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let ended = buf.last() == Some(&b'\n');
+                let line = String::from_utf8_lossy(&buf);
+                send(line.trim_end_matches(['\n', '\r']).to_string(), continued);
+                if !continued {
+                    count += 1;
+                }
+                continued = !ended;
+            }
+        }
+    }
+    count
+}
+
 /// Run one program to its end or `timeout`, its lines sent with `prefix` before each.
 fn run_one(
     ctx: &Ctx,
@@ -175,26 +201,17 @@ fn run_one(
     let chan = ctx.chan.clone();
     let (lines_done, lines_count) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let mut reader = BufReader::new(reader);
-        let mut count = 0u64;
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match (&mut reader)
-                .take(MAX_LINE as u64)
-                .read_until(b'\n', &mut buf)
-            {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let line = String::from_utf8_lossy(&buf);
-                    chan.send(&GuestMsg::Output {
-                        at_ms: monotonic_ms(),
-                        line: format!("{prefix}{}", line.trim_end_matches(['\n', '\r'])),
-                    });
-                    count += 1;
-                }
-            }
-        }
+        let count = pieces(BufReader::new(reader), MAX_LINE, |line, continued| {
+            chan.send(&GuestMsg::Output {
+                at_ms: monotonic_ms(),
+                line: if continued {
+                    line
+                } else {
+                    format!("{prefix}{line}")
+                },
+                continued,
+            });
+        });
         let _ = lines_done.send(count);
     });
     // Heartbeats while the program runs: a test may be silent for as long as its own timeout.
@@ -234,4 +251,24 @@ fn run_one(
         lines,
         elapsed_ms: start.elapsed().as_millis() as u64,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// A line past the bound comes as a first piece and continued pieces; the next line is
+    /// a line again.
+    #[test]
+    fn a_long_line_comes_in_pieces_marked_as_continued() {
+        let text = format!("{}Bail out! phantom\nok 1 x\n", "x".repeat(10));
+        let mut got = Vec::new();
+        let lines = super::pieces(text.as_bytes(), 8, |l, c| got.push((l, c)));
+        assert_eq!(lines, 2);
+        assert!(!got[0].1 && got[1..got.len() - 1].iter().all(|(_, c)| *c));
+        assert_eq!(got.last().unwrap(), &("ok 1 x".to_string(), false));
+        let joined: String = got[..got.len() - 1]
+            .iter()
+            .map(|(l, _)| l.as_str())
+            .collect();
+        assert_eq!(joined, format!("{}Bail out! phantom", "x".repeat(10)));
+    }
 }

@@ -68,7 +68,11 @@ impl State {
             // For the schedule's controller (the run loop hands it over).
             GuestMsg::Positioned { .. } => {}
             GuestMsg::ThreadResult(result) => self.threads.push(result),
-            GuestMsg::Output { at_ms, line } => self
+            // The tail of a cut line is kept in agent.jsonl and never read as TAP.
+            GuestMsg::Output {
+                continued: true, ..
+            } => {}
+            GuestMsg::Output { at_ms, line, .. } => self
                 .tap
                 .get_or_insert_with(crate::tap::Parser::new)
                 .feed(Some(at_ms), &line),
@@ -183,6 +187,35 @@ mod tests {
             add(&mut state);
             assert_eq!(state.outcome(Some(&exit), "").name(), name);
         }
+    }
+
+    /// The tail of a cut line (a continued piece) is never read as TAP: neither a forged
+    /// `Bail out!` nor a forged `ok`.
+    #[test]
+    fn a_continued_piece_is_not_a_tap_line() {
+        let mut state = State::default();
+        let start = Instant::now();
+        let out = |line: &str, continued| GuestMsg::Output {
+            at_ms: 1,
+            line: line.into(),
+            continued,
+        };
+        for msg in [
+            out("TAP version 13", false),
+            out("1..1", false),
+            out(&format!("# {}", "x".repeat(4094)), false),
+            out("Bail out! phantom", true),
+            out(&format!("# {}", "y".repeat(4094)), false),
+            out("ok 1 forged", true),
+            out("not ok 1 real", false),
+        ] {
+            state.on_guest(msg, start);
+        }
+        let suite = state.tests("none").unwrap();
+        assert_eq!(suite.bailed, None);
+        let leaves = suite.leaves();
+        assert_eq!(leaves.len(), 1, "{leaves:?}");
+        assert_eq!(leaves[0].0, "real");
     }
 
     #[test]
