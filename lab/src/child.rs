@@ -35,6 +35,9 @@ pub enum ChildError {
         program: String,
         source: std::io::Error,
     },
+    /// Stopped after its time limit (a compiler reading a FIFO would wait forever).
+    #[error("{program} was stopped after {limit:?}, its time limit")]
+    TimedOut { program: String, limit: Duration },
 }
 
 /// Runs between fork and exec of every child: die with the parent.
@@ -94,6 +97,16 @@ fn program(cmd: &Command) -> String {
 
 /// Wait for a contained child, stopping it if the user interrupts `lab`.
 pub fn wait(child: &mut Child, program: &str) -> Result<ExitStatus, ChildError> {
+    wait_within(child, program, None)
+}
+
+/// [`wait`], and stop the child once `limit` has passed.
+fn wait_within(
+    child: &mut Child,
+    program: &str,
+    limit: Option<Duration>,
+) -> Result<ExitStatus, ChildError> {
+    let deadline = limit.map(|l| Instant::now() + l);
     loop {
         match child.try_wait() {
             Ok(Some(status)) => return Ok(status),
@@ -109,6 +122,15 @@ pub fn wait(child: &mut Child, program: &str) -> Result<ExitStatus, ChildError> 
             terminate(child);
             return Err(Interrupted.into());
         }
+        if let (Some(deadline), Some(limit)) = (deadline, limit) {
+            if Instant::now() >= deadline {
+                terminate(child);
+                return Err(ChildError::TimedOut {
+                    program: program.to_string(),
+                    limit,
+                });
+            }
+        }
         std::thread::sleep(POLL);
     }
 }
@@ -121,6 +143,11 @@ pub fn output_to_end(cmd: &mut Command) -> std::io::Result<Output> {
 
 /// Run `cmd` contained, capturing its output; stopped if the user interrupts `lab`.
 pub fn output(cmd: &mut Command) -> Result<Output, ChildError> {
+    output_within(cmd, None)
+}
+
+/// [`output`], the child stopped once `limit` has passed.
+pub fn output_within(cmd: &mut Command, limit: Option<Duration>) -> Result<Output, ChildError> {
     interrupt::check()?;
     let name = program(cmd);
     contain(cmd)
@@ -153,7 +180,7 @@ pub fn output(cmd: &mut Command) -> Result<Output, ChildError> {
         })
     })
     .collect();
-    let status = wait(&mut child, &name);
+    let status = wait_within(&mut child, &name, limit);
     let mut streams = readers.into_iter().map(|r| r.join().unwrap_or_default());
     let status = status?;
     Ok(Output {
@@ -166,6 +193,17 @@ pub fn output(cmd: &mut Command) -> Result<Output, ChildError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_child_past_its_time_limit_is_stopped_and_named() {
+        let started = Instant::now();
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30");
+        let e = output_within(&mut cmd, Some(Duration::from_millis(200))).unwrap_err();
+        assert!(matches!(e, ChildError::TimedOut { .. }), "{e}");
+        assert!(e.to_string().contains("sleep"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(20));
+    }
 
     #[test]
     fn output_captures_both_streams_and_the_status() {

@@ -47,6 +47,9 @@ pub fn tail(log: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// The longest a make may print nothing before it counts as stuck.
+const SILENCE_LIMIT: Duration = Duration::from_secs(15 * 60);
+
 /// Run `cmd` (a make invocation), logging to `log_path`, showing progress as `label`.
 pub fn run(
     mut cmd: Command,
@@ -91,7 +94,21 @@ pub fn run(
         })
     };
     let mut compiled = 0u64;
+    let mut last_output = Instant::now();
     loop {
+        // A cold build takes 10–25 min but prints a line every few seconds: a make silent
+        // for this long waits on something that will not come (a FIFO among the sources).
+        if last_output.elapsed() > SILENCE_LIMIT {
+            crate::child::terminate(&mut child);
+            ended();
+            let _ = writeln!(log, "lab: no output for {SILENCE_LIMIT:?}: stopped");
+            anyhow::bail!(
+                "{label}: make printed nothing for {} min and was stopped (a source it reads \
+                 may be a FIFO or a device); its log: {}",
+                SILENCE_LIMIT.as_secs() / 60,
+                log_path.display()
+            );
+        }
         if crate::interrupt::requested() {
             // make deletes the targets it was writing when it gets SIGTERM: the object tree
             // stays consistent for the next build.
@@ -101,7 +118,10 @@ pub fn run(
             return Err(crate::interrupt::Interrupted.into());
         }
         let line = match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(line) => line,
+            Ok(line) => {
+                last_output = Instant::now();
+                line
+            }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
         };

@@ -233,6 +233,9 @@ pub fn suite(variant: &Variant, built: &Built, dir: &str) -> Result<SuiteBuild> 
     })
 }
 
+/// The longest a reproducer may take to compile (syzbot's compile in seconds).
+const REPRO_COMPILE_LIMIT: Duration = Duration::from_secs(120);
+
 /// A reproducer compiled as syzbot compiles them (`gcc -O2 -pthread -static`), against
 /// `include` (a kernel's UAPI headers) when given; cached in `cache` by its content.
 pub fn repro(file: &Path, include: Option<&Path>, cache: &Path) -> Result<PathBuf> {
@@ -260,7 +263,10 @@ pub fn repro(file: &Path, include: Option<&Path>, cache: &Path) -> Result<PathBu
     if let Some(include) = include {
         cc.arg("-isystem").arg(include);
     }
-    let out = crate::child::output(&mut cc).context("run gcc")?;
+    // A reproducer and what it includes are the user's: a FIFO among them would keep gcc
+    // waiting forever.
+    let out = crate::child::output_within(&mut cc, Some(REPRO_COMPILE_LIMIT))
+        .with_context(|| format!("compile {}", file.display()))?;
     if !out.status.success() {
         let _ = std::fs::remove_dir_all(&tmp);
         bail!(
