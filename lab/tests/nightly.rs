@@ -623,17 +623,88 @@ fn two_shards_merge_into_one_night_that_exports_to_kcidb() {
     let text = String::from_utf8_lossy(&merged.stdout);
     assert!(text.contains("merged from 2 of 2 shards"), "{text}");
 
+    same_as_a_whole_night(&config, tmp.path(), &night);
+
+    exports_to_kcidb(tmp.path());
+}
+
+/// The plan run as one whole night beside the merged `night`: the same cells, runs, indices,
+/// verdicts, counts and marks.
+fn same_as_a_whole_night(config: &Path, dir: &Path, night: &Value) {
+    // The same plan as one whole night: the same cells, runs, indices, counts and marks.
+    let whole = lab()
+        .args(["nightly", "--duration", "4s", "--config"])
+        .arg(config)
+        .arg("--out")
+        .arg(dir.join("whole"))
+        .output()
+        .unwrap();
+    assert_eq!(whole.status.code(), Some(0), "{}", show(&whole));
+    let whole_night: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("whole/results.json")).unwrap()).unwrap();
+    let shape = |n: &Value| -> Vec<Value> {
+        n["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "cell": [c["variant"], c["scenario"], c["expect"], c["runs_planned"]],
+                    "indices": c["runs"].as_array().unwrap().iter().map(|r| r["index"].clone()).collect::<Vec<_>>(),
+                    "verdicts": c["runs"].as_array().unwrap().iter().map(|r| r["verdict"]["verdict"].clone()).collect::<Vec<_>>(),
+                    "counts": c["counts"],
+                })
+            })
+            .collect()
+    };
+    assert_eq!(shape(&whole_night), shape(night));
+    let marks = |name: &str| -> Vec<String> {
+        std::fs::read_to_string(dir.join(name).join("summary.md"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains('✓') || l.contains('✗'))
+            .map(|l| l.replace(char::is_numeric, "#"))
+            .collect()
+    };
+    assert_eq!(marks("whole"), marks("night"));
+    assert!(!marks("night").is_empty());
+}
+
+/// The merged night in `dir`/night and shard 1 alone in `dir`/s1 as KCIDB: each valid under
+/// kcidb-io's latest schema, a test per run, an issue for the race; the shard says it is
+/// not the whole night.
+fn exports_to_kcidb(dir: &Path) {
     // KCIDB: valid under kcidb-io's latest schema, a test per run, an issue for the race.
     let export = lab()
         .args(["export", "kcidb", "--origin", "lab_test", "--out"])
-        .arg(tmp.path().join("kcidb.json"))
-        .arg(tmp.path().join("night"))
+        .arg(dir.join("kcidb.json"))
+        .arg(dir.join("night"))
         .output()
         .unwrap();
     assert_eq!(export.status.code(), Some(0), "{}", show(&export));
-    let counts = kcidb_counts(&tmp.path().join("kcidb.json"));
+    let counts = kcidb_counts(&dir.join("kcidb.json"));
     // Two checkouts (Debian's tree with and without the revert), two builds, four runs; the
     // unpinned variant's two runs each an incident of at least one issue.
     assert_eq!(&counts[..3], [2, 2, 4], "{counts:?}");
     assert!(counts[3] >= 1 && counts[4] >= 2, "{counts:?}");
+    let doc: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("kcidb.json")).unwrap()).unwrap();
+    assert_eq!(doc["tests"][0]["misc"]["night"]["complete"], true);
+
+    // One shard exported alone validates too, and says it is not the whole night.
+    let export = lab()
+        .args(["export", "kcidb", "--origin", "lab_test", "--out"])
+        .arg(dir.join("kcidb-s1.json"))
+        .arg(dir.join("s1"))
+        .output()
+        .unwrap();
+    assert_eq!(export.status.code(), Some(0), "{}", show(&export));
+    kcidb_counts(&dir.join("kcidb-s1.json"));
+    let doc: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("kcidb-s1.json")).unwrap()).unwrap();
+    assert_eq!(
+        doc["tests"][0]["misc"]["night"]["complete"], false,
+        "{}",
+        doc["tests"][0]
+    );
 }
