@@ -68,6 +68,20 @@ fn applied<'a>(run: &'a Value, steps: &[(&str, u64, &str)]) -> Vec<&'a Value> {
     applied
 }
 
+/// How many applied attempts had ended (the guest resumed) when the run's first report
+/// came: 0 when stress alone got there first.
+fn applied_before_the_report(run: &Value) -> usize {
+    let record = &run["record"];
+    let at = record["timing"]["workload_started_ms"].as_u64().unwrap()
+        + run["first_report_ms"].as_u64().unwrap();
+    record["schedule"]["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["missed"].is_null() && a["resumed_ms"].as_u64().is_some_and(|r| r <= at))
+        .count()
+}
+
 #[test]
 fn the_seed_schedule_is_applied_on_both_kernels_and_only_the_unpinned_one_reports() {
     let _slot = vm_slot();
@@ -78,10 +92,12 @@ fn the_seed_schedule_is_applied_on_both_kernels_and_only_the_unpinned_one_report
     assert_eq!(run["verdict"]["verdict"], "fail", "{run}");
     let first = run["verdict"]["detail"].as_str().unwrap();
     assert!(first.contains("dma_buf_poll"), "first report: {first}");
-    // Attempts are recorded and every applied one executed the three steps in order; whether
-    // the report followed the first applied attempt (the race is wide: stress can get there
-    // first) is measured by bench/schedules.sh, not asserted here.
-    applied(run, &SEED);
+    // Attempts are recorded and every applied one executed the three steps in order; the
+    // report followed the first applied attempt (20/20 in bench/schedules.sh's measurement):
+    // a report that came before any attempt, or only after several, is stress's, not the
+    // schedule's.
+    assert!(!applied(run, &SEED).is_empty(), "{run}");
+    assert_eq!(applied_before_the_report(run), 1, "{run}");
     assert!(
         run["record"]["schedule"]["armed_ms"].as_u64().is_some(),
         "{run}"
@@ -101,9 +117,8 @@ fn the_seed_schedule_is_applied_on_both_kernels_and_only_the_unpinned_one_report
 
 /// The gap in release-on-close (EPOLL_CTL_ADD vs close() of its fd, a poller on a third
 /// vCPU), forced on a 3-vCPU guest: the unpinned poll's WARNING follows, and every applied
-/// attempt executed the five steps in order, each by its role's thread. Whether the report
-/// followed the first applied attempt (stress can get there first) is measured by
-/// bench/schedules.sh.
+/// attempt executed the five steps in order, each by its role's thread, and the report came
+/// after an applied attempt.
 #[test]
 fn the_add_close_gap_is_forced_on_release_on_close() {
     let _slot = vm_slot();
@@ -120,7 +135,7 @@ fn the_add_close_gap_is_forced_on_release_on_close() {
     let first = run["verdict"]["detail"].as_str().unwrap();
     assert!(first.contains("dma_buf_poll"), "first report: {first}");
     assert_eq!(run["record"]["guest"]["nproc"], 3, "{run}");
-    applied(
+    let steps = applied(
         run,
         &[
             ("close", 0, "closer"),
@@ -130,6 +145,11 @@ fn the_add_close_gap_is_forced_on_release_on_close() {
             ("poll", 2, "poller"),
         ],
     );
+    assert!(!steps.is_empty(), "{run}");
+    // The report followed an applied attempt, not stress alone. Not necessarily the first:
+    // the first attempt is applied in 17/20 runs (bench/schedules.sh), the others miss a
+    // step's deadline and a later attempt applies it.
+    assert!(applied_before_the_report(run) >= 1, "{run}");
     assert!(run["record"]["schedule"]["error"].is_null(), "{run}");
 }
 
