@@ -146,6 +146,16 @@ fn epoll_dmabuf_race_is_detected_on_the_unpinned_variant() {
     if agent.contains("\"type\":\"progress\"") {
         let progress = run["record"]["last_progress"].as_array().unwrap();
         assert!(progress.iter().any(|c| c.as_u64().unwrap() > 0), "{run}");
+    } else {
+        // No heartbeat came: the report came before the first was due (one per 500 ms),
+        // so nothing was counted to keep.
+        assert!(run["first_report_ms"].as_u64().unwrap() < 1_000, "{run}");
+        assert!(
+            run["record"]["last_progress"]
+                .as_array()
+                .is_none_or(|p| p.iter().all(|c| c.as_u64() == Some(0))),
+            "{run}"
+        );
     }
     let reports = std::fs::read_to_string(out.join("run-001/reports.json")).unwrap();
     assert!(reports.contains(first));
@@ -214,15 +224,24 @@ fn hung_task_is_reported_with_its_caller_and_the_run_completes() {
         ],
         &out,
     );
-    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    // Every failure says what the run saw: its verdict and outcome, the lab's output, and
+    // the guest's console.
+    let console = std::fs::read_to_string(out.join("run-001/console.log")).unwrap_or_default();
+    let context = format!(
+        "verdict {} / outcome {}\n{}\n--- console.log\n{console}",
+        runs[0]["verdict"],
+        runs[0]["outcome"],
+        show(&output)
+    );
+    assert_eq!(output.status.code(), Some(1), "{context}");
     let run = &runs[0];
     // The blocked write sits on the tmpfs inode lock taken in shmem_file_write_iter.
     assert_eq!(
         run["verdict"]["detail"], "INFO: task hung in shmem_file_write_iter",
-        "{run}"
+        "{context}"
     );
     // The page is filled at the deadline: both writes finish and the guest powers off.
-    assert_eq!(run["outcome"]["kind"], "completed", "{run}");
+    assert_eq!(run["outcome"]["kind"], "completed", "{context}");
     let reports: Value =
         serde_json::from_slice(&std::fs::read(out.join("run-001/reports.json")).unwrap()).unwrap();
     let first = &reports[0];
