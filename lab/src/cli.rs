@@ -335,9 +335,7 @@ fn parse_param(s: &str) -> Result<(String, serde_json::Value), String> {
 fn parse_extra(s: &str) -> Result<(String, PathBuf), String> {
     let (guest, host) = s.split_once('=').ok_or("expected GUEST_PATH=HOST_PATH")?;
     let host = PathBuf::from(host);
-    if !host.is_file() {
-        return Err(format!("{} is not a file", host.display()));
-    }
+    crate::files::check_regular(&host).map_err(|e| e.to_string())?;
     Ok((guest.to_string(), host))
 }
 
