@@ -896,18 +896,6 @@ WARNING: CPU: 1 PID: 2 at fs/b.c:2 beta_fn+0x1/0x10
     }
 
     /// Control bytes a console carries around the kernel's text.
-    const JUNK: &[&str] = &[
-        "",
-        "\u{1b}[0m",
-        "\u{1b}[31;1m",
-        "\u{0}",
-        "\u{7}",
-        "\u{7f}",
-        "\u{1b}]0;title\u{7}",
-        "\u{1b}(B",
-        "\u{85}",
-        "\u{1b}[?25h\u{1b}[K",
-    ];
 
     fn report_keys(reports: &[Report]) -> Vec<(String, String, Vec<String>)> {
         reports
@@ -917,40 +905,6 @@ WARNING: CPU: 1 PID: 2 at fs/b.c:2 beta_fn+0x1/0x10
                 (r.title.clone(), r.signature.clone(), frames)
             })
             .collect()
-    }
-
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
-        /// The same report gets the same title, signature and frames whatever control bytes
-        /// surround its lines.
-        #[test]
-        fn control_bytes_around_lines_change_nothing(seed in proptest::num::u64::ANY) {
-            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
-            let mut state = seed | 1;
-            let mut pick = || {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                JUNK[(state % JUNK.len() as u64) as usize]
-            };
-            for sub in ["console", "foreign"] {
-                for entry in std::fs::read_dir(dir.join(sub)).unwrap().flatten() {
-                    let path = entry.path();
-                    if path.extension().is_some_and(|e| e == "expected") {
-                        continue;
-                    }
-                    let clean = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
-                    let dirty: Vec<String> = lines(&clean)
-                        .map(|l| format!("{}{l}{}", pick(), pick()))
-                        .collect();
-                    proptest::prop_assert_eq!(
-                        report_keys(&parse(&dirty.join("\n"))),
-                        report_keys(&parse(&clean)),
-                        "{}", path.display()
-                    );
-                }
-            }
-        }
     }
 
     /// Control sequences in every form a console carries them, as bytes: 7-bit escapes,
