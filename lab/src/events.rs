@@ -32,15 +32,18 @@ pub enum Event {
     /// make ended (whatever the result).
     BuildEnded { label: String },
     /// Runs that will come, each running its workload for `each`, `jobs` VMs at a time.
+    /// `batch` names the runs' batch (a cell: runs alike in what they take).
     RunsPlanned {
+        batch: String,
         runs: u32,
         each: Duration,
         jobs: usize,
     },
     /// Runs planned that are not going to happen (a skipped cell, an interrupted batch).
-    RunsDropped { runs: u32, each: Duration },
+    RunsDropped { batch: String, runs: u32 },
     RunStarted {
         id: u64,
+        batch: String,
         label: String,
         planned: Duration,
     },

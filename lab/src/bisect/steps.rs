@@ -125,7 +125,8 @@ async fn run(
 ) -> Result<Vec<RunResult>> {
     let target = Target::built(&commit[..12], &commit_variant(o, commit), b);
     let duration = o.how.duration.unwrap_or(o.scenario.duration).get();
-    progress.plan(runs, duration);
+    let label = format!("{} × {}", &commit[..12], o.scenario.name);
+    progress.plan(&label, runs, duration);
     let opts = BatchOptions {
         runs: runner::quantity::RunCount::new(runs.into())?,
         how: o.how,
@@ -134,7 +135,7 @@ async fn run(
         first: None,
         pool: Pool::new(1),
         progress: progress.clone(),
-        label: format!("{} × {}", &commit[..12], o.scenario.name),
+        label,
         suppressions: o.suppressions.clone(),
     };
     let (runs, interrupted) = uninterrupted(batch(&o.scenario, &target, &opts).await?);

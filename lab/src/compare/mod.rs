@@ -200,6 +200,11 @@ fn kept(req: &Request, p: &Planned, all: Vec<RunResult>) -> Vec<RunResult> {
     kept
 }
 
+/// A variant's batch, as the progress display names it.
+fn label(p: &Planned, req: &Request) -> String {
+    format!("{} × {}", p.variant, req.scenario.name)
+}
+
 pub async fn compare(req: &Request) -> Result<Comparison> {
     let key = run::scenario_key(&req.scenario, req.how.duration)?;
     let store = req.store.join(format!("{}-{key}", req.scenario.name));
@@ -212,7 +217,7 @@ pub async fn compare(req: &Request) -> Result<Comparison> {
     );
     let progress = Progress::new(pool.jobs);
     for p in &planned {
-        progress.plan(p.need, duration);
+        progress.plan(&label(p, req), p.need, duration);
     }
     crate::events::note(format!(
         "{} × {} per variant ({duration:?} each, {} VM(s) at a time) in {}",
@@ -234,7 +239,7 @@ pub async fn compare(req: &Request) -> Result<Comparison> {
             first: None,
             pool: pool.clone(),
             progress: progress.clone(),
-            label: format!("{} × {}", p.variant, req.scenario.name),
+            label: label(p, req),
             suppressions: req.suppressions.clone(),
         };
         futures::future::Either::Right(

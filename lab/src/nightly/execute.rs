@@ -35,7 +35,9 @@ pub async fn cells(
     };
     for cell in &plan.cells {
         if runnable(cell).is_some() {
-            progress.plan(cell.runs, duration.unwrap_or(cell.scenario.duration).get());
+            let batch = format!("{} × {}", cell.result.variant, cell.result.scenario);
+            let each = duration.unwrap_or(cell.scenario.duration).get();
+            progress.plan(&batch, cell.runs, each);
         }
     }
     let total = plan.cells.len();

@@ -258,7 +258,7 @@ pub async fn batch(
         _ => programs::Prepared::default(),
     };
     if let Some(why) = skip {
-        opts.progress.unplan(opts.runs.get(), duration);
+        opts.progress.unplan(&opts.label, opts.runs.get());
         for index in indices {
             results.push(RunResult::skipped(index, opts.out.clone(), why.clone()));
         }
@@ -288,12 +288,14 @@ pub async fn batch(
         async move {
             let _slot = opts.pool.slot().await;
             if stop.get() || crate::interrupt::requested() {
-                opts.progress.unplan(1, duration);
+                opts.progress.unplan(&opts.label, 1);
                 return Ok(None);
             }
-            let ticket = opts
-                .progress
-                .start(format!("{} run {index}/{last}", opts.label), duration);
+            let ticket = opts.progress.start(
+                &opts.label,
+                format!("{} run {index}/{last}", opts.label),
+                duration,
+            );
             let result = one_run(planned, opts, duration, index, symbols.as_ref()).await?;
             opts.progress.finish(
                 ticket,
@@ -634,12 +636,12 @@ pub async fn runs(
     ));
     let pool = Pool::sized(how.jobs, scenario.cpus.get(), scenario.memory_mib);
     let progress = Progress::new(pool.jobs);
-    progress.plan(runs.get(), duration);
     let label = format!(
         "{} × {}",
         target.name.rsplit('/').next().unwrap_or("kernel"),
         scenario.name
     );
+    progress.plan(&label, runs.get(), duration);
     let opts = BatchOptions {
         runs,
         how,

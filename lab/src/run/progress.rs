@@ -20,9 +20,10 @@ impl Progress {
         Progress { jobs }
     }
 
-    /// Runs that will come, each running its workload for `planned`.
-    pub fn plan(&self, runs: u32, planned: Duration) {
+    /// Runs of `batch` that will come, each running its workload for `planned`.
+    pub fn plan(&self, batch: &str, runs: u32, planned: Duration) {
         events::emit(Event::RunsPlanned {
+            batch: batch.to_string(),
             runs,
             each: planned,
             jobs: self.jobs,
@@ -30,16 +31,21 @@ impl Progress {
     }
 
     /// Runs planned but not going to happen (a skipped cell, an interrupted batch).
-    pub fn unplan(&self, runs: u32, planned: Duration) {
+    pub fn unplan(&self, batch: &str, runs: u32) {
         events::emit(Event::RunsDropped {
+            batch: batch.to_string(),
             runs,
-            each: planned,
         });
     }
 
-    pub fn start(&self, label: String, planned: Duration) -> Ticket {
+    pub fn start(&self, batch: &str, label: String, planned: Duration) -> Ticket {
         let id = events::next_id();
-        events::emit(Event::RunStarted { id, label, planned });
+        events::emit(Event::RunStarted {
+            id,
+            batch: batch.to_string(),
+            label,
+            planned,
+        });
         Ticket { id }
     }
 

@@ -75,16 +75,26 @@ impl Ui {
                     b.finish();
                 }
             }
-            Event::RunsPlanned { runs, each, jobs } => {
-                s.runs.planned(*runs, *each, *jobs);
+            Event::RunsPlanned {
+                batch,
+                runs,
+                each,
+                jobs,
+            } => {
+                s.runs.planned(batch, *runs, *each, *jobs);
                 self.live(&mut s);
             }
-            Event::RunsDropped { runs, each } => {
-                s.runs.dropped(*runs, *each);
+            Event::RunsDropped { batch, runs } => {
+                s.runs.dropped(batch, *runs);
                 self.live(&mut s);
             }
-            Event::RunStarted { id, label, planned } => {
-                s.runs.started(*id, label.clone(), *planned);
+            Event::RunStarted {
+                id,
+                batch,
+                label,
+                planned,
+            } => {
+                s.runs.started(*id, batch, label.clone(), *planned);
                 self.live(&mut s);
             }
             Event::RunEnded {
