@@ -895,8 +895,6 @@ WARNING: CPU: 1 PID: 2 at fs/b.c:2 beta_fn+0x1/0x10
         }
     }
 
-    /// Control bytes a console carries around the kernel's text.
-
     fn report_keys(reports: &[Report]) -> Vec<(String, String, Vec<String>)> {
         reports
             .iter()
