@@ -164,9 +164,7 @@ const ARTIFACTS: &[(&str, &str)] = &[
 ];
 
 fn sha_file(path: &Path) -> Result<String> {
-    Ok(hex::encode(Sha256::digest(
-        crate::files::read(path).with_context(|| format!("read {}", path.display()))?,
-    )))
+    Ok(hex::encode(Sha256::digest(crate::files::read(path)?)))
 }
 
 fn compiler_version() -> String {

@@ -205,8 +205,7 @@ pub fn apply_series(
     let scratch = tempfile::tempdir().map_err(io)?;
     let mut touched = BTreeSet::new();
     for patch in series {
-        let text = crate::files::read_to_string(patch)
-            .map_err(|e| io(format!("{}: {e}", patch.display())))?;
+        let text = crate::files::read_to_string(patch).map_err(io)?;
         for f in parse(&text) {
             for rel in [f.old, f.new].into_iter().flatten() {
                 if touched.insert(rel.clone()) {

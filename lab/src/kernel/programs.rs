@@ -239,7 +239,7 @@ const REPRO_COMPILE_LIMIT: Duration = Duration::from_secs(120);
 /// A reproducer compiled as syzbot compiles them (`gcc -O2 -pthread -static`), against
 /// `include` (a kernel's UAPI headers) when given; cached in `cache` by its content.
 pub fn repro(file: &Path, include: Option<&Path>, cache: &Path) -> Result<PathBuf> {
-    let text = crate::files::read(file).with_context(|| format!("read {}", file.display()))?;
+    let text = crate::files::read(file)?;
     let stem = file
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())

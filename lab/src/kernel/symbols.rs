@@ -21,7 +21,7 @@ pub struct SymbolMap {
 impl SymbolMap {
     pub fn read(path: &Path) -> Result<SymbolMap, String> {
         let text = crate::files::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            .map_err(|e| format!("cannot read the symbol map: {e}"))?;
         Ok(SymbolMap::parse(&text))
     }
 

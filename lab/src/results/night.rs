@@ -78,8 +78,7 @@ impl NightResults {
     /// The night in `dir` (its results.json).
     pub fn read(dir: &std::path::Path) -> anyhow::Result<NightResults> {
         let file = dir.join("results.json");
-        let bytes = crate::files::read(&file)
-            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+        let bytes = crate::files::read(&file)?;
         serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
     }
 }

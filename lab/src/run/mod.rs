@@ -180,18 +180,14 @@ pub fn scenario_key(
     duration: Option<runner::quantity::WorkDuration>,
 ) -> Result<String> {
     use sha2::{Digest, Sha256};
-    let text = crate::files::read(&scenario.file)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", scenario.file.display()))?;
+    let text = crate::files::read(&scenario.file)?;
     let mut h = Sha256::new();
     h.update(&text);
     // As a std Duration: the keys of nights recorded before the type stay the same.
     h.update(format!("duration={:?}", duration.map(|d| d.get())));
     // A reproducer is part of the scenario (a suite's programs come with the kernel's tree).
     if let Some(crate::config::scenario::Programs::Repro { file }) = &scenario.programs {
-        h.update(
-            crate::files::read(file)
-                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?,
-        );
+        h.update(crate::files::read(file)?);
     }
     Ok(hex::encode(&h.finalize()[..8]))
 }

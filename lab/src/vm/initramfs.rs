@@ -70,7 +70,7 @@ pub fn with_extras(dir: &std::path::Path, extras: &[(String, PathBuf)]) -> Resul
             }
             parent = dir.parent();
         }
-        let bytes = crate::files::read(host).with_context(|| format!("read {}", host.display()))?;
+        let bytes = crate::files::read(host)?;
         entries.push((guest, EXE, bytes));
     }
     entries.sort_by(|a, b| a.0.cmp(&b.0));
