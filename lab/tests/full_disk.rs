@@ -1,4 +1,5 @@
-//! Every command that writes a result file, on a full disk: a 1 MiB tmpfs in a mount
+//! The commands that write a result file from files alone (no VM: `lab export kcidb`,
+//! `lab report html`, `lab merge`), on a full disk: a 1 MiB tmpfs in a mount
 //! namespace of its own (`unshare --mount`, as root), filled up. Each command fails with an
 //! error naming the file and the cause, and leaves no partial file: an earlier valid file
 //! keeps its bytes, a new one is not there at all.
@@ -82,11 +83,18 @@ lab=$1; t=$2; d=$t/disk
 mount -t tmpfs -o size=1m lab-full "$d" || { echo "mount failed"; exit 99; }
 "$lab" export kcidb --origin full --out "$d/kcidb.json" "$t/night" 2>/dev/null
 echo "first-export $?"
+cp -r "$t/night" "$d/night" && "$lab" report html "$d/night" > /dev/null 2>&1
+echo "first-html $?"
+sha256sum "$d/night/report.html" | cut -d' ' -f1 > "$t/html-before.sha"
 sha256sum "$d/kcidb.json" | cut -d' ' -f1 > "$t/before.sha"
 head -c 8M /dev/zero > "$d/fill" 2>/dev/null
 "$lab" export kcidb --origin full --out "$d/kcidb.json" "$t/night" 2> "$t/export.err"
 echo "full-export $?"
 sha256sum "$d/kcidb.json" | cut -d' ' -f1 > "$t/after.sha"
+"$lab" report html "$d/night" > /dev/null 2> "$t/html.err"
+echo "full-html $?"
+sha256sum "$d/night/report.html" | cut -d' ' -f1 > "$t/html-after.sha"
+ls -A "$d/night" > "$t/night.ls"
 "$lab" merge --config "$t/lab.toml" --out "$d/merged" "$t/shard" > /dev/null 2> "$t/merge.err"
 echo "full-merge $?"
 ls -A "$d/merged" > "$t/merged.ls" 2>&1
@@ -128,6 +136,16 @@ ls -A "$d" > "$t/disk.ls"
         "{err}"
     );
     assert_eq!(read("before.sha"), read("after.sha"));
+    // report.html written again on the full disk: refused, the page as it was.
+    assert_eq!(rc("first-html"), "0", "{text}");
+    assert_eq!(rc("full-html"), "2", "{text}");
+    let err = read("html.err");
+    assert!(
+        err.contains("report.html") && err.contains("No space left"),
+        "{err}"
+    );
+    assert_eq!(read("html-before.sha"), read("html-after.sha"));
+    assert!(!read("night.ls").contains(".tmp."), "{}", read("night.ls"));
     // A merge into the full disk: refused naming the file, no partial results.json.
     assert_eq!(rc("full-merge"), "2", "{text}");
     let err = read("merge.err");
