@@ -45,7 +45,6 @@ pub enum Event {
         id: u64,
         batch: String,
         label: String,
-        planned: Duration,
     },
     /// A run ended: its one-line summary; whether it found a kernel report.
     RunEnded {

@@ -287,11 +287,9 @@ pub async fn batch(
                 opts.progress.unplan(&opts.label, 1);
                 return Ok(None);
             }
-            let ticket = opts.progress.start(
-                &opts.label,
-                format!("{} run {index}/{last}", opts.label),
-                duration,
-            );
+            let ticket = opts
+                .progress
+                .start(&opts.label, format!("{} run {index}/{last}", opts.label));
             let result = one_run(planned, opts, duration, index, symbols.as_ref()).await?;
             opts.progress.finish(
                 ticket,

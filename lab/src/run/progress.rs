@@ -38,13 +38,12 @@ impl Progress {
         });
     }
 
-    pub fn start(&self, batch: &str, label: String, planned: Duration) -> Ticket {
+    pub fn start(&self, batch: &str, label: String) -> Ticket {
         let id = events::next_id();
         events::emit(Event::RunStarted {
             id,
             batch: batch.to_string(),
             label,
-            planned,
         });
         Ticket { id }
     }

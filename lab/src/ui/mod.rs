@@ -88,13 +88,8 @@ impl Ui {
                 s.runs.dropped(batch, *runs);
                 self.live(&mut s);
             }
-            Event::RunStarted {
-                id,
-                batch,
-                label,
-                planned,
-            } => {
-                s.runs.started(*id, batch, label.clone(), *planned);
+            Event::RunStarted { id, batch, label } => {
+                s.runs.started(*id, batch, label.clone());
                 self.live(&mut s);
             }
             Event::RunEnded {

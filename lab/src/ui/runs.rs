@@ -106,7 +106,7 @@ impl State {
         }
     }
 
-    pub fn started(&mut self, id: u64, batch: &str, label: String, _planned: Duration) {
+    pub fn started(&mut self, id: u64, batch: &str, label: String) {
         if let Some(b) = self.batches.get_mut(batch) {
             b.left = b.left.saturating_sub(1);
         }
