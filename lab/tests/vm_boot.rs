@@ -241,15 +241,7 @@ fn requests_that_cannot_run_are_refused_before_anything_boots() {
     ];
     for (args, needle) in table {
         let (_tmp, dir) = run_dir("refused");
-        let out = lab()
-            .arg("boot")
-            .args(*args)
-            .arg("--kernel")
-            .arg(distro_kernel())
-            .arg("--out")
-            .arg(&dir)
-            .output()
-            .unwrap();
+        let out = boot_distro(args, &dir);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", show(&out));
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
