@@ -88,7 +88,7 @@ pub fn lock(path: &Path, wait: bool) -> Result<nix::fcntl::Flock<std::fs::File>>
         Err((file, e)) => return Err(lock_error(path, (file, e))),
     };
     crate::events::note(format!(
-        "waiting for another lab process to finish with {} (lock {})",
+        "waiting for {} (lock {}): another build of this lab, or another lab process, holds it",
         path.parent().unwrap_or(path).display(),
         path.display()
     ));
@@ -151,7 +151,10 @@ mod tests {
             let path = path.clone();
             move || super::lock(&path, true).map(drop)
         });
-        let said = |seen: &Vec<String>| seen.iter().any(|t| t.contains("waiting for another lab"));
+        let said = |seen: &Vec<String>| {
+            seen.iter()
+                .any(|t| t.contains("another build of this lab, or another lab process, holds it"))
+        };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while !said(&SEEN.lock().unwrap()) {
             assert!(
