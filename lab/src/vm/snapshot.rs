@@ -19,7 +19,8 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 /// Bumped whenever what a snapshot holds or how it is made changes.
-pub const FORMAT: u32 = 1;
+/// 2: saved once the guest has settled (its console quiet), not as soon as the agent is up.
+pub const FORMAT: u32 = 2;
 
 /// The program that compresses and decompresses the state.
 pub const ZSTD: &str = "zstd";

@@ -156,7 +156,33 @@ async fn make(
     Ok(Ok(meta))
 }
 
-/// Boot the guest in `dir`, save it to `dir/state.zst` once the agent is ready, stop QEMU.
+/// How long the console must stay quiet before a guest counts as settled, and the most a
+/// guest gets to settle.
+const SETTLE_QUIET: Duration = Duration::from_secs(2);
+const SETTLE_MAX: Duration = Duration::from_secs(15);
+
+/// Wait until the guest's console has been quiet for [`SETTLE_QUIET`] (at most
+/// [`SETTLE_MAX`]). The kernel's own work after boot must be done before the state is saved:
+/// it would otherwise run again in every restored guest, at the same moment. x86's TSC
+/// refinement, for one, switches the clocksource through stop_machine about a second after
+/// the agent is up (6.12.118 under TCG); in a restored run whose schedule holds one vCPU,
+/// stop_machine then waits for that vCPU and the step on the other is never reached.
+async fn settle(console: &super::console::Console) {
+    let start = Instant::now();
+    let (mut seen, mut quiet_since) = (console.lines(), Instant::now());
+    while start.elapsed() < SETTLE_MAX {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = console.lines();
+        if now != seen {
+            (seen, quiet_since) = (now, Instant::now());
+        } else if quiet_since.elapsed() >= SETTLE_QUIET {
+            return;
+        }
+    }
+}
+
+/// Boot the guest in `dir`, save it to `dir/state.zst` once the agent is ready and the
+/// guest has settled, stop QEMU.
 /// Returns the hello, the boot's and the save's milliseconds, and the stream's bytes.
 async fn save(spec: &BootSpec, accel: Accel, dir: &Path) -> Result<(GuestInfo, u64, u64, u64)> {
     prepare_run_dir(dir)?;
@@ -166,6 +192,7 @@ async fn save(spec: &BootSpec, accel: Accel, dir: &Path) -> Result<(GuestInfo, u
     let saved = async {
         let hello = vm.ready(spec).await?;
         let boot_ms = vm.start.elapsed().as_millis() as u64;
+        settle(&vm.console).await;
         let qmp = &vm.links.as_ref().context("no QMP connection")?.qmp;
         let t = Instant::now();
         qmp.stop().await.context("stop")?;
