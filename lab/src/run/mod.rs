@@ -232,7 +232,7 @@ pub async fn batch(
         )
     })?;
     let indices = first..=last;
-    let duration = opts.how.duration.unwrap_or(scenario.duration).get();
+    let work = opts.how.duration.unwrap_or(scenario.duration);
     // A kernel that lacks what the scenario needs is skipped before anything boots.
     let config = match &target.config {
         Some(config) => Some(crate::files::read_to_string(config)?),
@@ -290,7 +290,7 @@ pub async fn batch(
             let ticket = opts
                 .progress
                 .start(&opts.label, format!("{} run {index}/{last}", opts.label));
-            let result = one_run(planned, opts, duration, index, symbols.as_ref()).await?;
+            let result = one_run(planned, opts, work, index, symbols.as_ref()).await?;
             opts.progress.finish(
                 ticket,
                 &format!("  {}: {}", opts.label, line(&result).trim_start()),
@@ -382,7 +382,7 @@ fn schedule_plan(scenario: &Scenario, schedule: &Schedule, target: &Target) -> R
 async fn one_run(
     planned: Planned<'_>,
     opts: &BatchOptions,
-    duration: Duration,
+    duration: runner::quantity::WorkDuration,
     index: u32,
     symbols: Option<&Symbolizer>,
 ) -> Result<RunResult> {
@@ -410,7 +410,7 @@ async fn one_run(
         },
         request: RunRequest {
             workload: scenario.workload.clone(),
-            duration_ms: runner::quantity::WorkDuration::from_duration(duration)?,
+            duration_ms: duration,
             heartbeat_ms: 500,
             threads: scenario.threads,
             params,
