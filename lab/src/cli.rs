@@ -2,14 +2,10 @@
 //! arguments to the module that does the work and its result to `ui`.
 
 use crate::run::{How, Target};
-use crate::vm::accel::AccelChoice;
-use crate::vm::session::{self, Backend, BootSpec};
-use crate::{bisect, cache, compare, config, kernel, nightly, report, results, run, ui, units};
+use crate::{bisect, cache, compare, config, kernel, nightly, report, results, run, ui, vm};
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use runner::protocol::RunRequest;
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -33,7 +29,7 @@ pub enum Command {
     ///
     /// Exit status: 0 when the run completed, 1 for any other outcome (panic, timeout,
     /// lost agent, QEMU exited), 2 when the lab itself failed, 130 when interrupted.
-    Boot(BootArgs),
+    Boot(run::boot::Args),
     /// Build kernel variants (kernels/*.toml) into the cache; unchanged ones are cache hits.
     ///
     /// Variants of one source share a work tree and an object tree, so a variant that differs
@@ -262,83 +258,6 @@ pub struct BuildArgs {
     pub json: bool,
 }
 
-#[derive(clap::Args)]
-pub struct BootArgs {
-    /// Kernel image to boot (bzImage or a distro vmlinuz).
-    #[arg(long, required_unless_present = "variant", conflicts_with = "variant")]
-    pub kernel: Option<PathBuf>,
-    /// Boot a variant from kernels/*.toml instead (built first if the cache lacks it).
-    #[arg(long)]
-    pub variant: Option<String>,
-    /// Directory of variant definitions, for --variant.
-    #[arg(long)]
-    pub kernels: Option<PathBuf>,
-    /// vCPUs (1 to 64).
-    #[arg(long, default_value = "2")]
-    pub cpus: runner::quantity::Vcpus,
-    /// Guest memory (512M, 1G, ...).
-    #[arg(long, default_value = "1G", value_parser = units::parse_mib)]
-    pub memory: u64,
-    /// Accelerator: auto uses KVM only where a probe guest runs under it.
-    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
-    pub accel: AccelChoice,
-    /// Which program starts the guest.
-    #[arg(long, value_enum, default_value_t = Backend::Qemu)]
-    pub backend: Backend,
-    /// Restore this machine's snapshot instead of booting (made first, by a boot, when the
-    /// cache lacks it): what `lab run` does for every run unless --no-snapshot.
-    #[arg(long, conflicts_with = "backend")]
-    pub snapshot: bool,
-    /// Whole-run limit (default: boot timeout + duration + heartbeat timeout).
-    #[arg(long, value_parser = units::parse_duration)]
-    pub timeout: Option<Duration>,
-    /// Longest wait from QEMU's start to the agent's hello.
-    #[arg(long, default_value = "120s", value_parser = units::parse_duration)]
-    pub boot_timeout: Duration,
-    /// Longest silence from the agent once it is up before the run counts as hung.
-    #[arg(long, default_value = "20s", value_parser = units::parse_duration)]
-    pub heartbeat_timeout: Duration,
-    /// Extra kernel command line (it must fit the kernel's 2048 bytes with the lab's own words).
-    #[arg(long, default_value = "")]
-    pub cmdline: crate::units::CmdlineExtra,
-    /// Workload the agent runs (`runner --list`): syscall_count, hang, sysrq_crash; `selftest`
-    /// runs a test program shipped with --extra (--param path=/bin/x, args=[...],
-    /// timeout_ms=N) and records one result per test of its TAP/KTAP output.
-    #[arg(long, default_value = "syscall_count")]
-    pub workload: String,
-    /// How long the workload runs.
-    #[arg(long, default_value = "5s", value_parser = units::parse_work_duration)]
-    pub duration: runner::quantity::WorkDuration,
-    /// Worker threads, 1 to 1024 (default: one per vCPU).
-    #[arg(long)]
-    pub threads: Option<runner::quantity::Threads>,
-    /// Workload parameter KEY=VALUE (VALUE parsed as JSON when it is JSON); repeatable.
-    #[arg(long = "param", value_parser = parse_param)]
-    pub params: Vec<(String, serde_json::Value)>,
-    /// Add a host file to the initramfs as GUEST_PATH=HOST_PATH (executable); repeatable.
-    #[arg(long = "extra", value_parser = parse_extra)]
-    pub extras: Vec<(String, PathBuf)>,
-    /// Run directory (default: a new one under the cache's runs/).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Print outcome.json instead of the summary.
-    #[arg(long)]
-    pub json: bool,
-}
-
-fn parse_param(s: &str) -> Result<(String, serde_json::Value), String> {
-    let (k, v) = s.split_once('=').ok_or("expected KEY=VALUE")?;
-    let value = serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.into()));
-    Ok((k.to_string(), value))
-}
-
-fn parse_extra(s: &str) -> Result<(String, PathBuf), String> {
-    let (guest, host) = s.split_once('=').ok_or("expected GUEST_PATH=HOST_PATH")?;
-    let host = PathBuf::from(host);
-    crate::files::check_regular(&host).map_err(|e| e.to_string())?;
-    Ok((guest.to_string(), host))
-}
-
 fn json<T: serde::Serialize>(value: &T) -> Result<String> {
     Ok(serde_json::to_string_pretty(value)? + "\n")
 }
@@ -346,7 +265,15 @@ fn json<T: serde::Serialize>(value: &T) -> Result<String> {
 /// Run one subcommand; its exit status.
 pub async fn dispatch(command: Command) -> Result<i32> {
     match command {
-        Command::Boot(a) => boot(a).await,
+        Command::Boot(a) => {
+            let as_json = a.json;
+            let (record, dir) = run::boot::boot(a).await?;
+            ui::print(&match as_json {
+                true => json(&record)?,
+                false => ui::record::render(&record, &dir),
+            });
+            Ok(i32::from(record.outcome != vm::outcome::Outcome::Completed))
+        }
         Command::Build(a) => {
             let kernels = config::locate::dir("kernels", a.kernels)?;
             let mut opts = kernel::BuildOptions {
@@ -529,65 +456,4 @@ async fn bisect(a: bisect::Args) -> Result<i32> {
         dir.join("bisect.log").display()
     ));
     Ok(0)
-}
-
-async fn boot(a: BootArgs) -> Result<i32> {
-    let request = RunRequest {
-        workload: a.workload,
-        duration_ms: a.duration,
-        heartbeat_ms: 500,
-        threads: a.threads,
-        params: a.params.into_iter().collect(),
-        wait_for_go: false,
-        seed: Some(session::fresh_seed()),
-        kernel_params: Default::default(),
-    };
-    // What the agent would refuse is refused here, before a kernel is built or booted.
-    request.check().map_err(anyhow::Error::msg)?;
-    let kernel = Target::resolve(a.kernel, a.variant, a.kernels)
-        .await?
-        .kernel;
-    let run_dir = match a.out {
-        Some(dir) => cache::empty_dir(&dir)?,
-        None => cache::run_dir("boot")?,
-    };
-    let spec = BootSpec {
-        kernel,
-        cpus: a.cpus.get(),
-        memory_mib: a.memory,
-        accel: a.accel,
-        backend: a.backend,
-        cmdline_extra: a.cmdline,
-        request,
-        boot_timeout: a.boot_timeout,
-        heartbeat_timeout: a.heartbeat_timeout,
-        timeout: a.timeout,
-        run_dir: run_dir.clone(),
-        extra_files: a.extras,
-        schedule: None,
-        restore: None,
-        start_note: None,
-    };
-    crate::events::note(format!(
-        "booting {} ({} vCPUs, {} MiB, {:?} backend) in {}",
-        spec.kernel.display(),
-        spec.cpus,
-        spec.memory_mib,
-        spec.backend,
-        run_dir.display()
-    ));
-    let snapshots = match a.snapshot {
-        true => run::snapshots::Snapshots::on("boot".into()),
-        false => run::snapshots::Snapshots::off(),
-    };
-    let mut spec = spec;
-    let record = snapshots.run(&mut spec, Vec::new).await?;
-    ui::print(&if a.json {
-        json(&record)?
-    } else {
-        crate::vm::summary::render(&record, &run_dir)
-    });
-    Ok(i32::from(
-        record.outcome != crate::vm::outcome::Outcome::Completed,
-    ))
 }

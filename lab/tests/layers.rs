@@ -26,6 +26,17 @@ const LAYERS: &[&[&str]] = &[
     &["cli"],
 ];
 
+/// Pairs of layers that must never import each other, whatever lies between them: the
+/// machine knows no report format and no test format, the parser knows no QEMU, results and
+/// single runs know no workflow, and the configuration knows nothing it configures.
+const NEVER: &[(&str, &[&str])] = &[
+    ("vm", &["report", "tap"]),
+    ("report", &["vm"]),
+    ("results", &["nightly", "compare", "bisect"]),
+    ("run", &["nightly", "compare", "bisect"]),
+    ("config", &["kernel", "vm", "report", "run"]),
+];
+
 type Module = Vec<String>;
 
 fn src() -> PathBuf {
@@ -83,7 +94,18 @@ fn references(from: &Module, text: &str, known: &BTreeMap<Module, PathBuf>) -> B
             "crate" => vec![],
             _ => from[..from.len().saturating_sub(1)].to_vec(),
         };
-        base.extend(rest);
+        // `super::super::…`: one level up per `super`.
+        let ups = rest.iter().take_while(|s| *s == "super").count();
+        if anchor == "super" && ups > base.len() {
+            return;
+        }
+        if anchor == "super" {
+            base.truncate(base.len() - ups);
+        }
+        base.extend(
+            rest.into_iter()
+                .skip(if anchor == "super" { ups } else { 0 }),
+        );
         // The longest prefix that is a module.
         while !base.is_empty() && !known.contains_key(&base) {
             base.pop();
@@ -375,4 +397,72 @@ fn the_scan_sees_a_cycle_when_there_is_one() {
     let m = |s: &str| vec!["vm".to_string(), s.to_string()];
     assert_eq!(refs, [m("initramfs"), m("qemu")].into());
     assert!(Path::new(&src()).is_dir());
+}
+
+/// Imports of `text` (module `from`'s source) that [`NEVER`] forbids, as "a → b".
+fn forbidden(from: &Module, text: &str, known: &BTreeMap<Module, PathBuf>) -> Vec<String> {
+    let Some(top) = from.first() else {
+        return vec![];
+    };
+    let never = NEVER
+        .iter()
+        .find(|(m, _)| m == top)
+        .map_or(&[][..], |(_, n)| *n);
+    references(from, text, known)
+        .into_iter()
+        .filter(|to| to.first().is_some_and(|t| never.contains(&t.as_str())))
+        .map(|to| format!("crate::{} → crate::{}", from.join("::"), to.join("::")))
+        .collect()
+}
+
+#[test]
+fn no_module_imports_a_layer_it_must_never_know() {
+    let known = modules();
+    let mut found = Vec::new();
+    for (from, path) in &known {
+        found.extend(forbidden(
+            from,
+            &std::fs::read_to_string(path).unwrap(),
+            &known,
+        ));
+    }
+    assert!(
+        found.is_empty(),
+        "imports that NEVER forbids:\n{}",
+        found.join("\n")
+    );
+    // The scan sees each path form of a planted import.
+    let m = |s: &str| s.split("::").map(String::from).collect::<Module>();
+    for (from, planted) in [
+        ("vm::console", "use crate::report;\n"),
+        (
+            "vm::console",
+            "fn f() { crate::report::parser::signature(\"\"); }\n",
+        ),
+        ("vm::session", "use super::super::tap;\n"),
+        (
+            "vm::session::state",
+            "use super::super::super::tap::{self, Suite};\n",
+        ),
+        (
+            "vm::session::state",
+            "use crate::{report::parser, units};\n",
+        ),
+        ("report::parser", "use crate::vm::outcome::Outcome;\n"),
+        ("config::lab", "use super::super::kernel;\n"),
+    ] {
+        assert_eq!(
+            forbidden(&m(from), planted, &known).len(),
+            1,
+            "{from}: {planted}"
+        );
+    }
+    // …and not one that goes nowhere forbidden.
+    assert!(forbidden(&m("vm::session"), "use super::super::units;\n", &known).is_empty());
+    assert!(forbidden(
+        &m("vm::session::state"),
+        "use super::super::outcome;\n",
+        &known
+    )
+    .is_empty());
 }

@@ -15,7 +15,10 @@ pub mod stats;
 pub use evidence::{Evidence, Verdict};
 
 use crate::report::parser::Report;
-use crate::vm::outcome::{Outcome, RunRecord};
+use crate::vm::outcome::Outcome;
+
+/// A run's machine record with its program's output read as per-test results.
+pub type RunRecord = crate::vm::outcome::RunRecord<crate::tap::Suite>;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 

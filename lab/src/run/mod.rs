@@ -1,6 +1,7 @@
 //! Executing a scenario on a kernel N times: one VM run each, console scanned for kernel
 //! reports, a verdict per run and the batch's statistics, all written under one directory.
 
+pub mod boot;
 pub mod pool;
 pub mod programs;
 pub mod progress;
@@ -19,15 +20,14 @@ use crate::kernel::symbols::SymbolMap;
 use crate::report::formats;
 use crate::report::parser::{self, Parser, Report, MAX_REPORTS};
 use crate::report::symbolize::Symbolizer;
+use crate::results::RunRecord;
 use crate::results::{evidence, stats};
 use crate::vm::accel::AccelChoice;
 use crate::vm::console::{ConsoleScanner, ScanAction};
-use crate::vm::outcome::RunRecord;
 use crate::vm::schedule::{Plan, Tasks};
 use crate::vm::session::{self, Backend, BootSpec};
 use anyhow::Result;
 use futures::StreamExt;
-use runner::protocol::RunRequest;
 use snapshots::Snapshots;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -397,10 +397,15 @@ async fn one_run(
     let dir = opts.out.join(crate::name::run_dir_name(index));
     let mut params = scenario.params.clone();
     params.extend(prepared.params.clone());
+    let mut request = session::request(
+        scenario.workload.clone(),
+        duration,
+        scenario.threads,
+        params,
+        scenario.kernel_params.clone(),
+    );
+    request.wait_for_go = schedule.is_some();
     let mut spec = BootSpec {
-        kernel: target.kernel.clone(),
-        cpus: scenario.cpus.get(),
-        memory_mib: scenario.memory_mib,
         accel: opts.how.accel,
         backend: opts.how.backend,
         // A schedule's addresses are System.map's: no randomized base.
@@ -408,24 +413,15 @@ async fn one_run(
             Some(_) => scenario.cmdline.with_lab_word("nokaslr"),
             None => scenario.cmdline.clone(),
         },
-        request: RunRequest {
-            workload: scenario.workload.clone(),
-            duration_ms: duration,
-            heartbeat_ms: 500,
-            threads: scenario.threads,
-            params,
-            wait_for_go: schedule.is_some(),
-            seed: Some(session::fresh_seed()),
-            kernel_params: scenario.kernel_params.clone(),
-        },
-        boot_timeout: Duration::from_secs(120),
-        heartbeat_timeout: Duration::from_secs(30),
-        timeout: None,
-        run_dir: dir.clone(),
         extra_files: prepared.extra_files.clone(),
         schedule: schedule.cloned(),
-        restore: None,
-        start_note: None,
+        ..BootSpec::new(
+            target.kernel.clone(),
+            scenario.cpus,
+            scenario.memory_mib,
+            request,
+            dir.clone(),
+        )
     };
     let seen = Arc::new(Mutex::new(Seen::default()));
     let scanners = || {
@@ -438,7 +434,14 @@ async fn one_run(
         };
         vec![Box::new(scanner) as Box<dyn ConsoleScanner>]
     };
-    let mut record = snapshots.run(&mut spec, scanners).await?;
+    let program = spec
+        .request
+        .params
+        .get("name")
+        .and_then(|v| v.as_str())
+        .map(String::from);
+    let machine = snapshots.run(&mut spec, scanners).await?;
+    let mut record = suite::with_tests(machine, program.as_deref(), &dir)?;
     let mut reports = seen.lock().unwrap().take();
     for r in &mut reports {
         r.suppressed = opts.suppressions.why(&r.title, &r.signature);

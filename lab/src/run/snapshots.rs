@@ -114,7 +114,7 @@ impl Snapshots {
         };
         let mut spec = spec.clone();
         spec.restore = None;
-        match session::snapshot(&spec, &root).await {
+        match session::snapshot(&spec, &root, boot_check).await {
             Ok(prepared) => {
                 let m = &prepared.snapshot.meta;
                 // A snapshot found in the cache is news only when one was replaced.
@@ -148,4 +148,17 @@ impl Snapshots {
         ));
         Current::Off(Some(why))
     }
+}
+
+/// A boot that printed a kernel report is not saved: its report would be in no restored run's
+/// console, so every run boots instead, and sees it.
+fn boot_check(console: &std::path::Path) -> anyhow::Result<Option<String>> {
+    let file = crate::files::open(console)?;
+    let (reports, _) = crate::report::parser::parse_reader(std::io::BufReader::new(file))?;
+    Ok(reports.first().map(|first| {
+        format!(
+            "the kernel's boot printed a report ({}): every run boots, so that each one sees it",
+            first.title
+        )
+    }))
 }

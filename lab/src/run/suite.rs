@@ -3,7 +3,53 @@
 //! and which tests failed.
 
 use crate::kernel::kconfig;
-use crate::tap::{Status, Suite, TestResult};
+use crate::tap::{Status, Stopped, Suite, TestResult};
+use crate::vm::outcome::{ProgramLine, RunRecord, Unread};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The machine's record with its program's output read as TAP/KTAP (see [`read`]). A record
+/// with tests is written to the run's `outcome.json` again, whole, with them.
+pub fn with_tests(
+    machine: RunRecord<Unread>,
+    program: Option<&str>,
+    dir: &Path,
+) -> anyhow::Result<crate::results::RunRecord> {
+    let record = machine.read_tests(|m| read(&m.program_output, &m.observations, program));
+    if record.tests.is_some() {
+        crate::files::write(
+            dir.join("outcome.json"),
+            serde_json::to_vec_pretty(&record)?,
+        )?;
+    }
+    Ok(record)
+}
+
+/// A program's output read as TAP/KTAP. A test still under way when the output stopped is
+/// recorded with why: the agent's time limit, the program's exit, or the run ending around
+/// it (the observation named `program`, else `selftest`, is what the workload reports the
+/// program's end under).
+pub fn read(
+    lines: &[ProgramLine],
+    observations: &BTreeMap<String, serde_json::Value>,
+    program: Option<&str>,
+) -> Suite {
+    let mut parser = crate::tap::Parser::new();
+    for l in lines {
+        parser.feed(Some(l.at_ms), &l.line);
+    }
+    let observation = program.unwrap_or(runner::protocol::SELFTEST_OBSERVATION);
+    let stopped = observations.get(observation).map(|v| {
+        if v["timed_out"] == true {
+            Stopped::TimeLimit
+        } else if let Some(signal) = v["signal"].as_i64() {
+            Stopped::Exited(format!("was killed by signal {signal}"))
+        } else {
+            Stopped::Exited(format!("exited with status {}", v["exit_status"]))
+        }
+    });
+    parser.finish(stopped)
+}
 
 /// Calls a test makes of its environment, as they appear in the harness's failed assertion
 /// (`Expected socketpair(AF_UNIX, SOCK_STREAM, 0, sfd) (-1) == 0 (0)`), and the kernel option
@@ -220,6 +266,23 @@ mod tests {
         not_run_here(&mut suite, None);
         let got: Vec<Status> = suite.tests.iter().map(|t| t.status).collect();
         assert_eq!(got, [Status::NotRun, Status::Fail]);
+    }
+
+    #[test]
+    fn a_program_s_lines_are_read_as_tap() {
+        let lines: Vec<ProgramLine> = ["TAP version 13", "1..2", "ok 1 first", "# slow: running"]
+            .iter()
+            .enumerate()
+            .map(|(i, l)| ProgramLine {
+                at_ms: i as u64,
+                line: l.to_string(),
+            })
+            .collect();
+        let ended = BTreeMap::from([("p".to_string(), serde_json::json!({"timed_out": true}))]);
+        let suite = read(&lines, &ended, Some("p"));
+        assert_eq!(suite.leaves().len(), 1);
+        assert_eq!(suite.planned, Some(2));
+        assert_eq!(suite.leaves()[0].0, "first");
     }
 
     #[test]

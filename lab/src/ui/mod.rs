@@ -4,6 +4,7 @@
 //! summaries, JSON) go to stdout through [`print`].
 
 mod build;
+pub mod record;
 mod runs;
 
 use crate::events::{self, Event};

@@ -12,5 +12,4 @@ pub mod qmp;
 pub mod schedule;
 pub mod session;
 pub mod snapshot;
-pub mod summary;
 pub mod vng;

@@ -185,9 +185,24 @@ pub struct GuestInfo {
     pub agent_version: String,
 }
 
-/// `outcome.json`.
+/// A line the workload's program printed (the `selftest` workload), as the agent carried it:
+/// milliseconds since the agent's start, and the line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProgramLine {
+    pub at_ms: u64,
+    pub line: String,
+}
+
+/// What a machine record's `tests` holds before the layer above has read the program's
+/// output: nothing (the machine knows no test format).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunRecord {
+pub enum Unread {}
+
+/// `outcome.json`, and the record of a run in runs.json. `Tests` is what the program's output
+/// (the `selftest` workload) was read as: [`Unread`] as the machine leaves it, per-test results
+/// once `run/` has read it (see [`RunRecord::read_tests`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord<Tests = Unread> {
     pub outcome: Outcome,
     /// When QEMU was started (RFC 3339, UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -214,12 +229,48 @@ pub struct RunRecord {
     pub threads: Vec<ThreadResult>,
     pub observations: BTreeMap<String, serde_json::Value>,
     pub console_lines: u64,
-    /// Per-test results of a test program's TAP/KTAP output (the `selftest` workload).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tests: Option<crate::tap::Suite>,
+    /// Per-test results of a test program's output (the `selftest` workload).
+    #[serde(default = "Option::default", skip_serializing_if = "Option::is_none")]
+    pub tests: Option<Tests>,
     /// What a schedule executed: every attempt, applied or not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<super::schedule::ScheduleRecord>,
+    /// The program's output, for the layer above to read (agent.jsonl keeps it on disk).
+    #[serde(skip)]
+    pub program_output: Vec<ProgramLine>,
+}
+
+impl RunRecord<Unread> {
+    /// The record with the program's output read by `read` (none when it printed nothing).
+    pub fn read_tests<T>(self, read: impl FnOnce(&Self) -> T) -> RunRecord<T> {
+        let tests = match self.program_output.is_empty() {
+            true => None,
+            false => Some(read(&self)),
+        };
+        RunRecord {
+            tests,
+            outcome: self.outcome,
+            started: self.started,
+            backend: self.backend,
+            accel: self.accel,
+            kernel: self.kernel,
+            cpus: self.cpus,
+            memory_mib: self.memory_mib,
+            workload: self.workload,
+            duration_ms: self.duration_ms,
+            start: self.start,
+            seed: self.seed,
+            timing: self.timing,
+            guest: self.guest,
+            vcpu_threads: self.vcpu_threads,
+            last_progress: self.last_progress,
+            threads: self.threads,
+            observations: self.observations,
+            console_lines: self.console_lines,
+            schedule: self.schedule,
+            program_output: self.program_output,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ mod links;
 mod save;
 mod state;
 
-pub use save::{snapshot, Prepared};
+pub use save::{snapshot, BootCheck, Prepared};
 
 use super::accel::{self, AccelChoice};
 use super::agent::AgentEvent;
@@ -66,6 +66,59 @@ pub struct BootSpec {
     /// Recorded with the run: why it booted although snapshots were on, or what went wrong
     /// with an earlier restore.
     pub start_note: Option<String>,
+}
+
+impl BootSpec {
+    /// `request` on `kernel` with `cpus` vCPUs and `memory_mib` of memory, recorded in
+    /// `run_dir`: booted by QEMU (no snapshot, no schedule) on the accelerator the probe
+    /// picks, with the lab's bounds (120 s to the agent's hello, 30 s of silence after it,
+    /// no overall limit beyond those).
+    pub fn new(
+        kernel: PathBuf,
+        cpus: runner::quantity::Vcpus,
+        memory_mib: u64,
+        request: RunRequest,
+        run_dir: PathBuf,
+    ) -> BootSpec {
+        BootSpec {
+            kernel,
+            cpus: cpus.get(),
+            memory_mib,
+            accel: AccelChoice::Auto,
+            backend: Backend::Qemu,
+            cmdline_extra: Default::default(),
+            request,
+            boot_timeout: Duration::from_secs(120),
+            heartbeat_timeout: Duration::from_secs(30),
+            timeout: None,
+            run_dir,
+            extra_files: Vec::new(),
+            schedule: None,
+            restore: None,
+            start_note: None,
+        }
+    }
+}
+
+/// A request to run `workload` for `duration` with a heartbeat every 500 ms and a fresh
+/// seed; it starts at once (a schedule's run sets `wait_for_go`).
+pub fn request(
+    workload: String,
+    duration: runner::quantity::WorkDuration,
+    threads: Option<runner::quantity::Threads>,
+    params: serde_json::Map<String, serde_json::Value>,
+    kernel_params: BTreeMap<String, String>,
+) -> RunRequest {
+    RunRequest {
+        workload,
+        duration_ms: duration,
+        heartbeat_ms: 500,
+        threads,
+        params,
+        wait_for_go: false,
+        seed: Some(fresh_seed()),
+        kernel_params,
+    }
 }
 
 /// A snapshot could not be loaded: nothing ran in the guest (the caller may boot instead).
@@ -540,10 +593,6 @@ impl Vm {
             let _ = std::fs::remove_file(socket);
         }
         let stderr = self.stderr_tail.lock().unwrap().clone();
-        let program = spec.request.params.get("name").and_then(|v| v.as_str());
-        let tests = self
-            .state
-            .tests(program.unwrap_or(runner::protocol::SELFTEST_OBSERVATION));
         let record = RunRecord {
             outcome: self.state.outcome(self.exit.as_ref(), &stderr),
             started: Some(humantime::format_rfc3339_millis(self.started).to_string()),
@@ -570,8 +619,9 @@ impl Vm {
             threads: self.state.threads,
             observations: self.state.observations,
             console_lines: self.console.lines(),
-            tests,
+            tests: None,
             schedule,
+            program_output: self.state.output,
         };
         // Whole or not at all: a full disk leaves no truncated outcome.json.
         crate::files::write(

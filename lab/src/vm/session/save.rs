@@ -1,6 +1,7 @@
 //! Making a snapshot: boot the guest as a run would, wait for the agent's hello (it then
-//! waits, idle, for a request), pause the guest, save its state, and stop QEMU. A boot that
-//! prints a kernel report is not saved: every run boots instead, and sees the report.
+//! waits, idle, for a request), pause the guest, save its state, and stop QEMU. A boot the
+//! caller's [`BootCheck`] refuses (one that printed a kernel report) is not saved: every run
+//! boots instead, and sees what it printed.
 
 use super::{build_command, prepare_run_dir, recv_opt, Backend, BootSpec, Vm};
 use crate::vm::agent::AgentEvent;
@@ -24,12 +25,20 @@ pub struct Prepared {
     pub replaced: Option<String>,
 }
 
+/// Whether a boot may be saved, from its console log: `Ok(Some(why))` when it may not.
+pub type BootCheck = fn(&Path) -> Result<Option<String>>;
+
 /// How long the compressor gets to finish the state file once QEMU has sent it all.
 const WRITE_WAIT: Duration = Duration::from_secs(60);
 
 /// The snapshot of the guest `spec` boots (its kernel, vCPUs, memory, accelerator, command
-/// line and initramfs files), from `root` or made there now; `Err(why)` when there can be none.
-pub async fn snapshot(spec: &BootSpec, root: &Path) -> std::result::Result<Prepared, String> {
+/// line and initramfs files), from `root` or made there now, when `check` lets its boot be
+/// saved; `Err(why)` when there can be none.
+pub async fn snapshot(
+    spec: &BootSpec,
+    root: &Path,
+    check: BootCheck,
+) -> std::result::Result<Prepared, String> {
     if spec.backend != Backend::Qemu {
         return Err("the vng backend boots every run".into());
     }
@@ -38,10 +47,16 @@ pub async fn snapshot(spec: &BootSpec, root: &Path) -> std::result::Result<Prepa
             "{ZSTD} is not on the PATH (apt-get install zstd; the README's set-up installs it)"
         ));
     }
-    prepare(spec, root).await.map_err(|e| format!("{e:#}"))?
+    prepare(spec, root, check)
+        .await
+        .map_err(|e| format!("{e:#}"))?
 }
 
-async fn prepare(spec: &BootSpec, root: &Path) -> Result<std::result::Result<Prepared, String>> {
+async fn prepare(
+    spec: &BootSpec,
+    root: &Path,
+    check: BootCheck,
+) -> Result<std::result::Result<Prepared, String>> {
     let accel = accel::resolve(spec.accel, &spec.kernel).await?;
     std::fs::create_dir_all(root).with_context(|| format!("create {}", root.display()))?;
     // The initramfs is part of the key: made first, in a directory of its own.
@@ -87,7 +102,7 @@ async fn prepare(spec: &BootSpec, root: &Path) -> Result<std::result::Result<Pre
     let work = root.join(format!("{}.tmp-{}", keyed.key, std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).with_context(|| format!("create {}", work.display()))?;
-    let made = make(spec, accel, &machine, &keyed, &work).await;
+    let made = make(spec, accel, &machine, &keyed, &work, check).await;
     let made = match made {
         Ok(Ok(meta)) => meta,
         Ok(Err(refused)) => {
@@ -108,13 +123,14 @@ async fn prepare(spec: &BootSpec, root: &Path) -> Result<std::result::Result<Pre
     }))
 }
 
-/// Boot and save into `work`; `Ok(Err(why))` when the boot printed a kernel report.
+/// Boot and save into `work`; `Ok(Err(why))` when `check` refuses the boot.
 async fn make(
     spec: &BootSpec,
     accel: Accel,
     machine: &Machine,
     keyed: &snapshot::Keyed,
     work: &Path,
+    check: BootCheck,
 ) -> Result<std::result::Result<Meta, String>> {
     let initrd = machine.initrd.as_ref().expect("an initramfs");
     crate::files::copy(initrd, work.join("initrd"))
@@ -126,15 +142,9 @@ async fn make(
         ..spec.clone()
     };
     let (hello, boot_ms, save_ms, stream_bytes) = save(&spec, accel, work).await?;
-    // The boot's reports would be in no restored run's console.
-    let console = work.join("console.log");
-    let file = crate::files::open(&console)?;
-    let (reports, _) = crate::report::parser::parse_reader(std::io::BufReader::new(file))?;
-    if let Some(first) = reports.first() {
-        return Ok(Err(format!(
-            "the kernel's boot printed a report ({}): every run boots, so that each one sees it",
-            first.title
-        )));
+    // What the boot printed would be in no restored run's console.
+    if let Some(why) = check(&work.join("console.log"))? {
+        return Ok(Err(why));
     }
     let state = work.join("state.zst");
     let file_bytes = std::fs::metadata(&state)?.len();

@@ -1,7 +1,7 @@
 //! What has happened so far in a run, and the outcome it adds up to once QEMU is gone.
 
 use super::WIND_DOWN;
-use crate::vm::outcome::{GuestInfo, Outcome, Timing};
+use crate::vm::outcome::{GuestInfo, Outcome, ProgramLine, Timing};
 use runner::protocol::GuestMsg;
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
@@ -35,8 +35,8 @@ pub struct State {
     pub wind_down_until: Option<Instant>,
     /// A scanner asked to stop the run.
     pub report_stop: Option<String>,
-    /// A test program's output (the `selftest` workload), read as TAP as it comes.
-    pub tap: Option<crate::tap::Parser>,
+    /// A test program's output (the `selftest` workload), line by line.
+    pub output: Vec<ProgramLine>,
 }
 
 impl State {
@@ -68,14 +68,11 @@ impl State {
             // For the schedule's controller (the run loop hands it over).
             GuestMsg::Positioned { .. } => {}
             GuestMsg::ThreadResult(result) => self.threads.push(result),
-            // The tail of a cut line is kept in agent.jsonl and never read as TAP.
+            // The tail of a cut line is kept in agent.jsonl, not read as a line of its own.
             GuestMsg::Output {
                 continued: true, ..
             } => {}
-            GuestMsg::Output { at_ms, line, .. } => self
-                .tap
-                .get_or_insert_with(crate::tap::Parser::new)
-                .feed(Some(at_ms), &line),
+            GuestMsg::Output { at_ms, line, .. } => self.output.push(ProgramLine { at_ms, line }),
             GuestMsg::Observation { name, value } => {
                 self.observations.insert(name, value);
             }
@@ -89,25 +86,6 @@ impl State {
                 self.wind_down();
             }
         }
-    }
-
-    /// The test program's results, once the run is over: a test still under way when the
-    /// output stopped is recorded with why (the agent's time limit, the program's exit, or
-    /// the run ending around it).
-    /// `observation` is the name the workload reports the program's end under.
-    pub fn tests(&mut self, observation: &str) -> Option<crate::tap::Suite> {
-        let parser = self.tap.take()?;
-        let program = self.observations.get(observation);
-        let stopped = program.map(|v| {
-            if v["timed_out"] == true {
-                crate::tap::Stopped::TimeLimit
-            } else if let Some(signal) = v["signal"].as_i64() {
-                crate::tap::Stopped::Exited(format!("was killed by signal {signal}"))
-            } else {
-                crate::tap::Stopped::Exited(format!("exited with status {}", v["exit_status"]))
-            }
-        });
-        Some(parser.finish(stopped))
     }
 
     pub fn wind_down(&mut self) {
@@ -189,8 +167,8 @@ mod tests {
         }
     }
 
-    /// The tail of a cut line (a continued piece) is never read as TAP: neither a forged
-    /// `Bail out!` nor a forged `ok`.
+    /// The tail of a cut line (a continued piece) is not a line of the program's output, so
+    /// it is never read as TAP: neither a forged `Bail out!` nor a forged `ok`.
     #[test]
     fn a_continued_piece_is_not_a_tap_line() {
         let mut state = State::default();
@@ -211,11 +189,12 @@ mod tests {
         ] {
             state.on_guest(msg, start);
         }
-        let suite = state.tests("none").unwrap();
-        assert_eq!(suite.bailed, None);
-        let leaves = suite.leaves();
-        assert_eq!(leaves.len(), 1, "{leaves:?}");
-        assert_eq!(leaves[0].0, "real");
+        let lines: Vec<&str> = state.output.iter().map(|l| l.line.as_str()).collect();
+        assert_eq!(lines.len(), 5);
+        assert!(!lines
+            .iter()
+            .any(|l| l.contains("phantom") || l.contains("forged")));
+        assert_eq!(lines[4], "not ok 1 real");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The human summary of one run, as `lab boot` prints it.
 
-use super::outcome::RunRecord;
+use crate::results::RunRecord;
 use std::fmt::Write;
 use std::path::Path;
 
