@@ -312,7 +312,7 @@ pub async fn dispatch(command: Command) -> Result<i32> {
             ui::print(&if a.json {
                 json(&results)?
             } else {
-                let summary = run::summary(&scenario, &target, &results);
+                let summary = ui::batch::summary(&scenario, &target, &results);
                 format!("{summary}results: {}\n", out.join("runs.json").display())
             });
             Ok(if run::all_pass(&results) { 0 } else { 1 })
@@ -320,7 +320,7 @@ pub async fn dispatch(command: Command) -> Result<i32> {
         Command::Compare(a) => {
             let request = compare::request(a)?;
             let comparison = compare::compare(&request).await?;
-            ui::print(&compare::render(&comparison));
+            ui::print(&ui::compare::render(&comparison));
             Ok(comparison.exit_status())
         }
         Command::Nightly(a) => nightly(a).await,
@@ -342,11 +342,14 @@ pub async fn dispatch(command: Command) -> Result<i32> {
             }
             let h = results::history::History::open(&lab.history)?;
             let rows = h.trend(a.variant.as_deref(), a.scenario.as_deref())?;
-            ui::print(&results::history::table(&rows));
+            ui::print(&results::render::history::table(&rows));
             Ok(0)
         }
         Command::Report(ReportCommand::Html { night }) => {
-            ui::print(&format!("{}\n", results::html::rewrite(&night)?.display()));
+            ui::print(&format!(
+                "{}\n",
+                results::render::html::rewrite(&night)?.display()
+            ));
             Ok(0)
         }
         Command::Report(ReportCommand::Parse {
@@ -371,7 +374,7 @@ pub async fn dispatch(command: Command) -> Result<i32> {
             ui::print(&if as_json {
                 json(&reports)?
             } else {
-                report::listing::listing(&console, &reports, vmlinux.is_some())
+                ui::listing::listing(&console, &reports, vmlinux.is_some())
             });
             Ok(0)
         }
@@ -427,7 +430,7 @@ fn export_kcidb(
     log_base: Option<&str>,
     out: Option<PathBuf>,
 ) -> Result<i32> {
-    let json = results::kcidb::export_dir(night, origin, log_base)?;
+    let json = results::render::kcidb::export_dir(night, origin, log_base)?;
     match out {
         Some(file) => {
             crate::files::write(&file, json)?;
@@ -449,7 +452,7 @@ async fn bisect(a: bisect::Args) -> Result<i32> {
         ));
         return Err(crate::interrupt::Interrupted.into());
     };
-    let text = bisect::answer_text(&opts, &answer)?;
+    let text = ui::bisect::answer_text(&opts, &answer)?;
     crate::files::write(dir.join("bisect.log"), &text)?;
     ui::print(&format!(
         "{text}log: {}\n",

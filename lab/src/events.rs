@@ -46,14 +46,31 @@ pub enum Event {
         batch: String,
         label: String,
     },
-    /// A run ended: its one-line summary; whether it found a kernel report.
-    RunEnded {
-        id: u64,
-        line: String,
-        kernel_report: bool,
-    },
+    /// A run ended, with what its one-line summary shows.
+    RunEnded { id: u64, run: RunEnd },
     /// The runs of a command are over: a live display can go.
     RunsDone,
+}
+
+/// What a run that ended shows in its one-line summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunEnd {
+    /// The batch's label ("baseline × epoll-dmabuf-race").
+    pub batch: String,
+    pub index: u32,
+    /// The verdict's name ("pass", "FAIL", ...) and its detail.
+    pub verdict: String,
+    pub detail: String,
+    /// The outcome's name ("completed", "stopped-on-report", ...).
+    pub outcome: String,
+    /// From the workload's start to the first report.
+    pub first_report_ms: Option<u64>,
+    /// (role, operations per second).
+    pub throughput: Vec<(String, f64)>,
+    /// A schedule's (attempts applied, attempts, applied before the first report).
+    pub schedule: Option<(usize, usize, Option<usize>)>,
+    /// Whether the run found a kernel report.
+    pub kernel_report: bool,
 }
 
 type Sink = Arc<dyn Fn(&Event) + Send + Sync>;

@@ -466,3 +466,62 @@ fn no_module_imports_a_layer_it_must_never_know() {
     )
     .is_empty());
 }
+
+/// What makes a module a renderer: text built with `fmt::Write`, HTML (maud), JUnit
+/// (quick_junit), a Markdown table, or a function named for a rendering.
+const RENDERING: &str = r#"fmt::Write|\bmaud\b|\bhtml!|quick_junit|"\|[ -]|\|---\||\bfn (render|table|listing|page|summary_md|junit_xml)\b"#;
+
+/// Renderers outside `results/render/` and `ui/`, as "file:line: code".
+fn renderers_elsewhere(sources: &[(PathBuf, String)]) -> Vec<String> {
+    let rendering = Regex::new(RENDERING).unwrap();
+    let mut found = Vec::new();
+    for (path, text) in sources {
+        let rel = path
+            .strip_prefix(src())
+            .unwrap_or(path)
+            .to_string_lossy()
+            .to_string();
+        if rel.starts_with("ui/") || rel.starts_with("results/render/") {
+            continue;
+        }
+        // Literals count here (a Markdown table is one); comments and tests do not.
+        let library = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (i, line) in library.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if rendering.is_match(code) {
+                found.push(format!("{rel}:{}: {}", i + 1, line.trim()));
+            }
+        }
+    }
+    found
+}
+
+/// Output is rendered in one of two places: a night's and the history's files in
+/// `results/render/` (from the results model), a command's text in `ui/`.
+#[test]
+fn only_results_render_and_the_ui_render() {
+    let sources: Vec<(PathBuf, String)> = modules()
+        .into_values()
+        .map(|p| {
+            let t = std::fs::read_to_string(&p).unwrap();
+            (p, t)
+        })
+        .collect();
+    let found = renderers_elsewhere(&sources);
+    assert!(
+        found.is_empty(),
+        "output rendered outside results/render/ and ui/:\n{}",
+        found.join("\n")
+    );
+    // The scan sees each kind of planted renderer.
+    for planted in [
+        "use std::fmt::Write;",
+        "let s = String::from(\"| a | b |\\n|---|---|\\n\");",
+        "pub fn render(c: &Comparison) -> String {",
+        "use quick_junit::Report;",
+        "fn f() -> Markup { html! { p { \"x\" } } }",
+    ] {
+        let file = vec![(src().join("compare/planted.rs"), planted.to_string())];
+        assert_eq!(renderers_elsewhere(&file).len(), 1, "{planted}");
+    }
+}

@@ -7,13 +7,11 @@
 //! run is stored, and the state after every run, so the same command resumes after Ctrl-C.
 
 mod config;
-mod report;
-mod state;
-mod steps;
+pub mod state;
+pub mod steps;
 pub mod verdict;
 
 pub use config::config_variant;
-pub use report::{answer_text, table};
 pub use state::{State, Step};
 pub use steps::classify;
 

@@ -275,32 +275,6 @@ impl Comparison {
     }
 }
 
-pub fn render(c: &Comparison) -> String {
-    let mut s = format!("{} — {}\n\n", c.scenario.name, c.scenario.description);
-    s.push_str(&stats::table(&c.rows));
-    if let Some(pivot) = stats::by_detector(&c.rows) {
-        s.push_str("\nby detector:\n\n");
-        s.push_str(&pivot);
-    }
-    if let Some(first) = c.rows.first() {
-        for r in c.rows.iter().skip(1) {
-            for (check, a, b) in stats::uapi_differences(first, r) {
-                s.push_str(&format!("{}: {check}: {a} → {b}\n", r.name));
-            }
-            for (test, a, b) in stats::test_differences(first, r) {
-                s.push_str(&format!("{}: {test}: {a} → {b}\n", r.name));
-            }
-        }
-    }
-    s.push('\n');
-    for line in stats::verdicts(&c.rows) {
-        s.push_str(&line);
-        s.push('\n');
-    }
-    s.push_str(&format!("runs: {}\n", c.store.display()));
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use super::plan::Plan;
 use super::NightOptions;
 use crate::config::suppress::Suppressions;
 use crate::kernel::{Built, Metadata};
-use crate::results::night::{self, CellResult};
+use crate::results::night::CellResult;
 use crate::run::{batch, BatchOptions, Pool, Progress, RunResult, Target};
 use anyhow::Result;
 use std::collections::BTreeMap;
@@ -76,7 +76,7 @@ pub async fn cells(
                 "[{}/{total}] {} → {}",
                 i + 1,
                 batch_opts.label,
-                night::cell_with_expectation(&done)
+                crate::results::render::cell_with_expectation(&done)
             ));
             anyhow::Ok((Some(b.metadata.clone()), runs))
         }

@@ -97,7 +97,7 @@ fn finish_cells(ran: Vec<Ran>, errors: &mut Vec<String>) -> Vec<CellResult> {
                 "{} × {}: every run failed to say anything about the kernel ({})",
                 cell.variant,
                 cell.scenario,
-                night::cell_text(&cell)
+                crate::results::render::cell_text(&cell)
             ));
         }
         cells.push(cell);
@@ -236,8 +236,17 @@ fn write_files(results: &NightResults, out: &Path) -> Result<()> {
         out.join("results.json"),
         serde_json::to_vec_pretty(results)?,
     )?;
-    crate::files::write(out.join("junit.xml"), night::junit_xml(results)?)?;
-    crate::files::write(out.join("summary.md"), night::summary_md(results))?;
-    crate::files::write(out.join("report.html"), crate::results::html::page(results))?;
+    crate::files::write(
+        out.join("junit.xml"),
+        crate::results::render::night::junit_xml(results)?,
+    )?;
+    crate::files::write(
+        out.join("summary.md"),
+        crate::results::render::night::summary_md(results),
+    )?;
+    crate::files::write(
+        out.join("report.html"),
+        crate::results::render::html::page(results),
+    )?;
     Ok(())
 }

@@ -4,7 +4,6 @@
 pub mod formats;
 pub mod frames;
 mod guilty;
-pub mod listing;
 pub mod parser;
 pub mod race;
 mod scan;

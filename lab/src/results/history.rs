@@ -467,31 +467,6 @@ impl History {
     }
 }
 
-/// The trend as `lab history` prints it (Markdown).
-pub fn table(rows: &[TrendRow]) -> String {
-    let mut s = String::from(
-        "| night | started | variant | scenario | failed/runs | first reports |\n|---|---|---|---|---|---|\n",
-    );
-    for r in rows {
-        let titles: Vec<String> = r.titles.iter().map(|(t, n)| format!("{t} ({n})")).collect();
-        s.push_str(&format!(
-            "| {} | {} | {} | {} | {}/{} | {} |\n",
-            r.night,
-            r.started,
-            r.variant,
-            r.scenario,
-            r.failed,
-            r.runs,
-            if titles.is_empty() {
-                "-".to_string()
-            } else {
-                titles.join("; ").replace('|', "\\|")
-            }
-        ));
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -665,7 +640,7 @@ mod tests {
         assert_eq!((t[1].runs, t[1].failed), (2, 2));
         assert_eq!(t[1].titles, [(UAF.1.to_string(), 2)]);
         assert_eq!(h.trend(None, None).unwrap().len(), 3);
-        let text = table(&t);
+        let text = super::super::render::history::table(&t);
         assert!(
             text.contains("| baseline | epoll-dmabuf-race | 2/2 | KASAN: slab-use-after-free Read in dma_buf_file_release (2) |"),
             "{text}"

@@ -6,9 +6,8 @@
 pub mod compare;
 pub mod evidence;
 pub mod history;
-pub mod html;
-pub mod kcidb;
 pub mod night;
+pub mod render;
 pub mod shard;
 pub mod stats;
 

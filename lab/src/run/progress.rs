@@ -48,13 +48,9 @@ impl Progress {
         Ticket { id }
     }
 
-    /// A run ended: its line, and whether it found a kernel report.
-    pub fn finish(&self, ticket: Ticket, line: &str, kernel_report: bool) {
-        events::emit(Event::RunEnded {
-            id: ticket.id,
-            line: line.to_string(),
-            kernel_report,
-        });
+    /// A run ended: what its line shows.
+    pub fn finish(&self, ticket: Ticket, run: events::RunEnd) {
+        events::emit(Event::RunEnded { id: ticket.id, run });
     }
 
     /// A line for the user, above the live display.

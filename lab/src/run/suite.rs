@@ -157,68 +157,6 @@ pub fn console_ms(console: &str, line: usize) -> Option<u64> {
     crate::report::parser::timestamp_ms(console.lines().nth(line.checked_sub(1)?)?)
 }
 
-/// A suite batch in a few lines: each run's counts, every test that did not pass in some
-/// run (with what it did in each), and the slowest tests (median time over the runs).
-pub fn summary(results: &[crate::results::RunResult]) -> String {
-    use std::collections::BTreeMap;
-    use std::fmt::Write;
-    let mut s = String::new();
-    let mut statuses: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut times: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for r in results {
-        let Some(suite) = r.record.as_ref().and_then(|rec| rec.tests.as_ref()) else {
-            continue;
-        };
-        let (counts, _) = suite.counts();
-        let counts: Vec<String> = counts
-            .iter()
-            .map(|(st, n)| format!("{n} {}", st.name()))
-            .collect();
-        let _ = writeln!(
-            s,
-            "run {}: {} tests: {}",
-            r.index,
-            suite.leaves().len(),
-            counts.join(", ")
-        );
-        for (name, t) in suite.leaves() {
-            let mut status = t.status.name().to_string();
-            if let Some(why) = &t.reason {
-                status = format!("{status} ({why})");
-            }
-            statuses.entry(name.clone()).or_default().push(status);
-            if let Some(ms) = t.duration_ms() {
-                times.entry(name).or_default().push(ms as f64 / 1000.0);
-            }
-        }
-    }
-    for (name, all) in &statuses {
-        if all.iter().any(|st| st != Status::Pass.name()) {
-            let _ = writeln!(s, "  {name}: {}", all.join(" / "));
-        }
-    }
-    let mut slow: Vec<(f64, &String)> = times
-        .iter()
-        .filter_map(|(n, xs)| Some((crate::results::stats::median(xs.clone())?, n)))
-        .collect();
-    slow.sort_by(|a, b| b.0.total_cmp(&a.0));
-    if !slow.is_empty() {
-        let top: Vec<String> = slow
-            .iter()
-            .take(5)
-            .map(|(t, n)| format!("{n} {t:.1} s"))
-            .collect();
-        let all: Vec<f64> = slow.iter().map(|(t, _)| *t).collect();
-        let _ = writeln!(
-            s,
-            "median time per test {:.2} s; slowest: {}",
-            crate::results::stats::median(all).unwrap_or(0.0),
-            top.join(", ")
-        );
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,11 @@
 //! `CI=true` or when stderr is not a terminal, as plain lines. Results of a command (tables,
 //! summaries, JSON) go to stdout through [`print`].
 
+pub mod batch;
+pub mod bisect;
 mod build;
+pub mod compare;
+pub mod listing;
 pub mod record;
 mod runs;
 
@@ -93,13 +97,9 @@ impl Ui {
                 s.runs.started(*id, batch, label.clone());
                 self.live(&mut s);
             }
-            Event::RunEnded {
-                id,
-                line,
-                kernel_report,
-            } => {
-                s.runs.ended(*id, *kernel_report);
-                self.line(line);
+            Event::RunEnded { id, run } => {
+                s.runs.ended(*id, run.kernel_report);
+                self.line(&batch::run_line(run));
                 if self.multi.is_none() {
                     self.line(&format!("lab: {}", s.runs.tally()));
                 }
@@ -162,7 +162,7 @@ pub fn interrupted() {
 pub fn night(results: &crate::results::night::NightResults, out: &std::path::Path) -> String {
     format!(
         "{}\nnight: {}\nreport: {}\n",
-        crate::results::night::summary_md(results),
+        crate::results::render::night::summary_md(results),
         out.display(),
         out.join("report.html").display()
     )

@@ -1,8 +1,8 @@
 //! `lab report parse`'s text: one line per report (where, title, signature), and with a
 //! vmlinux every frame decoded as scripts/decode_stacktrace.sh prints it.
 
-use super::parser::Report;
-use super::symbolize::decoded;
+use crate::report::parser::Report;
+use crate::report::symbolize::decoded;
 use std::path::Path;
 
 pub fn listing(console: &Path, reports: &[Report], with_frames: bool) -> String {

@@ -4,9 +4,10 @@
 //! to each run's console.log. No script, no external resource. Guest output is untrusted:
 //! every string goes through maud's escaping, and control characters are dropped first.
 
-use super::night::{self, CellResult, NightResults};
-use super::stats::{wilson, Z95};
-use super::{RunResult, Verdict};
+use super::super::night::{self, CellResult, NightResults};
+use super::super::stats::{wilson, Z95};
+use super::super::{RunResult, Verdict};
+use super::{axes, cell_text, cell_with_expectation};
 use crate::report::formats::ReportType;
 use crate::report::parser::Report;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
@@ -61,7 +62,7 @@ fn console_href(cell: &CellResult, r: &RunResult) -> String {
 }
 
 fn class(cell: &CellResult) -> &'static str {
-    let t = night::cell_text(cell);
+    let t = cell_text(cell);
     if t.starts_with(night::NOT_RUN) || t.starts_with("error") {
         "error"
     } else if cell.note.is_some() || t.starts_with("skipped") {
@@ -203,7 +204,7 @@ fn cell_details(cell: &CellResult) -> Markup {
     html! {
         h3 id=(anchor(cell)) { (cell.variant) " × " (cell.scenario) }
         p {
-            (night::cell_with_expectation(cell))
+            (cell_with_expectation(cell))
             @if let Some(k) = &cell.kernel {
                 br; "kernel " (clean(&k.kernel_release)) ", .config " code { (k.config_hash.get(..12).unwrap_or(&k.config_hash)) }
             }
@@ -229,7 +230,7 @@ pub fn rewrite(night: &Path) -> anyhow::Result<std::path::PathBuf> {
 
 /// The night's page (links to consoles are relative to the night's directory).
 pub fn page(n: &NightResults) -> String {
-    let (variants, scenarios) = night::axes(n);
+    let (variants, scenarios) = axes(n);
     let cell = |v: &str, s: &str| n.cells.iter().find(|c| c.variant == v && c.scenario == s);
     let title = if n.lab.is_empty() {
         "lab nightly"
@@ -269,7 +270,7 @@ pub fn page(n: &NightResults) -> String {
                             th { (v) }
                             @for s in &scenarios {
                                 @if let Some(c) = cell(v, s) {
-                                    td class=(class(c)) { a href=(format!("#{}", anchor(c))) { (clean(&night::cell_with_expectation(c))) } }
+                                    td class=(class(c)) { a href=(format!("#{}", anchor(c))) { (clean(&cell_with_expectation(c))) } }
                                 } @else {
                                     td { "·" }
                                 }

@@ -1,9 +1,9 @@
 //! What a bisection prints and writes to bisect.log: the per-step table and the answer.
 
-use super::state::State;
-use super::steps::{classify, stored};
-use super::verdict::{CommitVerdict, RunClass};
-use super::{Answer, BisectOptions, TargetReport};
+use crate::bisect::state::State;
+use crate::bisect::steps::{classify, stored};
+use crate::bisect::verdict::{CommitVerdict, RunClass};
+use crate::bisect::{Answer, BisectOptions, TargetReport};
 use anyhow::Result;
 
 /// The per-step table (Markdown), in the order the steps were taken.

@@ -6,8 +6,8 @@
 //! its source and series, an issue its report signature (KCIDB merges objects by id, so a
 //! kernel tested on many nights is one build). Tests are per night.
 
-use super::night::{CellResult, NightResults};
-use super::{Evidence, RunResult};
+use super::super::night::{CellResult, NightResults};
+use super::super::{Evidence, RunResult};
 use crate::tap::Status;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
@@ -331,7 +331,7 @@ pub fn export(night: &NightResults, origin: &str, log_base: &str) -> Result<Valu
             || !c.runs.is_empty()
             || c.note
                 .as_deref()
-                .is_some_and(|n| n.starts_with(super::night::NOT_RUN))
+                .is_some_and(|n| n.starts_with(super::super::night::NOT_RUN))
     }) {
         checkouts
             .entry(checkout_id(origin, cell))

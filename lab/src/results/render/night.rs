@@ -1,0 +1,466 @@
+//! `summary.md` (the matrix, then what changed) and `junit.xml` (one testcase per variant ×
+//! scenario) of a night.
+
+use super::super::night::{
+    as_expected, first_failure, tally, CellResult, ChangeOut, NightResults, NOT_RUN,
+};
+use super::{axes, cell_text, cell_with_expectation};
+use quick_junit::{NonSuccessKind, Report as Junit, TestCase, TestCaseStatus, TestSuite};
+use std::collections::BTreeMap;
+
+/// Console text kept in a JUnit failure: the first report, cut to this many bytes.
+const EXCERPT: usize = 8 * 1024;
+
+/// Where a night's runs come from when not from one whole run: one shard, or a merge.
+fn provenance(night: &NightResults) -> Option<String> {
+    if let Some(shard) = &night.shard {
+        let runs: u32 = shard.share.iter().map(|s| s.runs).sum();
+        return Some(format!(
+            "Shard {} of this night's plan: {runs} run(s); `lab merge` makes the night of \
+             all its shards and decides what regressed.",
+            shard.name()
+        ));
+    }
+    night.merged.as_ref().map(|m| format!("{}.", m.describe()))
+}
+
+/// Each cell's suppressed reports: (variant, scenario, title) → (runs that printed it, why).
+type Suppressed<'a> = BTreeMap<(&'a str, &'a str, &'a str), (usize, &'a str)>;
+
+fn suppressed(night: &NightResults) -> Suppressed<'_> {
+    let mut out: Suppressed = BTreeMap::new();
+    for cell in &night.cells {
+        for r in &cell.runs {
+            for (title, why) in r.suppressed_titles() {
+                out.entry((&cell.variant, &cell.scenario, title))
+                    .or_insert((0, why))
+                    .0 += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Markdown: the variant × scenario matrix, then regressions, fixes and flaky signatures.
+pub fn summary_md(night: &NightResults) -> String {
+    let (variants, scenarios) = axes(night);
+    let by_cell: BTreeMap<(&str, &str), &CellResult> = night
+        .cells
+        .iter()
+        .map(|c| ((c.variant.as_str(), c.scenario.as_str()), c))
+        .collect();
+    // Guest text goes into table cells: no pipes or newlines may break the table.
+    let clean = |s: String| s.replace('|', "\\|").replace(['\n', '\r'], " ");
+    let mut s = format!(
+        "# {}\n\n{} → {}\n\n| variant | {} |\n|---|{}\n",
+        if night.lab.is_empty() {
+            "lab nightly"
+        } else {
+            &night.lab
+        },
+        night.started,
+        night.ended,
+        scenarios.join(" | "),
+        "---|".repeat(scenarios.len())
+    );
+    if let Some(line) = provenance(night) {
+        s = s.replacen("\n\n| variant", &format!("\n\n{line}\n\n| variant"), 1);
+    }
+    for v in &variants {
+        let row: Vec<String> = scenarios
+            .iter()
+            .map(|sc| {
+                by_cell
+                    .get(&(*v, *sc))
+                    .map(|c| clean(cell_with_expectation(c)))
+                    .unwrap_or_else(|| "·".into())
+            })
+            .collect();
+        s.push_str(&format!("| {v} | {} |\n", row.join(" | ")));
+    }
+    for (kind, heading) in [
+        ("regression", "Regressions"),
+        ("fixed", "Fixed"),
+        (
+            "flaky",
+            "Flaky (seen in some recent nights, not alarmed on)",
+        ),
+    ] {
+        let items: Vec<&ChangeOut> = night.changes.iter().filter(|c| c.kind == kind).collect();
+        if items.is_empty() {
+            continue;
+        }
+        s.push_str(&format!("\n## {heading}\n\n"));
+        for c in items {
+            s.push_str(&format!(
+                "- {} × {}: {} [{}]\n",
+                c.variant,
+                c.scenario,
+                clean(c.title.clone()),
+                c.signature
+            ));
+        }
+    }
+    // A shard is not compared with anything: the merge decides.
+    if night.shard.is_none() && night.changes.iter().all(|c| c.kind != "regression") {
+        s.push_str("\nNo regression.\n");
+    }
+    // Suites: the tests whose result differs from the first variant's, per scenario.
+    let mut differ = String::new();
+    for sc in &scenarios {
+        let mut ran = variants.iter().filter_map(|v| by_cell.get(&(*v, *sc)));
+        let Some(first) = ran.next() else { continue };
+        let reference = super::super::compare::test_results(&first.runs);
+        if reference.is_empty() {
+            continue;
+        }
+        for cell in ran {
+            let tests = super::super::compare::test_results(&cell.runs);
+            for (test, a, b) in super::super::compare::tests_that_differ(&reference, &tests) {
+                differ.push_str(&format!(
+                    "- {} × {sc}: {}: {a} → {b} (vs {})\n",
+                    cell.variant,
+                    clean(test),
+                    first.variant
+                ));
+            }
+        }
+    }
+    if !differ.is_empty() {
+        s.push_str("\n## Tests whose result differs between variants\n\n");
+        s.push_str(&differ);
+    }
+    let suppressed = suppressed(night);
+    if !suppressed.is_empty() {
+        s.push_str("\n## Suppressed (the lab's suppression list: kept, not findings)\n\n");
+        for ((variant, scenario, title), (runs, why)) in suppressed {
+            s.push_str(&format!(
+                "- {variant} × {scenario}: {} ({runs} runs): {}\n",
+                clean(title.to_string()),
+                clean(why.to_string())
+            ));
+        }
+    }
+    let unexpected: Vec<&CellResult> = night
+        .cells
+        .iter()
+        .filter(|c| as_expected(c) == Some(false))
+        .collect();
+    if !unexpected.is_empty() {
+        s.push_str("\n## Not as lab.toml expects\n\n");
+        for c in unexpected {
+            s.push_str(&format!(
+                "- {} × {}: {} (expected {})\n",
+                c.variant,
+                c.scenario,
+                clean(cell_text(c)),
+                c.expect.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    if !night.errors.is_empty() {
+        s.push_str("\n## Infrastructure errors\n\n");
+        for e in &night.errors {
+            s.push_str(&format!("- {}\n", clean(e.clone())));
+        }
+    }
+    s
+}
+
+/// JUnit: a suite per scenario, a testcase per variant. A failure's message is the first
+/// report's title; its description the report's console text (XML-escaped by quick-junit,
+/// which also drops characters XML cannot carry).
+pub fn junit_xml(night: &NightResults) -> Result<String, quick_junit::SerializeError> {
+    let mut report = Junit::new("lab nightly");
+    let mut suites: BTreeMap<&str, TestSuite> = BTreeMap::new();
+    for cell in &night.cells {
+        let (_, error, skipped, _) = tally(cell);
+        let status = if let Some((r, detail)) = first_failure(cell) {
+            let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            st.set_message(detail);
+            if let Some(rep) = r.reports.iter().find(|r| r.counts()).or(r.reports.first()) {
+                let mut text = rep.text.clone();
+                if text.len() > EXCERPT {
+                    let cut = (0..=EXCERPT)
+                        .rev()
+                        .find(|&i| text.is_char_boundary(i))
+                        .unwrap_or(0);
+                    text.truncate(cut);
+                }
+                st.set_description(text);
+            }
+            st
+        } else if error > 0
+            || (cell.runs.is_empty() && cell.note.is_none())
+            || cell.note.as_deref().is_some_and(|n| n.starts_with(NOT_RUN))
+        {
+            let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
+            st.set_message(cell_text(cell));
+            st
+        } else if skipped == cell.runs.len() {
+            let mut st = TestCaseStatus::skipped();
+            st.set_message(cell_text(cell));
+            st
+        } else {
+            TestCaseStatus::success()
+        };
+        let mut case = TestCase::new(cell.variant.clone(), status);
+        case.set_classname(format!("{}.{}", cell.scenario, cell.variant));
+        suites
+            .entry(cell.scenario.as_str())
+            .or_insert_with(|| TestSuite::new(cell.scenario.clone()))
+            .add_test_case(case);
+    }
+    report.add_test_suites(suites.into_values());
+    report.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::night::{Counts, SCHEMA_VERSION};
+    use super::super::super::{RunResult, Verdict};
+    use super::*;
+    use crate::report::parser::Report;
+    use crate::vm::outcome::Outcome;
+
+    fn run(verdict: Verdict, report_text: Option<&str>) -> RunResult {
+        let reports: Vec<Report> = report_text
+            .map(|t| {
+                let mut r = Report::lab("WARNING in dma_buf_poll", t.to_string());
+                r.kind = crate::report::formats::ReportType::Warning;
+                vec![r]
+            })
+            .unwrap_or_default();
+        RunResult {
+            index: 1,
+            dir: "/tmp/x".into(),
+            evidence: crate::results::Evidence::from_verdict(
+                &verdict,
+                Some(&Outcome::Completed),
+                &reports,
+                &vec![],
+            ),
+            outcome: Some(Outcome::Completed),
+            reports,
+            first_report_ms: Some(120),
+            throughput: vec![("closer".into(), 400.0)],
+            differences: vec![],
+            record: None,
+        }
+    }
+
+    /// Guest output is untrusted: markup, control characters and table breakers.
+    const HOSTILE: &str =
+        "WARNING: CPU: 0 </failure><script>alert(1)</script> & \u{1b}[31m \u{0} | x\nnext";
+
+    fn night() -> NightResults {
+        NightResults {
+            uid: String::new(),
+            schema: SCHEMA_VERSION,
+            lab: "seed lab".into(),
+            config: "lab.toml".into(),
+            started: "2026-11-26T01:00:00Z".into(),
+            ended: "2026-11-26T01:30:00Z".into(),
+            night: Some(7),
+            cells: vec![
+                CellResult {
+                    variant: "epoll-unpinned-poll".into(),
+                    scenario: "epoll-dmabuf-race".into(),
+                    source: "debian:linux-source-6.12".into(),
+                    plan_key: "k".into(),
+                    kernel: None,
+                    commit: None,
+                    expect: Some("WARNING in dma_buf_poll".into()),
+                    note: None,
+                    runs_planned: 2,
+                    duration_ms: 4000,
+                    counts: Counts::default(),
+                    runs: vec![
+                        run(
+                            Verdict::Fail("WARNING in dma_buf_poll".into()),
+                            Some(HOSTILE),
+                        ),
+                        run(Verdict::Fail("WARNING in dma_buf_poll".into()), Some("x")),
+                    ],
+                },
+                CellResult {
+                    variant: "baseline".into(),
+                    scenario: "epoll-dmabuf-race".into(),
+                    source: "debian:linux-source-6.12".into(),
+                    plan_key: "k".into(),
+                    kernel: None,
+                    commit: None,
+                    expect: Some("pass".into()),
+                    note: None,
+                    runs_planned: 2,
+                    duration_ms: 4000,
+                    counts: Counts::default(),
+                    runs: vec![run(Verdict::Pass, None), run(Verdict::Pass, None)],
+                },
+                CellResult {
+                    variant: "baseline".into(),
+                    scenario: "uapi-epoll".into(),
+                    source: "debian:linux-source-6.12".into(),
+                    plan_key: "k2".into(),
+                    kernel: None,
+                    commit: None,
+                    expect: None,
+                    note: None,
+                    runs_planned: 2,
+                    duration_ms: 4000,
+                    counts: Counts::default(),
+                    runs: vec![run(
+                        Verdict::Error("no output from test machine".into()),
+                        None,
+                    )],
+                },
+            ],
+            changes: vec![ChangeOut {
+                kind: "regression".into(),
+                variant: "epoll-unpinned-poll".into(),
+                scenario: "epoll-dmabuf-race".into(),
+                signature: "09739e8343941586".into(),
+                title: "WARNING in dma_buf_poll".into(),
+            }],
+            errors: vec![],
+            shard: None,
+            merged: None,
+        }
+    }
+
+    #[test]
+    fn results_json_round_trips() {
+        let mut n = night();
+        n.cells.iter_mut().for_each(CellResult::count);
+        let text = serde_json::to_string_pretty(&n).unwrap();
+        let back: NightResults = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, n);
+        assert!(text.contains("\"schema\": 1"));
+        assert_eq!(
+            back.cells[0].counts,
+            Counts {
+                pass: 0,
+                fail: 2,
+                error: 0,
+                skipped: 0
+            }
+        );
+    }
+
+    #[test]
+    fn junit_parses_back_with_one_case_per_cell() {
+        let xml = junit_xml(&night()).unwrap();
+        let doc = roxmltree::Document::parse(&xml).expect("well-formed XML");
+        let cases: Vec<roxmltree::Node> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("testcase"))
+            .collect();
+        assert_eq!(cases.len(), 3);
+        let racy = cases
+            .iter()
+            .find(|c| c.attribute("name") == Some("epoll-unpinned-poll"))
+            .unwrap();
+        let failure = racy
+            .children()
+            .find(|n| n.has_tag_name("failure"))
+            .expect("failure element");
+        assert_eq!(
+            failure.attribute("message"),
+            Some("WARNING in dma_buf_poll")
+        );
+        // The hostile console text is carried as text, not markup.
+        let text = failure.text().unwrap_or_default();
+        assert!(text.contains("</failure><script>"), "{text:?}");
+        assert!(!xml.contains("<script>"));
+        let uapi = cases
+            .iter()
+            .find(|c| c.attribute("classname") == Some("uapi-epoll.baseline"))
+            .unwrap();
+        assert!(uapi.children().any(|n| n.has_tag_name("error")));
+        let suites: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("testsuite"))
+            .filter_map(|n| n.attribute("name"))
+            .collect();
+        assert_eq!(suites, ["epoll-dmabuf-race", "uapi-epoll"]);
+    }
+
+    #[test]
+    fn report_html_carries_hostile_console_text_as_text() {
+        let mut n = night();
+        n.cells[0].runs[0].record = None;
+        n.lab = "<b>lab</b>".into();
+        let page = super::super::html::page(&n);
+        assert!(page.starts_with("<!DOCTYPE html>"));
+        // The guest's markup arrives escaped, its control characters dropped.
+        assert!(
+            page.contains("&lt;/failure&gt;&lt;script&gt;alert(1)&lt;/script&gt; &amp;"),
+            "{page}"
+        );
+        assert!(
+            !page.contains("<script>") && !page.contains("<b>lab"),
+            "{page}"
+        );
+        assert!(!page.contains('\u{1b}') && !page.contains('\u{0}'));
+        // Matrix, regression, chart rows for the cells that ran, a section per cell.
+        assert!(page.contains("WARNING in dma_buf_poll ✓"), "{page}");
+        assert!(page.contains("1 regression(s)"));
+        assert!(page.contains("2/2 (34–100 %)"), "{page}");
+        assert!(page.contains("id=\"epoll-unpinned-poll.epoll-dmabuf-race\""));
+        // Self-contained: no script, no external resource.
+        assert!(!page.contains("<script") && !page.contains(" src=") && !page.contains("<link"));
+    }
+
+    #[test]
+    fn a_cell_with_nothing_run_is_not_a_pass() {
+        let mut n = night();
+        n.cells[1].runs.clear();
+        assert_eq!(cell_text(&n.cells[1]), "not run: no run was made");
+        assert_eq!(as_expected(&n.cells[1]), None);
+        let xml = junit_xml(&n).unwrap();
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let case = doc
+            .descendants()
+            .find(|c| c.attribute("classname") == Some("epoll-dmabuf-race.baseline"))
+            .unwrap();
+        assert!(case.children().any(|n| n.has_tag_name("error")), "{xml}");
+    }
+
+    #[test]
+    fn summary_is_a_matrix_then_the_changes() {
+        let mut n = night();
+        n.cells[1].runs[0].evidence = crate::results::Evidence::KernelReport {
+            title: HOSTILE.into(),
+            signature: "s".into(),
+        };
+        let md = summary_md(&n);
+        assert!(
+            md.contains("| variant | epoll-dmabuf-race | uapi-epoll |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| epoll-unpinned-poll | FAIL 2/2: WARNING in dma_buf_poll ✓ | · |"),
+            "{md}"
+        );
+        assert!(md.contains("| baseline | FAIL 1/2: "), "{md}");
+        // baseline was expected to pass: marked in the cell and listed.
+        assert!(md.contains("✗ expected pass |"), "{md}");
+        assert!(
+            md.contains("## Not as lab.toml expects\n\n- baseline × epoll-dmabuf-race: FAIL 1/2"),
+            "{md}"
+        );
+        assert!(
+            md.contains("error 1/1: no output from test machine |"),
+            "{md}"
+        );
+        assert!(md.contains(
+            "## Regressions\n\n- epoll-unpinned-poll × epoll-dmabuf-race: WARNING in dma_buf_poll"
+        ));
+        // A pipe or newline from the guest cannot add columns or rows.
+        let row = md
+            .lines()
+            .find(|l| l.starts_with("| baseline | FAIL"))
+            .unwrap();
+        assert_eq!(row.matches(" | ").count(), 2, "{row}");
+    }
+}
