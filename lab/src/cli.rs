@@ -334,13 +334,7 @@ pub async fn dispatch(command: Command) -> Result<i32> {
         Command::Bisect(a) => bisect(a).await,
         Command::History(a) => {
             let lab = config::locate::lab(a.config)?;
-            if !lab.history.is_file() {
-                anyhow::bail!(
-                    "no history at {} yet: run lab nightly first",
-                    lab.history.display()
-                );
-            }
-            let h = results::history::History::open(&lab.history)?;
+            let h = results::history::History::open_existing(&lab.history)?;
             let rows = h.trend(a.variant.as_deref(), a.scenario.as_deref())?;
             ui::print(&results::render::history::table(&rows));
             Ok(0)
@@ -357,19 +351,12 @@ pub async fn dispatch(command: Command) -> Result<i32> {
             json: as_json,
             vmlinux,
         }) => {
-            let file = crate::files::open(&console)?;
-            let (mut reports, more) =
-                report::parser::parse_reader(std::io::BufReader::new(file))
-                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", console.display()))?;
+            let (reports, more) = report::parse_file(&console, vmlinux.as_deref())?;
             if more > 0 {
                 crate::events::note(format!(
                     "{more} more reports after the first {} are not shown",
                     reports.len()
                 ));
-            }
-            if let Some(vmlinux) = &vmlinux {
-                let symbolizer = report::symbolize::Symbolizer::open(vmlinux, None)?;
-                reports.iter_mut().for_each(|r| symbolizer.symbolize(r));
             }
             ui::print(&if as_json {
                 json(&reports)?
@@ -381,19 +368,11 @@ pub async fn dispatch(command: Command) -> Result<i32> {
     }
 }
 
-/// A night's directory: `--out` (new or empty), else a new `<results>/<timestamp>`.
-fn night_dir(lab: &config::lab::LabConfig, out: Option<PathBuf>) -> Result<PathBuf> {
-    match out {
-        Some(dir) => cache::empty_dir(&dir),
-        None => cache::fresh_dir(&lab.results, &cache::stamp()),
-    }
-}
-
 async fn nightly(a: NightlyArgs) -> Result<i32> {
     let lab = config::locate::lab(a.config)?;
     // Every refusal comes before the night's directory is made.
     let shard = nightly::shard::resolve(a.shard)?;
-    let out = night_dir(&lab, a.out)?;
+    let out = nightly::night_dir(&lab, a.out)?;
     let opts = nightly::NightOptions {
         out: out.clone(),
         runs: a.runs,
@@ -413,7 +392,7 @@ async fn nightly(a: NightlyArgs) -> Result<i32> {
 
 fn merge(a: MergeArgs) -> Result<i32> {
     let lab = config::locate::lab(a.config)?;
-    let out = night_dir(&lab, a.out)?;
+    let out = nightly::night_dir(&lab, a.out)?;
     let opts = nightly::merge::MergeOptions {
         shards: a.shards,
         out: out.clone(),

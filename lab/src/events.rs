@@ -50,6 +50,45 @@ pub enum Event {
     RunEnded { id: u64, run: RunEnd },
     /// The runs of a command are over: a live display can go.
     RunsDone,
+    /// A kernel is ready: found in the cache or built now.
+    KernelReady { label: String, kernel: KernelReady },
+    /// Stored runs are reused instead of new ones (`lab compare`).
+    RunsReused {
+        label: String,
+        runs: usize,
+        dir: PathBuf,
+    },
+    /// A snapshot was made (`replaced`: why the one before it went).
+    SnapshotMade {
+        label: String,
+        key: String,
+        boot_ms: u64,
+        stream_bytes: u64,
+        file_bytes: u64,
+        save_ms: u64,
+        replaced: Option<String>,
+    },
+    /// A snapshot could not be restored: nothing ran; it is rebuilt once, then runs boot.
+    RestoreFailed { label: String, why: String },
+    /// There is no snapshot for these runs: every run boots.
+    SnapshotOff { label: String, why: String },
+}
+
+/// A kernel that is ready, as its build's metadata says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KernelReady {
+    pub dir: PathBuf,
+    /// Found in the cache, and how long the lookup took.
+    pub cache_hit: bool,
+    pub elapsed_s: f64,
+    /// What the build that made it did.
+    pub release: String,
+    pub build_s: f64,
+    pub files_compiled: u64,
+    pub files_rewritten: usize,
+    pub ccache_hit_rate: Option<f64>,
+    /// (artifact, bytes).
+    pub artifacts: Vec<(String, u64)>,
 }
 
 /// What a run that ended shows in its one-line summary.

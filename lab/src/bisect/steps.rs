@@ -95,7 +95,7 @@ async fn step(o: &BisectOptions, state: &mut State, commit: &str) -> Result<Opti
                 s.build_s = Some(b.metadata.duration_s);
                 s.files_compiled = Some(b.metadata.files_compiled);
             }
-            crate::events::note(kernel::describe(&b));
+            crate::events::emit(kernel::ready(&commit[..12], &b));
             Ok(Some(b))
         }
         Err(e) if crate::interrupt::is(&e) => Err(e),

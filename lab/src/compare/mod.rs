@@ -167,10 +167,11 @@ async fn plan(req: &Request, store: &Path) -> Result<Vec<Planned>> {
                 .min(req.runs.count())
         };
         if reuse > 0 {
-            crate::events::note(format!(
-                "{variant}: reusing {reuse} stored runs from {}",
-                dir.display()
-            ));
+            crate::events::emit(crate::events::Event::RunsReused {
+                label: variant.clone(),
+                runs: reuse,
+                dir: dir.clone(),
+            });
         }
         planned.push(Planned {
             variant: variant.clone(),

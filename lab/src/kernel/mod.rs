@@ -96,31 +96,23 @@ impl Built {
     }
 }
 
-/// One line about a build: a cache hit, or what was compiled and what came out.
-pub fn describe(b: &Built) -> String {
+/// The event that says `b` is ready, under `label`.
+pub fn ready(label: &str, b: &Built) -> crate::events::Event {
     let m = &b.metadata;
-    if b.cache_hit {
-        return format!("cache hit ({:.2} s) {}", b.elapsed_s, b.dir.display());
+    crate::events::Event::KernelReady {
+        label: label.to_string(),
+        kernel: crate::events::KernelReady {
+            dir: b.dir.clone(),
+            cache_hit: b.cache_hit,
+            elapsed_s: b.elapsed_s,
+            release: m.kernel_release.clone(),
+            build_s: m.duration_s,
+            files_compiled: m.files_compiled,
+            files_rewritten: m.files_rewritten.len(),
+            ccache_hit_rate: m.ccache.as_ref().map(|c| c.hit_rate),
+            artifacts: m.artifacts.clone(),
+        },
     }
-    let ccache = m
-        .ccache
-        .as_ref()
-        .map(|c| format!(", ccache hits {:.0}%", c.hit_rate * 100.0))
-        .unwrap_or_default();
-    let sizes: Vec<String> = m
-        .artifacts
-        .iter()
-        .map(|(n, s)| format!("{n} {:.1} MiB", *s as f64 / (1024.0 * 1024.0)))
-        .collect();
-    format!(
-        "built {} in {:.1} s ({} files compiled, {} rewritten by the series{ccache}); {}\n  {}",
-        m.kernel_release,
-        m.duration_s,
-        m.files_compiled,
-        m.files_rewritten.len(),
-        sizes.join(", "),
-        b.dir.display()
-    )
 }
 
 /// What `lab build --json` prints for each built kernel.
@@ -422,7 +414,7 @@ pub fn build_named(
     for name in crate::config::detector::expand(&names, detectors) {
         let variant = catalog.get(&name)?;
         let b = build(&variant, opts)?;
-        crate::events::note(format!("{}: {}", variant.name, describe(&b)));
+        crate::events::emit(ready(&variant.name, &b));
         built.push(b);
     }
     Ok(built)

@@ -24,7 +24,7 @@ pub async fn variants(plan: &Plan) -> Result<(BTreeMap<String, Built>, Vec<Strin
         .await?;
         match result {
             Ok(b) => {
-                crate::events::note(format!("{name}: {}", kernel::describe(&b)));
+                crate::events::emit(kernel::ready(&name, &b));
                 built.insert(name, b);
             }
             Err(e) if crate::interrupt::is(&e) => return Err(e),

@@ -18,6 +18,17 @@ pub mod shard;
 pub use plan::{plan_key, source_line};
 pub use shard::ShardSpec;
 
+/// A night's directory: `out` (new or empty), else a new `<results>/<timestamp>`.
+pub fn night_dir(
+    lab: &crate::config::lab::LabConfig,
+    out: Option<std::path::PathBuf>,
+) -> anyhow::Result<std::path::PathBuf> {
+    match out {
+        Some(dir) => crate::cache::empty_dir(&dir),
+        None => crate::cache::fresh_dir(&lab.results, &crate::cache::stamp()),
+    }
+}
+
 use crate::config::lab::LabConfig;
 use crate::results::history::History;
 use crate::results::night::NightResults;

@@ -109,6 +109,17 @@ pub struct HistoryError {
 }
 
 impl History {
+    /// The history at `path`, which a night must have made.
+    pub fn open_existing(path: &Path) -> anyhow::Result<Self> {
+        if !path.is_file() {
+            anyhow::bail!(
+                "no history at {} yet: run lab nightly first",
+                path.display()
+            );
+        }
+        Ok(Self::open(path)?)
+    }
+
     pub fn open(path: &Path) -> Result<Self, HistoryError> {
         let named = |source| HistoryError {
             path: path.to_path_buf(),

@@ -97,7 +97,10 @@ impl Snapshots {
         if !matches!(&current.0, Current::Ready(s) if Arc::ptr_eq(s, snapshot)) {
             return;
         }
-        crate::events::warn(format!("{}: {why}", self.label));
+        crate::events::emit(crate::events::Event::RestoreFailed {
+            label: self.label.clone(),
+            why: why.clone(),
+        });
         if current.1.is_some() {
             current.0 = Current::Off(Some(format!("the rebuilt snapshot failed too: {why}")));
             return;
@@ -119,21 +122,15 @@ impl Snapshots {
                 let m = &prepared.snapshot.meta;
                 // A snapshot found in the cache is news only when one was replaced.
                 if prepared.made {
-                    let replaced = prepared
-                        .replaced
-                        .or(after.map(str::to_string))
-                        .map(|why| format!(" (replacing the one before: {why})"))
-                        .unwrap_or_default();
-                    crate::events::note(format!(
-                        "{}: snapshot {} made: booted in {:.1} s, saved {} MiB ({} MiB \
-                         compressed) in {:.1} s{replaced}",
-                        self.label,
-                        m.key,
-                        m.boot_ms as f64 / 1000.0,
-                        m.stream_bytes >> 20,
-                        m.file_bytes >> 20,
-                        m.save_ms as f64 / 1000.0
-                    ));
+                    crate::events::emit(crate::events::Event::SnapshotMade {
+                        label: self.label.clone(),
+                        key: m.key.clone(),
+                        boot_ms: m.boot_ms,
+                        stream_bytes: m.stream_bytes,
+                        file_bytes: m.file_bytes,
+                        save_ms: m.save_ms,
+                        replaced: prepared.replaced.or(after.map(str::to_string)),
+                    });
                 }
                 Current::Ready(prepared.snapshot)
             }
@@ -142,10 +139,10 @@ impl Snapshots {
     }
 
     fn off_because(&self, why: String) -> Current {
-        crate::events::warn(format!(
-            "{}: no snapshot, every run boots: {why}",
-            self.label
-        ));
+        crate::events::emit(crate::events::Event::SnapshotOff {
+            label: self.label.clone(),
+            why: why.clone(),
+        });
         Current::Off(Some(why))
     }
 }

@@ -78,7 +78,7 @@ impl Target {
                 let (n, v) = (name.clone(), variant.clone());
                 let built = tokio::task::spawn_blocking(move || {
                     let b = kernel::build(&v, &kernel::BuildOptions::default())?;
-                    crate::events::note(format!("{n}: {}", kernel::describe(&b)));
+                    crate::events::emit(kernel::ready(&n, &b));
                     anyhow::Ok(b)
                 })
                 .await??;

@@ -66,3 +66,29 @@ impl Build {
         }
     }
 }
+
+/// One line about a kernel that is ready: a cache hit, or what was compiled and what came
+/// out.
+pub fn ready(k: &crate::events::KernelReady) -> String {
+    if k.cache_hit {
+        return format!("cache hit ({:.2} s) {}", k.elapsed_s, k.dir.display());
+    }
+    let ccache = k
+        .ccache_hit_rate
+        .map(|r| format!(", ccache hits {:.0}%", r * 100.0))
+        .unwrap_or_default();
+    let sizes: Vec<String> = k
+        .artifacts
+        .iter()
+        .map(|(n, s)| format!("{n} {:.1} MiB", *s as f64 / (1024.0 * 1024.0)))
+        .collect();
+    format!(
+        "built {} in {:.1} s ({} files compiled, {} rewritten by the series{ccache}); {}\n  {}",
+        k.release,
+        k.build_s,
+        k.files_compiled,
+        k.files_rewritten,
+        sizes.join(", "),
+        k.dir.display()
+    )
+}

@@ -105,6 +105,39 @@ impl Ui {
                 }
                 self.live(&mut s);
             }
+            Event::KernelReady { label, kernel } => {
+                self.line(&format!("lab: {label}: {}", build::ready(kernel)))
+            }
+            Event::RunsReused { label, runs, dir } => self.line(&format!(
+                "lab: {label}: reusing {runs} stored runs from {}",
+                dir.display()
+            )),
+            Event::SnapshotMade {
+                label,
+                key,
+                boot_ms,
+                stream_bytes,
+                file_bytes,
+                save_ms,
+                replaced,
+            } => self.line(&format!(
+                "lab: {label}: snapshot {key} made: booted in {:.1} s, saved {} MiB ({} MiB \
+                 compressed) in {:.1} s{}",
+                *boot_ms as f64 / 1000.0,
+                stream_bytes >> 20,
+                file_bytes >> 20,
+                *save_ms as f64 / 1000.0,
+                replaced
+                    .as_ref()
+                    .map(|why| format!(" (replacing the one before: {why})"))
+                    .unwrap_or_default()
+            )),
+            Event::RestoreFailed { label, why } => {
+                self.line(&format!("lab: warning: {label}: {why}"))
+            }
+            Event::SnapshotOff { label, why } => self.line(&format!(
+                "lab: warning: {label}: no snapshot, every run boots: {why}"
+            )),
             Event::RunsDone => {
                 if let Some(live) = s.live_runs.take() {
                     live.finish();
