@@ -128,13 +128,6 @@ pub async fn boot(a: Args) -> Result<(RunRecord, PathBuf)> {
         true => Snapshots::on("boot".into()),
         false => Snapshots::off(),
     };
-    let program = spec
-        .request
-        .params
-        .get("name")
-        .and_then(|v| v.as_str())
-        .map(String::from);
-    let machine = snapshots.run(&mut spec, Vec::new).await?;
-    let record = super::suite::with_tests(machine, program.as_deref(), &run_dir)?;
+    let record = snapshots.run_and_read(&mut spec, Vec::new).await?;
     Ok((record, run_dir))
 }

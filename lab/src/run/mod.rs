@@ -430,14 +430,7 @@ async fn one_run(
         };
         vec![Box::new(scanner) as Box<dyn ConsoleScanner>]
     };
-    let program = spec
-        .request
-        .params
-        .get("name")
-        .and_then(|v| v.as_str())
-        .map(String::from);
-    let machine = snapshots.run(&mut spec, scanners).await?;
-    let mut record = suite::with_tests(machine, program.as_deref(), &dir)?;
+    let mut record = snapshots.run_and_read(&mut spec, scanners).await?;
     let mut reports = seen.lock().unwrap().take();
     for r in &mut reports {
         r.suppressed = opts.suppressions.why(&r.title, &r.signature);

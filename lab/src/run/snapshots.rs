@@ -90,6 +90,18 @@ impl Snapshots {
         }
     }
 
+    /// [`Snapshots::run`], then the program's output (the `selftest` workload's, under the
+    /// name the request gives it) read as per-test results.
+    pub async fn run_and_read(
+        &self,
+        spec: &mut BootSpec,
+        scanners: impl FnMut() -> Vec<Box<dyn ConsoleScanner>>,
+    ) -> anyhow::Result<crate::results::RunRecord> {
+        let machine = self.run(spec, scanners).await?;
+        let program = spec.request.params.get("name").and_then(|v| v.as_str());
+        super::suite::with_tests(machine, program, &spec.run_dir)
+    }
+
     /// `snapshot` could not be restored (`why`): rebuild it once; after that, boot.
     async fn failed(&self, snapshot: &Arc<Snapshot>, why: String, spec: &BootSpec) {
         let mut current = self.current.lock().await;
