@@ -115,8 +115,9 @@ fn lab_boot(
             "2",
             "--memory",
             "1G",
+            // The shortest workload there is: what is measured ends at the agent's hello.
             "--duration",
-            "0s",
+            "1ms",
             "--json",
         ])
         .arg("--kernel")
