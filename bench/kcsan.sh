@@ -4,7 +4,7 @@
 #      runs under each detector (one VM at a time: the times are compared);
 #   2. baseline+kcsan × the two seed race scenarios, 20 × 30 s each, with the lab's
 #      suppression list (suppressions.toml): every distinct report, suppressed or not.
-# Then bench/kcsan-table.py prints the tables the README shows. Not part of CI: the KCSAN
+# Then bench/kcsan-table.py prints the tables docs/measurements.md shows. Not part of CI: the KCSAN
 # builds are a cold build of their own (~15 min on 2 cores) and the runs take ~50 min.
 #   bench/kcsan.sh [OUT_DIR]     (default: a new directory under /tmp)
 set -euo pipefail
