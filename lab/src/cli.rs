@@ -42,6 +42,14 @@ pub enum Command {
     /// Exit status: 0 when every run passed, 1 otherwise, 2 when the lab itself failed,
     /// 130 when interrupted.
     Run(RunArgs),
+    /// Prove that the kernel's detectors fire on a machine: one fault per detector provoked
+    /// through LKDTM (KASAN: a use-after-free; WARNING; a hung task; a soft lockup), each in a
+    /// guest of its own, on the machine of --scenario (its vCPUs, memory, command line and
+    /// kernel parameters) or the lab's default one. Prints a table of what each detector was
+    /// expected to print and what it printed, and writes canary.json to the batch directory
+    /// and beside the machine's snapshot. Exit status: 0 when every detector fired, 1 when one
+    /// did not, 2 when the lab failed.
+    Canary(CanaryArgs),
     /// Run one scenario on several variants and compare them: detection rate with a 95 %
     /// Wilson interval, Fisher's exact p against the first variant, median time to the first
     /// report, distinct report titles, throughput and its overhead, and for uapi scenarios
@@ -192,6 +200,26 @@ pub struct RunArgs {
 }
 
 #[derive(clap::Args)]
+pub struct CanaryArgs {
+    /// Variant from kernels/*.toml (`NAME+kcsan` for its KCSAN build).
+    #[arg(long, required_unless_present = "kernel", conflicts_with = "kernel")]
+    pub variant: Option<String>,
+    /// Any kernel image instead (it must have CONFIG_LKDTM).
+    #[arg(long)]
+    pub kernel: Option<PathBuf>,
+    /// The scenario whose machine is probed (default: 2 vCPUs, 1 GiB, no extra command line).
+    #[arg(long)]
+    pub scenario: Option<String>,
+    #[command(flatten)]
+    pub how: How,
+    #[command(flatten)]
+    pub dirs: config::locate::Dirs,
+    /// Batch directory (default: a new one under the cache's runs/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
 pub struct NightlyArgs {
     /// The lab (default: lab.toml here or in a parent directory).
     #[arg(long)]
@@ -316,6 +344,21 @@ pub async fn dispatch(command: Command) -> Result<i32> {
                 format!("{summary}results: {}\n", out.join("runs.json").display())
             });
             Ok(if run::all_pass(&results) { 0 } else { 1 })
+        }
+        Command::Canary(a) => {
+            let base = match &a.scenario {
+                Some(name) => Some(config::locate::scenario(a.dirs.scenarios.clone(), name)?),
+                None => None,
+            };
+            let target = Target::resolve(a.kernel, a.variant, a.dirs.kernels).await?;
+            let who = target.name.rsplit('/').next().unwrap_or("kernel");
+            let out = match a.out {
+                Some(dir) => cache::empty_dir(&dir)?,
+                None => cache::run_dir(&format!("canary-{who}"))?,
+            };
+            let canary = run::canary::canary(&target, base.as_ref(), a.how, &out).await?;
+            ui::print(&ui::canary::table(&canary, &out));
+            Ok(i32::from(!canary.passed()))
         }
         Command::Compare(a) => {
             let request = compare::request(a)?;

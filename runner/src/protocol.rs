@@ -29,6 +29,7 @@ pub const WORKLOAD_NAMES: &[&str] = &[
     "hang",
     "hung_task",
     "sysrq_crash",
+    "provoke",
 ];
 
 /// The observation the agent reports its reseeding under: the seed and the first random

@@ -222,6 +222,7 @@ pub const PARAM_QUANTITIES: &[(&str, ParamKind)] = &[
     ("duration_ms", ParamKind::Millis),
     ("timeout_ms", ParamKind::Millis),
     ("hung_task_timeout_secs", ParamKind::Seconds),
+    ("watchdog_thresh", ParamKind::Seconds),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -445,6 +445,40 @@ pub fn repro(file: &Path) -> Result<Scenario, ScenarioError> {
     })
 }
 
+/// A race scenario that runs `workload` with `params` for `duration` on `base`'s machine (its
+/// vCPUs, memory, command line and kernel parameters: what decides what reaches the console),
+/// or on the lab's default machine, and stops at the first report: how the lab probes a
+/// machine (the detector canary).
+pub fn probe(
+    base: Option<&Scenario>,
+    name: &str,
+    workload: &str,
+    params: serde_json::Map<String, serde_json::Value>,
+    duration: WorkDuration,
+    requires: &[&str],
+) -> Scenario {
+    let memory = || crate::units::parse_mib(default_memory().get_ref()).expect("default memory");
+    Scenario {
+        name: name.to_string(),
+        file: base.map_or_else(PathBuf::new, |b| b.file.clone()),
+        description: format!("{workload} {params:?}"),
+        kind: Kind::Race,
+        workload: workload.to_string(),
+        cpus: base.map_or_else(default_cpus, |b| b.cpus),
+        memory_mib: base.map_or_else(memory, |b| b.memory_mib),
+        duration,
+        threads: None,
+        requires: requires.iter().map(|r| r.to_string()).collect(),
+        stop_on_report: true,
+        cmdline: base.map(|b| b.cmdline.clone()).unwrap_or_default(),
+        params,
+        kernel_params: base.map(|b| b.kernel_params.clone()).unwrap_or_default(),
+        expect: Default::default(),
+        programs: None,
+        schedule: None,
+    }
+}
+
 /// Every scenario under `dir`.
 pub fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)

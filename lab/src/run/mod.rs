@@ -2,6 +2,7 @@
 //! reports, a verdict per run and the batch's statistics, all written under one directory.
 
 pub mod boot;
+pub mod canary;
 pub mod pool;
 pub mod programs;
 pub mod progress;

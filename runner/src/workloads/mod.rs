@@ -7,6 +7,7 @@ mod exec;
 mod hang;
 mod hung_task;
 mod pollable;
+mod provoke;
 mod repro;
 mod selftest;
 mod sequence;
@@ -134,6 +135,11 @@ pub const WORKLOADS: &[Workload] = &[
         name: "hung_task",
         about: "a task in D state past hung_task_timeout_secs, released at the deadline",
         run: hung_task::run,
+    },
+    Workload {
+        name: "provoke",
+        about: "one fault provoked through LKDTM (params.type), for the detector canary",
+        run: provoke::run,
     },
     Workload {
         name: "sysrq_crash",
