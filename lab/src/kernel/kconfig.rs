@@ -88,7 +88,7 @@ pub fn dependencies(srctree: &Path, symbol: &str) -> Option<(String, Vec<String>
         else {
             continue;
         };
-        let mut deps = Vec::new();
+        let mut deps = enclosing(&lines, start);
         for line in &lines[start + 1..] {
             let t = line.trim();
             let next_entry = [
@@ -115,6 +115,36 @@ pub fn dependencies(srctree: &Path, symbol: &str) -> Option<(String, Vec<String>
         return Some((format!("{}:{}", rel.display(), start + 1), deps));
     }
     None
+}
+
+/// The conditions of the blocks of a Kconfig file that enclose line `at`: `if EXPR` … `endif`,
+/// and a `menu`'s `depends on` lines, which every entry inside inherits. Block keywords stand
+/// at the start of their line (indented lines are attributes and help text). Conditions from
+/// the files that `source` this one are not followed.
+fn enclosing(lines: &[&str], at: usize) -> Vec<String> {
+    let mut blocks: Vec<Vec<String>> = Vec::new();
+    let mut menu_header = false;
+    for line in &lines[..at] {
+        let t = line.trim();
+        let block = !line.starts_with(char::is_whitespace);
+        if block && t.starts_with("if ") {
+            blocks.push(vec![t["if ".len()..].trim().to_string()]);
+            menu_header = false;
+        } else if block && (t == "menu" || t.starts_with("menu ")) {
+            blocks.push(Vec::new());
+            menu_header = true;
+        } else if block && (t.starts_with("endif") || t.starts_with("endmenu")) {
+            blocks.pop();
+            menu_header = false;
+        } else if menu_header {
+            match t.strip_prefix("depends on ") {
+                Some(dep) => blocks.last_mut().unwrap().push(dep.trim().to_string()),
+                None if block && !t.is_empty() => menu_header = false,
+                None => {}
+            }
+        }
+    }
+    blocks.into_iter().flatten().collect()
 }
 
 /// Symbols named in a `depends on` expression.
@@ -314,6 +344,25 @@ mod tests {
             p.contains("DMA_SHARED_BUFFER=n, MEMFD_CREATE=y, COMPILE_TEST=n"),
             "{p}"
         );
+    }
+
+    #[test]
+    fn an_enclosing_if_or_menu_is_a_dependency_too() {
+        let tree = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tree.path().join("lib")).unwrap();
+        std::fs::write(
+            tree.path().join("lib/Kconfig.debug"),
+            "menu \"Kernel Testing\"\n\tdepends on DEBUG_KERNEL\n\nmenuconfig RUNTIME_TESTING_MENU\n\tbool\n\nif RUNTIME_TESTING_MENU\n\nconfig OTHER\n\tbool\n\thelp\n\t  if you say Y here, nothing\n\t  endif of the help\n\nconfig LKDTM\n\ttristate \"LKDTM\"\n\tdepends on DEBUG_FS\n\nendif\n\nconfig AFTER\n\tbool\nendmenu\nconfig OUTSIDE\n\tbool\n",
+        )
+        .unwrap();
+        let (at, deps) = dependencies(tree.path(), "LKDTM").unwrap();
+        assert_eq!(at, "lib/Kconfig.debug:15");
+        assert_eq!(deps, ["DEBUG_KERNEL", "RUNTIME_TESTING_MENU", "DEBUG_FS"]);
+        assert_eq!(
+            dependencies(tree.path(), "AFTER").unwrap().1,
+            ["DEBUG_KERNEL"]
+        );
+        assert!(dependencies(tree.path(), "OUTSIDE").unwrap().1.is_empty());
     }
 
     #[test]
