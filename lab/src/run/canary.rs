@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 /// the title the report must have.
 pub struct Trigger {
     pub detector: &'static str,
+    /// The option that builds the detector: a kernel without it has nothing to prove.
+    pub option: &'static str,
     pub crash: &'static str,
     /// (parameter, value): the detectors' thresholds, lowered so they report within seconds.
     pub params: &'static [(&'static str, u64)],
@@ -28,6 +30,7 @@ pub struct Trigger {
 pub const TRIGGERS: &[Trigger] = &[
     Trigger {
         detector: "kasan",
+        option: "CONFIG_KASAN",
         crash: "READ_AFTER_FREE",
         params: &[],
         title: "KASAN: slab-use-after-free Read in ",
@@ -35,6 +38,7 @@ pub const TRIGGERS: &[Trigger] = &[
     },
     Trigger {
         detector: "warning",
+        option: "CONFIG_BUG",
         crash: "WARNING",
         params: &[],
         title: "WARNING in ",
@@ -42,6 +46,7 @@ pub const TRIGGERS: &[Trigger] = &[
     },
     Trigger {
         detector: "hung-task",
+        option: "CONFIG_DETECT_HUNG_TASK",
         crash: "HUNG_TASK",
         params: &[("hung_task_timeout_secs", 2)],
         title: "INFO: task hung in ",
@@ -49,6 +54,7 @@ pub const TRIGGERS: &[Trigger] = &[
     },
     Trigger {
         detector: "soft-lockup",
+        option: "CONFIG_SOFTLOCKUP_DETECTOR",
         crash: "SOFTLOCKUP",
         params: &[("watchdog_thresh", 1)],
         title: "BUG: soft lockup in ",
@@ -66,6 +72,9 @@ pub struct Proof {
     /// The first report's title, if the run printed one.
     pub seen: Option<String>,
     pub fired: bool,
+    /// The kernel does not build the detector (its option is not set): nothing was provoked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub absent: bool,
     /// How the run ended, and its directory.
     pub outcome: String,
     pub run: PathBuf,
@@ -84,8 +93,9 @@ pub struct Canary {
 }
 
 impl Canary {
+    /// Every detector the kernel builds fired.
     pub fn passed(&self) -> bool {
-        self.proofs.iter().all(|p| p.fired)
+        self.proofs.iter().all(|p| p.fired || p.absent)
     }
 }
 
@@ -99,7 +109,18 @@ pub async fn canary(
 ) -> Result<Canary> {
     let mut proofs = Vec::new();
     let mut snapshot = None;
+    let config = match &target.config {
+        Some(file) => Some(crate::files::read_to_string(file)?),
+        None => None,
+    };
     for t in TRIGGERS {
+        if config.as_deref().is_some_and(|c| !built(t, c)) {
+            proofs.push(Proof {
+                absent: true,
+                ..proof(t, None, out)
+            });
+            continue;
+        }
         let mut params = serde_json::Map::new();
         params.insert("type".into(), t.crash.into());
         for (k, v) in t.params {
@@ -153,6 +174,11 @@ pub async fn canary(
     Ok(canary)
 }
 
+/// Whether a kernel of this `.config` builds the trigger's detector.
+fn built(t: &Trigger, config: &str) -> bool {
+    crate::kernel::kconfig::missing(&[t.option.to_string()], config).is_empty()
+}
+
 fn proof(t: &Trigger, r: Option<&RunResult>, dir: &Path) -> Proof {
     let seen = r
         .and_then(|r| r.reports.iter().find(|rep| rep.counts()))
@@ -162,9 +188,41 @@ fn proof(t: &Trigger, r: Option<&RunResult>, dir: &Path) -> Proof {
         crash: t.crash.into(),
         expected: t.title.into(),
         fired: seen.as_deref().is_some_and(|s| s.starts_with(t.title)),
+        absent: false,
         seen,
         outcome: r.map_or("not-run", |r| r.outcome_name()).into(),
         run: r.map_or_else(|| dir.to_path_buf(), |r| r.dir.clone()),
         first_report_ms: r.and_then(|r| r.first_report_ms),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_detector_the_kernel_does_not_build_is_absent_not_failed() {
+        let kcsan = "CONFIG_KCSAN=y\nCONFIG_BUG=y\nCONFIG_DETECT_HUNG_TASK=y\nCONFIG_SOFTLOCKUP_DETECTOR=y\n";
+        let built: Vec<&str> = TRIGGERS
+            .iter()
+            .filter(|t| built(t, kcsan))
+            .map(|t| t.detector)
+            .collect();
+        assert_eq!(built, ["warning", "hung-task", "soft-lockup"]);
+        let c = Canary {
+            kernel: "k".into(),
+            snapshot: None,
+            at: String::new(),
+            proofs: vec![Proof {
+                absent: true,
+                ..proof(&TRIGGERS[0], None, Path::new("/x"))
+            }],
+        };
+        assert!(c.passed());
+        let failed = Canary {
+            proofs: vec![proof(&TRIGGERS[0], None, Path::new("/x"))],
+            ..c
+        };
+        assert!(!failed.passed());
     }
 }

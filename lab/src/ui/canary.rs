@@ -22,7 +22,11 @@ pub fn table(c: &Canary, out: &Path) -> String {
             p.first_report_ms
                 .map(|ms| format!("{:.2} s", ms as f64 / 1000.0))
                 .unwrap_or_else(|| "-".into()),
-            if p.fired { "yes" } else { "NO" }
+            match (p.fired, p.absent) {
+                (true, _) => "yes",
+                (false, true) => "not built",
+                (false, false) => "NO",
+            }
         ));
     }
     s.push_str(&format!(
