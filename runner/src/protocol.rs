@@ -28,8 +28,8 @@ pub const WORKLOAD_NAMES: &[&str] = &[
     "sequence",
     "hang",
     "hung_task",
-    "sysrq_crash",
     "provoke",
+    "sysrq_crash",
 ];
 
 /// The observation the agent reports its reseeding under: the seed and the first random
