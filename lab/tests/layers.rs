@@ -315,6 +315,25 @@ const RAW_FILE_ACCESS_ALLOWED: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Every module file of lab/src with its text.
+fn sources() -> Vec<(PathBuf, String)> {
+    modules()
+        .into_values()
+        .map(|p| {
+            let t = std::fs::read_to_string(&p).unwrap();
+            (p, t)
+        })
+        .collect()
+}
+
+/// A module file's path relative to lab/src (`vm/console.rs`).
+fn relative(path: &Path) -> String {
+    path.strip_prefix(src())
+        .unwrap_or(path)
+        .to_string_lossy()
+        .to_string()
+}
+
 /// The library code of `text`: everything before its `#[cfg(test)]` module.
 fn library_code(text: &str) -> String {
     code(text.split("#[cfg(test)]").next().unwrap_or(""))
@@ -325,11 +344,7 @@ fn raw_file_accesses(sources: &[(PathBuf, String)]) -> Vec<String> {
     let raw = Regex::new(RAW_FILE_ACCESS).unwrap();
     let mut found = Vec::new();
     for (path, text) in sources {
-        let rel = path
-            .strip_prefix(src())
-            .unwrap_or(path)
-            .to_string_lossy()
-            .to_string();
+        let rel = relative(path);
         if rel == "files.rs" {
             continue;
         }
@@ -352,13 +367,7 @@ fn raw_file_accesses(sources: &[(PathBuf, String)]) -> Vec<String> {
 /// `files::open` (regular files only). Another way in or out fails here.
 #[test]
 fn every_file_is_read_by_the_one_opener_and_written_by_the_one_writer() {
-    let sources: Vec<(PathBuf, String)> = modules()
-        .into_values()
-        .map(|p| {
-            let t = std::fs::read_to_string(&p).unwrap();
-            (p, t)
-        })
-        .collect();
+    let sources = sources();
     let found = raw_file_accesses(&sources);
     assert!(
         found.is_empty(),
@@ -476,11 +485,7 @@ fn renderers_elsewhere(sources: &[(PathBuf, String)]) -> Vec<String> {
     let rendering = Regex::new(RENDERING).unwrap();
     let mut found = Vec::new();
     for (path, text) in sources {
-        let rel = path
-            .strip_prefix(src())
-            .unwrap_or(path)
-            .to_string_lossy()
-            .to_string();
+        let rel = relative(path);
         if rel.starts_with("ui/") || rel.starts_with("results/render/") {
             continue;
         }
@@ -500,13 +505,7 @@ fn renderers_elsewhere(sources: &[(PathBuf, String)]) -> Vec<String> {
 /// `results/render/` (from the results model), a command's text in `ui/`.
 #[test]
 fn only_results_render_and_the_ui_render() {
-    let sources: Vec<(PathBuf, String)> = modules()
-        .into_values()
-        .map(|p| {
-            let t = std::fs::read_to_string(&p).unwrap();
-            (p, t)
-        })
-        .collect();
+    let sources = sources();
     let found = renderers_elsewhere(&sources);
     assert!(
         found.is_empty(),
