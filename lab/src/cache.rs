@@ -53,6 +53,15 @@ pub fn run_dir(kind: &str) -> Result<PathBuf> {
     fresh_dir(&root().join("runs"), &format!("{kind}-{}", stamp()))
 }
 
+/// Where a command's runs go: `out` when the user named one (new or empty), else a new run
+/// directory named after `kind`.
+pub fn out_or_run_dir(out: Option<PathBuf>, kind: &str) -> Result<PathBuf> {
+    match out {
+        Some(dir) => empty_dir(&dir),
+        None => run_dir(kind),
+    }
+}
+
 /// A directory the user named for new results: created if missing; refused when it already
 /// holds something (results are never written over earlier ones).
 pub fn empty_dir(dir: &Path) -> Result<PathBuf> {

@@ -330,10 +330,7 @@ pub async fn dispatch(command: Command) -> Result<i32> {
                 .map(|v| config::detector::with(&v, a.detector.as_deref()));
             let target = Target::resolve(a.kernel, variant, a.dirs.kernels).await?;
             let who = target.name.rsplit('/').next().unwrap_or("kernel");
-            let out = match a.out {
-                Some(dir) => cache::empty_dir(&dir)?,
-                None => cache::run_dir(&format!("{}-{who}", scenario.name))?,
-            };
+            let out = cache::out_or_run_dir(a.out, &format!("{}-{who}", scenario.name))?;
             let suppressions = config::locate::suppressions(a.dirs.suppressions)?;
             let results =
                 run::runs(&scenario, &target, a.runs, a.how, out.clone(), suppressions).await?;
@@ -352,10 +349,7 @@ pub async fn dispatch(command: Command) -> Result<i32> {
             };
             let target = Target::resolve(a.kernel, a.variant, a.dirs.kernels).await?;
             let who = target.name.rsplit('/').next().unwrap_or("kernel");
-            let out = match a.out {
-                Some(dir) => cache::empty_dir(&dir)?,
-                None => cache::run_dir(&format!("canary-{who}"))?,
-            };
+            let out = cache::out_or_run_dir(a.out, &format!("canary-{who}"))?;
             let canary = run::canary::canary(&target, base.as_ref(), a.how, &out).await?;
             ui::print(&ui::canary::table(&canary, &out));
             Ok(i32::from(!canary.passed()))

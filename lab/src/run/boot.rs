@@ -102,10 +102,7 @@ pub async fn boot(a: Args) -> Result<(RunRecord, PathBuf)> {
     let kernel = Target::resolve(a.kernel, a.variant, a.kernels)
         .await?
         .kernel;
-    let run_dir = match a.out {
-        Some(dir) => crate::cache::empty_dir(&dir)?,
-        None => crate::cache::run_dir("boot")?,
-    };
+    let run_dir = crate::cache::out_or_run_dir(a.out, "boot")?;
     let mut spec = BootSpec {
         accel: a.accel,
         backend: a.backend,
