@@ -420,28 +420,18 @@ pub fn repro(file: &Path) -> Result<Scenario, ScenarioError> {
             message: "no such file".into(),
         });
     }
+    let name = file
+        .file_stem()
+        .map_or("repro".into(), |s| s.to_string_lossy().into_owned());
+    let duration =
+        crate::units::parse_work_duration(default_duration().get_ref()).expect("default");
     Ok(Scenario {
-        name: file
-            .file_stem()
-            .map_or("repro".into(), |s| s.to_string_lossy().into_owned()),
         file: file.to_path_buf(),
         description: format!("the reproducer {}", file.display()),
-        kind: Kind::Race,
-        workload: "repro".into(),
-        cpus: default_cpus(),
-        memory_mib: crate::units::parse_mib(default_memory().get_ref()).expect("default memory"),
-        duration: crate::units::parse_work_duration(default_duration().get_ref()).expect("default"),
-        threads: None,
-        requires: vec![],
-        stop_on_report: true,
-        cmdline: Default::default(),
-        params: Default::default(),
-        kernel_params: Default::default(),
-        expect: Default::default(),
         programs: Some(Programs::Repro {
             file: file.to_path_buf(),
         }),
-        schedule: None,
+        ..probe(None, &name, "repro", Default::default(), duration, &[])
     })
 }
 

@@ -288,25 +288,14 @@ mod tests {
 
     #[test]
     fn summary_counts_verdicts_and_gives_one_median_per_role() {
-        let scenario = Scenario {
-            name: "race".into(),
-            file: PathBuf::new(),
-            description: String::new(),
-            kind: Kind::Race,
-            workload: "epoll_close_race".into(),
-            cpus: "2".parse().unwrap(),
-            memory_mib: 1024,
-            duration: runner::quantity::WorkDuration::from_millis(1000).unwrap(),
-            threads: None,
-            requires: vec![],
-            stop_on_report: true,
-            cmdline: Default::default(),
-            params: Default::default(),
-            kernel_params: Default::default(),
-            expect: Default::default(),
-            programs: None,
-            schedule: None,
-        };
+        let scenario = crate::config::scenario::probe(
+            None,
+            "race",
+            "epoll_close_race",
+            Default::default(),
+            runner::quantity::WorkDuration::from_millis(1000).unwrap(),
+            &[],
+        );
         let target = Target {
             name: "v".into(),
             kernel: PathBuf::new(),
