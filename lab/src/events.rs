@@ -46,6 +46,15 @@ pub enum Event {
         batch: String,
         label: String,
     },
+    /// A machine's detector canary ran: whether every detector it builds fired, those that
+    /// did not, where canary.json is, and how long it took.
+    CanaryRan {
+        kernel: String,
+        passed: bool,
+        silent: Vec<String>,
+        file: PathBuf,
+        elapsed: Duration,
+    },
     /// A run ended, with what its one-line summary shows.
     RunEnded { id: u64, run: RunEnd },
     /// The runs of a command are over: a live display can go.

@@ -1,7 +1,8 @@
 //! The detector canary on a real kernel: on the lab's `baseline` every detector it carries
 //! (KASAN, WARNING, the hung-task and soft-lockup detectors) reports the fault LKDTM provokes
 //! for it; on a machine whose command line keeps the console at `loglevel=1` the same kernel's
-//! reports do not reach the console, and the canary says which.
+//! reports do not reach the console, and the canary says which. A race run that prints
+//! nothing on such a machine says nothing (inconclusive), never a pass.
 
 mod common;
 
@@ -80,4 +81,106 @@ fn every_detector_fires_on_the_default_machine_and_loglevel_1_silences_them() {
             .collect::<Vec<_>>(),
         ["", "", "", "BUG: soft lockup"]
     );
+}
+
+/// `scenarios/epoll-dmabuf-race.toml` under another name with `head` put first, in `dir`.
+fn race_with(dir: &std::path::Path, name: &str, head: &str) {
+    let race = std::fs::read_to_string(repo_dir("scenarios/epoll-dmabuf-race.toml")).unwrap();
+    std::fs::write(dir.join(format!("{name}.toml")), format!("{head}\n{race}")).unwrap();
+}
+
+/// `lab run --variant VARIANT --scenario NAME` from `dir`, `runs` runs of 5 s: (exit status,
+/// each run's (verdict, detail)).
+fn race_runs(
+    variant: &str,
+    name: &str,
+    dir: &std::path::Path,
+    runs: &str,
+) -> (i32, Vec<(String, String)>) {
+    let (_tmp, out) = run_dir("canary-race");
+    let (o, json) = run_json(
+        &[
+            "--variant",
+            variant,
+            "--scenario",
+            name,
+            "--scenarios",
+            dir.to_str().unwrap(),
+            "--runs",
+            runs,
+            "--duration",
+            "5s",
+        ],
+        &out,
+    );
+    let verdicts = json
+        .as_array()
+        .unwrap_or_else(|| panic!("no runs: {}", show(&o)))
+        .iter()
+        .map(|r| {
+            (
+                r["verdict"]["verdict"].as_str().unwrap().to_string(),
+                r["verdict"]["detail"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    (o.status.code().unwrap(), verdicts)
+}
+
+/// Two ways a detector goes silent, each judged by the machine's canary (run by `lab run`
+/// itself, once per kernel, command line and kernel parameters): at `loglevel=1` the race's
+/// runs on baseline (nothing to find) are inconclusive, naming every silent detector, and on
+/// epoll-unpinned-poll never pass (the oops that follows the silenced WARNING and KASAN
+/// reports forces its way to the console); with `nosoftlockup` only the soft-lockup detector
+/// is silent, so a scenario that relies on KASAN and WARNING alone passes on that machine.
+#[test]
+fn a_race_on_a_machine_whose_detectors_are_silent_is_never_a_pass() {
+    let _slot = vm_slot();
+    built_kernel("baseline");
+    built_kernel("epoll-unpinned-poll");
+    let scenarios = tempfile::tempdir().unwrap();
+    let dir = scenarios.path();
+    race_with(dir, "quiet-race", "cmdline = \"loglevel=1\"");
+    race_with(dir, "no-soft-lockup-race", "cmdline = \"nosoftlockup\"");
+    race_with(
+        dir,
+        "no-soft-lockup-kasan-race",
+        "cmdline = \"nosoftlockup\"\ndetectors = [\"kasan\", \"warning\"]",
+    );
+
+    let (code, runs) = race_runs("baseline", "quiet-race", dir, "2");
+    assert_eq!(code, 1, "{runs:?}");
+    for (verdict, detail) in &runs {
+        assert_eq!(verdict, "error", "{detail}");
+        assert!(
+            detail.starts_with(
+                "KASAN, WARNING, the hung-task detector and the soft-lockup detector did not \
+                 fire on this machine (canary: "
+            ),
+            "{detail}"
+        );
+    }
+
+    let (code, runs) = race_runs("epoll-unpinned-poll", "quiet-race", dir, "1");
+    assert_eq!(code, 1, "{runs:?}");
+    for (verdict, detail) in &runs {
+        assert!(
+            verdict == "fail" || detail.contains("KASAN, WARNING"),
+            "{verdict}: {detail}"
+        );
+        assert_ne!(verdict, "pass");
+    }
+
+    let (code, runs) = race_runs("baseline", "no-soft-lockup-race", dir, "1");
+    assert_eq!(code, 1, "{runs:?}");
+    assert_eq!(runs[0].0, "error", "{runs:?}");
+    assert!(
+        runs[0].1.starts_with(
+            "the soft-lockup detector did not fire on this machine (SOFTLOCKUP printed"
+        ),
+        "{runs:?}"
+    );
+    // The same machine, its canary cached: the detectors this scenario relies on fired.
+    let (code, runs) = race_runs("baseline", "no-soft-lockup-kasan-race", dir, "1");
+    assert_eq!((code, runs[0].0.as_str()), (0, "pass"), "{runs:?}");
 }

@@ -277,6 +277,7 @@ mod tests {
             &reports,
             &vec![],
             None,
+            &crate::results::canary::Detectors::Proven,
         );
         if reports.is_empty() {
             reports.extend(evidence::outcome_report(&outcome));

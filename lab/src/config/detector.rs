@@ -28,6 +28,34 @@ pub const DETECTORS: &[Detector] = &[
     },
 ];
 
+/// The detectors the canary can prove on a machine (each has a trigger there), by the name a
+/// scenario's `detectors` uses.
+pub const PROVABLE: &[&str] = &["kasan", "warning", "hung-task", "soft-lockup"];
+
+/// Which detectors a scenario relies on.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Relied {
+    /// Every detector the kernel builds (a race scenario's default).
+    #[default]
+    AllBuilt,
+    /// These, by name (none: a uapi or suite scenario's checks are its own evidence).
+    These(Vec<String>),
+}
+
+impl Relied {
+    /// Whether a clean run needs any detector's proof.
+    pub fn any(&self) -> bool {
+        !matches!(self, Relied::These(names) if names.is_empty())
+    }
+
+    pub fn includes(&self, detector: &str) -> bool {
+        match self {
+            Relied::AllBuilt => true,
+            Relied::These(names) => names.iter().any(|n| n == detector),
+        }
+    }
+}
+
 /// Between a variant's name and a detector's: `baseline+kcsan`.
 pub const SEPARATOR: char = '+';
 

@@ -86,6 +86,9 @@ struct Raw {
     expect: BTreeMap<String, serde_json::Value>,
     /// race: an interleaving forced through QEMU's gdbstub.
     schedule: Option<Spanned<super::schedule::RawSchedule>>,
+    /// The detectors a clean run relies on (default: a race's, every one the kernel builds;
+    /// a uapi or suite scenario's, none).
+    detectors: Option<Spanned<Vec<String>>>,
 }
 
 fn no_cmdline() -> Spanned<String> {
@@ -129,6 +132,8 @@ pub struct Scenario {
     pub programs: Option<Programs>,
     /// race: the interleaving each run forces (and repeats) instead of waiting for it.
     pub schedule: Option<super::schedule::Schedule>,
+    /// The detectors whose silence on the machine (its canary) makes a clean run say nothing.
+    pub detectors: super::detector::Relied,
 }
 
 /// The memory a scenario can ask for.
@@ -266,6 +271,26 @@ pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
             Some(schedule)
         }
     };
+    let detectors = match &raw.detectors {
+        None if raw.kind == Kind::Race => super::detector::Relied::AllBuilt,
+        None => super::detector::Relied::These(vec![]),
+        Some(names) => {
+            if let Some(unknown) = names
+                .get_ref()
+                .iter()
+                .find(|n| !super::detector::PROVABLE.contains(&n.as_str()))
+            {
+                return Err(at(
+                    names.span().start,
+                    format!(
+                        "detectors: no detector named {unknown:?}; the canary proves: {}",
+                        super::detector::PROVABLE.join(", ")
+                    ),
+                ));
+            }
+            super::detector::Relied::These(names.get_ref().clone())
+        }
+    };
     Ok(Scenario {
         name: file.file_stem().unwrap().to_string_lossy().into_owned(),
         file: file.to_path_buf(),
@@ -284,6 +309,7 @@ pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
         expect: raw.expect,
         programs,
         schedule,
+        detectors,
     })
 }
 
@@ -466,6 +492,8 @@ pub fn probe(
         expect: Default::default(),
         programs: None,
         schedule: None,
+        // A probe proves the machine; it relies on nothing.
+        detectors: super::detector::Relied::These(vec![]),
     }
 }
 

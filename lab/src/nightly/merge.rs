@@ -400,7 +400,7 @@ mod tests {
             .flat_map(|s| s.first..s.first + s.runs)
             .map(|i| RunResult {
                 // A run that counts: the history records it.
-                evidence: crate::results::evidence::Evidence::Clean,
+                evidence: crate::results::evidence::Evidence::Clean { unproven: None },
                 ..RunResult::skipped(i, dir.join(format!("x/run-{i:03}")), String::new())
             })
             .collect();

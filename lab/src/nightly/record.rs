@@ -28,9 +28,9 @@ fn history_rows(cell: &CellResult) -> Vec<RunRow> {
             scenario: cell.scenario.clone(),
             plan_key: cell.plan_key.clone(),
             index: r.index,
-            verdict: match r.verdict() {
-                Verdict::Pass => "pass".into(),
-                _ => "fail".into(),
+            verdict: match r.verdict().is_pass() {
+                true => "pass".into(),
+                false => "fail".into(),
             },
             outcome: r.outcome_name().into(),
             first_report_ms: r.first_report_ms,

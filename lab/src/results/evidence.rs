@@ -14,8 +14,12 @@
 //! 6. a run with a schedule that was never applied says nothing: the interleaving it is about
 //!    was not executed (the step that kept it from being applied is named);
 //! 7. a completed run is clean — for a uapi scenario, unless checks took other values; for a
-//!    suite, unless tests failed (a test that could not run here is not a failure).
+//!    suite, unless tests failed (a test that could not run here is not a failure) — but
+//!    only where the machine's detector canary saw every detector the scenario relies on
+//!    fire: where one stayed silent the run says nothing; where no canary could run, the
+//!    pass is qualified "detectors unproven".
 
+use super::canary::Detectors;
 use crate::config::scenario::Kind;
 use crate::report::parser::Report;
 use crate::vm::outcome::Outcome;
@@ -38,8 +42,12 @@ pub enum Evidence {
     /// uapi: the checks completed and some took other values than upstream's; suite: tests
     /// failed.
     Differs { text: String },
-    /// The workload ran its course and nothing was found.
-    Clean,
+    /// The workload ran its course and nothing was found; `unproven` says why the machine's
+    /// detectors were not seen to fire (no canary could run), when they were not.
+    Clean {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unproven: Option<String>,
+    },
     /// The run says nothing about the kernel: it did not boot to the agent, QEMU or the
     /// agent failed.
     Inconclusive { why: String },
@@ -55,6 +63,8 @@ pub enum Evidence {
 #[serde(tag = "verdict", content = "detail", rename_all = "kebab-case")]
 pub enum Verdict {
     Pass,
+    /// A pass on a machine whose detectors were not seen to fire: why.
+    PassUnproven(String),
     /// A finding (kernel report, hang) or, for uapi, checks with other values.
     Fail(String),
     /// The run says nothing about the kernel (it could not boot, it was interrupted...).
@@ -90,10 +100,10 @@ pub fn batch_verdict(verdicts: &[Verdict]) -> BatchVerdict {
     if verdicts.iter().any(|v| matches!(v, Verdict::Fail(_))) {
         return BatchVerdict::Fail;
     }
-    if verdicts.iter().all(|v| *v == Verdict::Pass) {
+    if verdicts.iter().all(Verdict::is_pass) {
         return BatchVerdict::Pass;
     }
-    let counted = verdicts.iter().filter(|v| **v == Verdict::Pass).count();
+    let counted = verdicts.iter().filter(|v| v.is_pass()).count();
     BatchVerdict::Error(format!(
         "{} of {} runs said nothing about the kernel (error or skipped)",
         verdicts.len() - counted,
@@ -176,13 +186,15 @@ pub fn differences(
 }
 
 /// The rule: what a run that ended in `outcome`, printed `reports`, (uapi) found
-/// `differences` and (with a schedule) executed `schedule` is evidence of.
+/// `differences` and (with a schedule) executed `schedule`, on a machine whose canary says
+/// `detectors`, is evidence of.
 pub fn judge(
     kind: Kind,
     outcome: &Outcome,
     reports: &[Report],
     differences: &Differences,
     schedule: Option<&ScheduleRecord>,
+    detectors: &Detectors,
 ) -> Evidence {
     let says = machine(outcome);
     if let MachineSays::Interrupted = says {
@@ -239,7 +251,13 @@ pub fn judge(
                 text: format!("{} check(s) differ: {}", differences.len(), text.join(", ")),
             }
         }
-        MachineSays::Completed | MachineSays::Interrupted => Evidence::Clean,
+        MachineSays::Completed | MachineSays::Interrupted => match detectors {
+            Detectors::Proven => Evidence::Clean { unproven: None },
+            Detectors::Silent(why) => Evidence::Inconclusive { why: why.clone() },
+            Detectors::Unproven(why) => Evidence::Clean {
+                unproven: Some(why.clone()),
+            },
+        },
     }
 }
 
@@ -252,7 +270,7 @@ impl Evidence {
             Evidence::KernelReport { .. }
                 | Evidence::MachineFinding { .. }
                 | Evidence::Differs { .. }
-                | Evidence::Clean
+                | Evidence::Clean { .. }
         )
     }
 
@@ -283,7 +301,10 @@ impl Evidence {
                 Verdict::Fail(format!("{title} ({detail})"))
             }
             Evidence::Differs { text } => Verdict::Fail(text.clone()),
-            Evidence::Clean => Verdict::Pass,
+            Evidence::Clean { unproven: None } => Verdict::Pass,
+            Evidence::Clean {
+                unproven: Some(why),
+            } => Verdict::PassUnproven(why.clone()),
             Evidence::Inconclusive { why } => Verdict::Error(why.clone()),
             Evidence::Skipped { why } => Verdict::Skipped(why.clone()),
             Evidence::Interrupted => Verdict::Error("interrupted".into()),
@@ -299,7 +320,10 @@ impl Evidence {
     ) -> Evidence {
         match verdict {
             Verdict::Skipped(why) => Evidence::Skipped { why: why.clone() },
-            Verdict::Pass => Evidence::Clean,
+            Verdict::Pass => Evidence::Clean { unproven: None },
+            Verdict::PassUnproven(why) => Evidence::Clean {
+                unproven: Some(why.clone()),
+            },
             Verdict::Error(_) if outcome == Some(&Outcome::Interrupted) => Evidence::Interrupted,
             Verdict::Error(why) => Evidence::Inconclusive { why: why.clone() },
             Verdict::Fail(detail) => match reports.iter().find(|r| r.counts()) {
@@ -331,10 +355,16 @@ impl Evidence {
 }
 
 impl Verdict {
+    /// A pass, qualified or not.
+    pub fn is_pass(&self) -> bool {
+        matches!(self, Verdict::Pass | Verdict::PassUnproven(_))
+    }
+
     /// ("pass" | "FAIL" | "error" | "skipped", detail).
     pub fn parts(&self) -> (&'static str, &str) {
         match self {
             Verdict::Pass => ("pass", ""),
+            Verdict::PassUnproven(why) => ("pass", why),
             Verdict::Fail(d) => ("FAIL", d),
             Verdict::Error(d) => ("error", d),
             Verdict::Skipped(d) => ("skipped", d),
@@ -394,7 +424,7 @@ mod tests {
             after_ms: 40_000,
             last_heard_ms: 10_000,
         };
-        judge(Kind::Race, &outcome, &[], &none, None)
+        judge(Kind::Race, &outcome, &[], &none, None, &Detectors::Proven)
     }
 
     /// The short name of each evidence, for the table.
@@ -403,7 +433,7 @@ mod tests {
             Evidence::KernelReport { .. } => "report".into(),
             Evidence::MachineFinding { title, .. } => format!("finding: {title}"),
             Evidence::Differs { .. } => "differs".into(),
-            Evidence::Clean => "clean".into(),
+            Evidence::Clean { .. } => "clean".into(),
             Evidence::Inconclusive { .. } => "inconclusive".into(),
             Evidence::Skipped { .. } => "skipped".into(),
             Evidence::Interrupted => "interrupted".into(),
@@ -447,17 +477,17 @@ mod tests {
             assert_eq!(outcome.name(), name);
             for kind in [Kind::Race, Kind::Uapi, Kind::Suite] {
                 let none: Differences = vec![];
-                let e = judge(kind, outcome, &[], &none, None);
+                let e = judge(kind, outcome, &[], &none, None, &Detectors::Proven);
                 assert_eq!(short(&e), bare, "{name} {kind:?}");
                 let lab_only = outcome_report(outcome).into_iter().collect::<Vec<_>>();
                 assert_eq!(
-                    judge(kind, outcome, &lab_only, &none, None),
+                    judge(kind, outcome, &lab_only, &none, None, &Detectors::Proven),
                     e,
                     "the lab's own report is not a kernel report: {name}"
                 );
-                let e = judge(kind, outcome, &[kasan()], &none, None);
+                let e = judge(kind, outcome, &[kasan()], &none, None, &Detectors::Proven);
                 assert_eq!(short(&e), reported, "{name} {kind:?} with a report");
-                let with_diff = judge(kind, outcome, &[], &diff, None);
+                let with_diff = judge(kind, outcome, &[], &diff, None, &Detectors::Proven);
                 let expected = match (kind, outcome) {
                     (Kind::Uapi | Kind::Suite, Outcome::Completed) => "differs".to_string(),
                     _ => bare.to_string(),
@@ -478,13 +508,28 @@ mod tests {
         assert!(hang.counts() && hang.is_machine_finding());
         assert_eq!(hang.finding().unwrap().0, NO_OUTPUT);
         assert!(matches!(hang.verdict(), Verdict::Fail(d) if d.starts_with(NO_OUTPUT)));
-        let report = judge(Kind::Race, &Outcome::Completed, &[kasan()], &none, None);
+        let report = judge(
+            Kind::Race,
+            &Outcome::Completed,
+            &[kasan()],
+            &none,
+            None,
+            &Detectors::Proven,
+        );
         assert_eq!(
             report.verdict(),
             Verdict::Fail("KASAN: slab-use-after-free Read in __fput".into())
         );
         assert_eq!(
-            judge(Kind::Race, &Outcome::Completed, &[], &none, None).verdict(),
+            judge(
+                Kind::Race,
+                &Outcome::Completed,
+                &[],
+                &none,
+                None,
+                &Detectors::Proven
+            )
+            .verdict(),
             Verdict::Pass
         );
         let silent = judge(
@@ -493,6 +538,7 @@ mod tests {
             &[],
             &none,
             None,
+            &Detectors::Proven,
         );
         assert!(!silent.counts() && silent.finding().is_none());
         assert!(matches!(silent.verdict(), Verdict::Error(_)));
@@ -504,7 +550,15 @@ mod tests {
             "not ok".into(),
         )];
         assert_eq!(
-            judge(Kind::Suite, &Outcome::Completed, &[], &failed, None).verdict(),
+            judge(
+                Kind::Suite,
+                &Outcome::Completed,
+                &[],
+                &failed,
+                None,
+                &Detectors::Proven
+            )
+            .verdict(),
             Verdict::Fail("1 test(s) fail: epoll_wakeup_test/global.epoll27 (not ok)".into())
         );
     }
@@ -522,7 +576,14 @@ mod tests {
             attempts: vec![missed.clone(), missed],
             ..ScheduleRecord::default()
         };
-        let e = judge(Kind::Race, &Outcome::Completed, &[], &none, Some(&record));
+        let e = judge(
+            Kind::Race,
+            &Outcome::Completed,
+            &[],
+            &none,
+            Some(&record),
+            &Detectors::Proven,
+        );
         assert!(!e.counts());
         assert_eq!(
             e.verdict(),
@@ -539,11 +600,71 @@ mod tests {
             &[kasan()],
             &none,
             Some(&record),
+            &Detectors::Proven,
         );
         assert!(report.is_kernel_report());
         record.attempts.push(Attempt::default());
-        let e = judge(Kind::Race, &Outcome::Completed, &[], &none, Some(&record));
+        let e = judge(
+            Kind::Race,
+            &Outcome::Completed,
+            &[],
+            &none,
+            Some(&record),
+            &Detectors::Proven,
+        );
         assert_eq!(e.verdict(), Verdict::Pass);
+    }
+
+    /// Only a completed run with nothing found reads the canary: silent detectors make it say
+    /// nothing, unproven ones qualify its pass; findings, errors and differences are as they
+    /// were, whatever the canary says.
+    #[test]
+    fn a_clean_run_counts_only_where_the_detectors_were_seen_to_fire() {
+        let none: Differences = vec![];
+        let silent = Detectors::Silent("KASAN did not fire on this machine (canary: c)".into());
+        let unproven = Detectors::Unproven("no CONFIG_LKDTM".into());
+        for kind in [Kind::Race, Kind::Uapi, Kind::Suite] {
+            let clean = judge(kind, &Outcome::Completed, &[], &none, None, &silent);
+            assert_eq!(
+                clean.verdict(),
+                Verdict::Error("KASAN did not fire on this machine (canary: c)".into())
+            );
+            assert!(!clean.counts());
+            let qualified = judge(kind, &Outcome::Completed, &[], &none, None, &unproven);
+            assert_eq!(
+                qualified.verdict(),
+                Verdict::PassUnproven("no CONFIG_LKDTM".into())
+            );
+            assert!(qualified.counts() && qualified.verdict().is_pass());
+            assert_eq!(qualified.verdict().parts(), ("pass", "no CONFIG_LKDTM"));
+            for outcome in outcomes() {
+                if outcome == Outcome::Completed || outcome == Outcome::Interrupted {
+                    continue;
+                }
+                for detectors in [&silent, &unproven] {
+                    assert_eq!(
+                        judge(kind, &outcome, &[], &none, None, detectors),
+                        judge(kind, &outcome, &[], &none, None, &Detectors::Proven),
+                        "{outcome:?}"
+                    );
+                }
+            }
+            assert!(
+                judge(kind, &Outcome::Completed, &[kasan()], &none, None, &silent)
+                    .is_kernel_report()
+            );
+        }
+        // Stored and read back, the qualifier stays.
+        let e = judge(Kind::Race, &Outcome::Completed, &[], &none, None, &unproven);
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["unproven"], "no CONFIG_LKDTM");
+        assert_eq!(serde_json::from_value::<Evidence>(json).unwrap(), e);
+        let old: Evidence = serde_json::from_value(serde_json::json!({"kind": "clean"})).unwrap();
+        assert_eq!(old.verdict(), Verdict::Pass);
+        assert_eq!(
+            Evidence::from_verdict(&e.verdict(), Some(&Outcome::Completed), &[], &none),
+            e
+        );
     }
 
     #[test]
@@ -586,7 +707,7 @@ mod tests {
             for reports in [vec![], vec![kasan()]] {
                 let mut all = reports.clone();
                 all.extend(outcome_report(&outcome));
-                let e = judge(Kind::Race, &outcome, &all, &none, None);
+                let e = judge(Kind::Race, &outcome, &all, &none, None, &Detectors::Proven);
                 let back = Evidence::from_verdict(&e.verdict(), Some(&outcome), &all, &none);
                 assert_eq!(back.verdict(), e.verdict(), "{outcome:?}");
                 assert_eq!(back.counts(), e.counts(), "{outcome:?}");

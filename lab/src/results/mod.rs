@@ -3,6 +3,7 @@
 //! regressions read from it, and the night's files (results.json, JUnit, Markdown, HTML).
 //! `run/` produces [`RunResult`]s; nothing here imports `run/`.
 
+pub mod canary;
 pub mod compare;
 pub mod evidence;
 pub mod history;

@@ -161,10 +161,19 @@ pub fn tally(cell: &CellResult) -> (usize, usize, usize, usize) {
             Verdict::Fail(_) => c.0 += 1,
             Verdict::Error(_) => c.1 += 1,
             Verdict::Skipped(_) => c.2 += 1,
-            Verdict::Pass => c.3 += 1,
+            Verdict::Pass | Verdict::PassUnproven(_) => c.3 += 1,
         }
     }
     c
+}
+
+/// Why the cell's passes are qualified (no canary proved the machine's detectors), when they
+/// are.
+pub fn unproven(cell: &CellResult) -> Option<String> {
+    cell.runs.iter().find_map(|r| match r.verdict() {
+        Verdict::PassUnproven(why) => Some(why),
+        _ => None,
+    })
 }
 
 /// The first failing run and its verdict detail (a finding's title, or the uapi differences).

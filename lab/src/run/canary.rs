@@ -5,13 +5,13 @@
 //! the detector is built, armed and heard on that machine. What it cannot: that it catches a
 //! bug of another shape.
 
-use super::{How, RunResult, Target};
+use super::{BatchOptions, How, Pool, Progress, RunResult, Target};
 use crate::config::scenario::{self, Scenario};
-use crate::config::suppress::Suppressions;
+pub use crate::results::canary::{Canary, Detectors, Proof};
 use anyhow::Result;
 use runner::quantity::{RunCount, WorkDuration};
-use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
 /// A detector's trigger: the LKDTM crash type, what the workload sets first, and the start of
 /// the title the report must have.
@@ -62,57 +62,150 @@ pub const TRIGGERS: &[Trigger] = &[
     },
 ];
 
-/// What one trigger gave.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Proof {
-    pub detector: String,
-    pub crash: String,
-    /// The start of the title expected.
-    pub expected: String,
-    /// The first report's title, if the run printed one.
-    pub seen: Option<String>,
-    pub fired: bool,
-    /// The kernel does not build the detector (its option is not set): nothing was provoked.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub absent: bool,
-    /// How the run ended, and its directory.
-    pub outcome: String,
-    pub run: PathBuf,
-    /// From the workload's start to the first report.
-    pub first_report_ms: Option<u64>,
+/// Bumped when the triggers or what a canary.json holds change: older canaries run again.
+const FORMAT: u32 = 1;
+
+/// The canary's key on `target` under `base`'s machine: what decides what reaches the
+/// console — the kernel image, the command line and the kernel parameters (not the vCPUs or
+/// the memory).
+pub fn key(target: &Target, base: Option<&Scenario>) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(format!("canary={FORMAT}\0"));
+    let mut image = crate::files::open(&target.kernel)?;
+    std::io::copy(&mut image, &mut h)?;
+    // The lab's default machine is a scenario with no command line and no parameters.
+    let none = Default::default();
+    let (cmdline, params) = base.map_or(("", &none), |b| (b.cmdline.as_str(), &b.kernel_params));
+    h.update(format!("\0cmdline={cmdline}\0"));
+    for (k, v) in params {
+        h.update(format!("{k}={v}\0"));
+    }
+    Ok(hex::encode(&h.finalize()[..12]))
 }
 
-/// `canary.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Canary {
-    pub kernel: String,
-    /// The machine's snapshot, when the runs restored one (canary.json is stored beside it).
-    pub snapshot: Option<String>,
-    pub at: String,
-    pub proofs: Vec<Proof>,
+/// Where the canary of `key` is kept: its runs and canary.json.
+fn dir(key: &str) -> Result<std::path::PathBuf> {
+    Ok(crate::cache::dir("canaries")?.join(key))
 }
 
-impl Canary {
-    /// Every detector the kernel builds fired.
-    pub fn passed(&self) -> bool {
-        self.proofs.iter().all(|p| p.fired || p.absent)
+/// One machine's canary at a time in this process (the file lock keeps other labs out).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// What the detectors of `scenario`'s machine on `target` let a clean run claim: its canary,
+/// found in the cache or run now (`pool` and `progress` shared with the caller's runs).
+pub async fn detectors(
+    scenario: &Scenario,
+    target: &Target,
+    how: How,
+    pool: &Pool,
+    progress: &Progress,
+) -> Result<Detectors> {
+    if !scenario.detectors.any() {
+        return Ok(Detectors::Proven);
+    }
+    let Some(config) = &target.config else {
+        return Ok(unproven(
+            "no canary can run on a kernel whose .config is unknown",
+        ));
+    };
+    let config = crate::files::read_to_string(config)?;
+    if !crate::kernel::kconfig::missing(&["CONFIG_LKDTM".to_string()], &config).is_empty() {
+        return Ok(unproven(
+            "the kernel has no CONFIG_LKDTM, so no canary could run",
+        ));
+    }
+    match cached_or_run(target, Some(scenario), how, pool, progress).await? {
+        Some(canary) => Ok(canary.covers(&scenario.detectors)),
+        None => Ok(unproven(
+            "this machine has no canary, and --no-canary kept one from running",
+        )),
+    }
+}
+
+/// The canary of `target` under `base`'s machine: the one cached under its key, or one run
+/// now and cached (none when there is none and `how` says not to run one).
+async fn cached_or_run(
+    target: &Target,
+    base: Option<&Scenario>,
+    how: How,
+    pool: &Pool,
+    progress: &Progress,
+) -> Result<Option<Canary>> {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let key = key(target, base)?;
+    let dir = dir(&key)?;
+    let lock = dir.with_extension("lock");
+    std::fs::create_dir_all(dir.parent().expect("in the cache"))?;
+    let _lock = tokio::task::spawn_blocking(move || crate::cache::lock(&lock, true)).await??;
+    match stored(&dir)? {
+        Some(c) => Ok(Some(c)),
+        None if how.no_canary => Ok(None),
+        None => Ok(Some(canary(target, base, how, &dir, pool, progress).await?)),
+    }
+}
+
+/// `lab build`: the canary of each kernel built that has LKDTM, on the lab's default machine
+/// (cached: a kernel already proven is not run again). Whether every one passed.
+pub async fn after_build(built: &[crate::kernel::Built], how: How) -> Result<bool> {
+    let second = WorkDuration::from_millis(1000).expect("a second");
+    let shape = scenario::probe(None, "canary", "provoke", Default::default(), second, &[]);
+    let pool = Pool::sized(how.jobs, shape.cpus.get(), shape.memory_mib);
+    let progress = Progress::new(pool.jobs);
+    let mut passed = true;
+    for b in built {
+        let target = Target::of_build(b);
+        let config = crate::files::read_to_string(b.dir.join(".config"))?;
+        if !crate::kernel::kconfig::missing(&["CONFIG_LKDTM".to_string()], &config).is_empty() {
+            continue;
+        }
+        let canary = cached_or_run(&target, None, how, &pool, &progress).await;
+        progress.clear();
+        passed &= canary?.is_some_and(|c| c.passed());
+    }
+    Ok(passed)
+}
+
+fn unproven(why: &str) -> Detectors {
+    Detectors::Unproven(format!("detectors unproven: {why}"))
+}
+
+/// The canary kept in `dir`, when there is one of this format.
+fn stored(dir: &Path) -> Result<Option<Canary>> {
+    let file = dir.join("canary.json");
+    match crate::files::read(&file) {
+        Ok(bytes) => Ok(serde_json::from_slice::<Canary>(&bytes)
+            .ok()
+            .filter(|c| c.proofs.len() == TRIGGERS.len())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", file.display())),
     }
 }
 
 /// Provoke every trigger on `target` under the machine of `base` (or the lab's default), one
-/// run each under `out/<detector>/`; `canary.json` goes to `out` and beside the snapshot.
+/// run each under `out/<detector>/`; `canary.json` goes to `out`, to the cache under the
+/// machine's key (where runs find it) and beside the snapshot.
 pub async fn canary(
     target: &Target,
     base: Option<&Scenario>,
     how: How,
     out: &Path,
+    pool: &Pool,
+    progress: &Progress,
 ) -> Result<Canary> {
+    let started = std::time::Instant::now();
     let mut proofs = Vec::new();
     let mut snapshot = None;
     let config = match &target.config {
         Some(file) => Some(crate::files::read_to_string(file)?),
         None => None,
     };
+    let machine = target
+        .name
+        .rsplit('/')
+        .next()
+        .unwrap_or("kernel")
+        .to_string();
     for t in TRIGGERS {
         if config.as_deref().is_some_and(|c| !built(t, c)) {
             proofs.push(Proof {
@@ -136,20 +229,25 @@ pub async fn canary(
             &["CONFIG_LKDTM"],
         );
         let dir = crate::cache::empty_dir(&out.join(t.detector))?;
-        // The trigger's own time, whatever the caller's override.
-        let how = How {
-            duration: None,
-            ..how
+        let label = format!("{machine} canary {}", t.detector);
+        progress.plan(&label, 1, duration.get());
+        let opts = BatchOptions {
+            runs: RunCount::new(1).expect("one"),
+            // The trigger's own time, whatever the caller's override.
+            how: How {
+                duration: None,
+                ..how
+            },
+            out: dir.clone(),
+            append: false,
+            first: None,
+            pool: pool.clone(),
+            progress: progress.clone(),
+            label,
+            suppressions: Arc::default(),
         };
-        let results = super::runs(
-            &probe,
-            target,
-            RunCount::new(1).expect("one"),
-            how,
-            dir.clone(),
-            Suppressions::default(),
-        )
-        .await?;
+        // Boxed: a batch asks for its machine's canary, which runs batches.
+        let results = Box::pin(super::batch(&probe, target, &opts)).await?;
         let r = results.first();
         snapshot = snapshot.or_else(|| {
             r.and_then(|r| r.record.as_ref())
@@ -157,21 +255,62 @@ pub async fn canary(
         });
         proofs.push(proof(t, r, &dir));
     }
-    let canary = Canary {
+    let key = key(target, base)?;
+    let mut canary = Canary {
         kernel: target.name.clone(),
+        key: key.clone(),
         snapshot: snapshot.clone(),
         at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         proofs,
+        file: None,
     };
-    let json = serde_json::to_vec_pretty(&canary)?;
-    crate::files::write(out.join("canary.json"), &json)?;
+    let cached = dir(&key)?;
+    let mut places = vec![out.to_path_buf(), cached];
     if let Some(key) = &snapshot {
-        let dir = crate::cache::dir("snapshots")?.join(key);
-        if dir.is_dir() {
-            crate::files::write(dir.join("canary.json"), &json)?;
+        let beside = crate::cache::dir("snapshots")?.join(key);
+        if beside.is_dir() {
+            places.push(beside);
         }
     }
+    places.dedup();
+    for place in &places {
+        canary.file = Some(place.join("canary.json"));
+        crate::files::write(
+            place.join("canary.json"),
+            serde_json::to_vec_pretty(&canary)?,
+        )?;
+    }
+    canary.file = Some(out.join("canary.json"));
+    crate::events::emit(crate::events::Event::CanaryRan {
+        kernel: machine,
+        passed: canary.passed(),
+        silent: canary
+            .proofs
+            .iter()
+            .filter(|p| !p.fired && !p.absent)
+            .map(|p| p.detector.clone())
+            .collect(),
+        file: out.join("canary.json"),
+        elapsed: started.elapsed(),
+    });
     Ok(canary)
+}
+
+/// `lab canary`: the canary run now (whatever the cache holds), with VM slots and a progress
+/// display of its own.
+pub async fn on_demand(
+    target: &Target,
+    base: Option<&Scenario>,
+    how: How,
+    out: &Path,
+) -> Result<Canary> {
+    let second = WorkDuration::from_millis(1000).expect("a second");
+    let shape = scenario::probe(base, "canary", "provoke", Default::default(), second, &[]);
+    let pool = Pool::sized(how.jobs, shape.cpus.get(), shape.memory_mib);
+    let progress = Progress::new(pool.jobs);
+    let canary = canary(target, base, how, out, &pool, &progress).await;
+    progress.clear();
+    canary
 }
 
 /// Whether a kernel of this `.config` builds the trigger's detector.
@@ -200,6 +339,13 @@ fn proof(t: &Trigger, r: Option<&RunResult>, dir: &Path) -> Proof {
 mod tests {
     use super::*;
 
+    /// The scenarios' `detectors` names are exactly the triggers'.
+    #[test]
+    fn every_provable_detector_has_a_trigger() {
+        let names: Vec<&str> = TRIGGERS.iter().map(|t| t.detector).collect();
+        assert_eq!(names, crate::config::detector::PROVABLE);
+    }
+
     #[test]
     fn a_detector_the_kernel_does_not_build_is_absent_not_failed() {
         let kcsan = "CONFIG_KCSAN=y\nCONFIG_BUG=y\nCONFIG_DETECT_HUNG_TASK=y\nCONFIG_SOFTLOCKUP_DETECTOR=y\n";
@@ -211,8 +357,10 @@ mod tests {
         assert_eq!(built, ["warning", "hung-task", "soft-lockup"]);
         let c = Canary {
             kernel: "k".into(),
+            key: String::new(),
             snapshot: None,
             at: String::new(),
+            file: None,
             proofs: vec![Proof {
                 absent: true,
                 ..proof(&TRIGGERS[0], None, Path::new("/x"))

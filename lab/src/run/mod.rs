@@ -153,6 +153,24 @@ pub struct How {
     /// that snapshot (under a second instead of a boot); the vng backend always boots.
     #[arg(long)]
     pub no_snapshot: bool,
+    /// Do not run the detector canary on a machine that has none cached. Runs that print
+    /// nothing then pass qualified "detectors unproven" instead of counting as clean.
+    #[arg(long)]
+    pub no_canary: bool,
+}
+
+impl Default for How {
+    /// The command line's defaults.
+    fn default() -> Self {
+        How {
+            duration: None,
+            accel: AccelChoice::Auto,
+            backend: Backend::Qemu,
+            jobs: None,
+            no_snapshot: false,
+            no_canary: false,
+        }
+    }
 }
 
 pub struct BatchOptions {
@@ -266,6 +284,9 @@ pub async fn batch(
         Some(schedule) => Some(schedule_plan(scenario, schedule, target)?),
         None => None,
     };
+    // What a run that prints nothing may claim: the machine's detector canary, cached or run.
+    let detectors =
+        canary::detectors(scenario, target, opts.how, &opts.pool, &opts.progress).await?;
     let symbols = target.symbolizer().await;
     let stop = std::cell::Cell::new(false);
     let snapshots = match (opts.how.no_snapshot, opts.how.backend) {
@@ -279,6 +300,7 @@ pub async fn batch(
         config: config.as_deref(),
         schedule: schedule.as_ref(),
         snapshots: &snapshots,
+        detectors: &detectors,
     };
     let one = |index: u32| {
         let (symbols, stop) = (&symbols, &stop);
@@ -324,6 +346,8 @@ struct Planned<'a> {
     schedule: Option<&'a Plan>,
     /// Whether runs restore a snapshot.
     snapshots: &'a Snapshots,
+    /// What the machine's canary lets a clean run claim.
+    detectors: &'a canary::Detectors,
 }
 
 /// A scenario's schedule with its locations resolved in the target's System.map.
@@ -390,6 +414,7 @@ async fn one_run(
         config,
         schedule,
         snapshots,
+        detectors,
     } = planned;
     let dir = opts.out.join(crate::name::run_dir_name(index));
     let mut params = scenario.params.clone();
@@ -472,6 +497,7 @@ async fn one_run(
         &reports,
         &differences,
         record.schedule.as_ref(),
+        detectors,
     );
     if let Some(symbolizer) = symbols {
         reports.iter_mut().for_each(|r| symbolizer.symbolize(r));

@@ -43,6 +43,18 @@ impl Target {
         }
     }
 
+    /// A kernel the cache has built, known by its build alone (no programs are built for it).
+    pub fn of_build(b: &Built) -> Target {
+        Target {
+            build: None,
+            name: b.metadata.variant.clone(),
+            kernel: b.bzimage(),
+            config: Some(b.dir.join(".config")),
+            vmlinux: Some(b.dir.join("vmlinux")).filter(|p| p.is_file()),
+            source_dir: b.metadata.source_dir.clone(),
+        }
+    }
+
     /// Any kernel image; its .config and vmlinux looked for next to it.
     pub fn image(kernel: PathBuf) -> Result<Target> {
         if !kernel.is_file() {

@@ -104,7 +104,7 @@ pub fn summary(scenario: &Scenario, target: &Target, results: &[RunResult]) -> S
     let fails = count(|v| matches!(v, Verdict::Fail(_)));
     let errors = count(|v| matches!(v, Verdict::Error(_)));
     let skipped = count(|v| matches!(v, Verdict::Skipped(_)));
-    let passes = count(|v| matches!(v, Verdict::Pass));
+    let passes = count(Verdict::is_pass);
     let mut s = format!(
         "{} on {}: {} runs: {passes} pass, {fails} fail, {errors} error, {skipped} skipped\n",
         scenario.name,
@@ -116,6 +116,12 @@ pub fn summary(scenario: &Scenario, target: &Target, results: &[RunResult]) -> S
         return s;
     }
     s.push_str(&start_summary(results));
+    if let Some(why) = verdicts.iter().find_map(|v| match v {
+        Verdict::PassUnproven(why) => Some(why),
+        _ => None,
+    }) {
+        s.push_str(&format!("passes qualified: {why}\n"));
+    }
     if scenario.kind == Kind::Race {
         let times: Vec<f64> = results
             .iter()
@@ -272,7 +278,7 @@ mod tests {
                     signature: "s".into(),
                 }
             } else {
-                Evidence::Clean
+                Evidence::Clean { unproven: None }
             },
             outcome: Some(crate::vm::outcome::Outcome::Completed),
             reports: vec![],

@@ -2,6 +2,20 @@
 
 use crate::run::canary::Canary;
 use std::path::Path;
+use std::time::Duration;
+
+/// The line a canary run leaves in a command's output.
+pub fn ran(kernel: &str, passed: bool, silent: &[String], file: &Path, took: Duration) -> String {
+    let what = match passed {
+        true => "every detector it builds fired".to_string(),
+        false => format!("did NOT fire: {}", silent.join(", ")),
+    };
+    format!(
+        "lab: {kernel}: detector canary: {what} ({:.0} s; {})",
+        took.as_secs_f64(),
+        file.display()
+    )
+}
 
 pub fn table(c: &Canary, out: &Path) -> String {
     let mut s = format!(

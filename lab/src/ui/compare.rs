@@ -237,6 +237,7 @@ mod tests {
     use crate::config::scenario::Kind;
     use crate::report::formats::ReportType;
     use crate::report::parser::Report;
+    use crate::results::canary::Detectors::Proven;
     use crate::results::compare::{rows, tests_that_differ, Arm};
     use crate::results::evidence;
     use crate::results::RunResult;
@@ -253,7 +254,14 @@ mod tests {
         RunResult {
             index: 1,
             dir: Default::default(),
-            evidence: evidence::judge(Kind::Race, &Outcome::Completed, &reports, &vec![], None),
+            evidence: evidence::judge(
+                Kind::Race,
+                &Outcome::Completed,
+                &reports,
+                &vec![],
+                None,
+                &Proven,
+            ),
             outcome: Some(Outcome::Completed),
             reports,
             first_report_ms: first_ms,
@@ -271,7 +279,7 @@ mod tests {
         };
         let reports: Vec<Report> = evidence::outcome_report(&outcome).into_iter().collect();
         RunResult {
-            evidence: evidence::judge(Kind::Race, &outcome, &reports, &vec![], None),
+            evidence: evidence::judge(Kind::Race, &outcome, &reports, &vec![], None, &Proven),
             outcome: Some(outcome),
             reports,
             ..result(None, None, 0.0)

@@ -106,6 +106,13 @@ impl Ui {
                 }
                 self.live(&mut s);
             }
+            Event::CanaryRan {
+                kernel,
+                passed,
+                silent,
+                file,
+                elapsed,
+            } => self.line(&canary::ran(kernel, *passed, silent, file, *elapsed)),
             Event::KernelReady { label, kernel } => {
                 self.line(&format!("lab: {label}: {}", build::ready(kernel)))
             }

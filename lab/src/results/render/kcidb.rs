@@ -23,7 +23,7 @@ fn run_status(r: &RunResult) -> &'static str {
         Evidence::KernelReport { .. }
         | Evidence::MachineFinding { .. }
         | Evidence::Differs { .. } => "FAIL",
-        Evidence::Clean => "PASS",
+        Evidence::Clean { .. } => "PASS",
         Evidence::Skipped { .. } => "SKIP",
         // The guest never reached the agent: the harness, not the test, failed.
         Evidence::Inconclusive { .. }

@@ -8,7 +8,9 @@ pub mod html;
 pub mod kcidb;
 pub mod night;
 
-use super::night::{as_expected, first_failure, tally, CellResult, NightResults, NOT_RUN};
+use super::night::{
+    as_expected, first_failure, tally, unproven, CellResult, NightResults, NOT_RUN,
+};
 use super::Verdict;
 
 /// The matrix cell: the outcome, then whether it was expected.
@@ -50,7 +52,10 @@ pub fn cell_text(cell: &CellResult) -> String {
     } else if skipped == n && n > 0 {
         format!("skipped: {}", cell.runs[0].verdict().parts().1)
     } else {
-        format!("pass {pass}/{n}")
+        match unproven(cell) {
+            Some(why) => format!("pass {pass}/{n} ({why})"),
+            None => format!("pass {pass}/{n}"),
+        }
     }
 }
 

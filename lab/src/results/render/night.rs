@@ -205,6 +205,11 @@ pub fn junit_xml(night: &NightResults) -> Result<String, quick_junit::SerializeE
             TestCaseStatus::success()
         };
         let mut case = TestCase::new(cell.variant.clone(), status);
+        // A pass on unproven detectors says so where a reader of the JUnit looks.
+        if let Some(why) = super::super::night::unproven(cell) {
+            case.add_property(quick_junit::Property::new("qualifier", why.clone()));
+            case.set_system_out(why);
+        }
         case.set_classname(format!("{}.{}", cell.scenario, cell.variant));
         suites
             .entry(cell.scenario.as_str())
@@ -326,6 +331,41 @@ mod tests {
             shard: None,
             merged: None,
         }
+    }
+
+    /// A cell whose passes ran on unproven detectors says so in every rendering of the night:
+    /// summary.md's matrix, JUnit (a property and the output), report.html and KCIDB.
+    #[test]
+    fn every_renderer_shows_a_pass_on_unproven_detectors_as_qualified() {
+        let why = "detectors unproven: the kernel has no CONFIG_LKDTM, so no canary could run";
+        let mut n = night();
+        n.cells[1].runs = vec![
+            run(Verdict::PassUnproven(why.into()), None),
+            run(Verdict::PassUnproven(why.into()), None),
+        ];
+        assert!(summary_md(&n).contains(&format!("pass 2/2 ({why}) ✓")));
+        let xml = junit_xml(&n).unwrap();
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let case = doc
+            .descendants()
+            .find(|c| {
+                c.has_tag_name("testcase")
+                    && c.attribute("classname") == Some("epoll-dmabuf-race.baseline")
+            })
+            .unwrap();
+        assert!(case.descendants().all(|c| !c.has_tag_name("failure")));
+        assert!(case
+            .descendants()
+            .any(|p| p.has_tag_name("property") && p.attribute("value") == Some(why)));
+        assert!(super::super::html::page(&n).contains(why));
+        let kcidb = super::super::kcidb::export(&n, "lab", "file:///x").unwrap();
+        let tests = kcidb["tests"].as_array().unwrap();
+        assert!(tests
+            .iter()
+            .any(|t| t["status"] == "PASS" && t["comment"] == why));
+        // Plain passes carry no qualifier.
+        assert!(!summary_md(&night()).contains("unproven"));
+        assert!(!junit_xml(&night()).unwrap().contains("unproven"));
     }
 
     #[test]
