@@ -30,7 +30,14 @@ pub const DETECTORS: &[Detector] = &[
 
 /// The detectors the canary can prove on a machine (each has a trigger there), by the name a
 /// scenario's `detectors` uses.
-pub const PROVABLE: &[&str] = &["kasan", "warning", "hung-task", "soft-lockup"];
+pub const PROVABLE: &[&str] = &[
+    "kasan",
+    "warning",
+    "hung-task",
+    "soft-lockup",
+    "lockdep",
+    "kcsan",
+];
 
 /// Which detectors a scenario relies on.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -44,6 +44,8 @@ pub struct Row {
     /// suite: each test's result (`ok`, `not ok`, …), or its results and their counts
     /// (`ok ×2, not ok ×1`) when the runs disagree.
     pub tests: BTreeMap<String, String>,
+    /// Why the clean runs' detectors are unproven (no canary could run), when they are.
+    pub unproven: Option<String>,
 }
 
 /// Each test's result over the runs that count: one status, or each with its count when
@@ -159,7 +161,12 @@ fn row(arm: &Arm) -> Row {
             Some((check, serde_json::from_str(&text).ok()?))
         })
         .collect();
+    let unproven = counted.iter().find_map(|r| match r.verdict() {
+        crate::results::Verdict::PassUnproven(why) => Some(why),
+        _ => None,
+    });
     Row {
+        unproven,
         name: arm.name.clone(),
         detector: arm.detector,
         runs: counted.len(),

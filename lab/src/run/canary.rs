@@ -13,57 +13,112 @@ use runner::quantity::{RunCount, WorkDuration};
 use std::path::Path;
 use std::sync::Arc;
 
-/// A detector's trigger: the LKDTM crash type, what the workload sets first, and the start of
-/// the title the report must have.
+/// A detector's trigger: what provokes it, and what it must print.
 pub struct Trigger {
     pub detector: &'static str,
-    /// The option that builds the detector: a kernel without it has nothing to prove.
-    pub option: &'static str,
-    pub crash: &'static str,
-    /// (parameter, value): the detectors' thresholds, lowered so they report within seconds.
-    pub params: &'static [(&'static str, u64)],
-    pub title: &'static str,
-    /// How long the guest gets to report.
-    pub within_s: u64,
+    /// The options that build the detector (and its trigger): a kernel without one has
+    /// nothing to prove.
+    pub options: &'static [&'static str],
+    pub provoke: Provoke,
+}
+
+pub enum Provoke {
+    /// An LKDTM crash type written to `provoke-crash/DIRECT` in a guest of its own, the
+    /// thresholds `params` set first; the run's first report must have a title starting with
+    /// `title`, within `within_s`.
+    Lkdtm {
+        crash: &'static str,
+        params: &'static [(&'static str, u64)],
+        title: &'static str,
+        within_s: u64,
+    },
+    /// A boot self-test's summary line on the machine's boot console (its snapshot's, or a
+    /// booted trigger run's): `expected` says which, `passed` checks it.
+    BootLine {
+        /// How the line starts, whatever it says.
+        prefix: &'static str,
+        expected: &'static str,
+        passed: fn(&str) -> bool,
+    },
 }
 
 pub const TRIGGERS: &[Trigger] = &[
     Trigger {
         detector: "kasan",
-        option: "CONFIG_KASAN",
-        crash: "READ_AFTER_FREE",
-        params: &[],
-        title: "KASAN: slab-use-after-free Read in ",
-        within_s: 10,
+        options: &["CONFIG_KASAN"],
+        provoke: Provoke::Lkdtm {
+            crash: "READ_AFTER_FREE",
+            params: &[],
+            title: "KASAN: slab-use-after-free Read in ",
+            within_s: 10,
+        },
     },
     Trigger {
         detector: "warning",
-        option: "CONFIG_BUG",
-        crash: "WARNING",
-        params: &[],
-        title: "WARNING in ",
-        within_s: 10,
+        options: &["CONFIG_BUG"],
+        provoke: Provoke::Lkdtm {
+            crash: "WARNING",
+            params: &[],
+            title: "WARNING in ",
+            within_s: 10,
+        },
     },
     Trigger {
         detector: "hung-task",
-        option: "CONFIG_DETECT_HUNG_TASK",
-        crash: "HUNG_TASK",
-        params: &[("hung_task_timeout_secs", 2)],
-        title: "INFO: task hung in ",
-        within_s: 15,
+        options: &["CONFIG_DETECT_HUNG_TASK"],
+        provoke: Provoke::Lkdtm {
+            crash: "HUNG_TASK",
+            params: &[("hung_task_timeout_secs", 2)],
+            title: "INFO: task hung in ",
+            within_s: 15,
+        },
     },
     Trigger {
         detector: "soft-lockup",
-        option: "CONFIG_SOFTLOCKUP_DETECTOR",
-        crash: "SOFTLOCKUP",
-        params: &[("watchdog_thresh", 1)],
-        title: "BUG: soft lockup in ",
-        within_s: 15,
+        options: &["CONFIG_SOFTLOCKUP_DETECTOR"],
+        provoke: Provoke::Lkdtm {
+            crash: "SOFTLOCKUP",
+            params: &[("watchdog_thresh", 1)],
+            title: "BUG: soft lockup in ",
+            within_s: 15,
+        },
+    },
+    // SPINLOCKUP takes a spinlock and returns to user space holding it: lockdep's check on
+    // the way out reports it, once per boot (debug_locks_off), so this proves lockdep still
+    // armed on the machine, not only built.
+    Trigger {
+        detector: "lockdep",
+        options: &["CONFIG_PROVE_LOCKING"],
+        provoke: Provoke::Lkdtm {
+            crash: "SPINLOCKUP",
+            params: &[],
+            title: "WARNING: lock held when returning to user space in ",
+            within_s: 10,
+        },
+    },
+    // LKDTM has no data race: KCSAN's boot self-test (its watchpoint encoding and matching)
+    // must have printed its summary, every test passed, on the machine's console.
+    Trigger {
+        detector: "kcsan",
+        options: &["CONFIG_KCSAN", "CONFIG_KCSAN_SELFTEST"],
+        provoke: Provoke::BootLine {
+            prefix: "kcsan: selftest: ",
+            expected: "kcsan: selftest: N/N tests passed",
+            passed: kcsan_selftest_passed,
+        },
     },
 ];
 
+/// `kcsan: selftest: 3/3 tests passed` (kernel/kcsan/selftest.c), every test passed.
+fn kcsan_selftest_passed(line: &str) -> bool {
+    line.strip_prefix("kcsan: selftest: ")
+        .and_then(|rest| rest.strip_suffix(" tests passed"))
+        .and_then(|counts| counts.split_once('/'))
+        .is_some_and(|(passed, total)| passed == total && passed.parse::<u32>().is_ok())
+}
+
 /// Bumped when the triggers or what a canary.json holds change: older canaries run again.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// The canary's key on `target` under `base`'s machine: what decides what reaches the
 /// console — the kernel image, the command line and the kernel parameters (not the vCPUs or
@@ -194,95 +249,54 @@ pub async fn canary(
     progress: &Progress,
 ) -> Result<Canary> {
     let started = std::time::Instant::now();
-    let mut proofs = Vec::new();
-    let mut snapshot = None;
     let config = match &target.config {
         Some(file) => Some(crate::files::read_to_string(file)?),
         None => None,
     };
-    let machine = target
-        .name
-        .rsplit('/')
-        .next()
-        .unwrap_or("kernel")
-        .to_string();
+    let machine = target.name.rsplit('/').next().unwrap_or("kernel");
+    let ctx = Provoking {
+        target,
+        base,
+        how,
+        out,
+        pool,
+        progress,
+        machine,
+    };
+    let mut proofs = Vec::new();
+    let (mut snapshot, mut booted) = (None, None);
     for t in TRIGGERS {
         if config.as_deref().is_some_and(|c| !built(t, c)) {
             proofs.push(Proof {
                 absent: true,
                 ..proof(t, None, out)
             });
-            continue;
+        } else if let Provoke::Lkdtm { .. } = t.provoke {
+            let (r, dir) = ctx.provoke(t).await?;
+            let record = r.as_ref().and_then(|r| r.record.as_ref());
+            snapshot = snapshot.or_else(|| record.and_then(|rec| rec.start.snapshot.clone()));
+            booted = booted.or_else(|| r.as_ref().map(boot_console));
+            proofs.push(proof(t, r.as_ref(), &dir));
         }
-        let mut params = serde_json::Map::new();
-        params.insert("type".into(), t.crash.into());
-        for (k, v) in t.params {
-            params.insert(k.to_string(), (*v).into());
-        }
-        let duration = WorkDuration::from_millis(t.within_s * 1000).expect("seconds");
-        let probe = scenario::probe(
-            base,
-            &format!("canary-{}", t.detector),
-            "provoke",
-            params,
-            duration,
-            &["CONFIG_LKDTM"],
-        );
-        let dir = crate::cache::empty_dir(&out.join(t.detector))?;
-        let label = format!("{machine} canary {}", t.detector);
-        progress.plan(&label, 1, duration.get());
-        let opts = BatchOptions {
-            runs: RunCount::new(1).expect("one"),
-            // The trigger's own time, whatever the caller's override.
-            how: How {
-                duration: None,
-                ..how
-            },
-            out: dir.clone(),
-            append: false,
-            first: None,
-            pool: pool.clone(),
-            progress: progress.clone(),
-            label,
-            suppressions: Arc::default(),
-        };
-        // Boxed: a batch asks for its machine's canary, which runs batches.
-        let results = Box::pin(super::batch(&probe, target, &opts)).await?;
-        let r = results.first();
-        snapshot = snapshot.or_else(|| {
-            r.and_then(|r| r.record.as_ref())
-                .and_then(|rec| rec.start.snapshot.clone())
-        });
-        proofs.push(proof(t, r, &dir));
     }
-    let key = key(target, base)?;
-    let mut canary = Canary {
+    // The boot lines, read from the boot console of the machine the runs above started on.
+    for t in TRIGGERS {
+        if !proofs.iter().any(|p| p.detector == t.detector) {
+            proofs.push(boot_proof(t, booted.as_deref(), out)?);
+        }
+    }
+    proofs.sort_by_key(|p| TRIGGERS.iter().position(|t| t.detector == p.detector));
+    let canary = Canary {
         kernel: target.name.clone(),
-        key: key.clone(),
-        snapshot: snapshot.clone(),
+        key: key(target, base)?,
+        snapshot,
         at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         proofs,
         file: None,
     };
-    let cached = dir(&key)?;
-    let mut places = vec![out.to_path_buf(), cached];
-    if let Some(key) = &snapshot {
-        let beside = crate::cache::dir("snapshots")?.join(key);
-        if beside.is_dir() {
-            places.push(beside);
-        }
-    }
-    places.dedup();
-    for place in &places {
-        canary.file = Some(place.join("canary.json"));
-        crate::files::write(
-            place.join("canary.json"),
-            serde_json::to_vec_pretty(&canary)?,
-        )?;
-    }
-    canary.file = Some(out.join("canary.json"));
+    let canary = keep(canary, out)?;
     crate::events::emit(crate::events::Event::CanaryRan {
-        kernel: machine,
+        kernel: machine.to_string(),
         passed: canary.passed(),
         silent: canary
             .proofs
@@ -293,6 +307,117 @@ pub async fn canary(
         file: out.join("canary.json"),
         elapsed: started.elapsed(),
     });
+    Ok(canary)
+}
+
+/// What every trigger's run shares.
+struct Provoking<'a> {
+    target: &'a Target,
+    base: Option<&'a Scenario>,
+    how: How,
+    out: &'a Path,
+    pool: &'a Pool,
+    progress: &'a Progress,
+    /// What the progress lines call the machine.
+    machine: &'a str,
+}
+
+impl Provoking<'_> {
+    /// One LKDTM trigger's run under `out/<detector>/`: its result (none when it was not
+    /// made) and its directory.
+    async fn provoke(&self, t: &Trigger) -> Result<(Option<RunResult>, std::path::PathBuf)> {
+        let Provoke::Lkdtm {
+            crash,
+            params: thresholds,
+            within_s,
+            ..
+        } = &t.provoke
+        else {
+            anyhow::bail!("{}: not an LKDTM trigger", t.detector);
+        };
+        let mut params = serde_json::Map::new();
+        params.insert("type".into(), (*crash).into());
+        for (k, v) in *thresholds {
+            params.insert(k.to_string(), (*v).into());
+        }
+        let duration = WorkDuration::from_millis(within_s * 1000).expect("seconds");
+        let probe = scenario::probe(
+            self.base,
+            &format!("canary-{}", t.detector),
+            "provoke",
+            params,
+            duration,
+            &["CONFIG_LKDTM"],
+        );
+        let dir = crate::cache::empty_dir(&self.out.join(t.detector))?;
+        let label = format!("{} canary {}", self.machine, t.detector);
+        self.progress.plan(&label, 1, duration.get());
+        let opts = BatchOptions {
+            runs: RunCount::new(1).expect("one"),
+            // The trigger's own time, whatever the caller's override.
+            how: How {
+                duration: None,
+                ..self.how
+            },
+            out: dir.clone(),
+            append: false,
+            first: None,
+            pool: self.pool.clone(),
+            progress: self.progress.clone(),
+            label,
+            suppressions: Arc::default(),
+        };
+        // Boxed: a batch asks for its machine's canary, which runs batches.
+        let results = Box::pin(super::batch(&probe, self.target, &opts)).await?;
+        Ok((results.into_iter().next(), dir))
+    }
+}
+
+/// A boot-line trigger's proof: its line looked for on the machine's boot console.
+fn boot_proof(t: &Trigger, booted: Option<&Path>, out: &Path) -> Result<Proof> {
+    let Provoke::BootLine { prefix, passed, .. } = &t.provoke else {
+        anyhow::bail!("{}: not a boot line", t.detector);
+    };
+    let console = booted.map(crate::files::read_to_string).transpose()?;
+    let line = console.as_deref().and_then(|c| {
+        c.lines()
+            .map(|l| crate::report::parser::split(l).1.trim())
+            .find(|l| l.starts_with(prefix))
+            .map(str::to_string)
+    });
+    Ok(Proof {
+        fired: line.as_deref().is_some_and(passed),
+        seen: line,
+        outcome: match booted {
+            Some(_) => "boot console read".into(),
+            None => "not-run: no trigger's run booted the machine".into(),
+        },
+        run: booted.map_or_else(|| out.to_path_buf(), Path::to_path_buf),
+        ..proof(t, None, out)
+    })
+}
+
+/// Write `canary` to `out`, to the cache under its key and beside its snapshot; as kept in
+/// `out`.
+fn keep(mut canary: Canary, out: &Path) -> Result<Canary> {
+    let mut places = vec![out.to_path_buf(), dir(&canary.key)?];
+    if let Some(key) = &canary.snapshot {
+        let beside = crate::cache::dir("snapshots")?.join(key);
+        if beside.is_dir() {
+            places.push(beside);
+        }
+    }
+    places.dedup();
+    for place in &places {
+        std::fs::create_dir_all(place)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", place.display()))?;
+        canary.file = Some(place.join("canary.json"));
+        crate::files::write(
+            place.join("canary.json"),
+            serde_json::to_vec_pretty(&canary)?,
+        )?;
+    }
+    canary.file = Some(out.join("canary.json"));
     Ok(canary)
 }
 
@@ -315,18 +440,33 @@ pub async fn on_demand(
 
 /// Whether a kernel of this `.config` builds the trigger's detector.
 fn built(t: &Trigger, config: &str) -> bool {
-    crate::kernel::kconfig::missing(&[t.option.to_string()], config).is_empty()
+    let options: Vec<String> = t.options.iter().map(|o| o.to_string()).collect();
+    crate::kernel::kconfig::missing(&options, config).is_empty()
+}
+
+/// The console a run's machine booted on: its snapshot's boot, or the run's own when it
+/// booted.
+fn boot_console(r: &RunResult) -> std::path::PathBuf {
+    let snapshot = r.record.as_ref().and_then(|rec| rec.start.snapshot.clone());
+    match snapshot.and_then(|key| Some(crate::cache::dir("snapshots").ok()?.join(key))) {
+        Some(dir) => dir.join("console.log"),
+        None => r.dir.join("console.log"),
+    }
 }
 
 fn proof(t: &Trigger, r: Option<&RunResult>, dir: &Path) -> Proof {
     let seen = r
         .and_then(|r| r.reports.iter().find(|rep| rep.counts()))
         .map(|rep| rep.title.clone());
+    let (crash, expected) = match &t.provoke {
+        Provoke::Lkdtm { crash, title, .. } => (*crash, *title),
+        Provoke::BootLine { expected, .. } => ("boot self-test", *expected),
+    };
     Proof {
         detector: t.detector.into(),
-        crash: t.crash.into(),
-        expected: t.title.into(),
-        fired: seen.as_deref().is_some_and(|s| s.starts_with(t.title)),
+        crash: crash.into(),
+        expected: expected.into(),
+        fired: seen.as_deref().is_some_and(|s| s.starts_with(expected)),
         absent: false,
         seen,
         outcome: r.map_or("not-run", |r| r.outcome_name()).into(),
@@ -344,6 +484,20 @@ mod tests {
     fn every_provable_detector_has_a_trigger() {
         let names: Vec<&str> = TRIGGERS.iter().map(|t| t.detector).collect();
         assert_eq!(names, crate::config::detector::PROVABLE);
+    }
+
+    #[test]
+    fn kcsans_boot_line_passes_only_with_every_test_passed() {
+        for (line, ok) in [
+            ("kcsan: selftest: 3/3 tests passed", true),
+            ("kcsan: selftest: 12/12 tests passed", true),
+            ("kcsan: selftest: 2/3 tests passed", false),
+            ("kcsan: selftest: x/x tests passed", false),
+            ("kcsan: selftest: 3/3 tests passed!", false),
+            ("kcsan: selftest: test_encode_decode failed", false),
+        ] {
+            assert_eq!(kcsan_selftest_passed(line), ok, "{line}");
+        }
     }
 
     #[test]

@@ -226,7 +226,12 @@ pub fn verdicts(rows: &[Row]) -> Vec<String> {
                         .join(", ")
                 ),
             };
-            format!("{}: {race}{uapi}{tests}{hangs}", r.name)
+            // A clean side whose detectors no canary proved says so.
+            let unproven = [first, r]
+                .iter()
+                .find_map(|side| Some(format!(" ({}: {})", side.name, side.unproven.as_ref()?)))
+                .unwrap_or_default();
+            format!("{}: {race}{uapi}{tests}{hangs}{unproven}", r.name)
         })
         .collect()
 }
@@ -325,6 +330,33 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    /// Clean runs on a kernel no canary could prove count as clean, and the verdict says so.
+    #[test]
+    fn a_clean_side_on_unproven_detectors_is_named_in_the_verdict() {
+        let why = "detectors unproven: the kernel has no CONFIG_LKDTM, so no canary could run";
+        let unproven = evidence::judge(
+            Kind::Race,
+            &Outcome::Completed,
+            &[],
+            &vec![],
+            None,
+            &crate::results::canary::Detectors::Unproven(why.into()),
+        );
+        let mut fixed = arm("fixed", 0, 4, 10.0);
+        fixed
+            .results
+            .iter_mut()
+            .for_each(|r| r.evidence = unproven.clone());
+        let with_fix = rows(&[arm("racy", 4, 4, 10.0), fixed]);
+        assert_eq!((with_fix[1].runs, with_fix[1].detected), (4, 0));
+        let lines = verdicts(&with_fix);
+        assert!(lines[0].ends_with(&format!("(fixed: {why})")), "{lines:?}");
+        assert!(
+            !verdicts(&rows(&[arm("racy", 4, 4, 10.0), arm("fixed", 0, 4, 10.0)]))[0]
+                .contains("unproven")
+        );
     }
 
     #[test]
