@@ -8,6 +8,7 @@ pub mod cli;
 pub mod compare;
 pub mod config;
 pub mod events;
+pub mod explore;
 pub mod files;
 pub mod interrupt;
 pub mod kernel;

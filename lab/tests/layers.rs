@@ -21,7 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["kernel", "vm"],
     &["results"],
     &["run"],
-    &["nightly", "compare", "bisect"],
+    &["nightly", "compare", "bisect", "explore"],
     &["ui"],
     &["cli"],
 ];
