@@ -117,6 +117,9 @@ fn kcsan_selftest_passed(line: &str) -> bool {
         .is_some_and(|(passed, total)| passed == total && passed.parse::<u32>().is_ok())
 }
 
+/// What every LKDTM trigger needs.
+const LKDTM: &str = "CONFIG_LKDTM";
+
 /// Bumped when the triggers or what a canary.json holds change: older canaries run again.
 const FORMAT: u32 = 2;
 
@@ -165,7 +168,7 @@ pub async fn detectors(
         ));
     };
     let config = crate::files::read_to_string(config)?;
-    if !crate::kernel::kconfig::missing(&["CONFIG_LKDTM".to_string()], &config).is_empty() {
+    if !has_lkdtm(&config) {
         return Ok(unproven(
             "the kernel has no CONFIG_LKDTM, so no canary could run",
         ));
@@ -203,15 +206,13 @@ async fn cached_or_run(
 /// `lab build`: the canary of each kernel built that has LKDTM, on the lab's default machine
 /// (cached: a kernel already proven is not run again). Whether every one passed.
 pub async fn after_build(built: &[crate::kernel::Built], how: How) -> Result<bool> {
-    let second = WorkDuration::from_millis(1000).expect("a second");
-    let shape = scenario::probe(None, "canary", "provoke", Default::default(), second, &[]);
-    let pool = Pool::sized(how.jobs, shape.cpus.get(), shape.memory_mib);
+    let pool = pool_for(None, how);
     let progress = Progress::new(pool.jobs);
     let mut passed = true;
     for b in built {
         let target = Target::of_build(b);
         let config = crate::files::read_to_string(b.dir.join(".config"))?;
-        if !crate::kernel::kconfig::missing(&["CONFIG_LKDTM".to_string()], &config).is_empty() {
+        if !has_lkdtm(&config) {
             continue;
         }
         let canary = cached_or_run(&target, None, how, &pool, &progress).await;
@@ -347,7 +348,7 @@ impl Provoking<'_> {
             "provoke",
             params,
             duration,
-            &["CONFIG_LKDTM"],
+            &[LKDTM],
         );
         let dir = crate::cache::empty_dir(&self.out.join(t.detector))?;
         let label = format!("{} canary {}", self.machine, t.detector);
@@ -429,13 +430,24 @@ pub async fn on_demand(
     how: How,
     out: &Path,
 ) -> Result<Canary> {
-    let second = WorkDuration::from_millis(1000).expect("a second");
-    let shape = scenario::probe(base, "canary", "provoke", Default::default(), second, &[]);
-    let pool = Pool::sized(how.jobs, shape.cpus.get(), shape.memory_mib);
+    let pool = pool_for(base, how);
     let progress = Progress::new(pool.jobs);
     let canary = canary(target, base, how, out, &pool, &progress).await;
     progress.clear();
     canary
+}
+
+/// VM slots for a canary of its own (not one a batch asked for): sized for the probes'
+/// machine.
+fn pool_for(base: Option<&Scenario>, how: How) -> Pool {
+    let second = WorkDuration::from_millis(1000).expect("a second");
+    let shape = scenario::probe(base, "canary", "provoke", Default::default(), second, &[]);
+    Pool::sized(how.jobs, shape.cpus.get(), shape.memory_mib)
+}
+
+/// Whether a kernel of this `.config` can run the canary's triggers.
+fn has_lkdtm(config: &str) -> bool {
+    crate::kernel::kconfig::missing(&[LKDTM.to_string()], config).is_empty()
 }
 
 /// Whether a kernel of this `.config` builds the trigger's detector.
