@@ -150,11 +150,12 @@ fn dir(key: &str) -> Result<std::path::PathBuf> {
 /// One machine's canary at a time in this process (the file lock keeps other labs out).
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// What the detectors of `scenario`'s machine on `target` let a clean run claim: its canary,
-/// found in the cache or run now (`pool` and `progress` shared with the caller's runs).
+/// What the detectors of `scenario`'s machine on `target` (whose `.config` the caller has
+/// read) let a clean run claim: its canary, found in the cache or run now (`pool` and
+/// `progress` shared with the caller's runs).
 pub async fn detectors(
     scenario: &Scenario,
-    target: &Target,
+    (target, config): (&Target, Option<&str>),
     how: How,
     pool: &Pool,
     progress: &Progress,
@@ -162,13 +163,12 @@ pub async fn detectors(
     if !scenario.detectors.any() {
         return Ok(Detectors::Proven);
     }
-    let Some(config) = &target.config else {
+    let Some(config) = config else {
         return Ok(unproven(
             "no canary can run on a kernel whose .config is unknown",
         ));
     };
-    let config = crate::files::read_to_string(config)?;
-    if !has_lkdtm(&config) {
+    if !has_lkdtm(config) {
         return Ok(unproven(
             "the kernel has no CONFIG_LKDTM, so no canary could run",
         ));

@@ -285,8 +285,14 @@ pub async fn batch(
         None => None,
     };
     // What a run that prints nothing may claim: the machine's detector canary, cached or run.
-    let detectors =
-        canary::detectors(scenario, target, opts.how, &opts.pool, &opts.progress).await?;
+    let detectors = canary::detectors(
+        scenario,
+        (target, config.as_deref()),
+        opts.how,
+        &opts.pool,
+        &opts.progress,
+    )
+    .await?;
     let symbols = target.symbolizer().await;
     let stop = std::cell::Cell::new(false);
     let snapshots = match (opts.how.no_snapshot, opts.how.backend) {
