@@ -2,7 +2,9 @@
 //! arguments to the module that does the work and its result to `ui`.
 
 use crate::run::{How, Target};
-use crate::{bisect, cache, compare, config, kernel, nightly, report, results, run, ui, vm};
+use crate::{
+    bisect, cache, compare, config, explore, kernel, nightly, report, results, run, ui, vm,
+};
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -42,6 +44,20 @@ pub enum Command {
     /// Exit status: 0 when every run passed, 1 otherwise, 2 when the lab itself failed,
     /// 130 when interrupted.
     Run(RunArgs),
+    /// Search for an interleaving of a race scenario's threads that makes the kernel report,
+    /// and write it as a scenario with a [schedule] that `lab run`, compare, nightly and bisect
+    /// use as any other.
+    ///
+    /// Where to stop comes from a report (--from: the functions of its stacks), from what each
+    /// role's thread is seen executing (the machine is sampled, then each candidate is probed
+    /// on each role), and from --at hints. Interleavings are tried smallest first (two steps,
+    /// then three), ranked by their locations' scores, each once; every attempt is recorded in
+    /// <dir>/explore.json and the runs beside it. At the first report with the title looked
+    /// for, the scenario is written and re-run (--confirm) to measure how often it reproduces
+    /// at its first applied attempt. With nothing within the budget, the answer says how many
+    /// distinct interleavings ran applied and the kernel survived. Exit status: 0 found, 1
+    /// nothing found within the budget, 2 the lab failed, 130 interrupted.
+    Explore(explore::Args),
     /// Prove that the kernel's detectors fire on a machine: one fault per detector provoked
     /// through LKDTM (KASAN: a use-after-free; WARNING; a hung task; a soft lockup), each in a
     /// guest of its own, on the machine of --scenario (its vCPUs, memory, command line and
@@ -349,6 +365,7 @@ pub async fn dispatch(command: Command) -> Result<i32> {
             });
             Ok(if run::all_pass(&results) { 0 } else { 1 })
         }
+        Command::Explore(a) => explore_cmd(a).await,
         Command::Canary(a) => {
             let base = match &a.scenario {
                 Some(name) => Some(config::locate::scenario(a.dirs.scenarios.clone(), name)?),
@@ -410,6 +427,19 @@ pub async fn dispatch(command: Command) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+async fn explore_cmd(a: explore::Args) -> Result<i32> {
+    let record = explore::explore(a).await?;
+    let outcome = record
+        .outcome
+        .as_ref()
+        .expect("a finished search has an outcome");
+    ui::print(&format!("{}\n", outcome.sentence()));
+    Ok(i32::from(!matches!(
+        outcome,
+        explore::Outcome::Found { .. }
+    )))
 }
 
 async fn nightly(a: NightlyArgs) -> Result<i32> {

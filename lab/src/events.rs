@@ -55,6 +55,16 @@ pub enum Event {
         file: PathBuf,
         elapsed: Duration,
     },
+    /// An exploration's attempt ended: attempts so far, distinct interleavings attempted,
+    /// those applied, those given up, the budget left and the time it may still take.
+    Explored {
+        attempts: u32,
+        distinct: usize,
+        applied: usize,
+        given_up: usize,
+        left: String,
+        eta: Option<Duration>,
+    },
     /// A run ended, with what its one-line summary shows.
     RunEnded { id: u64, run: RunEnd },
     /// The runs of a command are over: a live display can go.

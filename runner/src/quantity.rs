@@ -223,6 +223,7 @@ pub const PARAM_QUANTITIES: &[(&str, ParamKind)] = &[
     ("timeout_ms", ParamKind::Millis),
     ("hung_task_timeout_secs", ParamKind::Seconds),
     ("watchdog_thresh", ParamKind::Seconds),
+    ("pace_us", ParamKind::Micros),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,6 +231,8 @@ pub enum ParamKind {
     Threads,
     Millis,
     Seconds,
+    /// A pause in microseconds: 1 to 1,000,000 (a second).
+    Micros,
 }
 
 /// Check every quantity among a workload's parameters (and those of a `sequence`'s steps),
@@ -244,6 +247,12 @@ pub fn check_params(
             let checked = parsed.and_then(|i| match kind {
                 ParamKind::Threads => Threads::try_from(i).map(drop),
                 ParamKind::Millis => WorkDuration::try_from(i).map(drop),
+                ParamKind::Micros => match i {
+                    Integer::Unsigned(1..=1_000_000) => Ok(()),
+                    _ => Err(QuantityError(format!(
+                        "{value} is not a pause in microseconds: 1 to 1000000"
+                    ))),
+                },
                 ParamKind::Seconds => match i {
                     Integer::Unsigned(1..=86_400) => Ok(()),
                     _ => Err(QuantityError(format!(

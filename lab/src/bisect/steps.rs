@@ -137,6 +137,7 @@ async fn run(
         progress: progress.clone(),
         label,
         suppressions: o.suppressions.clone(),
+        source: None,
     };
     let (runs, interrupted) = uninterrupted(batch(&o.scenario, &target, &opts).await?);
     if interrupted || crate::interrupt::requested() {

@@ -242,6 +242,7 @@ pub async fn compare(req: &Request) -> Result<Comparison> {
             progress: progress.clone(),
             label: label(p, req),
             suppressions: req.suppressions.clone(),
+            source: None,
         };
         futures::future::Either::Right(
             async move { run::batch(&req.scenario, &p.target, &opts).await },

@@ -13,6 +13,7 @@
 //! at = "__fput"
 //! run = ["closer"]       # only these vCPUs run while this step waits
 //! deadline = "1s"
+//! hit = 2                # the second stop there counts (default: the first)
 //! ```
 //!
 //! A step on a role counts only a stop of that role's thread (the current task's name is the
@@ -138,6 +139,9 @@ pub struct Step {
     /// Whose stop counts (the current task's name): `None` is the role's thread on a role's
     /// vCPU and any task on a numbered one; `Some("*")` any.
     pub task: Option<String>,
+    /// Which of the counted stops reaches the step: 1 the first in the attempt, 2 the second
+    /// (the ones before are stepped over).
+    pub hit: u32,
     /// The line of the step in the scenario file (for errors found when it is resolved).
     pub line: usize,
 }
@@ -147,6 +151,16 @@ pub struct Schedule {
     pub steps: Vec<Step>,
     /// Least time the machine runs freely between two attempts.
     pub gap: Duration,
+}
+
+impl Schedule {
+    /// No steps: a schedule whose interleavings come from elsewhere (an exploration).
+    pub fn none() -> Schedule {
+        Schedule {
+            steps: vec![],
+            gap: DEFAULT_GAP,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -167,7 +181,11 @@ struct RawStep {
     run: Option<Spanned<Vec<CpuRef>>>,
     deadline: Option<Spanned<String>>,
     task: Option<Spanned<String>>,
+    hit: Option<Spanned<i64>>,
 }
+
+/// The most stops a step may step over before the one it waits for.
+pub const MAX_HIT: u32 = 1000;
 
 type Problem = (usize, String);
 
@@ -275,8 +293,25 @@ impl Schedule {
                     ));
                 }
             }
+            let hit = match &s.hit {
+                None => 1,
+                Some(h) => match u32::try_from(*h.get_ref()) {
+                    Ok(n @ 1..=MAX_HIT) => n,
+                    _ => {
+                        return Err((
+                            h.span().start,
+                            format!(
+                                "step {name:?}: hit {}: which stop reaches the step, 1 (the first) \
+                                 to {MAX_HIT}",
+                                h.get_ref()
+                            ),
+                        ))
+                    }
+                },
+            };
             let what = format!("step {name:?}: deadline");
             steps.push(Step {
+                hit,
                 task: s.task.map(Spanned::into_inner),
                 deadline: duration(&s.deadline, &what, default)?,
                 line: line(s.at.span().start),
@@ -373,6 +408,7 @@ deadline = "1s"
             Some(vec![CpuRef::Role("closer".into()), CpuRef::Index(0)])
         );
         assert_eq!(close.deadline, Duration::from_secs(1));
+        assert_eq!((poll.hit, close.hit), (1, 1));
         // The poll counts only the poller thread's stop; the numbered vCPU's, any task's.
         assert_eq!(poll.task, None);
         assert_eq!(poll.cpu.task(poll.task.as_deref()), Some("poller".into()));
@@ -427,6 +463,14 @@ deadline = "1s"
             (
                 "[schedule]\n[[schedule.step]]\ncpu = 0\nat = \"f\"\nrun = []\n",
                 "5: step \"step 1\": run names no vCPU",
+            ),
+            (
+                "[schedule]\n[[schedule.step]]\ncpu = 0\nat = \"f\"\nhit = 0\n",
+                "5: step \"step 1\": hit 0: which stop reaches the step, 1 (the first) to 1000",
+            ),
+            (
+                "[schedule]\n[[schedule.step]]\ncpu = 0\nat = \"f\"\nhit = 4294967297\n",
+                "5: step \"step 1\": hit 4294967297",
             ),
             (
                 "[schedule]\n[[schedule.step]]\ncpu = 0\nat = \"f\"\nwhen = 1\n",

@@ -15,7 +15,7 @@ use crate::report::parser::Report;
 /// Syscall dispatch and the return to user space: in every stack a syscall makes, a place no
 /// interleaving is decided at. By name, since their files (arch/x86/entry, kernel/entry)
 /// also hold the syscalls' own entry points.
-const PLUMBING: &[&str] = &[
+pub const PLUMBING: &[&str] = &[
     "x64_sys_call",
     "do_syscall_64",
     "entry_SYSCALL_64_after_hwframe",

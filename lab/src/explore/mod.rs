@@ -1,5 +1,660 @@
-//! `lab explore` (in the making): searching for an interleaving of a race scenario's roles
-//! that makes the kernel report. What is here so far: where a search may stop, derived from a
-//! report's stacks ([`candidates`]).
+//! `lab explore`: searching for an interleaving of a race scenario's roles that makes the
+//! kernel report, and writing the one found as a scenario with a `[schedule]`.
+//!
+//! Where the search may stop comes from a report's stacks ([`candidates`]), `--at` hints, and
+//! what each role's thread is seen executing ([`search`]'s sampling and probes); the search
+//! itself is in [`search`]; the scenario it writes in [`found`]. Every run of the search is
+//! a run of the lab (`<dir>/runs/run-NNN`), and `<dir>/explore.json` records every attempt.
 
 pub mod candidates;
+pub mod found;
+pub mod search;
+
+use crate::config::scenario::{Kind, Scenario};
+use crate::report::parser::Report;
+use crate::run::{self, BatchOptions, How, Pool, Progress, RunResult, Target};
+use anyhow::{Context, Result};
+use search::{Budget, Search, SearchRecord, Trial};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The pace of a search's workload when neither the scenario nor --pace sets one.
+pub const DEFAULT_PACE_US: u32 = 20_000;
+
+/// Runs in a row that a report ends before the search could attempt anything: the workload
+/// races faster than the search can look; it stops and says so.
+pub const STRESS_WINS: u32 = 3;
+
+/// The longest one run of a search lasts (a report ends it sooner, and a fresh restore goes
+/// on where it stopped).
+pub const RUN_LENGTH: Duration = Duration::from_secs(60);
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Variant from kernels/*.toml (`NAME+kcsan` for its KCSAN build).
+    #[arg(long)]
+    pub variant: String,
+    /// A race scenario (scenarios/<name>.toml) without a schedule: whose roles' interleavings
+    /// are searched.
+    #[arg(long)]
+    pub scenario: String,
+    /// Where a report to reproduce is: a run's directory (its console.log), a batch directory
+    /// (its first run with a report), or a console file. Its stacks give the locations, and
+    /// its first report's title is what the search looks for (unless --title/--any-report).
+    #[arg(long, value_name = "RUN_DIR|FILE")]
+    pub from: Option<PathBuf>,
+    /// The title of the report to look for ("WARNING in dma_buf_poll").
+    #[arg(long, conflicts_with = "any_report")]
+    pub title: Option<String>,
+    /// Stop at any kernel report.
+    #[arg(long)]
+    pub any_report: bool,
+    /// A function to consider too (repeatable): a hint, never needed.
+    #[arg(long = "at", value_name = "FUNCTION")]
+    pub at: Vec<String>,
+    /// A sleep after each round of every thread, in microseconds (the workload's `pace_us`;
+    /// 0: none): stress alone then rarely reports before an interleaving is applied. Default:
+    /// the scenario's own pace_us, else 20000 (20 ms). The scenario written keeps it.
+    #[arg(long, value_name = "MICROS")]
+    pub pace: Option<u32>,
+    /// How much to try: a number of distinct interleavings (40), or a time (15m).
+    #[arg(long, default_value = "15m")]
+    pub budget: Budget,
+    /// The scenario file to write (default: scenarios/<scenario>-<variant>-found.toml).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Runs of the found scenario that check it, each counted as reproducing when the report
+    /// follows its first applied attempt (0: no check).
+    #[arg(long, default_value_t = 20)]
+    pub confirm: u32,
+    /// The search's directory (default: a new one under the cache's runs/).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub how: How,
+    #[command(flatten)]
+    pub dirs: crate::config::locate::Dirs,
+}
+
+/// What a search looks for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Wanted {
+    Title(String),
+    AnyReport,
+}
+
+impl Wanted {
+    pub fn matches(&self, r: &Report) -> bool {
+        r.counts()
+            && match self {
+                Wanted::Title(t) => &r.title == t,
+                Wanted::AnyReport => true,
+            }
+    }
+}
+
+/// How a search ended.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Outcome {
+    /// The report followed an applied attempt of interleaving `id`.
+    Found {
+        id: u64,
+        steps: Vec<String>,
+        title: String,
+        run: PathBuf,
+        file: PathBuf,
+        /// The check's runs, and those where the report followed the first applied attempt.
+        confirm_runs: u32,
+        first_attempt: u32,
+        confirm_dir: Option<PathBuf>,
+    },
+    /// Nothing reported: the interleavings applied, over how many locations.
+    Survived {
+        applied: usize,
+        locations: usize,
+        given_up: usize,
+        why_ended: String,
+    },
+}
+
+impl Outcome {
+    /// The answer in words.
+    pub fn sentence(&self) -> String {
+        match self {
+            Outcome::Found {
+                id,
+                title,
+                file,
+                confirm_runs,
+                first_attempt,
+                ..
+            } => {
+                let check = match confirm_runs {
+                    0 => String::new(),
+                    n => format!(
+                        "; re-run {n} times, it reproduced at the first applied attempt in \
+                         {first_attempt}/{n}"
+                    ),
+                };
+                format!(
+                    "found: interleaving {id} makes the kernel report \"{title}\"; written to \
+                     {}{check}",
+                    file.display()
+                )
+            }
+            Outcome::Survived {
+                applied,
+                locations,
+                given_up,
+                why_ended,
+            } => format!(
+                "{applied} distinct interleavings of these {locations} locations ran, each \
+                 applied; the kernel survived all of them ({given_up} more could not be \
+                 applied; {why_ended})"
+            ),
+        }
+    }
+}
+
+/// One run of the search, as the record keeps it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchRun {
+    pub dir: PathBuf,
+    /// The counting reports' titles, in order.
+    pub reports: Vec<String>,
+    /// What the first report followed: "interleaving N (applied)", "probe N", "no attempt
+    /// (a stress hit)", ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub followed: Option<String>,
+}
+
+/// `<dir>/explore.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Record {
+    pub scenario: String,
+    pub variant: String,
+    pub kernel: String,
+    pub from: Option<PathBuf>,
+    pub wanted: Wanted,
+    pub search: SearchRecord,
+    pub runs: Vec<SearchRun>,
+    /// Reports that came before any applied attempt of their run: stress, not a schedule.
+    pub stress_hits: usize,
+    pub elapsed_s: f64,
+    pub outcome: Option<Outcome>,
+}
+
+/// The roles of a scenario's threads: its `<role>_cpus` parameters.
+pub fn roles(scenario: &Scenario) -> Vec<String> {
+    scenario
+        .params
+        .keys()
+        .filter_map(|k| k.strip_suffix("_cpus"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The reports of `--from`: a console file, a run's directory, or a batch's (its first run
+/// with a counting report).
+pub fn reports_from(from: &Path) -> Result<Vec<Report>> {
+    let read =
+        |console: &Path| -> Result<Vec<Report>> { Ok(crate::report::parse_file(console, None)?.0) };
+    if !from.is_dir() {
+        return read(from);
+    }
+    let console = from.join("console.log");
+    if console.is_file() {
+        return read(&console);
+    }
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(from)
+        .with_context(|| format!("cannot list {}", from.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("console.log").is_file())
+        .collect();
+    runs.sort();
+    for run in runs {
+        let reports = read(&run.join("console.log"))?;
+        if reports.iter().any(Report::counts) {
+            return Ok(reports);
+        }
+    }
+    anyhow::bail!(
+        "{}: no console.log with a kernel report in it or in its runs",
+        from.display()
+    )
+}
+
+/// What the first counting report of a run followed, from its schedule record: `Some(id)`
+/// when it came during or after an applied attempt of interleaving `id` (the last attempt
+/// started before it); the words for the record either way.
+fn followed(search: &Search, r: &RunResult) -> (Option<u64>, String) {
+    let Some(record) = r.record.as_ref() else {
+        return (None, "no record".into());
+    };
+    let (Some(first), Some(start)) = (r.first_report_ms, record.timing.workload_started_ms) else {
+        return (None, "no report".into());
+    };
+    let at = start + first;
+    let attempts = record
+        .schedule
+        .as_ref()
+        .map(|s| s.attempts.as_slice())
+        .unwrap_or_default();
+    let Some(last) = attempts.iter().rev().find(|a| a.started_ms <= at) else {
+        return (None, "no attempt before it: a stress hit".into());
+    };
+    let Some(id) = last.interleaving else {
+        return (None, "an attempt of no interleaving".into());
+    };
+    match (search.trial(id).map(|t| t.trial), last.applied()) {
+        (Some(Trial::Interleaving { .. }), true) => {
+            (Some(id), format!("interleaving {id}, applied"))
+        }
+        (Some(Trial::Interleaving { .. }), false) => (
+            None,
+            format!("interleaving {id}, not applied: a stress hit"),
+        ),
+        (Some(Trial::Probe { role, function }), _) => (
+            None,
+            format!("probe {id} ({role} at {function}): a stress hit"),
+        ),
+        (None, _) => (None, format!("unknown attempt {id}")),
+    }
+}
+
+/// The candidates of a search: the report's stacks, then the hints.
+fn candidates_of(reports: &[Report], at: &[String]) -> Vec<search::Candidate> {
+    let mut out: Vec<search::Candidate> = candidates::from_reports(reports)
+        .into_iter()
+        .map(|c| search::Candidate {
+            from: c
+                .seen
+                .iter()
+                .map(|s| format!("report {}, {} (depth {})", s.report + 1, s.stack, s.depth))
+                .collect(),
+            function: c.function,
+            score: c.score,
+        })
+        .collect();
+    for f in at {
+        match out.iter_mut().find(|c| &c.function == f) {
+            Some(c) => {
+                c.score += 1.0;
+                c.from.push("--at".into());
+            }
+            None => out.push(search::Candidate {
+                function: f.clone(),
+                score: 1.0,
+                from: vec!["--at".into()],
+            }),
+        }
+    }
+    out.sort_by(|a, b| b.score.total_cmp(&a.score));
+    out
+}
+
+/// The roles of a scenario a search can explore, or why it cannot.
+fn explorable(scenario: &Scenario) -> Result<Vec<String>> {
+    if scenario.kind != Kind::Race {
+        anyhow::bail!(
+            "{}: explore searches the interleavings of a race scenario's threads; this one is \
+             kind {:?}",
+            scenario.file.display(),
+            scenario.kind
+        );
+    }
+    if scenario.schedule.is_some() {
+        anyhow::bail!(
+            "{}: has a [schedule] already; explore the scenario it was written for (without one)",
+            scenario.file.display()
+        );
+    }
+    let roles = roles(scenario);
+    if roles.len() < 2 {
+        anyhow::bail!(
+            "{}: an interleaving needs two roles pinned to vCPUs (<role>_cpus parameters); it \
+             has {}",
+            scenario.file.display(),
+            roles.len()
+        );
+    }
+    Ok(roles)
+}
+
+/// The scenario with the search's pace in its parameters.
+fn paced(scenario: &mut Scenario, pace: Option<u32>) {
+    let own = scenario.params.get("pace_us").and_then(|v| v.as_u64());
+    match pace
+        .map(u64::from)
+        .or(own)
+        .unwrap_or(DEFAULT_PACE_US.into())
+    {
+        0 => scenario.params.remove("pace_us"),
+        us => scenario.params.insert("pace_us".into(), us.into()),
+    };
+}
+
+/// What the search looks for: `--title`, any report, or `--from`'s first report's title.
+fn wanted(a: &Args, reports: &[Report]) -> Result<Wanted> {
+    Ok(
+        match (&a.title, a.any_report, reports.iter().find(|r| r.counts())) {
+            (Some(t), _, _) => Wanted::Title(t.clone()),
+            (None, true, _) => Wanted::AnyReport,
+            (None, false, Some(first)) => Wanted::Title(first.title.clone()),
+            (None, false, None) => anyhow::bail!(
+                "what should the search look for? --from a run with a report, --title TITLE, \
+                 or --any-report"
+            ),
+        },
+    )
+}
+
+/// Everything one search's runs share.
+struct Searching<'a> {
+    a: &'a Args,
+    scenario: &'a Scenario,
+    target: &'a Target,
+    search: Arc<Search>,
+    dir: &'a Path,
+    suppressions: Arc<crate::config::suppress::Suppressions>,
+    started: Instant,
+}
+
+/// Run the search `a` asks for; the record with its outcome.
+pub async fn explore(a: Args) -> Result<Record> {
+    let started = Instant::now();
+    let mut scenario = crate::config::locate::scenario(a.dirs.scenarios.clone(), &a.scenario)?;
+    let roles = explorable(&scenario)?;
+    paced(&mut scenario, a.pace);
+    let reports = match &a.from {
+        Some(from) => reports_from(from)?,
+        None => vec![],
+    };
+    let wanted = wanted(&a, &reports)?;
+    let target = Target::resolve(None, Some(a.variant.clone()), a.dirs.kernels.clone()).await?;
+    let map = target.system_map().ok_or_else(|| {
+        anyhow::anyhow!(
+            "kernel {} has no System.map beside {}: a search stops at its functions",
+            target.name,
+            target.kernel.display()
+        )
+    })?;
+    let map = Arc::new(crate::kernel::symbols::SymbolMap::read(&map).map_err(anyhow::Error::msg)?);
+    let who = target
+        .name
+        .rsplit('/')
+        .next()
+        .unwrap_or("kernel")
+        .to_string();
+    let dir =
+        crate::cache::out_or_run_dir(a.dir.clone(), &format!("explore-{}-{who}", scenario.name))?;
+    let candidates = candidates_of(&reports, &a.at);
+    let search = Arc::new(Search::new(candidates, roles, map, a.budget));
+    crate::events::note(format!(
+        "explore {} on {} for {}: budget {}, record in {}",
+        scenario.name,
+        target.name,
+        match &wanted {
+            Wanted::Title(t) => format!("\"{t}\""),
+            Wanted::AnyReport => "any report".into(),
+        },
+        a.budget,
+        dir.display()
+    ));
+    let mut record = Record {
+        scenario: scenario.name.clone(),
+        variant: a.variant.clone(),
+        kernel: target.name.clone(),
+        from: a.from.clone(),
+        wanted,
+        search: search.record(),
+        runs: vec![],
+        stress_hits: 0,
+        elapsed_s: 0.0,
+        outcome: None,
+    };
+    let s = Searching {
+        a: &a,
+        scenario: &scenario,
+        target: &target,
+        search,
+        dir: &dir,
+        suppressions: Arc::new(crate::config::locate::suppressions(
+            a.dirs.suppressions.clone(),
+        )?),
+        started,
+    };
+    let (found, why_ended) = search_runs(&s, &mut record).await?;
+    let outcome = conclude(&s, found, why_ended).await?;
+    record.search = s.search.record();
+    record.elapsed_s = started.elapsed().as_secs_f64();
+    record.outcome = Some(outcome);
+    write(&dir, &record)?;
+    Ok(record)
+}
+
+/// An interleaving that made the kernel report: its id, the title, the run.
+type Hit = (u64, String, PathBuf);
+
+/// Runs until a report with the title follows an applied interleaving, the budget is spent
+/// or nothing is left to try; the hit, or why the search ended without one.
+async fn search_runs(s: &Searching<'_>, record: &mut Record) -> Result<(Option<Hit>, String)> {
+    let (search, scenario) = (&s.search, s.scenario);
+    let pool = Pool::new(1);
+    let progress = Progress::new(1);
+    let who = s.target.name.rsplit('/').next().unwrap_or("kernel");
+    let label = format!("{who} × {} (explore)", scenario.name);
+    let mut stress_wins = 0;
+    let why =
+        loop {
+            if search.spent() {
+                break format!("budget of {} spent", s.a.budget);
+            }
+            if search.exhausted() {
+                break "every interleaving generated was tried".to_string();
+            }
+            if crate::interrupt::requested() {
+                anyhow::bail!(crate::interrupt::Interrupted);
+            }
+            let length = match search.left() {
+                (_, Some(left)) if left < RUN_LENGTH => left.max(Duration::from_secs(10)),
+                _ => RUN_LENGTH,
+            };
+            progress.plan(&label, 1, length);
+            let opts = BatchOptions {
+                runs: runner::quantity::RunCount::new(1)?,
+                how: How {
+                    duration: Some(runner::quantity::WorkDuration::from_duration(length)?),
+                    ..s.a.how
+                },
+                out: s.dir.join("runs"),
+                append: true,
+                first: None,
+                pool: pool.clone(),
+                progress: progress.clone(),
+                label: label.clone(),
+                suppressions: s.suppressions.clone(),
+                source: Some(search.clone()),
+            };
+            let runs = run::batch(scenario, s.target, &opts).await?;
+            let Some(r) = runs.last() else {
+                break "no run was made".to_string();
+            };
+            if r.evidence == run::Evidence::Interrupted {
+                anyhow::bail!(crate::interrupt::Interrupted);
+            }
+            let titles: Vec<String> = r
+                .reports
+                .iter()
+                .filter(|r| r.counts())
+                .map(|r| r.title.clone())
+                .collect();
+            let (id, words) = followed(search, r);
+            if !titles.is_empty() && id.is_none() {
+                record.stress_hits += 1;
+            }
+            record.runs.push(SearchRun {
+                dir: r.dir.clone(),
+                reports: titles,
+                followed: r.first_report_ms.is_some().then_some(words),
+            });
+            record.search = search.record();
+            record.elapsed_s = s.started.elapsed().as_secs_f64();
+            write(s.dir, record)?;
+            let matched = r.reports.iter().find(|rep| record.wanted.matches(rep));
+            if let (Some(id), Some(m)) = (id, matched) {
+                progress.clear();
+                return Ok((Some((id, m.title.clone(), r.dir.clone())), String::new()));
+            }
+            let schedule = r.record.as_ref().and_then(|x| x.schedule.as_ref());
+            if let Some(e) = schedule.and_then(|s| s.error.as_ref()) {
+                anyhow::bail!("the search could not drive the machine: {e}");
+            }
+            let looked = schedule.is_some_and(|s| !s.attempts.is_empty() || s.samples.len() > 1);
+            stress_wins = match (r.first_report_ms, looked) {
+                (Some(_), false) => stress_wins + 1,
+                _ => 0,
+            };
+            if stress_wins == STRESS_WINS {
+                anyhow::bail!(
+                "in {STRESS_WINS} runs in a row the kernel reported ({}) {} after the workload \
+                 started, before the search could stop anything: the workload races faster than \
+                 a search can look. Slow its rounds (--pace MICROS, now {}) and explore again",
+                record.runs.last().map(|r| r.reports.join("; ")).unwrap_or_default(),
+                r.first_report_ms
+                    .map(|ms| format!("{:.2} s", ms as f64 / 1000.0))
+                    .unwrap_or_default(),
+                scenario
+                    .params
+                    .get("pace_us")
+                    .map_or("none".to_string(), |v| format!("{v} µs")),
+            );
+            }
+        };
+    progress.clear();
+    Ok((None, why))
+}
+
+/// The outcome: the scenario written and checked, or what survived.
+async fn conclude(s: &Searching<'_>, found: Option<Hit>, why_ended: String) -> Result<Outcome> {
+    let Some((id, title, run_dir)) = found else {
+        let (_, _, applied, given_up) = s.search.counts();
+        return Ok(Outcome::Survived {
+            applied,
+            locations: s.search.record().stops.len(),
+            given_up,
+            why_ended,
+        });
+    };
+    let steps = s
+        .search
+        .steps_of(id)
+        .expect("a found interleaving has steps");
+    let file = match &s.a.out {
+        Some(f) => f.clone(),
+        None => s
+            .scenario
+            .file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(format!("{}-{}-found.toml", s.scenario.name, s.a.variant)),
+    };
+    let provenance = found::Provenance {
+        variant: &s.a.variant,
+        kernel: &s.target.name,
+        id,
+        title: &title,
+        run: &run_dir,
+        tried: s.search.counts().1,
+    };
+    let text = found::scenario_text(s.scenario, &provenance, &steps, &s.search.stops_of(id))?;
+    crate::files::write(&file, text.as_bytes())?;
+    // What it wrote reads back as a scenario (the check a user's `lab run` makes).
+    let written = crate::config::scenario::load(&file)?;
+    let (first_attempt, confirm_runs, confirm_dir) = match s.a.confirm {
+        0 => (0, 0, None),
+        n => {
+            let out = s.dir.join("confirm");
+            let check = Check {
+                runs: n,
+                how: s.a.how,
+                title: &title,
+                suppressions: s.suppressions.clone(),
+            };
+            let (ok, runs) = confirm(&written, s.target, &check, &out).await?;
+            (ok, runs, Some(out))
+        }
+    };
+    Ok(Outcome::Found {
+        id,
+        steps: steps.iter().map(search::describe).collect(),
+        title,
+        run: run_dir,
+        file,
+        confirm_runs,
+        first_attempt,
+        confirm_dir,
+    })
+}
+
+/// The check of a found scenario.
+struct Check<'a> {
+    runs: u32,
+    how: How,
+    title: &'a str,
+    suppressions: Arc<crate::config::suppress::Suppressions>,
+}
+
+/// Run the found scenario `check.runs` times; (runs whose report with the title followed
+/// their first applied attempt, runs).
+async fn confirm(
+    scenario: &Scenario,
+    target: &Target,
+    check: &Check<'_>,
+    out: &Path,
+) -> Result<(u32, u32)> {
+    let pool = Pool::sized(check.how.jobs, scenario.cpus.get(), scenario.memory_mib);
+    let progress = Progress::new(pool.jobs);
+    let label = format!("{} (check)", scenario.name);
+    progress.plan(
+        &label,
+        check.runs,
+        check.how.duration.unwrap_or(scenario.duration).get(),
+    );
+    let opts = BatchOptions {
+        runs: runner::quantity::RunCount::new(check.runs.into())?,
+        how: check.how,
+        out: out.to_path_buf(),
+        append: false,
+        first: None,
+        pool,
+        progress: progress.clone(),
+        label,
+        suppressions: check.suppressions.clone(),
+        source: None,
+    };
+    let results = run::batch(scenario, target, &opts).await?;
+    progress.clear();
+    let ok = results
+        .iter()
+        .filter(|r| reproduced_at_first_attempt(r, check.title))
+        .count();
+    Ok((ok as u32, results.len() as u32))
+}
+
+/// Whether a scheduled run reported `title` after exactly one applied attempt.
+pub fn reproduced_at_first_attempt(r: &RunResult, title: &str) -> bool {
+    let first_applied = matches!(run::scheduled(r), Some((_, _, Some(1))));
+    first_applied
+        && r.reports
+            .iter()
+            .any(|rep| rep.counts() && rep.title == title)
+}
+
+fn write(dir: &Path, record: &Record) -> Result<()> {
+    crate::files::write(dir.join("explore.json"), serde_json::to_vec_pretty(record)?)
+}

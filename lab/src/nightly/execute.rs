@@ -64,6 +64,7 @@ pub async fn cells(
                 progress: progress.clone(),
                 label,
                 suppressions: suppressions.clone(),
+                source: None,
             };
             let target = Target::built(&result.variant, &cell.variant, b);
             let runs = batch(&cell.scenario, &target, &batch_opts).await?;

@@ -367,6 +367,7 @@ impl Provoking<'_> {
             progress: self.progress.clone(),
             label,
             suppressions: Arc::default(),
+            source: None,
         };
         // Boxed: a batch asks for its machine's canary, which runs batches.
         let results = Box::pin(super::batch(&probe, self.target, &opts)).await?;

@@ -190,6 +190,9 @@ pub struct BatchOptions {
     pub label: String,
     /// Reports the lab leaves out of verdicts (kept, shown with their reason).
     pub suppressions: Arc<Suppressions>,
+    /// Interleavings to attempt, one after another, instead of the scenario's schedule (an
+    /// exploration).
+    pub source: Option<Arc<dyn crate::vm::schedule::Source>>,
 }
 
 /// What, besides the kernel, shapes a run's result: the scenario file (and its reproducer)
@@ -280,9 +283,13 @@ pub async fn batch(
         write_results(&opts.out, &results)?;
         return Ok(results);
     }
-    let schedule = match &scenario.schedule {
-        Some(schedule) => Some(schedule_plan(scenario, schedule, target)?),
-        None => None,
+    let schedule = match (&opts.source, &scenario.schedule) {
+        (Some(source), _) => Some(Plan {
+            source: Some(source.clone()),
+            ..schedule_plan(scenario, &Schedule::none(), target)?
+        }),
+        (None, Some(schedule)) => Some(schedule_plan(scenario, schedule, target)?),
+        (None, None) => None,
     };
     // What a run that prints nothing may claim: the machine's detector canary, cached or run.
     let detectors = canary::detectors(
@@ -402,6 +409,7 @@ fn schedule_plan(scenario: &Scenario, schedule: &Schedule, target: &Target) -> R
         gap: schedule.gap,
         name_of: std::sync::Arc::new(move |addr| map.name_of(addr)),
         tasks: Tasks { current, init_task },
+        source: None,
     })
 }
 
@@ -597,6 +605,7 @@ pub async fn runs(
         progress: progress.clone(),
         label,
         suppressions: Arc::new(suppressions),
+        source: None,
     };
     let results = batch(scenario, target, &opts).await;
     progress.clear();

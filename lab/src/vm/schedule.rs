@@ -37,6 +37,47 @@ pub struct Plan {
     pub name_of: Namer,
     /// Where the kernel keeps each CPU's current task.
     pub tasks: Tasks,
+    /// Interleavings handed out attempt by attempt (an exploration) instead of `steps`
+    /// repeated.
+    pub source: Option<Arc<dyn Source>>,
+}
+
+/// One interleaving: its steps, resolved.
+pub type Resolved = Vec<(Step, Vec<u64>)>;
+
+/// What a source asks of the controller.
+pub enum Next {
+    /// Attempt interleaving `id`.
+    Attempt(u64, Resolved),
+    /// Stop the machine, note where each vCPU is and which task it runs, and let it go on
+    /// (for `interval` before the next ask).
+    Sample(Duration),
+    /// Nothing left: stop attempting.
+    Done,
+}
+
+/// Where one vCPU was when the machine was stopped to look.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub at_ms: u64,
+    pub cpu: Cpu,
+    pub pc: u64,
+    /// `symbol+0xoffset` in the kernel; `None` in user space or outside System.map.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    pub task: String,
+}
+
+/// Where an exploration's attempts come from: each attempt asks for the next interleaving
+/// and says how it went; with none left, the controller stops attempting and lets the
+/// machine run.
+pub trait Source: Send + Sync {
+    /// What to do next.
+    fn next(&self) -> Next;
+    /// The attempt of interleaving `id` ended, applied or not.
+    fn attempted(&self, id: u64, applied: bool);
+    /// The machine was looked at, as asked.
+    fn sampled(&self, samples: &[Sample]);
 }
 
 /// What it takes to name the task a vCPU runs: the per-CPU offset of the current task's
@@ -104,6 +145,9 @@ pub struct Attempt {
     pub other_tasks: BTreeMap<String, u32>,
     /// When every vCPU ran again.
     pub resumed_ms: u64,
+    /// The interleaving attempted, in an exploration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interleaving: Option<u64>,
 }
 
 impl Attempt {
@@ -127,6 +171,9 @@ pub struct ScheduleRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub armed_ms: Option<u64>,
     pub attempts: Vec<Attempt>,
+    /// Where the vCPUs were each time a source asked to look.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<Sample>,
     /// Why the controller stopped before the run ended (the gdbstub went away, a role the
     /// workload does not have).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -186,6 +233,8 @@ struct Armed {
     deadline: Duration,
     /// The task whose stop counts; `None`: any.
     task: Option<String>,
+    /// Which counted stop reaches the step.
+    hit: u32,
 }
 
 /// The vCPUs a reference names, given where the workload's threads run.
@@ -214,8 +263,8 @@ fn cpus_of(cpu: &CpuRef, positions: &[Position]) -> Result<BTreeSet<Cpu>, String
     }
 }
 
-fn arm(plan: &Plan, positions: &[Position]) -> Result<Vec<Armed>, String> {
-    plan.steps
+fn arm(steps: &[(Step, Vec<u64>)], positions: &[Position]) -> Result<Vec<Armed>, String> {
+    steps
         .iter()
         .map(|(step, addrs)| {
             let within = |e: String| format!("step {:?}: {e}", step.name);
@@ -250,6 +299,7 @@ fn arm(plan: &Plan, positions: &[Position]) -> Result<Vec<Armed>, String> {
                 addrs: addrs.clone(),
                 deadline: step.deadline,
                 task: step.cpu.task(step.task.as_deref()),
+                hit: step.hit,
             })
         })
         .collect()
@@ -386,6 +436,33 @@ impl Driver {
         Ok(at.join(", "))
     }
 
+    /// Stop the machine, read where each vCPU is and what it runs, and let it run again.
+    async fn sample(&mut self, stopped: bool) -> Result<Vec<Sample>> {
+        if !stopped {
+            self.gdb.interrupt().await?;
+        }
+        let at_ms = self.ms();
+        let mut seen = Vec::new();
+        for cpu in self.all.clone() {
+            let pc = self.gdb.register(cpu, RIP).await?;
+            let task = match self.task_on(cpu, pc).await {
+                Ok(task) => task,
+                Err(e) => format!("task unknown: {e:#}"),
+            };
+            let function = (pc >= 1 << 63).then(|| (self.name_of)(pc)).flatten();
+            seen.push(Sample {
+                at_ms,
+                cpu,
+                pc,
+                function,
+                task,
+            });
+        }
+        let all: BTreeSet<Cpu> = self.all.iter().copied().collect();
+        self.resume(&all).await?;
+        Ok(seen)
+    }
+
     /// One attempt, from a running machine (or one the connection has just stopped); the
     /// machine runs when it returns, with no breakpoint.
     async fn attempt(&mut self, steps: &[Armed], stopped: bool) -> Result<Attempt> {
@@ -398,6 +475,7 @@ impl Driver {
         }
         let mut held: BTreeSet<Cpu> = BTreeSet::new();
         'steps: for step in steps {
+            let mut hits = 0;
             let runnable: BTreeSet<Cpu> = match &step.run {
                 Some(run) => run.clone(),
                 None => self
@@ -433,6 +511,9 @@ impl Driver {
                             (Some(running), Some(wanted)) => running == wanted,
                         };
                         if counts {
+                            hits += 1;
+                        }
+                        if counts && hits == step.hit {
                             self.set(&step.addrs, false).await?;
                             held.insert(cpu);
                             attempt.reached.push(Reached {
@@ -443,9 +524,11 @@ impl Driver {
                             });
                             continue 'steps;
                         }
-                        attempt.passes += 1;
-                        if let Some(other) = task {
-                            *attempt.other_tasks.entry(other).or_default() += 1;
+                        if !counts {
+                            attempt.passes += 1;
+                            if let Some(other) = task {
+                                *attempt.other_tasks.entry(other).or_default() += 1;
+                            }
                         }
                         self.step_over(cpu, &step.addrs).await?;
                         self.resume(&runnable).await?;
@@ -453,8 +536,12 @@ impl Driver {
                     }
                     Waited::Deadline => {
                         self.gdb.interrupt().await?;
+                        let counted = match hits {
+                            0 => String::new(),
+                            n => format!(" (stopped there {n} of the {} times)", step.hit),
+                        };
                         format!(
-                            "not reached within {:?}: {}",
+                            "not reached within {:?}{counted}: {}",
                             step.deadline,
                             self.whereabouts(&runnable).await?
                         )
@@ -573,7 +660,7 @@ async fn control(
     let Some(positions) = positions else {
         return record;
     };
-    let steps = match arm(&plan, &positions) {
+    let steps = match arm(&plan.steps, &positions) {
         Ok(steps) => steps,
         Err(e) => {
             record.error = Some(e);
@@ -595,7 +682,12 @@ async fn control(
         })
         .collect();
     record.armed_ms = Some(start.elapsed().as_millis() as u64);
-    if let Err(e) = drive(&plan, &steps, &socket, start, end, armed, &mut record).await {
+    let run = Run {
+        plan: &plan,
+        steps: &steps,
+        positions: &positions,
+    };
+    if let Err(e) = drive(run, &socket, start, end, armed, &mut record).await {
         // A machine that went away ended the run; it did not fail the schedule.
         if e.downcast_ref::<Gone>().is_none() {
             record.error = Some(format!("{e:#}"));
@@ -604,9 +696,17 @@ async fn control(
     record
 }
 
+/// What a controller attempts: the plan's steps armed, or, with a source, each interleaving it
+/// hands out, armed where the workload's threads are.
+#[derive(Clone, Copy)]
+struct Run<'a> {
+    plan: &'a Plan,
+    steps: &'a [Armed],
+    positions: &'a [Position],
+}
+
 async fn drive(
-    plan: &Plan,
-    steps: &[Armed],
+    run: Run<'_>,
     socket: &Path,
     start: Instant,
     end: watch::Receiver<bool>,
@@ -622,6 +722,7 @@ async fn drive(
     };
     let _ = armed.send(());
     let mut stopped = true;
+    let plan = run.plan;
     let mut driver = Driver {
         gdb,
         name_of: plan.name_of.clone(),
@@ -633,8 +734,47 @@ async fn drive(
     };
     let mut result = Ok(());
     while !driver.ended() {
+        let (id, explored) = match plan.source.as_ref().map(|s| s.next()) {
+            None => (None, None),
+            Some(Next::Done) => break,
+            Some(Next::Sample(interval)) => {
+                match driver.sample(std::mem::take(&mut stopped)).await {
+                    Ok(seen) => {
+                        if let Some(source) = &plan.source {
+                            source.sampled(&seen);
+                        }
+                        record.samples.extend(seen);
+                    }
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
+                let mut end = driver.end.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = end.wait_for(|e| *e) => {}
+                }
+                continue;
+            }
+            Some(Next::Attempt(id, steps)) => match arm(&steps, run.positions) {
+                Ok(armed) => (Some(id), Some(armed)),
+                Err(e) => {
+                    if let Some(source) = &plan.source {
+                        source.attempted(id, false);
+                    }
+                    result = Err(anyhow::anyhow!("interleaving {id}: {e}"));
+                    break;
+                }
+            },
+        };
+        let steps = explored.as_deref().unwrap_or(run.steps);
         let free = match driver.attempt(steps, std::mem::take(&mut stopped)).await {
-            Ok(attempt) => {
+            Ok(mut attempt) => {
+                if let (Some(id), Some(source)) = (id, &plan.source) {
+                    source.attempted(id, attempt.applied());
+                    attempt.interleaving = Some(id);
+                }
                 let free = attempt.held().max(plan.gap);
                 record.attempts.push(attempt);
                 free
@@ -732,12 +872,13 @@ mod tests {
                 current: 0x35000,
                 init_task: 0xffff_ffff_8260_0000,
             },
+            source: None,
         };
         let positions = [
             position(0, "closer", Some(0)),
             position(1, "poller", Some(1)),
         ];
-        let err = arm(&plan, &positions).err().unwrap();
+        let err = arm(&plan.steps, &positions).err().unwrap();
         assert_eq!(
             err,
             "step \"close\": run does not let vCPU 0 (the step's closer) run: the step could \
@@ -753,6 +894,7 @@ mod tests {
             passes: 0,
             other_tasks: BTreeMap::new(),
             resumed_ms,
+            interleaving: None,
         }
     }
 

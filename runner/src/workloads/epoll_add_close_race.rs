@@ -69,6 +69,7 @@ fn closer(worker: &mut Worker, shared: &Round, kind: &str) -> Result<(), String>
         if round.is_multiple_of(64) {
             worker.sample_cpu();
         }
+        worker.pace();
     }
     // An adder waiting for a round that will not come is told to stop by its own deadline.
     Ok(())
@@ -98,6 +99,7 @@ fn adder(worker: &mut Worker, shared: &Round, epfd: &OwnedFd) -> Result<(), Stri
         if round.is_multiple_of(64) {
             worker.sample_cpu();
         }
+        worker.pace();
     }
     Ok(())
 }

@@ -46,6 +46,7 @@ fn closer(worker: &mut Worker, epfd: &OwnedFd, kind: &str) -> Result<(), String>
             drop(fd);
             drop(peer);
             iterations += 1;
+            worker.pace();
         }
         worker.set_count(iterations);
         worker.sample_cpu();
@@ -63,6 +64,7 @@ pub(super) fn poller(worker: &mut Worker, epfd: &OwnedFd) -> Result<(), String> 
                 worker.error(e);
             }
             polls += 1;
+            worker.pace();
         }
         worker.set_count(polls);
         worker.sample_cpu();

@@ -43,6 +43,7 @@ fn uring_closer(worker: &mut Worker, ring: RawFd) -> Result<(), String> {
         if iterations.is_multiple_of(64) {
             worker.sample_cpu();
         }
+        worker.pace();
     }
     Ok(())
 }
@@ -58,6 +59,7 @@ fn uring_driver(worker: &mut Worker, ring: &Mutex<io_uring::IoUring>) -> Result<
         completions += ring.completion().count() as u64;
         worker.set_count(completions);
         worker.sample_cpu();
+        worker.pace();
     }
     Ok(())
 }
@@ -96,6 +98,7 @@ fn aio_closer(
         if iterations.is_multiple_of(64) {
             worker.sample_cpu();
         }
+        worker.pace();
     }
     Ok(())
 }
@@ -120,6 +123,7 @@ fn aio_driver(
         if writes.is_multiple_of(64) {
             worker.sample_cpu();
         }
+        worker.pace();
     }
     Ok(())
 }

@@ -27,9 +27,19 @@ pub struct Worker<'a> {
     stop: &'a AtomicBool,
     cpus_seen: BTreeSet<u32>,
     errors: BTreeMap<String, u64>,
+    /// The scenario's `pace_us`: a sleep after each round.
+    pace: Option<Duration>,
 }
 
 impl Worker<'_> {
+    /// The end of a round: with `pace_us` set, sleep that long, so that rounds come at an
+    /// application's rate and not a spin loop's.
+    pub fn pace(&self) {
+        if let Some(pause) = self.pace {
+            std::thread::sleep(pause);
+        }
+    }
+
     /// Publish the running count (read by the heartbeat loop).
     pub fn set_count(&self, count: u64) {
         self.counter.store(count, Ordering::Relaxed);
@@ -119,6 +129,9 @@ where
 {
     let start = Instant::now();
     let duration = ctx.req.duration_ms.get();
+    let pace = runner::quantity::param::<u64>(&ctx.req.params, "pace_us")
+        .map_err(|e| e.to_string())?
+        .map(Duration::from_micros);
     let counters: Vec<AtomicU64> = slots.iter().map(|_| AtomicU64::new(0)).collect();
     let stop = AtomicBool::new(false);
     let (finished_tx, finished_rx) = mpsc::channel::<()>();
@@ -146,6 +159,7 @@ where
                     stop,
                     cpus_seen: BTreeSet::new(),
                     errors: BTreeMap::new(),
+                    pace,
                 };
                 let pinned = slot.cpu.map(pin).transpose();
                 positions.lock().unwrap().push(Position {
