@@ -431,10 +431,10 @@ pub async fn dispatch(command: Command) -> Result<i32> {
 
 async fn explore_cmd(a: explore::Args) -> Result<i32> {
     let record = explore::explore(a).await?;
-    let outcome = record
-        .outcome
-        .as_ref()
-        .expect("a finished search has an outcome");
+    let Some(outcome) = record.outcome.as_ref() else {
+        ui::print(&ui::explore::candidates(&record.search));
+        return Ok(0);
+    };
     ui::print(&format!("{}\n", outcome.sentence()));
     Ok(i32::from(!matches!(
         outcome,

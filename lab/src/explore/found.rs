@@ -140,7 +140,9 @@ mod tests {
         assert!(replaced.contains("pace_us = 500"));
         assert!(!with_pace(own, None).contains("pace_us"));
         let no_params = with_pace("kind = \"race\"\n", Some(9));
-        assert!(no_params.ends_with("[params]\npace_us = 9  # the pace lab explore searched at: a sleep after each round\n"));
+        assert!(no_params.ends_with(
+            "[params]\npace_us = 9  # the pace lab explore searched at: a sleep after each round\n"
+        ));
     }
 
     /// The scenario written reads back through the lab's own loader, schedule and pace

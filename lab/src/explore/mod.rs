@@ -8,6 +8,7 @@
 
 pub mod candidates;
 pub mod found;
+pub mod patch;
 pub mod search;
 
 use crate::config::scenario::{Kind, Scenario};
@@ -69,6 +70,10 @@ pub struct Args {
     /// follows its first applied attempt (0: no check).
     #[arg(long, default_value_t = 20)]
     pub confirm: u32,
+    /// Print the candidate locations (function, score, where each came from) and stop: no
+    /// machine runs.
+    #[arg(long)]
+    pub candidates: bool,
     /// The search's directory (default: a new one under the cache's runs/).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
@@ -266,8 +271,54 @@ fn followed(search: &Search, r: &RunResult) -> (Option<u64>, String) {
     }
 }
 
-/// The candidates of a search: the report's stacks, then the hints.
-fn candidates_of(reports: &[Report], at: &[String]) -> Vec<search::Candidate> {
+/// The functions the variant's series changes (its bases' patches included), read from the
+/// tree it was built from; each scores 1.
+fn from_series(target: &Target, map: &crate::kernel::symbols::SymbolMap) -> Vec<search::Candidate> {
+    let Some((variant, built)) = &target.build else {
+        return vec![];
+    };
+    let Some(tree) = &built.metadata.source_dir else {
+        return vec![];
+    };
+    let read = |path: &str| crate::files::read_to_string(tree.join(path)).ok();
+    let mut out: Vec<search::Candidate> = Vec::new();
+    for p in &variant.patches {
+        let Ok(text) = crate::files::read_to_string(&p.path) else {
+            continue;
+        };
+        let name = p
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for c in patch::changed(&text, &read, map) {
+            let from = match &c.inlined {
+                None => format!("patch {name} ({}): changes it", c.at),
+                Some(callee) => format!(
+                    "patch {name} ({}): changes {callee}, inlined here (System.map lacks it; \
+                     it is called from this function's body)",
+                    c.at
+                ),
+            };
+            match out.iter_mut().find(|o| o.function == c.function) {
+                Some(o) => o.from.push(from),
+                None => out.push(search::Candidate {
+                    function: c.function,
+                    score: 1.0,
+                    from: vec![from],
+                }),
+            }
+        }
+    }
+    out
+}
+
+/// The candidates of a search: the report's stacks, the series' changes, then the hints.
+fn candidates_of(
+    reports: &[Report],
+    series: Vec<search::Candidate>,
+    at: &[String],
+) -> Vec<search::Candidate> {
     let mut out: Vec<search::Candidate> = candidates::from_reports(reports)
         .into_iter()
         .map(|c| search::Candidate {
@@ -280,6 +331,15 @@ fn candidates_of(reports: &[Report], at: &[String]) -> Vec<search::Candidate> {
             score: c.score,
         })
         .collect();
+    for c in series {
+        match out.iter_mut().find(|o| o.function == c.function) {
+            Some(o) => {
+                o.score += c.score;
+                o.from.extend(c.from);
+            }
+            None => out.push(c),
+        }
+    }
     for f in at {
         match out.iter_mut().find(|c| &c.function == f) {
             Some(c) => {
@@ -345,10 +405,8 @@ fn wanted(a: &Args, reports: &[Report]) -> Result<Wanted> {
             (Some(t), _, _) => Wanted::Title(t.clone()),
             (None, true, _) => Wanted::AnyReport,
             (None, false, Some(first)) => Wanted::Title(first.title.clone()),
-            (None, false, None) => anyhow::bail!(
-                "what should the search look for? --from a run with a report, --title TITLE, \
-                 or --any-report"
-            ),
+            // From a patch alone: whatever the kernel reports.
+            (None, false, None) => Wanted::AnyReport,
         },
     )
 }
@@ -384,6 +442,21 @@ pub async fn explore(a: Args) -> Result<Record> {
         )
     })?;
     let map = Arc::new(crate::kernel::symbols::SymbolMap::read(&map).map_err(anyhow::Error::msg)?);
+    let candidates = candidates_of(&reports, from_series(&target, &map), &a.at);
+    if a.candidates {
+        return Ok(Record {
+            scenario: scenario.name.clone(),
+            variant: a.variant.clone(),
+            kernel: target.name.clone(),
+            from: a.from.clone(),
+            wanted,
+            search: Search::new(candidates, roles, map, a.budget).record(),
+            runs: vec![],
+            stress_hits: 0,
+            elapsed_s: started.elapsed().as_secs_f64(),
+            outcome: None,
+        });
+    }
     let who = target
         .name
         .rsplit('/')
@@ -392,7 +465,6 @@ pub async fn explore(a: Args) -> Result<Record> {
         .to_string();
     let dir =
         crate::cache::out_or_run_dir(a.dir.clone(), &format!("explore-{}-{who}", scenario.name))?;
-    let candidates = candidates_of(&reports, &a.at);
     let search = Arc::new(Search::new(candidates, roles, map, a.budget));
     crate::events::note(format!(
         "explore {} on {} for {}: budget {}, record in {}",

@@ -8,6 +8,7 @@ pub mod bisect;
 mod build;
 pub mod canary;
 pub mod compare;
+pub mod explore;
 pub mod listing;
 pub mod record;
 mod runs;

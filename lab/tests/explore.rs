@@ -1,0 +1,159 @@
+//! `lab explore` on real kernels: from a captured report of the unpinned poll, the search
+//! finds an interleaving with no location written by hand, and `lab run` reproduces it from
+//! the file written; a search that finds nothing ends with what survived, not an error.
+
+mod common;
+
+use common::{built_kernel, lab, repo_dir, run_json, show, vm_slot};
+use serde_json::Value;
+use std::path::Path;
+
+fn explore(args: &[&str], dir: &Path) -> (std::process::Output, Value) {
+    let out = lab()
+        .arg("explore")
+        .args(args)
+        .arg("--kernels")
+        .arg(repo_dir("kernels"))
+        .arg("--scenarios")
+        .arg(repo_dir("scenarios"))
+        .arg("--dir")
+        .arg(dir)
+        .arg("--no-canary")
+        .output()
+        .unwrap();
+    let record = std::fs::read(dir.join("explore.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    (out, record)
+}
+
+/// Every location of a schedule file (`at = "..."`).
+fn locations(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("at = "))
+        .map(|l| l.trim_matches('"').to_string())
+        .collect()
+}
+
+#[test]
+fn explore_from_a_report_finds_the_unpinned_race_and_lab_run_reproduces_it() {
+    let _slot = vm_slot();
+    built_kernel("epoll-unpinned-poll");
+    let tmp = tempfile::tempdir().unwrap();
+    let scenarios = tmp.path().join("scenarios");
+    std::fs::create_dir(&scenarios).unwrap();
+    let file = scenarios.join("dmabuf-found.toml");
+    let console = repo_dir("lab/tests/corpus/console/epoll-unpinned-poll-dmabuf.log");
+    let (out, record) = explore(
+        &[
+            "--variant",
+            "epoll-unpinned-poll",
+            "--scenario",
+            "epoll-dmabuf-race",
+            "--from",
+            console.to_str().unwrap(),
+            "--budget",
+            "60",
+            "--confirm",
+            "0",
+            "--out",
+            file.to_str().unwrap(),
+        ],
+        &tmp.path().join("explore"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let outcome = &record["outcome"];
+    assert_eq!(outcome["kind"], "found", "{record}");
+    assert_eq!(outcome["title"], "WARNING in dma_buf_poll");
+    // Every location came from the report or from what the roles were seen executing: the
+    // record's ranked stops hold each, with where it came from.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let stops = record["search"]["stops"].as_array().unwrap();
+    let at = locations(&text);
+    assert!(at.len() >= 2, "{text}");
+    for location in &at {
+        let stop = stops
+            .iter()
+            .find(|s| s["function"] == location.as_str())
+            .unwrap_or_else(|| panic!("{location} is not among the stops: {record}"));
+        assert!(!stop["from"].as_array().unwrap().is_empty(), "{stop}");
+        assert!(text.contains(&format!("# {location}: ")), "{text}");
+    }
+    // Every attempt of the search is in the record, and an interleaving was never handed out
+    // twice under two ids.
+    let trials = record["search"]["trials"].as_array().unwrap();
+    let mut steps: Vec<String> = trials
+        .iter()
+        .filter(|t| t["trial"]["kind"] == "interleaving")
+        .map(|t| t["trial"]["steps"].to_string())
+        .collect();
+    let distinct = steps.len();
+    steps.sort();
+    steps.dedup();
+    assert_eq!(steps.len(), distinct);
+
+    // The file is a scenario like any other: lab run forces it and the report follows its
+    // first applied attempt.
+    let (out, runs) = run_json(
+        &[
+            "--variant",
+            "epoll-unpinned-poll",
+            "--scenario",
+            "dmabuf-found",
+            "--scenarios",
+            scenarios.to_str().unwrap(),
+            "--no-canary",
+        ],
+        &tmp.path().join("run"),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let run = &runs[0];
+    let titles: Vec<&str> = run["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["title"].as_str())
+        .collect();
+    assert!(titles.contains(&"WARNING in dma_buf_poll"), "{run}");
+    let attempts = run["record"]["schedule"]["attempts"].as_array().unwrap();
+    assert!(attempts[0]["missed"].is_null(), "{run}");
+}
+
+/// With nothing to find (baseline pins the file), the search spends its budget and says what
+/// survived: exit 1, an outcome of kind "survived", no scenario written.
+#[test]
+fn a_search_that_finds_nothing_says_what_survived() {
+    let _slot = vm_slot();
+    built_kernel("baseline");
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("nothing.toml");
+    let (out, record) = explore(
+        &[
+            "--variant",
+            "baseline",
+            "--scenario",
+            "epoll-dmabuf-race",
+            "--any-report",
+            "--at",
+            "__fput",
+            "--at",
+            "ep_item_poll",
+            "--budget",
+            "2",
+            "--out",
+            file.to_str().unwrap(),
+        ],
+        &tmp.path().join("explore"),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let outcome = &record["outcome"];
+    assert_eq!(outcome["kind"], "survived", "{record}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("distinct interleavings of these")
+            && stdout.contains("the kernel survived all of them"),
+        "{stdout}"
+    );
+    assert!(!file.exists());
+}
