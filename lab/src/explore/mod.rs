@@ -123,6 +123,10 @@ pub enum Outcome {
         locations: usize,
         given_up: usize,
         why_ended: String,
+        /// What the machine's detector canary lets the survival claim: `None` when every
+        /// detector relied on was seen to fire.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        qualifier: Option<Qualifier>,
     },
 }
 
@@ -156,13 +160,35 @@ impl Outcome {
                 locations,
                 given_up,
                 why_ended,
-            } => format!(
-                "{applied} distinct interleavings of these {locations} locations ran, each \
-                 applied; the kernel survived all of them ({given_up} more could not be \
-                 applied; {why_ended})"
-            ),
+                qualifier,
+            } => {
+                let survived = format!(
+                    "{applied} distinct interleavings of these {locations} locations ran, each \
+                     applied; the kernel survived all of them ({given_up} more could not be \
+                     applied; {why_ended})"
+                );
+                match qualifier {
+                    None => survived,
+                    Some(Qualifier::Unproven(why)) => {
+                        format!("{survived} — detectors unproven: {why}")
+                    }
+                    Some(Qualifier::Inconclusive(why)) => {
+                        format!("inconclusive: {why}; what ran: {survived}")
+                    }
+                }
+            }
         }
     }
+}
+
+/// Why a survival claims less than it says.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "why")]
+pub enum Qualifier {
+    /// A detector relied on did not fire on this machine: the survival shows nothing.
+    Inconclusive(String),
+    /// No canary ran: the detectors were not seen to fire.
+    Unproven(String),
 }
 
 /// One run of the search, as the record keeps it.
@@ -420,6 +446,10 @@ struct Searching<'a> {
     dir: &'a Path,
     suppressions: Arc<crate::config::suppress::Suppressions>,
     started: Instant,
+    /// What the machine's canary lets a survival claim.
+    detectors: crate::results::canary::Detectors,
+    pool: Pool,
+    progress: Progress,
 }
 
 /// Run the search `a` asks for; the record with its outcome.
@@ -489,7 +519,24 @@ pub async fn explore(a: Args) -> Result<Record> {
         elapsed_s: 0.0,
         outcome: None,
     };
+    let pool = Pool::new(1);
+    let progress = Progress::new(1);
+    let config = match &target.config {
+        Some(c) => Some(crate::files::read_to_string(c)?),
+        None => None,
+    };
+    let detectors = run::canary::detectors(
+        &scenario,
+        (&target, config.as_deref()),
+        a.how,
+        &pool,
+        &progress,
+    )
+    .await?;
     let s = Searching {
+        detectors,
+        pool,
+        progress,
         a: &a,
         scenario: &scenario,
         target: &target,
@@ -516,8 +563,7 @@ type Hit = (u64, String, PathBuf);
 /// or nothing is left to try; the hit, or why the search ended without one.
 async fn search_runs(s: &Searching<'_>, record: &mut Record) -> Result<(Option<Hit>, String)> {
     let (search, scenario) = (&s.search, s.scenario);
-    let pool = Pool::new(1);
-    let progress = Progress::new(1);
+    let (pool, progress) = (&s.pool, &s.progress);
     let who = s.target.name.rsplit('/').next().unwrap_or("kernel");
     let label = format!("{who} × {} (explore)", scenario.name);
     let mut stress_wins = 0;
@@ -615,11 +661,17 @@ async fn search_runs(s: &Searching<'_>, record: &mut Record) -> Result<(Option<H
 async fn conclude(s: &Searching<'_>, found: Option<Hit>, why_ended: String) -> Result<Outcome> {
     let Some((id, title, run_dir)) = found else {
         let (_, _, applied, given_up) = s.search.counts();
+        use crate::results::canary::Detectors;
         return Ok(Outcome::Survived {
             applied,
             locations: s.search.record().stops.len(),
             given_up,
             why_ended,
+            qualifier: match &s.detectors {
+                Detectors::Proven => None,
+                Detectors::Silent(why) => Some(Qualifier::Inconclusive(why.clone())),
+                Detectors::Unproven(why) => Some(Qualifier::Unproven(why.clone())),
+            },
         });
     };
     let steps = s
@@ -729,4 +781,60 @@ pub fn reproduced_at_first_attempt(r: &RunResult, title: &str) -> bool {
 
 fn write(dir: &Path, record: &Record) -> Result<()> {
     crate::files::write(dir.join("explore.json"), serde_json::to_vec_pretty(record)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn survived(qualifier: Option<Qualifier>) -> String {
+        Outcome::Survived {
+            applied: 3,
+            locations: 10,
+            given_up: 17,
+            why_ended: "budget of 20 schedules spent".into(),
+            qualifier,
+        }
+        .sentence()
+    }
+
+    /// What survived is said as evidence, and the machine's canary qualifies it as it
+    /// qualifies a clean run: a silent detector makes it inconclusive.
+    #[test]
+    fn a_survival_says_what_ran_and_what_the_canary_lets_it_claim() {
+        assert_eq!(
+            survived(None),
+            "3 distinct interleavings of these 10 locations ran, each applied; the kernel \
+             survived all of them (17 more could not be applied; budget of 20 schedules spent)"
+        );
+        let silent = survived(Some(Qualifier::Inconclusive(
+            "KASAN did not fire on this machine".into(),
+        )));
+        assert!(
+            silent.starts_with("inconclusive: KASAN did not fire on this machine; what ran: 3 "),
+            "{silent}"
+        );
+        let unproven = survived(Some(Qualifier::Unproven("no canary".into())));
+        assert!(
+            unproven.ends_with("— detectors unproven: no canary"),
+            "{unproven}"
+        );
+    }
+
+    #[test]
+    fn a_scenarios_roles_are_its_pinned_thread_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.toml");
+        std::fs::write(
+            &file,
+            "kind = \"race\"\nworkload = \"epoll_add_close_race\"\ncpus = 3\n[params]\n\
+             closer_cpus = [0]\nadder_cpus = [1]\npoller_cpus = [2]\nfile_kind = \"pipe\"\n",
+        )
+        .unwrap();
+        let scenario = crate::config::scenario::load(&file).unwrap();
+        let mut r = roles(&scenario);
+        r.sort();
+        assert_eq!(r, ["adder", "closer", "poller"]);
+        assert_eq!(explorable(&scenario).unwrap().len(), 3);
+    }
 }

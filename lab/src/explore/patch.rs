@@ -292,17 +292,11 @@ mod tests {
         .unwrap()
     }
 
-    /// fs/open.c around filp_flush, as 6.12 has it (abridged), before and after the
-    /// release-on-close patch.
-    const OPEN_C: &str = "#include <linux/file.h>\n#include <linux/fdtable.h>\n\n\
-static int filp_flush(struct file *filp, fl_owner_t id)\n{\n\tint retval = 0;\n\n\
-\tif (CHECK_DATA_CORRUPTION(file_count(filp) == 0,\n\
-\t\t\t\"VFS: Close: file count is 0 (f_op=%ps)\",\n\t\t\tfilp->f_op)) {\n\
-\t\treturn 0;\n\t}\n\n\tif (filp->f_op->flush)\n\t\tretval = filp->f_op->flush(filp, id);\n\n\
-\tif (likely(!(filp->f_mode & FMODE_PATH))) {\n\t\tdnotify_flush(filp, id);\n\
-\t\tlocks_remove_posix(filp, id);\n\t}\n\treturn retval;\n}\n\n\
-int filp_close(struct file *filp, fl_owner_t id)\n{\n\tint retval;\n\n\
-\tretval = filp_flush(filp, id);\n\tfput(filp);\n\n\treturn retval;\n}\n";
+    /// Excerpts of Debian's 6.12.118 tree (tests/data): fs/open.c's includes and filp_flush
+    /// without the series; fs/eventpoll.c's ep_item_poll with epoll-unpinned-poll applied.
+    fn data(name: &str) -> String {
+        repo(&format!("lab/tests/data/{name}"))
+    }
 
     fn map(functions: &[&str]) -> SymbolMap {
         let text: String = functions
@@ -321,7 +315,8 @@ int filp_close(struct file *filp, fl_owner_t id)\n{\n\tint retval;\n\n\
             "kernels/patches/epoll-release-on-close/\
              0001-fs-detach-a-file-from-epoll-when-one-of-its-fds-is-c.patch",
         );
-        let read = |path: &str| (path == "fs/open.c").then(|| OPEN_C.to_string());
+        let open_c = data("open-6.12.118-filp_flush.c");
+        let read = |path: &str| (path == "fs/open.c").then(|| open_c.clone());
         let found = changed(&patch, &read, &map(&["filp_flush", "filp_close"]));
         assert_eq!(
             found,
@@ -335,49 +330,28 @@ int filp_close(struct file *filp, fl_owner_t id)\n{\n\tint retval;\n\n\
         assert_eq!(inlined.len(), 1);
         assert_eq!(inlined[0].function, "filp_close");
         assert_eq!(inlined[0].inlined.as_deref(), Some("filp_flush"));
-        // The same, in a tree that has the patch applied.
-        let applied = OPEN_C.replace(
-            "\t\tlocks_remove_posix(filp, id);\n\t}\n\treturn retval;",
-            "\t\tlocks_remove_posix(filp, id);\n\t}\n\n\t/*\n\t * Release-on-close\n\t */\n\
-             \tif (id)\n\t\teventpoll_release(filp);\n\treturn retval;",
-        );
-        let hunk = "--- a/fs/open.c\n+++ b/fs/open.c\n@@ -1,3 +1,9 @@ bogus context\n \
-                    \t\tlocks_remove_posix(filp, id);\n \t}\n+\n+\t/*\n+\t * Release-on-close\n\
-                    +\t */\n+\tif (id)\n+\t\teventpoll_release(filp);\n \treturn retval;\n";
-        let read = |_: &str| Some(applied.clone());
-        let found = changed(hunk, &read, &map(&["filp_flush"]));
-        assert_eq!(found[0].function, "filp_flush");
+        // A tree another variant's series left elsewhere: nothing of it found, nothing named.
+        let other = |_: &str| Some("int f(void)\n{\n\treturn 0;\n}\n".to_string());
+        assert!(changed(&patch, &other, &map(&["filp_flush"])).is_empty());
     }
 
-    /// The unpinned-poll patch (a revert of epi_fget) changes ep_item_poll, read from the
-    /// hunk's own text in a tree laid out as 6.12's.
+    /// The unpinned-poll patch (epi_fget's pin taken out again) changes ep_item_poll, found in
+    /// a tree that has it applied (the hunk's added lines are there, its removed ones not).
     #[test]
-    fn the_unpinned_poll_patch_changes_ep_item_poll() {
+    fn the_unpinned_poll_patch_changes_ep_item_poll_in_a_tree_that_has_it() {
         let patch = repo(
             "kernels/patches/epoll-unpinned-poll/\
              0001-epoll-poll-the-watched-file-without-pinning-it.patch",
         );
-        let hunks = hunks(&patch);
-        assert!(!hunks.is_empty());
-        assert!(hunks.iter().all(|h| h.file == "fs/eventpoll.c"));
-        // A tree made of the hunks' old sides, each inside a function named in the file.
-        let mut tree = String::new();
-        for (i, h) in hunks.iter().enumerate() {
-            tree.push_str(&format!("static int outer_{i}(void)\n{{\n"));
-            for (m, l) in &h.lines {
-                if *m != '+' {
-                    tree.push_str(l);
-                    tree.push('\n');
-                }
-            }
-            tree.push_str("}\n\n");
-        }
-        let read = |_: &str| Some(tree.clone());
-        let names: Vec<String> = (0..hunks.len()).map(|i| format!("outer_{i}")).collect();
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let found = changed(&patch, &read, &map(&refs));
-        assert!(!found.is_empty());
-        assert!(found.iter().all(|c| c.function.starts_with("outer_")));
+        let eventpoll = data("eventpoll-6.12.118-ep_item_poll.c");
+        let read = |path: &str| (path == "fs/eventpoll.c").then(|| eventpoll.clone());
+        let found = changed(
+            &patch,
+            &read,
+            &map(&["ep_item_poll", "__ep_eventpoll_poll"]),
+        );
+        let names: Vec<&str> = found.iter().map(|c| c.function.as_str()).collect();
+        assert_eq!(names, ["ep_item_poll"]);
     }
 
     #[test]
