@@ -28,6 +28,11 @@ pub const DEFAULT_PACE_US: u32 = 20_000;
 /// races faster than the search can look; it stops and says so.
 pub const STRESS_WINS: u32 = 3;
 
+/// Runs in a row whose report came from stress (before any applied attempt) after which the
+/// search slows the workload: its pace doubles, up to [`MAX_PACE_US`].
+pub const STRESS_BEFORE_SLOWING: u32 = 2;
+pub const MAX_PACE_US: u64 = 500_000;
+
 /// The longest one run of a search lasts (a report ends it sooner, and a fresh restore goes
 /// on where it stopped).
 pub const RUN_LENGTH: Duration = Duration::from_secs(60);
@@ -58,7 +63,7 @@ pub struct Args {
     /// A sleep after each round of every thread, in microseconds (the workload's `pace_us`;
     /// 0: none): stress alone then rarely reports before an interleaving is applied. Default:
     /// the scenario's own pace_us, else 20000 (20 ms). The scenario written keeps it.
-    #[arg(long, value_name = "MICROS")]
+    #[arg(long, value_name = "MICROS", value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub pace: Option<u32>,
     /// How much to try: a number of distinct interleavings (40), or a time (15m).
     #[arg(long, default_value = "15m")]
@@ -215,6 +220,8 @@ pub struct Record {
     pub runs: Vec<SearchRun>,
     /// Reports that came before any applied attempt of their run: stress, not a schedule.
     pub stress_hits: usize,
+    /// The workload's pace when the search ended (it doubles after stress wins in a row).
+    pub pace_us: Option<u64>,
     pub elapsed_s: f64,
     pub outcome: Option<Outcome>,
 }
@@ -424,6 +431,23 @@ fn paced(scenario: &mut Scenario, pace: Option<u32>) {
     };
 }
 
+/// Double the workload's pace (up to [`MAX_PACE_US`]): stress keeps winning.
+fn slow_down(scenario: &mut Scenario) {
+    let now = scenario
+        .params
+        .get("pace_us")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
+    let next = (now * 2).clamp(1000, MAX_PACE_US);
+    if next != now {
+        crate::events::note(format!(
+            "explore: stress reported before any applied attempt in {STRESS_BEFORE_SLOWING} runs \
+             in a row; the workload's pace goes from {now} to {next} µs a round"
+        ));
+        scenario.params.insert("pace_us".into(), next.into());
+    }
+}
+
 /// What the search looks for: `--title`, any report, or `--from`'s first report's title.
 fn wanted(a: &Args, reports: &[Report]) -> Result<Wanted> {
     Ok(
@@ -483,6 +507,7 @@ pub async fn explore(a: Args) -> Result<Record> {
             search: Search::new(candidates, roles, map, a.budget).record(),
             runs: vec![],
             stress_hits: 0,
+            pace_us: None,
             elapsed_s: started.elapsed().as_secs_f64(),
             outcome: None,
         });
@@ -516,6 +541,7 @@ pub async fn explore(a: Args) -> Result<Record> {
         search: search.record(),
         runs: vec![],
         stress_hits: 0,
+        pace_us: None,
         elapsed_s: 0.0,
         outcome: None,
     };
@@ -547,8 +573,10 @@ pub async fn explore(a: Args) -> Result<Record> {
         )?),
         started,
     };
-    let (found, why_ended) = search_runs(&s, &mut record).await?;
-    let outcome = conclude(&s, found, why_ended).await?;
+    let mut searched = scenario.clone();
+    let (found, why_ended) = search_runs(&s, &mut searched, &mut record).await?;
+    record.pace_us = searched.params.get("pace_us").and_then(|v| v.as_u64());
+    let outcome = conclude(&s, &searched, found, why_ended).await?;
     record.search = s.search.record();
     record.elapsed_s = started.elapsed().as_secs_f64();
     record.outcome = Some(outcome);
@@ -561,8 +589,13 @@ type Hit = (u64, String, PathBuf);
 
 /// Runs until a report with the title follows an applied interleaving, the budget is spent
 /// or nothing is left to try; the hit, or why the search ended without one.
-async fn search_runs(s: &Searching<'_>, record: &mut Record) -> Result<(Option<Hit>, String)> {
-    let (search, scenario) = (&s.search, s.scenario);
+async fn search_runs(
+    s: &Searching<'_>,
+    scenario: &mut Scenario,
+    record: &mut Record,
+) -> Result<(Option<Hit>, String)> {
+    let search = &s.search;
+    let mut stress_in_a_row = 0;
     let (pool, progress) = (&s.pool, &s.progress);
     let who = s.target.name.rsplit('/').next().unwrap_or("kernel");
     let label = format!("{who} × {} (explore)", scenario.name);
@@ -598,7 +631,7 @@ async fn search_runs(s: &Searching<'_>, record: &mut Record) -> Result<(Option<H
                 suppressions: s.suppressions.clone(),
                 source: Some(search.clone()),
             };
-            let runs = run::batch(scenario, s.target, &opts).await?;
+            let runs = run::batch(&*scenario, s.target, &opts).await?;
             let Some(r) = runs.last() else {
                 break "no run was made".to_string();
             };
@@ -614,6 +647,13 @@ async fn search_runs(s: &Searching<'_>, record: &mut Record) -> Result<(Option<H
             let (id, words) = followed(search, r);
             if !titles.is_empty() && id.is_none() {
                 record.stress_hits += 1;
+                stress_in_a_row += 1;
+            } else {
+                stress_in_a_row = 0;
+            }
+            if stress_in_a_row == STRESS_BEFORE_SLOWING {
+                stress_in_a_row = 0;
+                slow_down(scenario);
             }
             record.runs.push(SearchRun {
                 dir: r.dir.clone(),
@@ -658,7 +698,12 @@ async fn search_runs(s: &Searching<'_>, record: &mut Record) -> Result<(Option<H
 }
 
 /// The outcome: the scenario written and checked, or what survived.
-async fn conclude(s: &Searching<'_>, found: Option<Hit>, why_ended: String) -> Result<Outcome> {
+async fn conclude(
+    s: &Searching<'_>,
+    scenario: &Scenario,
+    found: Option<Hit>,
+    why_ended: String,
+) -> Result<Outcome> {
     let Some((id, title, run_dir)) = found else {
         let (_, _, applied, given_up) = s.search.counts();
         use crate::results::canary::Detectors;
@@ -685,7 +730,7 @@ async fn conclude(s: &Searching<'_>, found: Option<Hit>, why_ended: String) -> R
             .file
             .parent()
             .unwrap_or(Path::new("."))
-            .join(format!("{}-{}-found.toml", s.scenario.name, s.a.variant)),
+            .join(format!("{}-{}-found.toml", scenario.name, s.a.variant)),
     };
     let provenance = found::Provenance {
         variant: &s.a.variant,
@@ -695,7 +740,7 @@ async fn conclude(s: &Searching<'_>, found: Option<Hit>, why_ended: String) -> R
         run: &run_dir,
         tried: s.search.counts().1,
     };
-    let text = found::scenario_text(s.scenario, &provenance, &steps, &s.search.stops_of(id))?;
+    let text = found::scenario_text(scenario, &provenance, &steps, &s.search.stops_of(id))?;
     crate::files::write(&file, text.as_bytes())?;
     // What it wrote reads back as a scenario (the check a user's `lab run` makes).
     let written = crate::config::scenario::load(&file)?;
@@ -831,7 +876,20 @@ mod tests {
              closer_cpus = [0]\nadder_cpus = [1]\npoller_cpus = [2]\nfile_kind = \"pipe\"\n",
         )
         .unwrap();
-        let scenario = crate::config::scenario::load(&file).unwrap();
+        let mut scenario = crate::config::scenario::load(&file).unwrap();
+        // The pace: the search's default, doubled when stress keeps winning, never past
+        // its bound; 0 leaves none.
+        paced(&mut scenario, None);
+        let pace = |s: &Scenario| s.params.get("pace_us").and_then(|v| v.as_u64());
+        assert_eq!(pace(&scenario), Some(u64::from(DEFAULT_PACE_US)));
+        slow_down(&mut scenario);
+        assert_eq!(pace(&scenario), Some(2 * u64::from(DEFAULT_PACE_US)));
+        for _ in 0..20 {
+            slow_down(&mut scenario);
+        }
+        assert_eq!(pace(&scenario), Some(MAX_PACE_US));
+        paced(&mut scenario, Some(0));
+        assert_eq!(pace(&scenario), None);
         let mut r = roles(&scenario);
         r.sort();
         assert_eq!(r, ["adder", "closer", "poller"]);
