@@ -75,6 +75,11 @@ pub struct Args {
     /// follows its first applied attempt (0: no check).
     #[arg(long, default_value_t = 20)]
     pub confirm: u32,
+    /// Runs of each hit's scenario before the search takes it: each must reproduce at its
+    /// first applied attempt, or the search goes on and keeps the best hit should it find no
+    /// better (0: take the first hit).
+    #[arg(long, default_value_t = 5)]
+    pub verify: u32,
     /// Print the candidate locations (function, score, where each came from) and stop: no
     /// machine runs.
     #[arg(long)]
@@ -208,6 +213,15 @@ pub struct SearchRun {
     pub followed: Option<String>,
 }
 
+/// A hit's check before the search took it (or went on).
+#[derive(Debug, Clone, Serialize)]
+pub struct Verified {
+    pub id: u64,
+    pub file: PathBuf,
+    pub first_attempt: u32,
+    pub runs: u32,
+}
+
 /// `<dir>/explore.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Record {
@@ -218,6 +232,8 @@ pub struct Record {
     pub wanted: Wanted,
     pub search: SearchRecord,
     pub runs: Vec<SearchRun>,
+    /// Each hit's check, in order.
+    pub verified: Vec<Verified>,
     /// Reports that came before any applied attempt of their run: stress, not a schedule.
     pub stress_hits: usize,
     /// The workload's pace when the search ended (it doubles after stress wins in a row).
@@ -506,6 +522,7 @@ pub async fn explore(a: Args) -> Result<Record> {
             wanted,
             search: Search::new(candidates, roles, map, a.budget).record(),
             runs: vec![],
+            verified: vec![],
             stress_hits: 0,
             pace_us: None,
             elapsed_s: started.elapsed().as_secs_f64(),
@@ -540,6 +557,7 @@ pub async fn explore(a: Args) -> Result<Record> {
         wanted,
         search: search.record(),
         runs: vec![],
+        verified: vec![],
         stress_hits: 0,
         pace_us: None,
         elapsed_s: 0.0,
@@ -574,14 +592,68 @@ pub async fn explore(a: Args) -> Result<Record> {
         started,
     };
     let mut searched = scenario.clone();
-    let (found, why_ended) = search_runs(&s, &mut searched, &mut record).await?;
+    let (best, why_ended) = hunt(&s, &mut searched, &mut record).await?;
     record.pace_us = searched.params.get("pace_us").and_then(|v| v.as_u64());
-    let outcome = conclude(&s, &searched, found, why_ended).await?;
+    let outcome = conclude(&s, &searched, best, why_ended).await?;
     record.search = s.search.record();
     record.elapsed_s = started.elapsed().as_secs_f64();
     record.outcome = Some(outcome);
     write(&dir, &record)?;
     Ok(record)
+}
+
+/// Search, check each hit with `--verify` runs of its scenario, and go on until one
+/// reproduces at its first applied attempt in all of them; the best hit (or none) and why the
+/// search ended without a perfect one.
+async fn hunt(
+    s: &Searching<'_>,
+    searched: &mut Scenario,
+    record: &mut Record,
+) -> Result<(Option<Hit>, String)> {
+    // The best hit so far, and how many of its check's runs reproduced at the first attempt.
+    let mut best: Option<(Hit, u32)> = None;
+    let why_ended =
+        loop {
+            let (found, why) = search_runs(s, searched, record).await?;
+            let Some(hit) = found else { break why };
+            if s.a.verify == 0 {
+                best = Some((hit, 0));
+                break String::new();
+            }
+            let id = hit.0;
+            let file = s
+                .dir
+                .join("candidates")
+                .join(format!("interleaving-{id}.toml"));
+            let written = write_scenario(s, searched, &hit, &file)?;
+            let check = Check {
+                runs: s.a.verify,
+                how: s.a.how,
+                title: &hit.1,
+                suppressions: s.suppressions.clone(),
+            };
+            let out = s.dir.join("verify").join(id.to_string());
+            let (ok, runs) = confirm(&written, s.target, &check, &out).await?;
+            crate::events::note(format!(
+            "explore: interleaving {id} reproduced at its first applied attempt in {ok}/{runs} \
+             runs{}",
+            if ok == runs { "" } else { "; the search goes on" }
+        ));
+            record.verified.push(Verified {
+                id,
+                file,
+                first_attempt: ok,
+                runs,
+            });
+            write(s.dir, record)?;
+            if best.as_ref().is_none_or(|(_, b)| ok > *b) {
+                best = Some((hit, ok));
+            }
+            if ok == runs {
+                break String::new();
+            }
+        };
+    Ok((best.map(|(h, _)| h), why_ended))
 }
 
 /// An interleaving that made the kernel report: its id, the title, the run.
@@ -732,18 +804,9 @@ async fn conclude(
             .unwrap_or(Path::new("."))
             .join(format!("{}-{}-found.toml", scenario.name, s.a.variant)),
     };
-    let provenance = found::Provenance {
-        variant: &s.a.variant,
-        kernel: &s.target.name,
-        id,
-        title: &title,
-        run: &run_dir,
-        tried: s.search.counts().1,
-    };
-    let text = found::scenario_text(scenario, &provenance, &steps, &s.search.stops_of(id))?;
-    crate::files::write(&file, text.as_bytes())?;
-    // What it wrote reads back as a scenario (the check a user's `lab run` makes).
-    let written = crate::config::scenario::load(&file)?;
+    let hit = (id, title, run_dir);
+    let written = write_scenario(s, scenario, &hit, &file)?;
+    let (id, title, run_dir) = hit;
     let (first_attempt, confirm_runs, confirm_dir) = match s.a.confirm {
         0 => (0, 0, None),
         n => {
@@ -768,6 +831,34 @@ async fn conclude(
         first_attempt,
         confirm_dir,
     })
+}
+
+/// Write the scenario of a hit to `file`, and read it back as the lab reads scenarios.
+fn write_scenario(
+    s: &Searching<'_>,
+    scenario: &Scenario,
+    (id, title, run): &Hit,
+    file: &Path,
+) -> Result<Scenario> {
+    let steps = s
+        .search
+        .steps_of(*id)
+        .expect("a found interleaving has steps");
+    let provenance = found::Provenance {
+        variant: &s.a.variant,
+        kernel: &s.target.name,
+        id: *id,
+        title,
+        run,
+        tried: s.search.counts().1,
+    };
+    let text = found::scenario_text(scenario, &provenance, &steps, &s.search.stops_of(*id))?;
+    if let Some(parent) = file.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot make {}", parent.display()))?;
+    }
+    crate::files::write(file, text.as_bytes())?;
+    Ok(crate::config::scenario::load(file)?)
 }
 
 /// The check of a found scenario.
