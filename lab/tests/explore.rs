@@ -69,7 +69,10 @@ fn explore_from_a_report_finds_the_unpinned_race_and_lab_run_reproduces_it() {
     assert_eq!(outcome["kind"], "found", "{record}");
     assert_eq!(outcome["title"], "WARNING in dma_buf_poll");
     // Each hit was checked before the search took it.
-    assert!(!record["verified"].as_array().unwrap().is_empty(), "{record}");
+    assert!(
+        !record["verified"].as_array().unwrap().is_empty(),
+        "{record}"
+    );
     // Every location came from the report or from what the roles were seen executing: the
     // record's ranked stops hold each, with where it came from.
     let text = std::fs::read_to_string(&file).unwrap();

@@ -121,11 +121,11 @@ impl Ui {
                 given_up,
                 left,
                 eta,
-            } => self.line(&format!(
-                "lab: explore: {attempts} attempts, {distinct} distinct interleavings ({applied} \
-                 applied, {given_up} given up), {left}{}",
-                eta.map(|d| format!(", at most {:.0} s to go", d.as_secs_f64()))
-                    .unwrap_or_default()
+            } => self.line(&explore::progress(
+                *attempts,
+                (*distinct, *applied, *given_up),
+                left,
+                *eta,
             )),
             Event::KernelReady { label, kernel } => {
                 self.line(&format!("lab: {label}: {}", build::ready(kernel)))
