@@ -4,8 +4,8 @@
 //!
 //! Three phases, in one machine:
 //! 1. **Sampling**: the machine is stopped every few milliseconds and each vCPU's PC is
-//!    resolved in System.map with the task it runs: the functions each role's thread is seen
-//!    in.
+//!    resolved in System.map with the task it runs, and the code addresses on its kernel
+//!    stack with it (its callers, its syscall): the functions each role's thread is seen in.
 //! 2. **Probing**: each candidate location (from a report, a patch, `--at`) is tried on each
 //!    role as a one-step schedule: the role's thread stopping there within the deadline says
 //!    that role reaches it. Sampled functions need no probe.
@@ -35,7 +35,7 @@ pub const STEP_DEADLINE: Duration = Duration::from_secs(1);
 pub const SAMPLES: u32 = 150;
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(20);
 /// The sampled functions kept per role (the most often seen).
-pub const SAMPLED_PER_ROLE: usize = 4;
+pub const SAMPLED_PER_ROLE: usize = 5;
 /// The stops the search combines (the best by score).
 pub const MAX_STOPS: usize = 10;
 /// The deepest interleaving generated.
@@ -412,7 +412,8 @@ impl Search {
                     function: function.clone(),
                     score: 0.5 * f64::from(n) / f64::from(total.max(1)),
                     from: vec![format!(
-                        "sampled: the {role} thread was seen there in {n} of its {total} samples"
+                        "sampled: the {role} thread was seen in it (or below it) in {n} of its \
+                         samples"
                     )],
                 });
             }
@@ -616,10 +617,20 @@ impl Source for Search {
             let (Some(function), true) = (&s.function, self.roles.contains(&s.task)) else {
                 continue;
             };
-            *inner
-                .sampled
-                .entry((s.task.clone(), symbol(function).to_string()))
-                .or_default() += 1;
+            // The function the vCPU is in and its callers on the stack, each once.
+            let mut seen: Vec<&str> = vec![symbol(function)];
+            for caller in &s.stack {
+                let caller = symbol(caller);
+                if !seen.contains(&caller) {
+                    seen.push(caller);
+                }
+            }
+            for f in seen {
+                *inner
+                    .sampled
+                    .entry((s.task.clone(), f.to_string()))
+                    .or_default() += 1;
+            }
         }
     }
 }
@@ -701,6 +712,41 @@ mod tests {
             describe(&s[2]),
             "adder at __fput (hit 1), running adder, poller"
         );
+    }
+
+    /// A sample counts the function a role's thread is in and each caller found on its stack,
+    /// once each; other tasks' samples and user space count nothing.
+    #[test]
+    fn samples_count_a_roles_function_and_its_callers() {
+        let search = Search::new(
+            vec![],
+            vec!["closer".into(), "poller".into()],
+            Arc::new(SymbolMap::default()),
+            Budget::Schedules(1),
+        );
+        let sample = |task: &str, function: Option<&str>, stack: &[&str]| Sample {
+            at_ms: 0,
+            cpu: 0,
+            pc: 0xffff_ffff_8100_0000,
+            function: function.map(String::from),
+            task: task.into(),
+            stack: stack.iter().map(|s| s.to_string()).collect(),
+        };
+        search.sampled(&[
+            sample(
+                "closer",
+                Some("memset_orig+0x10"),
+                &["__fput+0x9a", "task_work_run+0x5c", "__fput+0x9a"],
+            ),
+            sample("closer", Some("__fput+0x20"), &[]),
+            sample("swapper/1", Some("default_idle+0x3"), &["do_idle+0x10"]),
+            sample("poller", None, &[]),
+        ]);
+        let sampled = search.record().sampled;
+        assert_eq!(sampled.get("closer in __fput"), Some(&2));
+        assert_eq!(sampled.get("closer in memset_orig"), Some(&1));
+        assert_eq!(sampled.get("closer in task_work_run"), Some(&1));
+        assert_eq!(sampled.len(), 3, "{sampled:?}");
     }
 
     #[test]

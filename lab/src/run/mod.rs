@@ -404,13 +404,30 @@ fn schedule_plan(scenario: &Scenario, schedule: &Schedule, target: &Target) -> R
             target.name
         );
     };
+    let text = text_of(&map);
     Ok(Plan {
         steps,
         gap: schedule.gap,
         name_of: std::sync::Arc::new(move |addr| map.name_of(addr)),
         tasks: Tasks { current, init_task },
+        text,
         source: None,
     })
+}
+
+/// Where the kernel's code lies: `_stext` to `_etext`.
+fn text_of(map: &SymbolMap) -> Option<(u64, u64)> {
+    let at = |name: &str| {
+        let location = crate::config::schedule::Location {
+            symbol: name.into(),
+            offset: 0,
+        };
+        map.resolve(&location)
+            .ok()
+            .and_then(|a| a.first().copied())
+            .or_else(|| map.data_address(name))
+    };
+    Some((at("_stext")?, at("_etext")?))
 }
 
 /// One VM run of the batch, its reports parsed (and symbolized) and judged.

@@ -368,6 +368,8 @@ impl Gdb {
 
 /// gdb's number of the instruction pointer on x86-64.
 pub const RIP: u32 = 16;
+/// gdb's number of the stack pointer on x86-64 (rax, rbx, rcx, rdx, rsi, rdi, rbp, rsp).
+pub const RSP: u32 = 7;
 /// The GS base in use, and the one `swapgs` swaps in: QEMU's x86-64 target description
 /// numbers them after the segment registers (`maint print remote-registers`: 25 and 26). In
 /// the kernel, GS is the per-CPU area; in user mode the kernel's is the swapped-out one.

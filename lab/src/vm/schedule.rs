@@ -12,7 +12,7 @@
 //! name, read from the kernel's `current`); any other stop is stepped over. After the last
 //! step, or a missed deadline, every vCPU resumes and no breakpoint is left.
 
-use super::gdb::{Action, Cpu, Gdb, Gone, Stop, GS_BASE, K_GS_BASE, RIP};
+use super::gdb::{Action, Cpu, Gdb, Gone, Stop, GS_BASE, K_GS_BASE, RIP, RSP};
 use crate::config::schedule::{CpuRef, Step};
 use anyhow::Result;
 use runner::protocol::Position;
@@ -37,6 +37,9 @@ pub struct Plan {
     pub name_of: Namer,
     /// Where the kernel keeps each CPU's current task.
     pub tasks: Tasks,
+    /// The kernel's code (`_stext` to `_etext`): a value on a stack in it is taken for a
+    /// return address when the machine is sampled.
+    pub text: Option<(u64, u64)>,
     /// Interleavings handed out attempt by attempt (an exploration) instead of `steps`
     /// repeated.
     pub source: Option<Arc<dyn Source>>,
@@ -66,7 +69,15 @@ pub struct Sample {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function: Option<String>,
     pub task: String,
+    /// The code addresses found on the kernel stack above the stack pointer, named, in the
+    /// order found (the callers, as a conservative scan finds them: some may be stale).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stack: Vec<String>,
 }
+
+/// How much of a kernel stack a sample scans, and the most callers it keeps.
+const STACK_SCAN: usize = 0x800;
+const STACK_KEEP: usize = 24;
 
 /// Where an exploration's attempts come from: each attempt asks for the next interleaving
 /// and says how it went; with none left, the controller stops attempting and lets the
@@ -320,6 +331,7 @@ struct Driver {
     all: Vec<Cpu>,
     end: watch::Receiver<bool>,
     tasks: Tasks,
+    text: Option<(u64, u64)>,
     /// Where a task_struct has its name, once read from `init_task`.
     comm_at: Option<u64>,
 }
@@ -436,6 +448,31 @@ impl Driver {
         Ok(at.join(", "))
     }
 
+    /// The code addresses on `cpu`'s kernel stack, named: every 8-byte value from the stack
+    /// pointer up that falls in the kernel's code.
+    async fn callers(&mut self, cpu: Cpu, (start, end): (u64, u64)) -> Result<Vec<String>> {
+        let sp = self.gdb.register(cpu, RSP).await?;
+        // Not past the end of the stack's page run: a kernel stack is 16 KiB, aligned.
+        let room = (0x4000 - (sp & 0x3fff)) as usize;
+        let bytes = self.gdb.memory(sp, STACK_SCAN.min(room)).await?;
+        let mut out: Vec<String> = Vec::new();
+        for word in bytes.chunks_exact(8) {
+            let value = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+            if value <= start || value >= end {
+                continue;
+            }
+            if let Some(name) = (self.name_of)(value) {
+                if !out.contains(&name) {
+                    out.push(name);
+                }
+            }
+            if out.len() == STACK_KEEP {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// Stop the machine, read where each vCPU is and what it runs, and let it run again.
     async fn sample(&mut self, stopped: bool) -> Result<Vec<Sample>> {
         if !stopped {
@@ -450,12 +487,17 @@ impl Driver {
                 Err(e) => format!("task unknown: {e:#}"),
             };
             let function = (pc >= 1 << 63).then(|| (self.name_of)(pc)).flatten();
+            let stack = match (function.is_some(), self.text) {
+                (true, Some(text)) => self.callers(cpu, text).await.unwrap_or_default(),
+                _ => vec![],
+            };
             seen.push(Sample {
                 at_ms,
                 cpu,
                 pc,
                 function,
                 task,
+                stack,
             });
         }
         let all: BTreeSet<Cpu> = self.all.iter().copied().collect();
@@ -730,6 +772,7 @@ async fn drive(
         all,
         end,
         tasks: plan.tasks,
+        text: plan.text,
         comm_at: None,
     };
     let mut result = Ok(());
@@ -873,6 +916,7 @@ mod tests {
                 init_task: 0xffff_ffff_8260_0000,
             },
             source: None,
+            text: None,
         };
         let positions = [
             position(0, "closer", Some(0)),
