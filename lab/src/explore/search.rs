@@ -15,7 +15,8 @@
 //!    there; each later step lets its own role run (resuming it if an earlier step stopped
 //!    it) with every role not stopped yet, until its location; after the last step every vCPU
 //!    resumes. Depth 2 (one change point) before depth 3, and within a depth by the sum of
-//!    the stops' scores. An interleaving is the sequence of its (role, location, hit) steps
+//!    the stops' scores. Besides the stops found, each role's next syscall is one: the
+//!    boundary where what the role did in the kernel is over. An interleaving is the sequence of its (role, location, hit) steps
 //!    and is never attempted again once applied; one that misses is tried again up to
 //!    [`TRIES`] times in all, then given up.
 
@@ -38,6 +39,11 @@ pub const SAMPLE_EVERY: Duration = Duration::from_millis(20);
 pub const SAMPLED_PER_ROLE: usize = 5;
 /// The stops the search combines (the best by score).
 pub const MAX_STOPS: usize = 10;
+/// Where every syscall enters, newest kernels first: a role stopped there has finished what it
+/// was doing in the kernel.
+pub const SYSCALL_ENTRY: &[&str] = &["x64_sys_call", "do_syscall_64"];
+/// The score of a role's next syscall as a stop.
+pub const BOUNDARY_SCORE: f64 = 0.25;
 /// The deepest interleaving generated.
 pub const MAX_DEPTH: usize = 3;
 
@@ -420,6 +426,21 @@ impl Search {
         }
         stops.sort_by(|a, b| b.score.total_cmp(&a.score));
         stops.truncate(MAX_STOPS);
+        // Each role's next syscall: where everything it was doing in the kernel is over (a
+        // free done, a reference dropped), whatever it was.
+        if let Some(entry) = SYSCALL_ENTRY.iter().find(|f| !self.resolve(f).is_empty()) {
+            for role in &self.roles {
+                stops.push(Stop {
+                    role: role.clone(),
+                    function: entry.to_string(),
+                    score: BOUNDARY_SCORE,
+                    from: vec![format!(
+                        "the {role} thread's next syscall ({entry} dispatches every one): what \
+                         it was doing in the kernel is over"
+                    )],
+                });
+            }
+        }
         inner.interleavings = interleavings(&stops, MAX_DEPTH);
         inner.stops = stops;
     }
