@@ -465,16 +465,14 @@ fn slow_down(scenario: &mut Scenario) {
 }
 
 /// What the search looks for: `--title`, any report, or `--from`'s first report's title.
-fn wanted(a: &Args, reports: &[Report]) -> Result<Wanted> {
-    Ok(
-        match (&a.title, a.any_report, reports.iter().find(|r| r.counts())) {
-            (Some(t), _, _) => Wanted::Title(t.clone()),
-            (None, true, _) => Wanted::AnyReport,
-            (None, false, Some(first)) => Wanted::Title(first.title.clone()),
-            // From a patch alone: whatever the kernel reports.
-            (None, false, None) => Wanted::AnyReport,
-        },
-    )
+fn wanted(a: &Args, reports: &[Report]) -> Wanted {
+    match (&a.title, a.any_report, reports.iter().find(|r| r.counts())) {
+        (Some(t), _, _) => Wanted::Title(t.clone()),
+        (None, true, _) => Wanted::AnyReport,
+        (None, false, Some(first)) => Wanted::Title(first.title.clone()),
+        // From a patch alone: whatever the kernel reports.
+        (None, false, None) => Wanted::AnyReport,
+    }
 }
 
 /// Everything one search's runs share.
@@ -502,7 +500,7 @@ pub async fn explore(a: Args) -> Result<Record> {
         Some(from) => reports_from(from)?,
         None => vec![],
     };
-    let wanted = wanted(&a, &reports)?;
+    let wanted = wanted(&a, &reports);
     let target = Target::resolve(None, Some(a.variant.clone()), a.dirs.kernels.clone()).await?;
     let map = target.system_map().ok_or_else(|| {
         anyhow::anyhow!(
