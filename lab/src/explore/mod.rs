@@ -32,6 +32,9 @@ pub const STRESS_WINS: u32 = 3;
 /// search slows the workload: its pace doubles, up to [`MAX_PACE_US`].
 pub const STRESS_BEFORE_SLOWING: u32 = 2;
 pub const MAX_PACE_US: u64 = 500_000;
+/// Runs in a row that stress wins at [`MAX_PACE_US`] after which the search gives up: the
+/// report does not wait for an interleaving.
+pub const STRESS_AT_SLOWEST: u32 = 10;
 
 /// The longest one run of a search lasts (a report ends it sooner, and a fresh restore goes
 /// on where it stopped).
@@ -721,7 +724,23 @@ async fn search_runs(
             } else {
                 stress_in_a_row = 0;
             }
-            if stress_in_a_row == STRESS_BEFORE_SLOWING {
+            let pace = scenario.params.get("pace_us").and_then(|v| v.as_u64());
+            if stress_in_a_row >= STRESS_AT_SLOWEST && pace == Some(MAX_PACE_US) {
+                anyhow::bail!(
+                    "stress reported before any applied attempt in {stress_in_a_row} runs in a \
+                     row at the slowest pace ({} ms a round; last: {}): this report does not wait \
+                     for an interleaving of the workload's threads (it may come from a thread no \
+                     schedule stops, a kworker, or from every round). Record: {}",
+                    MAX_PACE_US / 1000,
+                    record
+                        .runs
+                        .last()
+                        .map(|r| r.reports.join("; "))
+                        .unwrap_or_default(),
+                    s.dir.join("explore.json").display()
+                );
+            }
+            if stress_in_a_row == STRESS_BEFORE_SLOWING && pace != Some(MAX_PACE_US) {
                 stress_in_a_row = 0;
                 slow_down(scenario);
             }
