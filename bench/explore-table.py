@@ -19,6 +19,9 @@ def row(path):
         result = f'found: {o["title"]}'
         check = f'{o["first_attempt"]}/{o["confirm_runs"]}' if o["confirm_runs"] else "-"
         steps = "; ".join(o["steps"])
+    elif o.get("kind") == "stress-only":
+        result = f'not found: stress reported in {o["stress_hits"]} of {o["runs"]} runs, no applied interleaving did'
+        check, steps = "-", o["why_ended"]
     elif o.get("kind") == "survived":
         result = f'survived: {o["applied"]} applied over {o["locations"]} locations'
         check, steps = "-", o["why_ended"]

@@ -118,6 +118,14 @@ impl Wanted {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum Outcome {
+    /// No applied interleaving made the kernel report, but stress did (reports before any
+    /// applied attempt of their run): not a survival.
+    StressOnly {
+        stress_hits: usize,
+        runs: usize,
+        applied: usize,
+        why_ended: String,
+    },
     /// The report followed an applied attempt of interleaving `id`.
     Found {
         id: u64,
@@ -147,6 +155,16 @@ impl Outcome {
     /// The answer in words.
     pub fn sentence(&self) -> String {
         match self {
+            Outcome::StressOnly {
+                stress_hits,
+                runs,
+                applied,
+                why_ended,
+            } => format!(
+                "no interleaving was found: {applied} applied interleavings were followed by no \
+                 report, but stress made the kernel report in {stress_hits} of the search's \
+                 {runs} runs, each before any applied attempt of its run ({why_ended})"
+            ),
             Outcome::Found {
                 id,
                 title,
@@ -595,7 +613,8 @@ pub async fn explore(a: Args) -> Result<Record> {
     let mut searched = scenario.clone();
     let (best, why_ended) = hunt(&s, &mut searched, &mut record).await?;
     record.pace_us = searched.params.get("pace_us").and_then(|v| v.as_u64());
-    let outcome = conclude(&s, &searched, best, why_ended).await?;
+    let ended = (why_ended, record.stress_hits, record.runs.len());
+    let outcome = conclude(&s, &searched, best, ended).await?;
     record.search = s.search.record();
     record.elapsed_s = started.elapsed().as_secs_f64();
     record.outcome = Some(outcome);
@@ -791,10 +810,18 @@ async fn conclude(
     s: &Searching<'_>,
     scenario: &Scenario,
     found: Option<Hit>,
-    why_ended: String,
+    (why_ended, stress_hits, runs): (String, usize, usize),
 ) -> Result<Outcome> {
     let Some((id, title, run_dir)) = found else {
         let (_, _, applied, given_up) = s.search.counts();
+        if stress_hits > 0 {
+            return Ok(Outcome::StressOnly {
+                stress_hits,
+                runs,
+                applied,
+                why_ended,
+            });
+        }
         use crate::results::canary::Detectors;
         return Ok(Outcome::Survived {
             applied,
@@ -972,6 +999,20 @@ mod tests {
             unproven.ends_with("— detectors unproven: no canary"),
             "{unproven}"
         );
+    }
+
+    /// A search whose every report came from stress does not claim the kernel survived.
+    #[test]
+    fn stress_hits_are_never_a_survival() {
+        let text = Outcome::StressOnly {
+            stress_hits: 134,
+            runs: 134,
+            applied: 0,
+            why_ended: "budget of 15m spent".into(),
+        }
+        .sentence();
+        assert!(!text.contains("survived"), "{text}");
+        assert!(text.contains("stress made the kernel report in 134 of the search's 134 runs"));
     }
 
     #[test]
