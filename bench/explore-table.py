@@ -28,11 +28,11 @@ def row(path):
     else:
         result, check, steps = "unfinished", "-", "-"
     return (f'| {d["variant"]} × {d["scenario"]} | {"--from" if d.get("from") else "patch"} '
-            f'| {d["elapsed_s"] / 60:.1f} min | {probes} probes, {len(inter)} interleavings '
+            f'| {d.get("searched_s", d["elapsed_s"]) / 60:.1f} min ({d["elapsed_s"] / 60:.1f}) | {probes} probes, {len(inter)} interleavings '
             f'({applied} applied), {d["stress_hits"]} stress hits | {result} | {check} | {steps} |')
 
 
-print("| variant × scenario | from | time | tried | result | first-attempt reproduction | steps |")
+print("| variant × scenario | from | search (with the 20 re-runs) | tried | result | first-attempt reproduction | steps |")
 print("|---|---|---|---|---|---|---|")
 for p in sys.argv[1:]:
     print(row(p))

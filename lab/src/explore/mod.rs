@@ -259,6 +259,9 @@ pub struct Record {
     pub stress_hits: usize,
     /// The workload's pace when the search ended (it doubles after stress wins in a row).
     pub pace_us: Option<u64>,
+    /// From the start to the end of the search (its hits' checks included, the final
+    /// --confirm runs not).
+    pub searched_s: f64,
     pub elapsed_s: f64,
     pub outcome: Option<Outcome>,
 }
@@ -544,6 +547,7 @@ pub async fn explore(a: Args) -> Result<Record> {
             verified: vec![],
             stress_hits: 0,
             pace_us: None,
+            searched_s: 0.0,
             elapsed_s: started.elapsed().as_secs_f64(),
             outcome: None,
         });
@@ -579,6 +583,7 @@ pub async fn explore(a: Args) -> Result<Record> {
         verified: vec![],
         stress_hits: 0,
         pace_us: None,
+        searched_s: 0.0,
         elapsed_s: 0.0,
         outcome: None,
     };
@@ -613,6 +618,7 @@ pub async fn explore(a: Args) -> Result<Record> {
     let mut searched = scenario.clone();
     let (best, why_ended) = hunt(&s, &mut searched, &mut record).await?;
     record.pace_us = searched.params.get("pace_us").and_then(|v| v.as_u64());
+    record.searched_s = started.elapsed().as_secs_f64();
     let ended = (why_ended, record.stress_hits, record.runs.len());
     let outcome = conclude(&s, &searched, best, ended).await?;
     record.search = s.search.record();
