@@ -100,6 +100,18 @@ fn every_detector_fires_on_the_default_machine_and_loglevel_1_silences_them() {
     );
 }
 
+/// The canary.json a verdict's detail names (`canary: PATH)`), for a failure's message.
+fn canary_named_in(detail: &str) -> String {
+    let Some(path) = detail
+        .split_once("canary: ")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(path, _)| path)
+    else {
+        return "(the detail names no canary)".into();
+    };
+    std::fs::read_to_string(path).unwrap_or_else(|e| format!("cannot read {path}: {e}"))
+}
+
 /// `scenarios/epoll-dmabuf-race.toml` under another name with `head` put first, in `dir`.
 fn race_with(dir: &std::path::Path, name: &str, head: &str) {
     let race = std::fs::read_to_string(repo_dir("scenarios/epoll-dmabuf-race.toml")).unwrap();
@@ -195,7 +207,8 @@ fn a_race_on_a_machine_whose_detectors_are_silent_is_never_a_pass() {
         runs[0].1.starts_with(
             "the soft-lockup detector did not fire on this machine (SOFTLOCKUP printed"
         ),
-        "{runs:?}"
+        "{runs:?}\n{}",
+        canary_named_in(&runs[0].1)
     );
     // The same machine, its canary cached: the detectors this scenario relies on fired.
     let (code, runs) = race_runs("baseline", "no-soft-lockup-kasan-race", dir, "1");

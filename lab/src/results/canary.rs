@@ -26,6 +26,10 @@ pub struct Proof {
     pub run: PathBuf,
     /// From the workload's start to the first report.
     pub first_report_ms: Option<u64>,
+    /// Why the trigger's run said nothing about the kernel (QEMU or the agent failed, the
+    /// machine did not boot): the detector was not heard, which is not that it is silent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unheard: Option<String>,
 }
 
 /// `canary.json`.
@@ -75,6 +79,12 @@ impl Canary {
         self.proofs.iter().all(|p| p.fired || p.absent)
     }
 
+    /// Whether this canary is the machine's answer: no trigger's run failed to say anything
+    /// about the kernel. One that did is not kept as the machine's, so it runs again.
+    pub fn answers(&self) -> bool {
+        self.proofs.iter().all(|p| p.unheard.is_none())
+    }
+
     /// What this canary lets a clean run relying on `relied` claim. A detector relied on by
     /// name that the kernel does not build is silent too: nothing could have reported.
     pub fn covers(&self, relied: &Relied) -> Detectors {
@@ -102,13 +112,18 @@ impl Canary {
             // One: what its trigger printed instead; several: their names (canary.json has
             // the rest).
             ([p], _) => {
-                let what = match (&p.seen, p.absent) {
-                    (_, true) => "it is not built".to_string(),
-                    (Some(seen), _) => format!("{} printed {seen:?}", p.crash),
-                    (None, _) => format!("{} printed no report", p.crash),
+                let what = match (&p.seen, p.absent, &p.unheard) {
+                    (_, true, _) => "it is not built".to_string(),
+                    (_, _, Some(why)) => format!("{}'s runs said nothing: {why}", p.crash),
+                    (Some(seen), _, _) => format!("{} printed {seen:?}", p.crash),
+                    (None, _, _) => format!("{} printed no report", p.crash),
+                };
+                let verb = match p.unheard {
+                    Some(_) => "was not heard",
+                    None => "did not fire",
                 };
                 Detectors::Silent(format!(
-                    "{} did not fire on this machine ({what}; canary: {at})",
+                    "{} {verb} on this machine ({what}; canary: {at})",
                     display(&p.detector)
                 ))
             }
@@ -139,6 +154,7 @@ mod tests {
             outcome: "completed".into(),
             run: PathBuf::new(),
             first_report_ms: None,
+            unheard: None,
         }
     }
 
@@ -218,5 +234,28 @@ mod tests {
             )
         );
         assert!(fired.passed() && kasan_absent.passed() && !kasan_silent.passed());
+    }
+
+    /// A trigger whose runs said nothing about the kernel leaves a canary that is not the
+    /// machine's answer (it runs again), and a verdict that says it was not heard.
+    #[test]
+    fn a_trigger_whose_run_failed_is_unheard_not_silent() {
+        let mut lost = proof("lockdep", false, false, None);
+        lost.unheard = Some("agent-lost: channel closed".into());
+        let c = Canary {
+            file: Some(PathBuf::from("/c/canary.json")),
+            ..canary(vec![proof("kasan", true, false, None), lost])
+        };
+        assert!(!c.answers() && !c.passed());
+        assert_eq!(
+            c.covers(&Relied::AllBuilt),
+            Detectors::Silent(
+                "lockdep was not heard on this machine (X's runs said nothing: agent-lost: \
+                 channel closed; canary: /c/canary.json)"
+                    .into()
+            )
+        );
+        let heard = canary(vec![proof("lockdep", false, false, None)]);
+        assert!(heard.answers());
     }
 }

@@ -232,7 +232,7 @@ fn stored(dir: &Path) -> Result<Option<Canary>> {
     match crate::files::read(&file) {
         Ok(bytes) => Ok(serde_json::from_slice::<Canary>(&bytes)
             .ok()
-            .filter(|c| c.proofs.len() == TRIGGERS.len())),
+            .filter(|c| c.proofs.len() == TRIGGERS.len() && c.answers())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", file.display())),
     }
@@ -270,10 +270,11 @@ pub async fn canary(
         if config.as_deref().is_some_and(|c| !built(t, c)) {
             proofs.push(Proof {
                 absent: true,
+                unheard: None,
                 ..proof(t, None, out)
             });
         } else if let Provoke::Lkdtm { .. } = t.provoke {
-            let (r, dir) = ctx.provoke(t).await?;
+            let (r, dir) = ctx.heard(t).await?;
             let record = r.as_ref().and_then(|r| r.record.as_ref());
             snapshot = snapshot.or_else(|| record.and_then(|rec| rec.start.snapshot.clone()));
             booted = booted.or_else(|| r.as_ref().map(boot_console));
@@ -323,10 +324,31 @@ struct Provoking<'a> {
     machine: &'a str,
 }
 
+/// How many times a trigger is provoked while its runs say nothing about the kernel.
+const ATTEMPTS: usize = 2;
+
 impl Provoking<'_> {
-    /// One LKDTM trigger's run under `out/<detector>/`: its result (none when it was not
-    /// made) and its directory.
-    async fn provoke(&self, t: &Trigger) -> Result<(Option<RunResult>, std::path::PathBuf)> {
+    /// The trigger provoked until a run says something about the kernel, at most
+    /// [`ATTEMPTS`] times: a run that QEMU or the agent failed is not the detector's silence.
+    async fn heard(&self, t: &Trigger) -> Result<(Option<RunResult>, std::path::PathBuf)> {
+        let mut last = self.provoke(t, 1).await?;
+        for attempt in 2..=ATTEMPTS {
+            if unheard(last.0.as_ref()).is_none() {
+                break;
+            }
+            last = self.provoke(t, attempt).await?;
+        }
+        Ok(last)
+    }
+
+    /// One LKDTM trigger's run under `out/<detector>/` (`out/<detector>.<attempt>/` after
+    /// the first attempt, which is kept): its result (none when it was not made) and its
+    /// directory.
+    async fn provoke(
+        &self,
+        t: &Trigger,
+        attempt: usize,
+    ) -> Result<(Option<RunResult>, std::path::PathBuf)> {
         let Provoke::Lkdtm {
             crash,
             params: thresholds,
@@ -350,7 +372,11 @@ impl Provoking<'_> {
             duration,
             &[LKDTM],
         );
-        let dir = crate::cache::empty_dir(&self.out.join(t.detector))?;
+        let name = match attempt {
+            1 => t.detector.to_string(),
+            n => format!("{}.{n}", t.detector),
+        };
+        let dir = crate::cache::empty_dir(&self.out.join(name))?;
         let label = format!("{} canary {}", self.machine, t.detector);
         self.progress.plan(&label, 1, duration.get());
         let opts = BatchOptions {
@@ -395,6 +421,9 @@ fn boot_proof(t: &Trigger, booted: Option<&Path>, out: &Path) -> Result<Proof> {
             None => "not-run: no trigger's run booted the machine".into(),
         },
         run: booted.map_or_else(|| out.to_path_buf(), Path::to_path_buf),
+        unheard: booted
+            .is_none()
+            .then(|| "no trigger's run booted the machine".to_string()),
         ..proof(t, None, out)
     })
 }
@@ -467,6 +496,15 @@ fn boot_console(r: &RunResult) -> std::path::PathBuf {
     }
 }
 
+/// Why a trigger's run said nothing about the kernel, when it did not.
+fn unheard(r: Option<&RunResult>) -> Option<String> {
+    match r.map(|r| &r.evidence) {
+        None => Some("no run was made".into()),
+        Some(crate::results::Evidence::Inconclusive { why }) => Some(why.clone()),
+        Some(_) => None,
+    }
+}
+
 fn proof(t: &Trigger, r: Option<&RunResult>, dir: &Path) -> Proof {
     let seen = r
         .and_then(|r| r.reports.iter().find(|rep| rep.counts()))
@@ -485,6 +523,7 @@ fn proof(t: &Trigger, r: Option<&RunResult>, dir: &Path) -> Proof {
         outcome: r.map_or("not-run", |r| r.outcome_name()).into(),
         run: r.map_or_else(|| dir.to_path_buf(), |r| r.dir.clone()),
         first_report_ms: r.and_then(|r| r.first_report_ms),
+        unheard: unheard(r),
     }
 }
 
