@@ -750,21 +750,6 @@ async fn search_runs(
                 stress_in_a_row = 0;
             }
             let pace = scenario.params.get("pace_us").and_then(|v| v.as_u64());
-            if stress_in_a_row >= STRESS_AT_SLOWEST && pace == Some(MAX_PACE_US) {
-                anyhow::bail!(
-                    "stress reported before any applied attempt in {stress_in_a_row} runs in a \
-                     row at the slowest pace ({} ms a round; last: {}): this report does not wait \
-                     for an interleaving of the workload's threads (it may come from a thread no \
-                     schedule stops, a kworker, or from every round). Record: {}",
-                    MAX_PACE_US / 1000,
-                    record
-                        .runs
-                        .last()
-                        .map(|r| r.reports.join("; "))
-                        .unwrap_or_default(),
-                    s.dir.join("explore.json").display()
-                );
-            }
             if stress_in_a_row == STRESS_BEFORE_SLOWING && pace != Some(MAX_PACE_US) {
                 stress_in_a_row = 0;
                 slow_down(scenario);
@@ -777,6 +762,20 @@ async fn search_runs(
             record.search = search.record();
             record.elapsed_s = s.started.elapsed().as_secs_f64();
             write(s.dir, record)?;
+            if stress_in_a_row >= STRESS_AT_SLOWEST && pace == Some(MAX_PACE_US) {
+                break format!(
+                    "stress reported before any applied attempt in {stress_in_a_row} runs in a \
+                     row at the slowest pace ({} ms a round; last: {}): this report does not \
+                     wait for an interleaving of the workload's threads (it may come from a \
+                     thread no schedule stops, a kworker, or from every round)",
+                    MAX_PACE_US / 1000,
+                    record
+                        .runs
+                        .last()
+                        .map(|r| r.reports.join("; "))
+                        .unwrap_or_default(),
+                );
+            }
             let matched = r.reports.iter().find(|rep| record.wanted.matches(rep));
             if let (Some(id), Some(m)) = (id, matched) {
                 progress.clear();
