@@ -149,6 +149,19 @@ fn the_seed_schedule_is_applied_on_both_kernels_and_only_the_unpinned_one_report
     let run = &runs[0];
     assert_eq!(run["verdict"]["verdict"], "pass", "{run}");
     assert!(!applied(run, &SEED).is_empty(), "{run}");
+    // Not a stress pass: the evidence says what was applied and survived.
+    assert_eq!(run["evidence"]["kind"], "survived", "{run}");
+    assert_eq!(
+        run["evidence"]["applied"].as_u64(),
+        Some(applied(run, &SEED).len() as u64),
+        "{run}"
+    );
+    assert_eq!(run["evidence"]["interleavings"], 1, "{run}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("survived "),
+        "{}",
+        show(&output)
+    );
     assert!(run["record"]["schedule"]["error"].is_null(), "{run}");
     // The stops left no trace a report parser would take for a finding.
     let console = std::fs::read_to_string(out.join("run-001/console.log")).unwrap();

@@ -46,6 +46,8 @@ pub struct Row {
     pub tests: BTreeMap<String, String>,
     /// Why the clean runs' detectors are unproven (no canary could run), when they are.
     pub unproven: Option<String>,
+    /// What the runs with a schedule survived, when some did.
+    pub survived: Option<String>,
 }
 
 /// Each test's result over the runs that count: one status, or each with its count when
@@ -167,6 +169,7 @@ fn row(arm: &Arm) -> Row {
     });
     Row {
         unproven,
+        survived: super::survived(counted.iter().copied()),
         name: arm.name.clone(),
         detector: arm.detector,
         runs: counted.len(),

@@ -48,6 +48,16 @@ pub enum Evidence {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         unproven: Option<String>,
     },
+    /// A run with a schedule (written, or an exploration's) found nothing, and its
+    /// interleavings were applied: `applied` attempts of `interleavings` distinct ones, each
+    /// executed as written, and the kernel survived them. Not a stress pass: it says which
+    /// orders ran. `unproven` as for a clean run.
+    Survived {
+        applied: u32,
+        interleavings: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unproven: Option<String>,
+    },
     /// The run says nothing about the kernel: it did not boot to the agent, QEMU or the
     /// agent failed.
     Inconclusive { why: String },
@@ -251,13 +261,21 @@ pub fn judge(
                 text: format!("{} check(s) differ: {}", differences.len(), text.join(", ")),
             }
         }
-        MachineSays::Completed | MachineSays::Interrupted => match detectors {
-            Detectors::Proven => Evidence::Clean { unproven: None },
-            Detectors::Silent(why) => Evidence::Inconclusive { why: why.clone() },
-            Detectors::Unproven(why) => Evidence::Clean {
-                unproven: Some(why.clone()),
-            },
-        },
+        MachineSays::Completed | MachineSays::Interrupted => {
+            let unproven = match detectors {
+                Detectors::Proven => None,
+                Detectors::Silent(why) => return Evidence::Inconclusive { why: why.clone() },
+                Detectors::Unproven(why) => Some(why.clone()),
+            };
+            match schedule {
+                Some(s) => Evidence::Survived {
+                    applied: s.applied() as u32,
+                    interleavings: s.interleavings_applied() as u32,
+                    unproven,
+                },
+                None => Evidence::Clean { unproven },
+            }
+        }
     }
 }
 
@@ -271,7 +289,28 @@ impl Evidence {
                 | Evidence::MachineFinding { .. }
                 | Evidence::Differs { .. }
                 | Evidence::Clean { .. }
+                | Evidence::Survived { .. }
         )
+    }
+
+    /// What a survival ran, in words ("survived 17 applied attempts of 1 interleaving"); none
+    /// for any other evidence.
+    pub fn survived(&self) -> Option<String> {
+        let Evidence::Survived {
+            applied,
+            interleavings,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let plural =
+            |n: u32, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        Some(format!(
+            "survived {} of {}",
+            plural(*applied, "applied attempt", "applied attempts"),
+            plural(*interleavings, "interleaving", "interleavings")
+        ))
     }
 
     /// The finding's (title, signature): a kernel report or what the machine saw.
@@ -301,9 +340,15 @@ impl Evidence {
                 Verdict::Fail(format!("{title} ({detail})"))
             }
             Evidence::Differs { text } => Verdict::Fail(text.clone()),
-            Evidence::Clean { unproven: None } => Verdict::Pass,
+            Evidence::Clean { unproven: None } | Evidence::Survived { unproven: None, .. } => {
+                Verdict::Pass
+            }
             Evidence::Clean {
                 unproven: Some(why),
+            }
+            | Evidence::Survived {
+                unproven: Some(why),
+                ..
             } => Verdict::PassUnproven(why.clone()),
             Evidence::Inconclusive { why } => Verdict::Error(why.clone()),
             Evidence::Skipped { why } => Verdict::Skipped(why.clone()),
@@ -434,6 +479,7 @@ mod tests {
             Evidence::MachineFinding { title, .. } => format!("finding: {title}"),
             Evidence::Differs { .. } => "differs".into(),
             Evidence::Clean { .. } => "clean".into(),
+            Evidence::Survived { .. } => "survived".into(),
             Evidence::Inconclusive { .. } => "inconclusive".into(),
             Evidence::Skipped { .. } => "skipped".into(),
             Evidence::Interrupted => "interrupted".into(),
@@ -613,6 +659,59 @@ mod tests {
             &Detectors::Proven,
         );
         assert_eq!(e.verdict(), Verdict::Pass);
+        // Applied and clean: a survival of what was applied, never a plain clean run; the
+        // attempts an exploration made count by interleaving, the missed ones not at all.
+        assert_eq!(
+            e.survived().as_deref(),
+            Some("survived 1 applied attempt of 1 interleaving")
+        );
+        for id in [7, 7, 9] {
+            record.attempts.push(Attempt {
+                interleaving: Some(id),
+                ..Attempt::default()
+            });
+        }
+        let explored = judge(
+            Kind::Race,
+            &Outcome::Completed,
+            &[],
+            &none,
+            Some(&record),
+            &Detectors::Unproven("no CONFIG_LKDTM".into()),
+        );
+        assert_eq!(
+            explored,
+            Evidence::Survived {
+                applied: 4,
+                interleavings: 3,
+                unproven: Some("no CONFIG_LKDTM".into())
+            }
+        );
+        assert!(explored.counts());
+        assert_eq!(
+            explored.verdict(),
+            Verdict::PassUnproven("no CONFIG_LKDTM".into())
+        );
+        let silent = Detectors::Silent("KASAN did not fire on this machine".into());
+        let e = judge(
+            Kind::Race,
+            &Outcome::Completed,
+            &[],
+            &none,
+            Some(&record),
+            &silent,
+        );
+        assert!(!e.counts() && e.survived().is_none());
+        // Without a schedule, nothing survived: a clean run.
+        let clean = judge(
+            Kind::Race,
+            &Outcome::Completed,
+            &[],
+            &none,
+            None,
+            &Detectors::Proven,
+        );
+        assert_eq!(clean, Evidence::Clean { unproven: None });
     }
 
     /// Only a completed run with nothing found reads the canary: silent detectors make it say

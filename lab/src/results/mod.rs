@@ -14,6 +14,25 @@ pub mod stats;
 
 pub use evidence::{Evidence, Verdict};
 
+/// What the runs with a schedule survived, when some did: "survived 51 applied attempts in 3
+/// runs" (a run's interleavings are its own; across runs they are not told apart).
+pub fn survived<'a>(runs: impl IntoIterator<Item = &'a RunResult>) -> Option<String> {
+    let (n, applied) = runs
+        .into_iter()
+        .filter_map(|r| match r.evidence {
+            Evidence::Survived { applied, .. } => Some(applied),
+            _ => None,
+        })
+        .fold((0u32, 0u32), |(n, a), applied| (n + 1, a + applied));
+    (n > 0).then(|| {
+        format!(
+            "survived {applied} applied attempt{} in {n} run{}",
+            if applied == 1 { "" } else { "s" },
+            if n == 1 { "" } else { "s" }
+        )
+    })
+}
+
 use crate::report::parser::Report;
 use crate::vm::outcome::Outcome;
 

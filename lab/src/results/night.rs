@@ -176,6 +176,11 @@ pub fn unproven(cell: &CellResult) -> Option<String> {
     })
 }
 
+/// What the cell's runs with a schedule survived, when some did.
+pub fn survived(cell: &CellResult) -> Option<String> {
+    super::survived(&cell.runs)
+}
+
 /// The first failing run and its verdict detail (a finding's title, or the uapi differences).
 pub fn first_failure(cell: &CellResult) -> Option<(&RunResult, String)> {
     cell.runs.iter().find_map(|r| match r.verdict() {

@@ -133,6 +133,11 @@ pub fn summary(scenario: &Scenario, target: &Target, results: &[RunResult]) -> S
             ));
         }
         s.push_str(&schedule_summary(results));
+        if let Some(what) = crate::results::survived(results) {
+            s.push_str(&format!(
+                "{what}: the interleavings were applied and the kernel did not report\n"
+            ));
+        }
         let roles: std::collections::BTreeSet<String> = results
             .iter()
             .flat_map(|r| r.throughput.iter().map(|(role, _)| role.clone()))

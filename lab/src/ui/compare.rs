@@ -231,7 +231,12 @@ pub fn verdicts(rows: &[Row]) -> Vec<String> {
                 .iter()
                 .find_map(|side| Some(format!(" ({}: {})", side.name, side.unproven.as_ref()?)))
                 .unwrap_or_default();
-            format!("{}: {race}{uapi}{tests}{hangs}{unproven}", r.name)
+            // A side whose interleavings were applied and survived says what it survived.
+            let survived: String = [first, r]
+                .iter()
+                .filter_map(|side| Some(format!("; {} {}", side.name, side.survived.as_ref()?)))
+                .collect();
+            format!("{}: {race}{uapi}{tests}{hangs}{unproven}{survived}", r.name)
         })
         .collect()
 }

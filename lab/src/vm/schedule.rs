@@ -196,6 +196,19 @@ impl ScheduleRecord {
         self.attempts.iter().filter(|a| a.applied()).count()
     }
 
+    /// The distinct interleavings among the applied attempts (a written schedule's is one).
+    pub fn interleavings_applied(&self) -> usize {
+        let mut ids: Vec<Option<u64>> = self
+            .attempts
+            .iter()
+            .filter(|a| a.applied())
+            .map(|a| a.interleaving)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len()
+    }
+
     /// Applied attempts that ended before `ms` (since QEMU started).
     pub fn applied_before(&self, ms: u64) -> usize {
         self.attempts

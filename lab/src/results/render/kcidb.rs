@@ -23,7 +23,7 @@ fn run_status(r: &RunResult) -> &'static str {
         Evidence::KernelReport { .. }
         | Evidence::MachineFinding { .. }
         | Evidence::Differs { .. } => "FAIL",
-        Evidence::Clean { .. } => "PASS",
+        Evidence::Clean { .. } | Evidence::Survived { .. } => "PASS",
         Evidence::Skipped { .. } => "SKIP",
         // The guest never reached the agent: the harness, not the test, failed.
         Evidence::Inconclusive { .. }
@@ -269,9 +269,13 @@ fn run_test(
     t.insert("path".into(), json!(path));
     t.insert("status".into(), json!(run_status(r)));
     let verdict = r.verdict();
-    let detail = verdict.parts().1;
-    if !detail.is_empty() {
-        t.insert("comment".into(), json!(detail));
+    let comment: Vec<String> = [r.evidence.survived(), Some(verdict.parts().1.to_string())]
+        .into_iter()
+        .flatten()
+        .filter(|c| !c.is_empty())
+        .collect();
+    if !comment.is_empty() {
+        t.insert("comment".into(), json!(comment.join("; ")));
     }
     if let Some(rec) = &r.record {
         if let Some(started) = &rec.started {
@@ -303,6 +307,12 @@ fn run_test(
             "run": r.index,
             "outcome": r.outcome_name(),
             "first_report_ms": r.first_report_ms,
+            "survived": match &r.evidence {
+                Evidence::Survived { applied, interleavings, .. } => {
+                    json!({"applied": applied, "interleavings": interleavings})
+                }
+                _ => Value::Null,
+            },
             "expect": cell.expect,
             "night": night_misc(night),
         }),

@@ -9,7 +9,7 @@ pub mod kcidb;
 pub mod night;
 
 use super::night::{
-    as_expected, first_failure, tally, unproven, CellResult, NightResults, NOT_RUN,
+    as_expected, first_failure, survived, tally, unproven, CellResult, NightResults, NOT_RUN,
 };
 use super::Verdict;
 
@@ -52,9 +52,13 @@ pub fn cell_text(cell: &CellResult) -> String {
     } else if skipped == n && n > 0 {
         format!("skipped: {}", cell.runs[0].verdict().parts().1)
     } else {
-        match unproven(cell) {
-            Some(why) => format!("pass {pass}/{n} ({why})"),
-            None => format!("pass {pass}/{n}"),
+        let notes: Vec<String> = [survived(cell), unproven(cell)]
+            .into_iter()
+            .flatten()
+            .collect();
+        match notes.is_empty() {
+            true => format!("pass {pass}/{n}"),
+            false => format!("pass {pass}/{n} ({})", notes.join("; ")),
         }
     }
 }

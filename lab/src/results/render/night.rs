@@ -205,10 +205,19 @@ pub fn junit_xml(night: &NightResults) -> Result<String, quick_junit::SerializeE
             TestCaseStatus::success()
         };
         let mut case = TestCase::new(cell.variant.clone(), status);
-        // A pass on unproven detectors says so where a reader of the JUnit looks.
-        if let Some(why) = super::super::night::unproven(cell) {
+        // A pass on unproven detectors says so where a reader of the JUnit looks; so does a
+        // pass that survived applied interleavings.
+        let survived = super::super::night::survived(cell);
+        if let Some(what) = &survived {
+            case.add_property(quick_junit::Property::new("survived", what.clone()));
+        }
+        let unproven = super::super::night::unproven(cell);
+        if let Some(why) = &unproven {
             case.add_property(quick_junit::Property::new("qualifier", why.clone()));
-            case.set_system_out(why);
+        }
+        let out: Vec<String> = [survived, unproven].into_iter().flatten().collect();
+        if !out.is_empty() {
+            case.set_system_out(out.join("\n"));
         }
         case.set_classname(format!("{}.{}", cell.scenario, cell.variant));
         suites
@@ -366,6 +375,35 @@ mod tests {
         // Plain passes carry no qualifier.
         assert!(!summary_md(&night()).contains("unproven"));
         assert!(!junit_xml(&night()).unwrap().contains("unproven"));
+    }
+
+    /// A cell whose runs applied their interleavings and found nothing says what it survived
+    /// in every rendering of the night; a plain pass does not claim it.
+    #[test]
+    fn every_renderer_shows_what_a_scheduled_pass_survived() {
+        let mut n = night();
+        for (r, applied) in n.cells[1].runs.iter_mut().zip([17, 3]) {
+            r.evidence = crate::results::Evidence::Survived {
+                applied,
+                interleavings: 1,
+                unproven: None,
+            };
+        }
+        let what = "survived 20 applied attempts in 2 runs";
+        assert!(summary_md(&n).contains(&format!("pass 2/2 ({what}) ✓")));
+        let xml = junit_xml(&n).unwrap();
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        assert!(doc.descendants().any(|p| p.has_tag_name("property")
+            && p.attribute("name") == Some("survived")
+            && p.attribute("value") == Some(what)));
+        assert!(super::super::html::page(&n).contains(what));
+        let kcidb = super::super::kcidb::export(&n, "lab", "file:///x").unwrap();
+        let tests = kcidb["tests"].as_array().unwrap();
+        assert!(tests.iter().any(|t| t["status"] == "PASS"
+            && t["comment"] == "survived 17 applied attempts of 1 interleaving"
+            && t["misc"]["survived"]["applied"] == 17));
+        assert!(!summary_md(&night()).contains("survived"));
+        assert!(!junit_xml(&night()).unwrap().contains("survived"));
     }
 
     #[test]
