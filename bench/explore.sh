@@ -10,6 +10,7 @@
 #              kept), then `lab explore --from` it: the schedule is written and re-run 20 times
 #   patch-*    `lab explore` with no report: candidates from the variant's series and sampling
 #   baseline-* the same searches on baseline: what survived
+# PACE=MICROS passes --pace to every search (default: the scenario's, else 20 ms).
 # Each search has a budget of 15 minutes. Under TCG on a 2-core host, a case takes 5 to 25
 # minutes (the 20 re-runs included).
 set -euo pipefail
@@ -54,7 +55,9 @@ for c in "${chosen[@]}"; do
   rm -rf "${w:?}/$c"
   start=$SECONDS
   status=0
-  "$lab" explore --variant "$variant" --scenario "$scenario" --kernels kernels "${from[@]}" \
+  pace=()
+  [ -z "${PACE:-}" ] || pace=(--pace "$PACE")
+  "$lab" explore --variant "$variant" --scenario "$scenario" --kernels kernels "${from[@]}" "${pace[@]}" \
     --budget 15m --confirm 20 --out "$w/$c.found.toml" --dir "$w/$c" \
     >"$w/$c.out" 2>"$w/$c.log" || status=$?
   echo "== $c: $((SECONDS - start)) s, exit $status"
