@@ -133,6 +133,52 @@ pub fn from_reports(reports: &[Report]) -> Vec<Candidate> {
     out
 }
 
+/// Where a step at `function` may be widened to: the function that called it in each stack
+/// of `reports` it is in (the next kept frame outward; the title's function is called by the
+/// top of its report's first stack), each with where it was seen, in the order found. A
+/// step at the caller is reached before the code the bug changed decides anything, so a
+/// schedule stopped there applies on a kernel without the bug too.
+pub fn callers(reports: &[Report], function: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (i, r) in reports.iter().enumerate() {
+        let title = titled(r);
+        let all = stacks(r, &title);
+        for (k, (stack, frames)) in all.iter().enumerate() {
+            let mut names: Vec<&str> = kept(frames)
+                .map(|f| base_name(&f.function))
+                .filter(|f| !PLUMBING.contains(f))
+                .collect();
+            // The title's function: its callers are the next stack's frames.
+            if stack == "title" {
+                if let Some((_, below)) = all.get(k + 1) {
+                    names.extend(
+                        kept(below)
+                            .map(|f| base_name(&f.function))
+                            .filter(|f| !PLUMBING.contains(f)),
+                    );
+                }
+            }
+            names.dedup();
+            let Some(at) = names.iter().position(|f| *f == function) else {
+                continue;
+            };
+            let Some(caller) = names.get(at + 1) else {
+                continue;
+            };
+            if !out.iter().any(|(c, _)| c == caller) {
+                out.push((
+                    caller.to_string(),
+                    format!(
+                        "the caller of {function} in report {}'s {stack} stack",
+                        i + 1
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// `io_eventfd_signal.part.0` is `io_eventfd_signal` to a person and in System.map's sense of
 /// where to stop (the compiler's clone is found from it).
 fn base_name(function: &str) -> &str {
@@ -213,5 +259,28 @@ mod tests {
         let all = from_reports(&reports);
         assert!(all.len() >= c.len());
         assert!(all.iter().any(|c| c.seen.iter().any(|s| s.report > 0)));
+    }
+
+    /// A step is widened to its caller in the report's stacks: the WARNING's faulting
+    /// function to the top of its call trace, a KASAN access to the frame below it; a
+    /// function at the bottom of every stack it is in has none.
+    #[test]
+    fn a_steps_caller_comes_from_the_stacks_it_is_in() {
+        let warning = console("epoll-unpinned-poll-dmabuf.log");
+        let up = callers(&warning[..1], "dma_buf_poll");
+        assert_eq!(up.first().map(|(c, _)| c.as_str()), Some("ep_item_poll"));
+        assert_eq!(
+            up[0].1,
+            "the caller of dma_buf_poll in report 1's title stack"
+        );
+        let next = callers(&warning[..1], "ep_item_poll");
+        assert!(!next.is_empty() && next[0].0 != "ep_item_poll", "{next:?}");
+        let kasan = console("eventfd-no-kref-uring.log");
+        let up = callers(&kasan[..1], "eventfd_signal_mask");
+        assert!(!up.is_empty(), "{up:?}");
+        assert!(up
+            .iter()
+            .all(|(c, _)| c != "eventfd_signal_mask" && !PLUMBING.contains(&c.as_str())));
+        assert!(callers(&kasan[..1], "no_such_function").is_empty());
     }
 }

@@ -243,6 +243,20 @@ pub struct Verified {
     pub runs: u32,
 }
 
+/// A step of the found schedule moved to its caller, and that scenario's check.
+#[derive(Debug, Clone, Serialize)]
+pub struct Widened {
+    /// The step's number (1: the first).
+    pub step: usize,
+    pub from: String,
+    pub to: String,
+    pub file: PathBuf,
+    pub first_attempt: u32,
+    pub runs: u32,
+    /// Reproduced in every run: the schedule written has the step at `to`.
+    pub kept: bool,
+}
+
 /// `<dir>/explore.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Record {
@@ -255,6 +269,9 @@ pub struct Record {
     pub runs: Vec<SearchRun>,
     /// Each hit's check, in order.
     pub verified: Vec<Verified>,
+    /// The found schedule's steps moved to their callers, each try with its check.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub widened: Vec<Widened>,
     /// Reports that came before any applied attempt of their run: stress, not a schedule.
     pub stress_hits: usize,
     /// The workload's pace when the search ended (it doubles after stress wins in a row).
@@ -545,6 +562,7 @@ pub async fn explore(a: Args) -> Result<Record> {
             search: Search::new(candidates, roles, map, a.budget).record(),
             runs: vec![],
             verified: vec![],
+            widened: vec![],
             stress_hits: 0,
             pace_us: None,
             searched_s: 0.0,
@@ -581,6 +599,7 @@ pub async fn explore(a: Args) -> Result<Record> {
         search: search.record(),
         runs: vec![],
         verified: vec![],
+        widened: vec![],
         stress_hits: 0,
         pace_us: None,
         searched_s: 0.0,
@@ -620,7 +639,7 @@ pub async fn explore(a: Args) -> Result<Record> {
     record.pace_us = searched.params.get("pace_us").and_then(|v| v.as_u64());
     record.searched_s = started.elapsed().as_secs_f64();
     let ended = (why_ended, record.stress_hits, record.runs.len());
-    let outcome = conclude(&s, &searched, best, ended).await?;
+    let outcome = conclude(&s, &searched, best, ended, &mut record).await?;
     record.search = s.search.record();
     record.elapsed_s = started.elapsed().as_secs_f64();
     record.outcome = Some(outcome);
@@ -651,7 +670,9 @@ async fn hunt(
                 .dir
                 .join("candidates")
                 .join(format!("interleaving-{id}.toml"));
-            let written = write_scenario(s, searched, &hit, &file)?;
+            let steps = s.search.steps_of(id).expect("a hit has steps");
+            let written =
+                write_scenario(s, searched, &hit, (&steps, &s.search.stops_of(id)), &file)?;
             let check = Check {
                 runs: s.a.verify,
                 how: s.a.how,
@@ -816,6 +837,7 @@ async fn conclude(
     scenario: &Scenario,
     found: Option<Hit>,
     (why_ended, stress_hits, runs): (String, usize, usize),
+    record: &mut Record,
 ) -> Result<Outcome> {
     let Some((id, title, run_dir)) = found else {
         let (_, _, applied, given_up) = s.search.counts();
@@ -840,10 +862,9 @@ async fn conclude(
             },
         });
     };
-    let steps = s
-        .search
-        .steps_of(id)
-        .expect("a found interleaving has steps");
+    let hit = (id, title, run_dir);
+    let (steps, stops) = widen(s, scenario, &hit, record).await?;
+    let (id, title, run_dir) = hit;
     let file = match &s.a.out {
         Some(f) => f.clone(),
         None => s
@@ -854,7 +875,7 @@ async fn conclude(
             .join(format!("{}-{}-found.toml", scenario.name, s.a.variant)),
     };
     let hit = (id, title, run_dir);
-    let written = write_scenario(s, scenario, &hit, &file)?;
+    let written = write_scenario(s, scenario, &hit, (&steps, &stops), &file)?;
     let (id, title, run_dir) = hit;
     let (first_attempt, confirm_runs, confirm_dir) = match s.a.confirm {
         0 => (0, 0, None),
@@ -882,17 +903,105 @@ async fn conclude(
     })
 }
 
-/// Write the scenario of a hit to `file`, and read it back as the lab reads scenarios.
+/// How many steps' widenings are tried after a hit, at most (each costs `--verify` runs).
+const WIDEN_TRIES: usize = 4;
+/// How far up its callers one step is widened.
+const WIDEN_LEVELS: usize = 2;
+
+/// The hit's steps, each moved up to its caller in the hit run's reports while the scenario
+/// still reproduces at its first applied attempt in every `--verify` run. A step at the
+/// function the bug changes (`dma_buf_poll`, reached only once the dying file got past
+/// `ep_item_poll`) is never reached on a kernel without the bug, so there the schedule is
+/// never applied and says nothing; at its caller it is applied everywhere, and a kernel without
+/// the bug survives it. Every try is recorded.
+async fn widen(
+    s: &Searching<'_>,
+    scenario: &Scenario,
+    hit: &Hit,
+    record: &mut Record,
+) -> Result<(Vec<crate::config::schedule::Step>, Vec<search::Stop>)> {
+    let (id, title, run) = hit;
+    let mut steps = s
+        .search
+        .steps_of(*id)
+        .expect("a found interleaving has steps");
+    let mut stops = s.search.stops_of(*id);
+    if s.a.verify == 0 || stops.len() != steps.len() {
+        return Ok((steps, stops));
+    }
+    let reports = reports_from(run).unwrap_or_default();
+    let mut tries = 0;
+    for i in 0..steps.len() {
+        for _ in 0..WIDEN_LEVELS {
+            if tries == WIDEN_TRIES {
+                return Ok((steps, stops));
+            }
+            let used = |f: &str| {
+                stops
+                    .iter()
+                    .any(|st| st.role == stops[i].role && st.function == f)
+            };
+            let Some((caller, why)) = candidates::callers(&reports, &stops[i].function)
+                .into_iter()
+                .find(|(c, _)| s.search.resolves(c) && !used(c))
+            else {
+                break;
+            };
+            tries += 1;
+            let (mut wider, mut wider_stops) = (steps.clone(), stops.clone());
+            wider[i].at = search::location(&caller);
+            wider[i].name = format!("{}-{caller}", stops[i].role);
+            wider_stops[i].function = caller.clone();
+            wider_stops[i].from = vec![why];
+            let file = s
+                .dir
+                .join("candidates")
+                .join(format!("interleaving-{id}-widened-{tries}.toml"));
+            let written = write_scenario(s, scenario, hit, (&wider, &wider_stops), &file)?;
+            let check = Check {
+                runs: s.a.verify,
+                how: s.a.how,
+                title,
+                suppressions: s.suppressions.clone(),
+            };
+            let out = s.dir.join("widen").join(tries.to_string());
+            let (ok, runs) = confirm(&written, s.target, &check, &out).await?;
+            let adopted = ok == runs;
+            crate::events::note(format!(
+                "explore: step {} moved from {} to its caller {caller}: reproduced at its \
+                 first applied attempt in {ok}/{runs} runs{}",
+                i + 1,
+                stops[i].function,
+                if adopted { ", kept" } else { ", not kept" }
+            ));
+            record.widened.push(Widened {
+                step: i + 1,
+                from: stops[i].function.clone(),
+                to: caller,
+                file,
+                first_attempt: ok,
+                runs,
+                kept: adopted,
+            });
+            write(s.dir, record)?;
+            if !adopted {
+                break;
+            }
+            (steps, stops) = (wider, wider_stops);
+        }
+    }
+    Ok((steps, stops))
+}
+
+/// Write the scenario of a hit, with these steps, to `file`, and read it back as the lab
+/// reads scenarios.
 fn write_scenario(
     s: &Searching<'_>,
     scenario: &Scenario,
     (id, title, run): &Hit,
+    (steps, stops): (&[crate::config::schedule::Step], &[search::Stop]),
     file: &Path,
 ) -> Result<Scenario> {
-    let steps = s
-        .search
-        .steps_of(*id)
-        .expect("a found interleaving has steps");
     let provenance = found::Provenance {
         variant: &s.a.variant,
         kernel: &s.target.name,
@@ -901,7 +1010,7 @@ fn write_scenario(
         run,
         tried: s.search.counts().1,
     };
-    let text = found::scenario_text(scenario, &provenance, &steps, &s.search.stops_of(*id))?;
+    let text = found::scenario_text(scenario, &provenance, steps, stops)?;
     if let Some(parent) = file.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot make {}", parent.display()))?;

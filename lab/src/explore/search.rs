@@ -211,6 +211,11 @@ impl Search {
     }
 
     /// Whether the budget is spent.
+    /// Whether `function` is a place the kernel's System.map can stop at.
+    pub fn resolves(&self, function: &str) -> bool {
+        self.map.resolve(&location(function)).is_ok()
+    }
+
     pub fn spent(&self) -> bool {
         let done = self.inner.lock().unwrap().done;
         match self.budget {
@@ -488,7 +493,7 @@ fn round(d: Duration) -> Duration {
     Duration::from_secs(d.as_secs())
 }
 
-fn location(function: &str) -> Location {
+pub fn location(function: &str) -> Location {
     Location {
         symbol: function.to_string(),
         offset: 0,
