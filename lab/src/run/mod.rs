@@ -573,11 +573,17 @@ pub fn scheduled(r: &RunResult) -> Option<(usize, usize, Option<usize>)> {
 fn run_end(batch: &str, r: &RunResult) -> crate::events::RunEnd {
     let verdict = r.verdict();
     let (verdict, detail) = verdict.parts();
+    // A survival says what it survived, before any qualifier.
+    let detail = match r.evidence.survived() {
+        Some(what) if detail.is_empty() => what,
+        Some(what) => format!("{what} ({detail})"),
+        None => detail.to_string(),
+    };
     crate::events::RunEnd {
         batch: batch.to_string(),
         index: r.index,
         verdict: verdict.to_string(),
-        detail: detail.to_string(),
+        detail,
         outcome: r.outcome_name().to_string(),
         first_report_ms: r.first_report_ms,
         throughput: r.throughput.clone(),
