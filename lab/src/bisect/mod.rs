@@ -113,9 +113,23 @@ impl Args {
         let scenario = crate::config::locate::scenario(self.dirs.scenarios, &self.scenario)?;
         let kernels = crate::config::locate::dir("kernels", self.dirs.kernels)?;
         let catalog = crate::kernel::variant::Catalog::load(&kernels)?;
+        let inputs = inputs_key(&Inputs {
+            scenario: &scenario,
+            variant_config: &self.variant_config,
+            runs: self.runs.get().into(),
+            duration: self.how.duration.map(|d| d.get()),
+            target: &target,
+            confidence: self.confidence,
+        })?;
         let dir = match self.out {
             Some(d) => d,
-            None => default_dir(&repo, &self.good, &self.bad, &scenario.name, self.fix)?,
+            None => default_dir(
+                &repo,
+                &self.good,
+                &self.bad,
+                (&scenario.name, &inputs),
+                self.fix,
+            )?,
         };
         Ok(BisectOptions {
             repo,
@@ -133,11 +147,35 @@ impl Args {
                 ..self.how
             },
             dir,
+            inputs,
             suppressions: std::sync::Arc::new(crate::config::locate::suppressions(
                 self.dirs.suppressions,
             )?),
         })
     }
+}
+
+/// What decides a commit's verdict besides the commit: a saved bisection is resumed only
+/// with the same.
+pub struct Inputs<'a> {
+    pub scenario: &'a Scenario,
+    pub variant_config: &'a str,
+    pub runs: u64,
+    pub duration: Option<std::time::Duration>,
+    pub target: &'a Option<TargetReport>,
+    pub confidence: f64,
+}
+
+/// The hash of `inputs`: the scenario file's bytes (its schedule, parameters and duration),
+/// the configuration, the runs, the duration override, the target report and the confidence.
+pub fn inputs_key(inputs: &Inputs<'_>) -> Result<String> {
+    let mut h = Sha256::new();
+    h.update(crate::files::read(&inputs.scenario.file)?);
+    h.update(format!(
+        "\0{}\0{}\0{:?}\0{:?}\0{}",
+        inputs.variant_config, inputs.runs, inputs.duration, inputs.target, inputs.confidence
+    ));
+    Ok(hex::encode(&h.finalize()[..12]))
 }
 
 pub struct BisectOptions {
@@ -158,21 +196,28 @@ pub struct BisectOptions {
     pub how: How,
     /// Where the state, the runs and the log go.
     pub dir: PathBuf,
+    /// What decides the verdicts ([`inputs_key`]): a saved state made with others is not
+    /// resumed.
+    pub inputs: String,
     /// Reports left out of verdicts (a suppressed report is not the target's).
     pub suppressions: std::sync::Arc<crate::config::suppress::Suppressions>,
 }
 
-/// The default directory of a bisection: one per repository, ends, scenario and direction.
+/// The default directory of a bisection: one per repository, ends, scenario (its name and
+/// what decides its verdicts) and direction.
 pub fn default_dir(
     repo: &Path,
     good: &str,
     bad: &str,
-    scenario: &str,
+    (scenario, inputs): (&str, &str),
     fix: bool,
 ) -> Result<PathBuf> {
     let (g, b) = (state::resolve(repo, good)?, state::resolve(repo, bad)?);
     let mut h = Sha256::new();
-    h.update(format!("{}\n{g}\n{b}\n{scenario}\n{fix}", repo.display()));
+    h.update(format!(
+        "{}\n{g}\n{b}\n{scenario}\n{fix}\n{inputs}",
+        repo.display()
+    ));
     Ok(crate::cache::root()
         .join("bisect")
         .join(format!("{scenario}-{}", &hex::encode(h.finalize())[..12])))
@@ -347,5 +392,75 @@ mod tests {
         assert_eq!(classify(&hang(), &TargetReport::Any), RunClass::Target);
         let by_title = TargetReport::TitleRegex("^no output from test machine$".into());
         assert_eq!(classify(&hang(), &by_title), RunClass::Target);
+    }
+
+    /// A saved bisection holds only for what decided its verdicts: an edited scenario file
+    /// (another schedule), another configuration, run count, duration or target gives another
+    /// key, and a state saved under one key is refused under another, naming the directory.
+    #[test]
+    fn a_bisection_is_resumed_only_with_the_inputs_it_was_made_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("race.toml");
+        std::fs::write(
+            &file,
+            "kind = \"race\"\nworkload = \"epoll_close_race\"\ncpus = 2\nduration = \"5s\"\n",
+        )
+        .unwrap();
+        let scenario = crate::config::scenario::load(&file).unwrap();
+        let none = None;
+        let key = |scenario: &Scenario, runs: u64, target: &Option<TargetReport>| {
+            inputs_key(&Inputs {
+                scenario,
+                variant_config: "baseline",
+                runs,
+                duration: None,
+                target,
+                confidence: 0.95,
+            })
+            .unwrap()
+        };
+        let first = key(&scenario, 5, &none);
+        assert_eq!(first, key(&scenario, 5, &none));
+        assert_ne!(first, key(&scenario, 6, &none));
+        assert_ne!(first, key(&scenario, 5, &Some(TargetReport::Any)));
+        std::fs::write(
+            &file,
+            "kind = \"race\"\nworkload = \"epoll_close_race\"\ncpus = 2\nduration = \"9s\"\n",
+        )
+        .unwrap();
+        let edited = key(&scenario, 5, &none);
+        assert_ne!(first, edited);
+
+        let state = |inputs: &str| state::State {
+            repo: dir.path().into(),
+            fix: false,
+            commits: vec!["c".into()],
+            racy_end: "c".into(),
+            target: None,
+            plan: None,
+            rate_runs: (0, 0),
+            steps: vec![],
+            inputs: Some(inputs.into()),
+        };
+        let ends = |inputs: &str| state::Ends {
+            repo: dir.path().into(),
+            good: "g".into(),
+            bad: "b".into(),
+            fix: false,
+            target: None,
+            inputs: inputs.into(),
+        };
+        state::save(dir.path(), &state(&first)).unwrap();
+        assert!(state::load(dir.path(), &ends(&first)).is_ok());
+        let refused = state::load(dir.path(), &ends(&edited))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.starts_with(&format!(
+                "{} holds a bisection made with another",
+                dir.path().display()
+            )),
+            "{refused}"
+        );
     }
 }

@@ -32,6 +32,10 @@ pub struct State {
     pub plan: Option<Plan>,
     pub rate_runs: (u32, u32),
     pub steps: Vec<Step>,
+    /// What decided the verdicts (the scenario file, configuration, runs…): see
+    /// [`super::inputs_key`]. None in a state saved before it was kept.
+    #[serde(default)]
+    pub inputs: Option<String>,
 }
 
 impl State {
@@ -96,6 +100,7 @@ pub struct Ends {
     pub bad: String,
     pub fix: bool,
     pub target: Option<TargetReport>,
+    pub inputs: String,
 }
 
 impl Ends {
@@ -106,6 +111,7 @@ impl Ends {
             bad: o.bad.clone(),
             fix: o.fix,
             target: o.target.clone(),
+            inputs: o.inputs.clone(),
         }
     }
 }
@@ -144,6 +150,7 @@ fn new_state(o: &Ends) -> Result<State> {
         plan: None,
         rate_runs: (0, 0),
         steps: vec![],
+        inputs: Some(o.inputs.clone()),
     })
 }
 
@@ -152,9 +159,18 @@ pub fn load(dir: &Path, o: &Ends) -> Result<State> {
     let file = dir.join("state.json");
     match crate::files::read(&file) {
         Ok(bytes) => {
+            let state: State = serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} (delete it to start over)", file.display()))?;
+            if state.inputs.as_ref().is_some_and(|i| *i != o.inputs) {
+                bail!(
+                    "{} holds a bisection made with another scenario file, configuration, run \
+                     count, duration, target or confidence: its verdicts do not hold for this \
+                     one (delete the directory to start over, or give another --out)",
+                    dir.display()
+                );
+            }
             crate::events::note(format!("resuming the bisection in {}", dir.display()));
-            serde_json::from_slice(&bytes)
-                .with_context(|| format!("{} (delete it to start over)", file.display()))
+            Ok(state)
         }
         Err(_) => new_state(o),
     }
