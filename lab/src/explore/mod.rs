@@ -243,6 +243,34 @@ pub struct Verified {
     pub runs: u32,
 }
 
+impl Record {
+    /// The record of a search about to start: nothing run yet.
+    fn new(
+        scenario: &Scenario,
+        a: &Args,
+        target: &Target,
+        wanted: Wanted,
+        search: SearchRecord,
+    ) -> Record {
+        Record {
+            scenario: scenario.name.clone(),
+            variant: a.variant.clone(),
+            kernel: target.name.clone(),
+            from: a.from.clone(),
+            wanted,
+            search,
+            runs: vec![],
+            verified: vec![],
+            widened: vec![],
+            stress_hits: 0,
+            pace_us: None,
+            searched_s: 0.0,
+            elapsed_s: 0.0,
+            outcome: None,
+        }
+    }
+}
+
 /// A step of the found schedule moved to its caller, and that scenario's check.
 #[derive(Debug, Clone, Serialize)]
 pub struct Widened {
@@ -553,21 +581,10 @@ pub async fn explore(a: Args) -> Result<Record> {
     let map = Arc::new(crate::kernel::symbols::SymbolMap::read(&map).map_err(anyhow::Error::msg)?);
     let candidates = candidates_of(&reports, from_series(&target, &map), &a.at);
     if a.candidates {
+        let search = Search::new(candidates, roles, map, a.budget).record();
         return Ok(Record {
-            scenario: scenario.name.clone(),
-            variant: a.variant.clone(),
-            kernel: target.name.clone(),
-            from: a.from.clone(),
-            wanted,
-            search: Search::new(candidates, roles, map, a.budget).record(),
-            runs: vec![],
-            verified: vec![],
-            widened: vec![],
-            stress_hits: 0,
-            pace_us: None,
-            searched_s: 0.0,
             elapsed_s: started.elapsed().as_secs_f64(),
-            outcome: None,
+            ..Record::new(&scenario, &a, &target, wanted, search)
         });
     }
     let who = target
@@ -590,22 +607,7 @@ pub async fn explore(a: Args) -> Result<Record> {
         a.budget,
         dir.display()
     ));
-    let mut record = Record {
-        scenario: scenario.name.clone(),
-        variant: a.variant.clone(),
-        kernel: target.name.clone(),
-        from: a.from.clone(),
-        wanted,
-        search: search.record(),
-        runs: vec![],
-        verified: vec![],
-        widened: vec![],
-        stress_hits: 0,
-        pace_us: None,
-        searched_s: 0.0,
-        elapsed_s: 0.0,
-        outcome: None,
-    };
+    let mut record = Record::new(&scenario, &a, &target, wanted, search.record());
     let pool = Pool::new(1);
     let progress = Progress::new(1);
     let config = match &target.config {
