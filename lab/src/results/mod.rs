@@ -14,6 +14,14 @@ pub mod stats;
 
 pub use evidence::{Evidence, Verdict};
 
+use crate::report::parser::Report;
+use crate::vm::outcome::Outcome;
+
+/// A run's machine record with its program's output read as per-test results.
+pub type RunRecord = crate::vm::outcome::RunRecord<crate::tap::Suite>;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
 /// What the runs with a schedule survived, when some did: "survived 51 applied attempts in 3
 /// runs" (a run's interleavings are its own; across runs they are not told apart).
 pub fn survived<'a>(runs: impl IntoIterator<Item = &'a RunResult>) -> Option<String> {
@@ -32,14 +40,6 @@ pub fn survived<'a>(runs: impl IntoIterator<Item = &'a RunResult>) -> Option<Str
         )
     })
 }
-
-use crate::report::parser::Report;
-use crate::vm::outcome::Outcome;
-
-/// A run's machine record with its program's output read as per-test results.
-pub type RunRecord = crate::vm::outcome::RunRecord<crate::tap::Suite>;
-use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
 
 /// One run of a batch, as stored in runs.json (and in a night's results.json).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
