@@ -911,7 +911,8 @@ const WIDEN_TRIES: usize = 4;
 const WIDEN_LEVELS: usize = 2;
 
 /// The hit's steps, each moved up to its caller in the hit run's reports while the scenario
-/// still reproduces at its first applied attempt in every `--verify` run. A step at the
+/// still reproduces at its first applied attempt in every `--verify` run (only from a hit
+/// that reproduced in all of its own: a weaker one is written as it was found). A step at the
 /// function the bug changes (`dma_buf_poll`, reached only once the dying file got past
 /// `ep_item_poll`) is never reached on a kernel without the bug, so there the schedule is
 /// never applied and says nothing; at its caller it is applied everywhere, and a kernel without
@@ -928,7 +929,14 @@ async fn widen(
         .steps_of(*id)
         .expect("a found interleaving has steps");
     let mut stops = s.search.stops_of(*id);
-    if s.a.verify == 0 || stops.len() != steps.len() {
+    // Only a hit that every verify run reproduced is a baseline a moved step can be held to.
+    let perfect = record
+        .verified
+        .iter()
+        .rev()
+        .find(|v| v.id == *id)
+        .is_some_and(|v| v.first_attempt == v.runs);
+    if !perfect || stops.len() != steps.len() {
         return Ok((steps, stops));
     }
     let reports = reports_from(run).unwrap_or_default();
