@@ -143,6 +143,11 @@ pub fn without_control(line: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `n` and the noun in its number: "1 applied attempt", "17 applied attempts".
+pub fn count(n: u32, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

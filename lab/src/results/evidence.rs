@@ -304,12 +304,11 @@ impl Evidence {
         else {
             return None;
         };
-        let plural =
-            |n: u32, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        use crate::text::count;
         Some(format!(
             "survived {} of {}",
-            plural(*applied, "applied attempt", "applied attempts"),
-            plural(*interleavings, "interleaving", "interleavings")
+            count(*applied, "applied attempt", "applied attempts"),
+            count(*interleavings, "interleaving", "interleavings")
         ))
     }
 

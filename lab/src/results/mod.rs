@@ -34,9 +34,9 @@ pub fn survived<'a>(runs: impl IntoIterator<Item = &'a RunResult>) -> Option<Str
         .fold((0u32, 0u32), |(n, a), applied| (n + 1, a + applied));
     (n > 0).then(|| {
         format!(
-            "survived {applied} applied attempt{} in {n} run{}",
-            if applied == 1 { "" } else { "s" },
-            if n == 1 { "" } else { "s" }
+            "survived {} in {}",
+            crate::text::count(applied, "applied attempt", "applied attempts"),
+            crate::text::count(n, "run", "runs")
         )
     })
 }
