@@ -8,7 +8,7 @@ use anyhow::Result;
 /// `--variant-config`: a variant's configuration (`baseline+kcsan` under another detector), or
 /// comma-separated fragments on allnoconfig.
 pub fn config_variant(catalog: &Catalog, given: &str) -> Result<Variant> {
-    if detector::canonical(&catalog.names_with_detectors(), given).is_some() {
+    if catalog.known().contains_key(given) {
         return Ok(catalog.get(given)?);
     }
     let base = catalog.get("baseline").or_else(|_| {

@@ -128,18 +128,6 @@ pub fn swap(fragments: &[String], detector: &Detector) -> Vec<String> {
     out
 }
 
-/// `name` as the catalog knows it, among `known` (every variant's plain name, and its name
-/// under each detector that is not its own): `baseline+kasan` is `baseline`.
-pub fn canonical(known: &[String], name: &str) -> Option<String> {
-    if known.iter().any(|k| k == name) {
-        return Some(name.to_string());
-    }
-    match split(name) {
-        (plain, Some(_)) if known.iter().any(|k| k == plain) => Some(plain.to_string()),
-        _ => None,
-    }
-}
-
 /// Each of `variants` under each of `detectors`, variant by variant (all detectors of one
 /// variant side by side); no detectors: the variants as named.
 pub fn expand(variants: &[String], detectors: &[String]) -> Vec<String> {
@@ -191,9 +179,5 @@ mod tests {
             expand(&["a".into(), "b".into()], &["kasan".into(), "kcsan".into()]),
             ["a+kasan", "a+kcsan", "b+kasan", "b+kcsan"]
         );
-        let known = ["a".to_string(), "a+kcsan".to_string()];
-        assert_eq!(canonical(&known, "a+kasan").as_deref(), Some("a"));
-        assert_eq!(canonical(&known, "a+kcsan").as_deref(), Some("a+kcsan"));
-        assert_eq!(canonical(&known, "b+kcsan"), None);
     }
 }

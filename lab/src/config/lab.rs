@@ -2,8 +2,9 @@
 //! scenario cells to run and how often, where nights and their history go, and the default
 //! comparison. Names are checked against kernels/ and scenarios/ with file:line errors.
 
-use super::detector;
 use super::error::{line_of, ConfigError};
+use super::variant::Known;
+use super::{detector, series};
 use runner::quantity::RunCount;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,10 @@ struct Raw {
 #[serde(deny_unknown_fields)]
 struct RawCells {
     variants: Vec<Spanned<String>>,
+    /// Each variant on each of these series (`6.12`, `6.1`: the variants' own and those they
+    /// declare): a cell per variant × series × scenario.
+    #[serde(default)]
+    series: Vec<Spanned<String>>,
     /// Each variant under each of these detectors (`kasan`, `kcsan`): a cell per variant ×
     /// detector × scenario.
     #[serde(default)]
@@ -46,6 +51,8 @@ struct RawCells {
 #[serde(deny_unknown_fields)]
 struct RawCompare {
     variants: Vec<Spanned<String>>,
+    #[serde(default)]
+    series: Vec<Spanned<String>>,
     #[serde(default)]
     detectors: Vec<Spanned<String>>,
     scenario: Spanned<String>,
@@ -105,12 +112,12 @@ fn resolve(base: &Path, p: &str) -> PathBuf {
     }
 }
 
-/// The variants defined in a kernels directory, with their names under the other detectors
-/// (none when it cannot be read: the names in lab.toml are then reported as unknown, with
-/// the directory).
-pub fn variant_names(dir: &Path) -> Vec<String> {
+/// The variants defined in a kernels directory: every name they may be given (on each
+/// series, under each detector) with the variant it stands for (none when it cannot be read:
+/// the names in lab.toml are then reported as unknown, with the directory).
+pub fn variant_names(dir: &Path) -> Known {
     super::variant::Catalog::load(dir)
-        .map(|c| c.names_with_detectors())
+        .map(|c| c.known())
         .unwrap_or_default()
 }
 
@@ -118,7 +125,7 @@ pub fn variant_names(dir: &Path) -> Vec<String> {
 struct Checker<'a> {
     file: &'a Path,
     text: &'a str,
-    variants: Vec<String>,
+    variants: Known,
     scenarios: Vec<String>,
 }
 
@@ -131,65 +138,96 @@ impl Checker<'_> {
         }
     }
 
-    /// A variant or scenario name that exists (a variant as the catalog names it:
-    /// `baseline+kasan` is `baseline`).
-    fn name(&self, name: &Spanned<String>, what: &str) -> Result<String, ConfigError> {
-        let known = if what == "variant" {
-            &self.variants
-        } else {
-            &self.scenarios
-        };
-        if let Some(name) = detector::canonical(known, name.get_ref()) {
-            return Ok(name);
+    /// A scenario that exists.
+    fn scenario(&self, name: &Spanned<String>) -> Result<String, ConfigError> {
+        match self.scenarios.iter().any(|k| k == name.get_ref()) {
+            true => Ok(name.get_ref().clone()),
+            false => Err(self.at(
+                name.span(),
+                format!(
+                    "no scenario named {:?}; known: {}",
+                    name.get_ref(),
+                    self.scenarios.join(", ")
+                ),
+            )),
         }
-        // Variants are listed by their plain names; each also exists under each detector.
-        let plain: Vec<&str> = known
-            .iter()
+    }
+
+    /// A variant that exists, by the name of the variant it stands for (`baseline+kasan`
+    /// and `baseline@6.12` are `baseline` when those are its own detector and series).
+    fn variant(&self, name: &Spanned<String>) -> Result<String, ConfigError> {
+        if let Some(stands_for) = self.variants.get(name.get_ref()) {
+            return Ok(stands_for.clone());
+        }
+        // Variants are listed by their plain names; each also exists under each detector
+        // and on each series it declares.
+        let plain: Vec<&str> = self
+            .variants
+            .keys()
             .map(String::as_str)
-            .filter(|k| what != "variant" || detector::split(k).1.is_none())
+            .filter(|k| detector::split(k).1.is_none() && series::split(k).1.is_none())
             .collect();
-        let also = match what {
-            "variant" => format!(
-                " (each also as NAME{}DETECTOR: {})",
-                detector::SEPARATOR,
-                detector::names().collect::<Vec<_>>().join(", ")
-            ),
-            _ => String::new(),
-        };
+        let on: Vec<&str> = self
+            .variants
+            .keys()
+            .map(String::as_str)
+            .filter(|k| detector::split(k).1.is_none() && series::split(k).1.is_some())
+            .collect();
         Err(self.at(
             name.span(),
             format!(
-                "no {what} named {:?}; known: {}{also}",
+                "no variant named {:?}; known: {} (each also as NAME{}DETECTOR: {}; by \
+                 series: {})",
                 name.get_ref(),
-                plain.join(", ")
+                plain.join(", "),
+                detector::SEPARATOR,
+                detector::names().collect::<Vec<_>>().join(", "),
+                match on.is_empty() {
+                    true => "none declared".to_string(),
+                    false => on.join(", "),
+                }
             ),
         ))
     }
 
-    /// `variants` under each of `detectors` (as named when there are none), checked.
+    /// `variants` on each of `series` (as named when there are none), each under each of
+    /// `detectors` (as named when there are none), checked: variant by variant, its series
+    /// side by side, each series' detectors side by side.
     fn variants(
         &self,
         variants: &[Spanned<String>],
+        on: &[Spanned<String>],
         detectors: &[Spanned<String>],
     ) -> Result<Vec<String>, ConfigError> {
         for d in detectors {
             detector::get(d.get_ref()).map_err(|m| self.at(d.span(), m))?;
         }
+        for s in on {
+            series::check_name(s.get_ref()).map_err(|m| self.at(s.span(), m))?;
+        }
         let mut out = Vec::new();
         for v in variants {
-            let plain = self.name(v, "variant")?;
-            let names: Vec<String> = match detectors.is_empty() {
-                true => vec![plain],
-                false => detectors
+            self.variant(v)?;
+            let on_series: Vec<(std::ops::Range<usize>, String)> = match on.is_empty() {
+                true => vec![(v.span(), v.get_ref().clone())],
+                false => on
                     .iter()
-                    .map(|d| format!("{}{}{}", v.get_ref(), detector::SEPARATOR, d.get_ref()))
+                    .map(|s| (s.span(), series::with(v.get_ref(), s.get_ref())))
                     .collect(),
             };
-            for name in names {
-                let spanned = Spanned::new(v.span(), name);
-                let name = self.name(&spanned, "variant")?;
-                if !out.contains(&name) {
-                    out.push(name);
+            for (span, name) in on_series {
+                let names: Vec<String> = match detectors.is_empty() {
+                    true => vec![name],
+                    false => detectors
+                        .iter()
+                        .map(|d| detector::with(&name, Some(d.get_ref())))
+                        .collect(),
+                };
+                for name in names {
+                    let name = self.variant(&Spanned::new(span.clone(), name))?;
+                    if !out.contains(&name) {
+                        out.push(name);
+                    }
                 }
             }
         }
@@ -214,14 +252,23 @@ impl Checker<'_> {
         let mut cells: Vec<Cell> = Vec::new();
         for m in matrix {
             let runs = self.runs(&m.runs, lab_runs.get())?;
-            let variants = self.variants(&m.variants, &m.detectors)?;
-            // An expectation names a variant as the matrix does, or one of its detector
-            // builds (`v+kcsan`); the detector build's own expectation wins.
+            let variants = self.variants(&m.variants, &m.series, &m.detectors)?;
+            // An expectation names a variant as the matrix does, or one of its builds on a
+            // series or under a detector (`v@6.1`, `v+kcsan`, `v@6.1+kcsan`); the most
+            // particular wins: the build's own, then its series', then its detector's.
             let expect = |variant: &str| -> Option<String> {
-                m.expect
-                    .get(variant)
-                    .or_else(|| m.expect.get(detector::split(variant).0))
-                    .map(|e| e.get_ref().clone())
+                let (on, d) = detector::split(variant);
+                let plain = series::split(on).0;
+                let d = d.map(|d| d.name);
+                [
+                    variant.to_string(),
+                    on.to_string(),
+                    detector::with(plain, d),
+                    plain.to_string(),
+                ]
+                .iter()
+                .find_map(|name| m.expect.get(name))
+                .map(|e| e.get_ref().clone())
             };
             if let Some((name, value)) = m.expect.iter().find(|(name, _)| {
                 !m.variants.iter().any(|v| v.get_ref() == *name)
@@ -237,7 +284,7 @@ impl Checker<'_> {
             }
             for variant in &variants {
                 for s in &m.scenarios {
-                    let scenario = self.name(s, "scenario")?;
+                    let scenario = self.scenario(s)?;
                     if cells
                         .iter()
                         .any(|c| c.variant == *variant && c.scenario == scenario)
@@ -308,7 +355,7 @@ impl LabConfig {
     /// the kernels and scenarios directories it names.
     pub fn load(
         file: &Path,
-        known_variants: impl Fn(&Path) -> Vec<String>,
+        known_variants: impl Fn(&Path) -> Known,
         known_scenarios: impl Fn(&Path) -> Vec<String>,
     ) -> Result<LabConfig, ConfigError> {
         let text = crate::files::read_to_string(file).map_err(|e| ConfigError::File {
@@ -342,8 +389,8 @@ impl LabConfig {
             .compare
             .map(|c| -> Result<Compare, ConfigError> {
                 Ok(Compare {
-                    variants: checker.variants(&c.variants, &c.detectors)?,
-                    scenario: checker.name(&c.scenario, "scenario")?,
+                    variants: checker.variants(&c.variants, &c.series, &c.detectors)?,
+                    scenario: checker.scenario(&c.scenario)?,
                     runs: checker.runs(&c.runs, DEFAULT_COMPARE_RUNS)?,
                 })
             })
@@ -401,14 +448,23 @@ mod tests {
         LabConfig::load(
             &file,
             |_| {
-                [
-                    "baseline",
-                    "baseline+kcsan",
-                    "epoll-unpinned-poll",
-                    "epoll-unpinned-poll+kcsan",
-                ]
-                .map(String::from)
-                .to_vec()
+                let mut known = Known::new();
+                for v in ["baseline", "epoll-unpinned-poll"] {
+                    for (written, stands_for) in [
+                        (v.to_string(), v.to_string()),
+                        (format!("{v}+kasan"), v.to_string()),
+                        (format!("{v}+kcsan"), format!("{v}+kcsan")),
+                        (format!("{v}@6.12"), v.to_string()),
+                        (format!("{v}@6.12+kasan"), v.to_string()),
+                        (format!("{v}@6.12+kcsan"), format!("{v}+kcsan")),
+                        (format!("{v}@6.1+kasan"), format!("{v}@6.1")),
+                        (format!("{v}@6.1"), format!("{v}@6.1")),
+                        (format!("{v}@6.1+kcsan"), format!("{v}@6.1+kcsan")),
+                    ] {
+                        known.insert(written, stands_for);
+                    }
+                }
+                known
             },
             |_| vec!["epoll-dmabuf-race".into(), "uapi-epoll".into()],
         )
@@ -437,6 +493,52 @@ mod tests {
         );
         assert!(c.results.ends_with("out"));
         assert_eq!(c.history, c.results.join("history.sqlite"));
+    }
+
+    #[test]
+    fn a_series_axis_gives_each_variant_a_cell_per_series_with_its_own_expectation() {
+        let c = load(
+            "[[matrix]]\nvariants = [\"baseline\", \"epoll-unpinned-poll\"]\n\
+             series = [\"6.12\", \"6.1\"]\ndetectors = [\"kasan\", \"kcsan\"]\n\
+             scenarios = [\"epoll-dmabuf-race\"]\n\
+             expect = { baseline = \"pass\", epoll-unpinned-poll = \"WARNING\", \
+             \"epoll-unpinned-poll@6.1\" = \"KASAN: use-after-free\", \
+             \"epoll-unpinned-poll+kcsan\" = \"KCSAN: data-race\" }\n",
+        )
+        .unwrap();
+        let cells: Vec<(&str, Option<&str>)> = c
+            .cells
+            .iter()
+            .map(|c| (c.variant.as_str(), c.expect.as_deref()))
+            .collect();
+        // The variants' own series is the plain name; another series' expectation wins over
+        // the detector's, the build's own over both.
+        assert_eq!(
+            cells,
+            [
+                ("baseline", Some("pass")),
+                ("baseline+kcsan", Some("pass")),
+                ("baseline@6.1", Some("pass")),
+                ("baseline@6.1+kcsan", Some("pass")),
+                ("epoll-unpinned-poll", Some("WARNING")),
+                ("epoll-unpinned-poll+kcsan", Some("KCSAN: data-race")),
+                ("epoll-unpinned-poll@6.1", Some("KASAN: use-after-free")),
+                (
+                    "epoll-unpinned-poll@6.1+kcsan",
+                    Some("KASAN: use-after-free")
+                ),
+            ]
+        );
+        let e = load(
+            "[[matrix]]\nvariants = [\"baseline\"]\nseries = [\"5.10\"]\n\
+             scenarios = [\"epoll-dmabuf-race\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("lab.toml:3:") && e.contains("baseline@5.10") && e.contains("baseline@6.1"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -8,5 +8,6 @@ pub mod lab;
 pub mod locate;
 pub mod scenario;
 pub mod schedule;
+pub mod series;
 pub mod suppress;
 pub mod variant;

@@ -15,8 +15,8 @@ pub const DEFAULT_DEBIAN_PACKAGE: &str = "linux-source-6.12";
 pub const DEFAULT_FRAGMENTS: &[&str] =
     &["qemu-guest", "scenarios", "selftests", "kasan", "lockdep"];
 
-use super::detector;
 pub use super::error::ConfigError as VariantError;
+use super::{detector, series as axis};
 
 /// Where the tree comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -28,6 +28,8 @@ pub struct SourceSpec {
     pub git: Option<GitSpec>,
     /// A tree on disk, built out of tree and never modified.
     pub path: Option<PathBuf>,
+    /// The name of this series (`[source]` only): `NAME@<it>` is then `NAME` itself.
+    pub series: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -82,6 +84,8 @@ pub struct Variant {
     pub patches: Vec<PatchRef>,
     /// The detector its fragments bring (`kasan`, `kcsan`), if any.
     pub detector: Option<&'static str>,
+    /// The series it builds on, when named (see [`series`](super::series)).
+    pub series: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,10 +99,24 @@ struct RawVariant {
     source: Option<Spanned<SourceSpec>>,
     config_base: Option<Spanned<String>>,
     fragments: Option<Spanned<Vec<String>>>,
+    /// Other series this variant and those based on it build on, each with its source.
+    #[serde(default)]
+    series: BTreeMap<String, Spanned<SourceSpec>>,
 }
 
 fn line_of(text: &str, span: Range<usize>) -> usize {
     super::error::line_of(text, span.start)
+}
+
+/// The names a variant may be given, each with the name of the variant it stands for.
+pub type Known = BTreeMap<String, String>;
+
+/// Names joined for a message ("none" when there are none).
+fn listed(names: &[String]) -> String {
+    match names.is_empty() {
+        true => "none".into(),
+        false => names.join(", "),
+    }
 }
 
 /// All variants under `dir` (`dir/*.toml`), by name.
@@ -152,49 +170,147 @@ impl Catalog {
                 .filter(|name| !raw.contains_key(name))
                 .collect();
             unclaimed.sort();
-            if let Some(name) = unclaimed.first() {
-                return Err(file_err(
-                    &patches.join(name),
-                    format!(
-                        "no variant claims these patches: there is no {name}.toml in {} \
-                         (was the variant renamed? a variant's patches are patches/<its name>/)",
-                        dir.display()
+            let catalog = Catalog {
+                dir: dir.to_path_buf(),
+                raw,
+            };
+            for name in unclaimed {
+                let (variant, series) = axis::split(&name);
+                let why = match (catalog.raw.get(variant), series) {
+                    (Some(_), Some(s))
+                        if catalog.declared_series(variant).iter().any(|d| d == s) =>
+                    {
+                        continue
+                    }
+                    (Some(_), Some(s)) => format!(
+                        "variant {variant} builds on no series {s:?}: neither it nor its bases \
+                         declare [series.\"{s}\"] (declared: {})",
+                        listed(&catalog.declared_series(variant))
                     ),
-                ));
+                    _ => format!(
+                        "no variant claims these patches: there is no {variant}.toml in {} \
+                         (was the variant renamed? a variant's patches are patches/<its \
+                         name>/, or patches/<its name>{}<series>/ for another series)",
+                        dir.display(),
+                        axis::SEPARATOR
+                    ),
+                };
+                return Err(file_err(&patches.join(&name), why));
             }
+            return catalog.checked();
         }
-        // Every variant's patch folder holds only patches, whichever variant is asked for.
-        for (name, (file, _, _)) in &raw {
-            series(dir, name).map_err(|m| file_err(file, m))?;
-        }
-        Ok(Catalog {
+        Catalog {
             dir: dir.to_path_buf(),
             raw,
-        })
+        }
+        .checked()
+    }
+
+    /// Every variant's patch folders hold only patches, for every series, whichever variant
+    /// is asked for; every series is named as a path part may be.
+    fn checked(self) -> Result<Catalog, VariantError> {
+        for (name, (file, text, raw)) in &self.raw {
+            let err = |m: String| VariantError::File {
+                file: file.clone(),
+                message: m,
+            };
+            let at = |span: Range<usize>, message: String| VariantError::At {
+                file: file.clone(),
+                line: line_of(text, span),
+                message,
+            };
+            patch_folder(&self.dir, name, name).map_err(err)?;
+            if let Some(source) = &raw.source {
+                if let Some(s) = &source.get_ref().series {
+                    axis::check_name(s).map_err(|m| at(source.span(), m))?;
+                }
+            }
+            for (s, spec) in &raw.series {
+                axis::check_name(s).map_err(|m| at(spec.span(), m))?;
+                if spec.get_ref().series.is_some() {
+                    return Err(at(
+                        spec.span(),
+                        format!("[series.\"{s}\"] is named by its key: `series = ` belongs in [source] only"),
+                    ));
+                }
+                resolve_source(spec.get_ref()).map_err(|m| at(spec.span(), m))?;
+            }
+            for s in self.declared_series(name) {
+                patch_folder(&self.dir, &axis::with(name, &s), name).map_err(err)?;
+            }
+        }
+        Ok(self)
+    }
+
+    /// The series `name` builds on besides its default: those its own file and its bases'
+    /// declare, up to the variant whose `[source]` it builds from (a variant with a source of
+    /// its own starts another tree: its bases' series are not its own).
+    pub fn declared_series(&self, name: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut at = Some(name.to_string());
+        let mut seen = Vec::new();
+        while let Some(n) = at.take() {
+            let Some((_, _, raw)) = self.raw.get(&n) else {
+                break;
+            };
+            if seen.contains(&n) {
+                break;
+            }
+            seen.push(n);
+            for k in raw.series.keys() {
+                if !out.contains(k) {
+                    out.push(k.clone());
+                }
+            }
+            if raw.source.is_none() {
+                at = raw.base.as_ref().map(|b| b.get_ref().clone());
+            }
+        }
+        out.sort();
+        out
     }
 
     pub fn names(&self) -> Vec<String> {
         self.raw.keys().cloned().collect()
     }
 
-    /// Every variant's name, and its name under each detector that is not its own
-    /// (`baseline`, `baseline+kcsan`): what a command line or lab.toml may name.
-    pub fn names_with_detectors(&self) -> Vec<String> {
-        let mut names = Vec::new();
+    /// Every name a command line or lab.toml may give a variant, with the variant it stands
+    /// for: each variant (`baseline`), on each series it declares (`baseline@6.1`), each of
+    /// those under each detector (`baseline+kcsan`, `baseline@6.1+kcsan`); a variant on its
+    /// own series or under its own detector stands for the variant itself (`baseline@6.12`,
+    /// `baseline+kasan` → `baseline`).
+    pub fn known(&self) -> Known {
+        let mut known = Known::new();
         for name in self.raw.keys() {
-            let own = self
-                .resolve(name, &mut Vec::new())
-                .ok()
-                .and_then(|v| v.detector);
-            names.push(name.clone());
-            names.extend(
-                detector::DETECTORS
-                    .iter()
-                    .filter(|d| Some(d.name) != own)
-                    .map(|d| format!("{name}{}{}", detector::SEPARATOR, d.name)),
-            );
+            let Ok(plain) = self.resolve(name, None, &mut Vec::new()) else {
+                known.insert(name.clone(), name.clone());
+                continue;
+            };
+            let mut on = vec![(name.clone(), name.clone())];
+            if let Some(own) = &plain.series {
+                on.push((axis::with(name, own), name.clone()));
+            }
+            for s in self.declared_series(name) {
+                if plain.series.as_deref() != Some(s.as_str()) {
+                    let full = axis::with(name, &s);
+                    on.push((full.clone(), full));
+                }
+            }
+            for (written, stands_for) in on {
+                for d in detector::DETECTORS {
+                    let (w, f) = match Some(d.name) == plain.detector {
+                        true => (detector::with(&written, Some(d.name)), stands_for.clone()),
+                        false => {
+                            let f = detector::with(&stands_for, Some(d.name));
+                            (detector::with(&written, Some(d.name)), f)
+                        }
+                    };
+                    known.insert(w, f);
+                }
+                known.insert(written, stands_for);
+            }
         }
-        names
+        known
     }
 
     /// Resolve one variant: its base chain, source, fragments and patch series. A variant
@@ -221,10 +337,32 @@ impl Catalog {
             variant.detector = Some(wanted.name);
             return Ok(variant);
         }
-        let variant = self.resolve(name, &mut Vec::new())?;
+        if let (plain, Some(wanted)) = axis::split(name) {
+            let variant = self.get(plain)?;
+            if variant.series.as_deref() == Some(wanted) {
+                return Ok(variant);
+            }
+            let declared = self.declared_series(plain);
+            if !declared.iter().any(|s| s == wanted) {
+                return Err(VariantError::File {
+                    file: variant.file,
+                    message: format!(
+                        "{name}: variant {plain} builds on no series {wanted:?}: neither it nor \
+                         its bases declare [series.\"{wanted}\"] (its own series: {}; declared: \
+                         {})",
+                        variant.series.as_deref().unwrap_or("unnamed"),
+                        listed(&declared)
+                    ),
+                });
+            }
+            let mut variant = self.resolve(plain, Some(wanted), &mut Vec::new())?;
+            variant.name = name.to_string();
+            return Ok(variant);
+        }
+        let variant = self.resolve(name, None, &mut Vec::new())?;
         let (file, _, raw) = &self.raw[name];
         if let Some(base) = &raw.base {
-            let base = self.resolve(base.get_ref(), &mut Vec::new())?;
+            let base = self.resolve(base.get_ref(), None, &mut Vec::new())?;
             let same = |a: &Variant, b: &Variant| {
                 a.patches == b.patches
                     && a.source == b.source
@@ -247,7 +385,13 @@ impl Catalog {
         Ok(variant)
     }
 
-    fn resolve(&self, name: &str, chain: &mut Vec<String>) -> Result<Variant, VariantError> {
+    /// `name` with its base chain, on its default series or `on` another.
+    fn resolve(
+        &self,
+        name: &str,
+        on: Option<&str>,
+        chain: &mut Vec<String>,
+    ) -> Result<Variant, VariantError> {
         let (file, text, raw) = self.raw.get(name).ok_or_else(|| VariantError::Unknown {
             what: "variant",
             name: name.to_string(),
@@ -260,6 +404,13 @@ impl Catalog {
             message,
         };
         chain.push(name.to_string());
+        // The base builds on `on` where it knows the series; a series declared here
+        // replaces the base's source.
+        let base_on = on.filter(|s| {
+            raw.base
+                .as_ref()
+                .is_some_and(|b| self.declared_series(b.get_ref()).iter().any(|d| d == s))
+        });
         let base = match &raw.base {
             Some(base) if chain.contains(base.get_ref()) => {
                 return Err(at(
@@ -271,29 +422,24 @@ impl Catalog {
                     ),
                 ))
             }
-            Some(base) => Some(self.resolve(base.get_ref(), chain).map_err(|e| match e {
-                VariantError::Unknown { known, .. } => at(
-                    base.span(),
-                    format!(
-                        "base variant {:?} does not exist; known: {known}",
-                        base.get_ref()
+            Some(base) => Some(self.resolve(base.get_ref(), base_on, chain).map_err(
+                |e| match e {
+                    VariantError::Unknown { known, .. } => at(
+                        base.span(),
+                        format!(
+                            "base variant {:?} does not exist; known: {known}",
+                            base.get_ref()
+                        ),
                     ),
-                ),
-                other => other,
-            })?),
+                    other => other,
+                },
+            )?),
             None => None,
         };
         chain.pop();
 
-        let source = match &raw.source {
-            Some(spec) => resolve_source(spec.get_ref()).map_err(|m| at(spec.span(), m))?,
-            None => base
-                .as_ref()
-                .map(|b| b.source.clone())
-                .unwrap_or(Source::Debian {
-                    package: DEFAULT_DEBIAN_PACKAGE.into(),
-                }),
-        };
+        let (source, series) =
+            source_on(raw, on, base.as_ref()).map_err(|(span, m)| at(span, m))?;
         let kernels = self.dir.as_path();
         let config_base = match &raw.config_base {
             Some(v) => match v.get_ref().as_str() {
@@ -339,10 +485,12 @@ impl Catalog {
             },
         };
         let mut patches = base.map(|b| b.patches).unwrap_or_default();
-        patches.extend(series(kernels, name).map_err(|m| VariantError::File {
-            file: file.clone(),
-            message: m,
-        })?);
+        patches.extend(
+            own_patches(kernels, name, on).map_err(|m| VariantError::File {
+                file: file.clone(),
+                message: m,
+            })?,
+        );
         Ok(Variant {
             name: name.to_string(),
             file: file.clone(),
@@ -354,8 +502,32 @@ impl Catalog {
                 .map(|d| d.name),
             fragments,
             patches,
+            series,
         })
     }
+}
+
+/// The source a variant builds from on `on` (its default series when `None`) and that
+/// series' name: a series it declares replaces its base's source; its own `[source]` starts
+/// its default series; else its base's.
+fn source_on(
+    raw: &RawVariant,
+    on: Option<&str>,
+    base: Option<&Variant>,
+) -> Result<(Source, Option<String>), (Range<usize>, String)> {
+    let spec = on.and_then(|s| raw.series.get(s)).or(raw.source.as_ref());
+    let source = match spec {
+        Some(spec) => resolve_source(spec.get_ref()).map_err(|m| (spec.span(), m))?,
+        None => base.map(|b| b.source.clone()).unwrap_or(Source::Debian {
+            package: DEFAULT_DEBIAN_PACKAGE.into(),
+        }),
+    };
+    let series = match (on, &raw.source) {
+        (Some(s), _) => Some(s.to_string()),
+        (None, Some(spec)) => spec.get_ref().series.clone(),
+        (None, None) => base.and_then(|b| b.series.clone()),
+    };
+    Ok((source, series))
 }
 
 fn resolve_source(spec: &SourceSpec) -> Result<Source, String> {
@@ -394,11 +566,35 @@ fn fragment(kernels: &Path, name: &str) -> Result<Fragment, String> {
     })
 }
 
-/// `kernels/patches/<variant>/*.patch`, in file-name order. Every entry of the folder is a
-/// patch that is applied: anything else there (a `.diff`, a README, a folder, a FIFO named
-/// `*.patch`) is an error naming it, never skipped.
-fn series(kernels: &Path, variant: &str) -> Result<Vec<PatchRef>, String> {
-    let dir = kernels.join("patches").join(variant);
+/// A variant's own patches on its default series (`patches/<variant>/`) or on `on`
+/// (`patches/<variant>@<on>/`). A variant with patches on its default series and no folder
+/// for `on` is not ported there: an error naming the folder to port them into.
+fn own_patches(kernels: &Path, variant: &str, on: Option<&str>) -> Result<Vec<PatchRef>, String> {
+    let Some(s) = on else {
+        return patch_folder(kernels, variant, variant);
+    };
+    let folder = axis::with(variant, s);
+    let ported = kernels.join("patches").join(&folder);
+    let default = patch_folder(kernels, variant, variant)?;
+    if !ported.exists() && !default.is_empty() {
+        return Err(format!(
+            "variant {variant} is not ported to series {s}: it has {} on its default series \
+             and no {} (a backport is a different patch: put the series' own there)",
+            match default.len() {
+                1 => "1 patch".to_string(),
+                n => format!("{n} patches"),
+            },
+            ported.display()
+        ));
+    }
+    patch_folder(kernels, &folder, variant)
+}
+
+/// `kernels/patches/<folder>/*.patch`, in file-name order, as `variant`'s. Every entry of the
+/// folder is a patch that is applied: anything else there (a `.diff`, a README, a folder, a
+/// FIFO named `*.patch`) is an error naming it, never skipped.
+fn patch_folder(kernels: &Path, folder: &str, variant: &str) -> Result<Vec<PatchRef>, String> {
+    let dir = kernels.join("patches").join(folder);
     if !dir.exists() {
         return Ok(Vec::new());
     }
@@ -484,9 +680,9 @@ mod tests {
         assert_eq!(kcsan.patches, kasan.patches);
         // Under its own detector a variant is itself, by its own name.
         assert_eq!(catalog.get("epoll-unpinned-poll+kasan").unwrap(), kasan);
-        let known = catalog.names_with_detectors();
-        assert!(known.contains(&"baseline+kcsan".to_string()), "{known:?}");
-        assert!(!known.contains(&"baseline+kasan".to_string()), "{known:?}");
+        let known = catalog.known();
+        assert_eq!(known["baseline+kcsan"], "baseline+kcsan");
+        assert_eq!(known["baseline+kasan"], "baseline");
         // A kernels/ without the detector's fragment says which file it looked for.
         let dir = kernels(&[("v.toml", "description = \"v\"\n")]);
         let e = Catalog::load(dir.path())
@@ -496,6 +692,100 @@ mod tests {
             .to_string();
         assert!(
             e.contains("v+kcsan") && e.contains("configs/kcsan.config"),
+            "{e}"
+        );
+    }
+
+    /// A variant on another series: that series' source, each variant's patches for it,
+    /// the default series by its name is the variant itself; a variant not ported, a series
+    /// nobody declares and a patch folder for one are errors naming what is missing.
+    #[test]
+    fn a_variant_on_another_series_takes_its_source_and_its_ported_patches() {
+        let files = [
+            (
+                "a.toml",
+                "description = \"A\"\n[source]\ndebian = \"pkg-a\"\nseries = \"A\"\n\
+                 [series.B]\ndebian = \"pkg-b\"\n",
+            ),
+            ("b.toml", "base = \"a\"\n"),
+            ("patches/b/0001-b.patch", ""),
+            ("patches/b@B/0001-b-backport.patch", ""),
+            ("c.toml", "base = \"a\"\n"),
+            ("patches/c/0001-c.patch", ""),
+            ("d.toml", "base = \"a\"\nfragments = [\"kasan\"]\n"),
+            ("configs/kcsan.config", ""),
+        ];
+        let dir = kernels(&files);
+        let catalog = Catalog::load(dir.path()).unwrap();
+        let b = catalog.get("b").unwrap();
+        assert_eq!(b.series.as_deref(), Some("A"));
+        assert_eq!(catalog.get("b@A").unwrap(), b);
+        let on_b = catalog.get("b@B").unwrap();
+        assert_eq!(on_b.name, "b@B");
+        assert_eq!(on_b.series.as_deref(), Some("B"));
+        assert_eq!(
+            on_b.source,
+            Source::Debian {
+                package: "pkg-b".into()
+            }
+        );
+        let names = |v: &Variant| -> Vec<String> {
+            v.patches
+                .iter()
+                .map(|p| p.path.file_name().unwrap().to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(names(&on_b), ["0001-b-backport.patch"]);
+        assert_eq!(names(&b), ["0001-b.patch"]);
+        let kcsan = catalog.get("b@B+kcsan").unwrap();
+        assert_eq!(
+            (kcsan.source, kcsan.detector),
+            (on_b.source.clone(), Some("kcsan"))
+        );
+        // The base on the series; a variant with no patches of its own exists there too.
+        assert_eq!(catalog.get("a@B").unwrap().source, on_b.source);
+        assert_eq!(catalog.get("d@B").unwrap().series.as_deref(), Some("B"));
+        let e = catalog.get("c@B").unwrap_err().to_string();
+        assert!(
+            e.contains("not ported to series B") && e.contains("patches/c@B"),
+            "{e}"
+        );
+        let e = catalog.get("b@C").unwrap_err().to_string();
+        assert!(
+            e.contains("no series \"C\"") && e.contains("declared: B"),
+            "{e}"
+        );
+        let known = catalog.known();
+        for (written, stands_for) in [
+            ("b", "b"),
+            ("b@A", "b"),
+            ("b+kasan", "b"),
+            ("b@A+kcsan", "b+kcsan"),
+            ("b@B", "b@B"),
+            ("b@B+kasan", "b@B"),
+            ("b@B+kcsan", "b@B+kcsan"),
+        ] {
+            assert_eq!(
+                known.get(written).map(String::as_str),
+                Some(stands_for),
+                "{written}"
+            );
+        }
+        // A patch folder for a series nobody declares, or for no variant.
+        for (folder, says) in [("b@C", "builds on no series \"C\""), ("z@B", "no z.toml")] {
+            let mut planted = files.to_vec();
+            let path = format!("patches/{folder}/0001-x.patch");
+            planted.push((&path, ""));
+            let e = match Catalog::load(kernels(&planted).path()) {
+                Ok(_) => panic!("{folder}: loaded"),
+                Err(e) => e.to_string(),
+            };
+            assert!(e.contains(folder) && e.contains(says), "{folder}: {e}");
+        }
+        // A series name that is no path part, with its line.
+        let e = error(&[("a.toml", "[series.\"x/y\"]\ndebian = \"p\"\n")], "a");
+        assert!(
+            e.contains("a.toml:") && e.contains("series name \"x/y\""),
             "{e}"
         );
     }
