@@ -720,5 +720,44 @@ mod tests {
             ]
         );
         assert_eq!(k.suppressions, c.suppressions);
+        // The two-series lab: every cell of lab.toml on 6.12 and on 6.1, each variant on 6.1
+        // ported (Catalog::get resolves it), with 6.1's own expectations where it differs.
+        let lts = LabConfig::load(&root.join("lab-lts.toml"), variant_names, |dir| {
+            crate::config::scenario::names(dir)
+        })
+        .unwrap();
+        let catalog = super::super::variant::Catalog::load(&lts.kernels).unwrap();
+        for cell in &lts.cells {
+            let v = catalog.get(&cell.variant).unwrap();
+            let on_61 = cell.variant.contains("@6.1");
+            assert_eq!(
+                v.series.as_deref(),
+                Some(if on_61 { "6.1" } else { "6.12" })
+            );
+            let twin = cell.variant.replace("@6.1", "");
+            assert!(
+                c.cells
+                    .iter()
+                    .any(|d| d.variant == twin && d.scenario == cell.scenario)
+                    || cell.scenario == "epoll-dmabuf-schedule",
+                "{} × {} is not a cell of lab.toml",
+                cell.variant,
+                cell.scenario
+            );
+        }
+        let expect = |v: &str, s: &str| {
+            lts.cells
+                .iter()
+                .find(|c| c.variant == v && c.scenario == s)
+                .and_then(|c| c.expect.clone())
+        };
+        assert_eq!(
+            expect("eventfd-no-kref@6.1", "eventfd-uring-race").as_deref(),
+            Some("KASAN: use-after-free Read in eventfd_signal_mask")
+        );
+        assert_eq!(
+            expect("baseline@6.1", "epoll-dmabuf-race").as_deref(),
+            Some("pass")
+        );
     }
 }

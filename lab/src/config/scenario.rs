@@ -84,6 +84,10 @@ struct Raw {
     /// uapi: expected value of each check on upstream semantics.
     #[serde(default)]
     expect: BTreeMap<String, serde_json::Value>,
+    /// uapi: the first Linux version a check's call exists in (`"6.10"`), when it is newer
+    /// than the oldest series the lab runs.
+    #[serde(default)]
+    since: Option<Spanned<BTreeMap<String, String>>>,
     /// race: an interleaving forced through QEMU's gdbstub.
     schedule: Option<Spanned<super::schedule::RawSchedule>>,
     /// The detectors a clean run relies on (default: a race's, every one the kernel builds;
@@ -129,6 +133,8 @@ pub struct Scenario {
     /// run records what each reads back. A module the kernel lacks is recorded as absent.
     pub kernel_params: BTreeMap<String, String>,
     pub expect: BTreeMap<String, serde_json::Value>,
+    /// uapi: the first Linux version (major, minor) each check named here can run on.
+    pub since: BTreeMap<String, (u32, u32)>,
     pub programs: Option<Programs>,
     /// race: the interleaving each run forces (and repeats) instead of waiting for it.
     pub schedule: Option<super::schedule::Schedule>,
@@ -250,9 +256,7 @@ pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
         Some(table) => kernel_params(table.get_ref()).map_err(|m| at(table.span().start, m))?,
         None => BTreeMap::new(),
     };
-    if raw.kind == Kind::Uapi && raw.expect.is_empty() {
-        return Err(at(0, "a uapi scenario needs an [expect] table".into()));
-    }
+    let since = uapi_checks(&raw).map_err(|(offset, m)| at(offset, m))?;
     let schedule = match raw.schedule {
         None => None,
         Some(s) if raw.kind != Kind::Race => {
@@ -307,10 +311,75 @@ pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
         params: raw.params,
         kernel_params,
         expect: raw.expect,
+        since,
         programs,
         schedule,
         detectors,
     })
+}
+
+/// A uapi scenario's `[expect]` is there; `[since]` names its checks, each with a version.
+fn uapi_checks(raw: &Raw) -> Result<BTreeMap<String, (u32, u32)>, (usize, String)> {
+    if raw.kind == Kind::Uapi && raw.expect.is_empty() {
+        return Err((0, "a uapi scenario needs an [expect] table".into()));
+    }
+    match &raw.since {
+        None => Ok(BTreeMap::new()),
+        Some(table) => since(table.get_ref(), &raw.expect).map_err(|m| (table.span().start, m)),
+    }
+}
+
+/// `[since]`: each check an `[expect]` names, with the version its call came in.
+fn since(
+    table: &BTreeMap<String, String>,
+    expect: &BTreeMap<String, serde_json::Value>,
+) -> Result<BTreeMap<String, (u32, u32)>, String> {
+    let mut out = BTreeMap::new();
+    for (check, version) in table {
+        if !expect.contains_key(check) {
+            return Err(format!(
+                "since: {check:?} is no check of [expect] ({})",
+                expect.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        let v = version_of(version)
+            .ok_or_else(|| format!("since.{check}: {version:?} is not a version like \"6.10\""))?;
+        out.insert(check.clone(), v);
+    }
+    Ok(out)
+}
+
+/// A kernel release's (major, minor): "6.1.192" and "6.12.118+deb12-amd64" alike.
+pub fn version_of(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+impl Scenario {
+    /// The checks of `[expect]` that a kernel of `release` cannot run (their call is newer),
+    /// each with the version it needs; none when the release is unknown or unreadable.
+    pub fn checks_too_new(&self, release: Option<&str>) -> Vec<(String, (u32, u32))> {
+        let Some(have) = release.and_then(version_of) else {
+            return Vec::new();
+        };
+        self.since
+            .iter()
+            .filter(|(_, need)| **need > have)
+            .map(|(check, need)| (check.clone(), *need))
+            .collect()
+    }
+
+    /// `[expect]` less the checks a kernel of `release` cannot run.
+    pub fn expect_on(&self, release: Option<&str>) -> BTreeMap<String, serde_json::Value> {
+        let too_new = self.checks_too_new(release);
+        self.expect
+            .iter()
+            .filter(|(check, _)| !too_new.iter().any(|(c, _)| c == *check))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
 }
 
 /// `[kernel_params]`: `module.param = value` (a number, a boolean or a string), as the
@@ -490,6 +559,7 @@ pub fn probe(
         params,
         kernel_params: base.map(|b| b.kernel_params.clone()).unwrap_or_default(),
         expect: Default::default(),
+        since: Default::default(),
         programs: None,
         schedule: None,
         // A probe proves the machine; it relies on nothing.
@@ -723,6 +793,41 @@ mod tests {
             let e = load(&f).unwrap_err().to_string();
             assert!(e.contains(&format!("s.toml:{line}:")), "{text:?}: {e}");
             assert!(e.contains(needle), "{text:?}: {e}");
+        }
+    }
+
+    /// A check whose call a kernel predates is left out on that kernel, by the release the
+    /// guest reports, whatever its suffix; an unknown release compares every check.
+    #[test]
+    fn a_check_newer_than_the_kernel_is_not_compared() {
+        let text = "kind = \"uapi\"\nworkload = \"uapi_epoll\"\n\
+                    [expect]\nold = 1\nnew = 1\n[since]\nnew = \"6.10\"\n";
+        let (_d, f) = write(text);
+        let s = load(&f).unwrap();
+        let checks =
+            |release: Option<&str>| -> Vec<String> { s.expect_on(release).into_keys().collect() };
+        for (release, want) in [
+            (Some("6.1.192"), vec!["old"]),
+            (Some("6.9.12+deb12-amd64"), vec!["old"]),
+            (Some("6.10"), vec!["new", "old"]),
+            (Some("6.12.118+deb12-amd64"), vec!["new", "old"]),
+            (Some("7.0.0-rc1"), vec!["new", "old"]),
+            (Some("garbage"), vec!["new", "old"]),
+            (None, vec!["new", "old"]),
+        ] {
+            assert_eq!(checks(release), want, "{release:?}");
+        }
+        assert_eq!(s.checks_too_new(Some("6.1.192")), [("new".into(), (6, 10))]);
+        for (bad, says) in [
+            ("[since]\nnew = \"six\"\n", "\"six\" is not a version"),
+            (
+                "[since]\nnone = \"6.10\"\n",
+                "\"none\" is no check of [expect]",
+            ),
+        ] {
+            let (_d, f) = write(&text.replace("[since]\nnew = \"6.10\"\n", bad));
+            let e = load(&f).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
         }
     }
 

@@ -133,6 +133,9 @@ pub struct Step {
     pub name: String,
     pub cpu: CpuRef,
     pub at: Location,
+    /// Where the step stops on another series, when the function it names there differs
+    /// (`at_series = { "6.1" = "kmem_cache_alloc" }`): by series name.
+    pub at_series: std::collections::BTreeMap<String, Location>,
     /// The vCPUs that run while the step waits; `None`: every vCPU not stopped already.
     pub run: Option<Vec<CpuRef>>,
     pub deadline: Duration,
@@ -144,6 +147,16 @@ pub struct Step {
     pub hit: u32,
     /// The line of the step in the scenario file (for errors found when it is resolved).
     pub line: usize,
+}
+
+impl Step {
+    /// Where the step stops on `series` (the kernel's, when it has one): its own location
+    /// there, else `at`.
+    pub fn at_on(&self, series: Option<&str>) -> &Location {
+        series
+            .and_then(|s| self.at_series.get(s))
+            .unwrap_or(&self.at)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -178,6 +191,8 @@ struct RawStep {
     name: Option<Spanned<String>>,
     cpu: Spanned<CpuRef>,
     at: Spanned<String>,
+    #[serde(default)]
+    at_series: std::collections::BTreeMap<String, Spanned<String>>,
     run: Option<Spanned<Vec<CpuRef>>>,
     deadline: Option<Spanned<String>>,
     task: Option<Spanned<String>>,
@@ -265,6 +280,18 @@ impl Schedule {
                 s.at.get_ref()
                     .parse()
                     .map_err(|e| (s.at.span().start, format!("step {name:?}: at: {e}")))?;
+            let mut at_series = std::collections::BTreeMap::new();
+            for (series, text) in &s.at_series {
+                super::series::check_name(series)
+                    .map_err(|e| (text.span().start, format!("step {name:?}: at_series: {e}")))?;
+                let loc: Location = text.get_ref().parse().map_err(|e| {
+                    (
+                        text.span().start,
+                        format!("step {name:?}: at_series.{series:?}: {e}"),
+                    )
+                })?;
+                at_series.insert(series.clone(), loc);
+            }
             let run = match s.run {
                 None => None,
                 Some(run) => {
@@ -318,6 +345,7 @@ impl Schedule {
                 name,
                 cpu: s.cpu.into_inner(),
                 at,
+                at_series,
                 run,
             });
         }
@@ -413,6 +441,29 @@ deadline = "1s"
         assert_eq!(poll.task, None);
         assert_eq!(poll.cpu.task(poll.task.as_deref()), Some("poller".into()));
         assert_eq!(close.cpu.task(close.task.as_deref()), None);
+    }
+
+    #[test]
+    fn a_step_stops_where_the_kernels_series_has_its_function() {
+        let text = "[schedule]\n[[schedule.step]]\ncpu = \"adder\"\n\
+                    at = \"kmem_cache_alloc_noprof\"\n\
+                    at_series = { \"6.1\" = \"kmem_cache_alloc\" }\n";
+        let s = parse(text).unwrap();
+        let step = &s.steps[0];
+        assert_eq!(step.at_on(Some("6.1")).to_string(), "kmem_cache_alloc");
+        for other in [Some("6.12"), Some("5.10"), None] {
+            assert_eq!(step.at_on(other).to_string(), "kmem_cache_alloc_noprof");
+        }
+        for (bad, says) in [
+            (
+                "{ \"6.1\" = \"f+zz\" }",
+                "at_series.\"6.1\": \"f+zz\": offset",
+            ),
+            ("{ \"6/1\" = \"f\" }", "at_series: series name \"6/1\""),
+        ] {
+            let e = parse(&text.replace("{ \"6.1\" = \"kmem_cache_alloc\" }", bad)).unwrap_err();
+            assert!(e.starts_with("5: ") && e.contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

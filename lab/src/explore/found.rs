@@ -163,6 +163,7 @@ mod tests {
             name: format!("{role}-{at}"),
             cpu: CpuRef::Role(role.into()),
             at: at.parse::<Location>().unwrap(),
+            at_series: Default::default(),
             run: run.map(|r| r.into_iter().map(|x| CpuRef::Role(x.into())).collect()),
             deadline: Duration::from_secs(1),
             task: None,

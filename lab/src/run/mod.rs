@@ -283,6 +283,7 @@ pub async fn batch(
         write_results(&opts.out, &results)?;
         return Ok(results);
     }
+    say_checks_not_compared(scenario, target);
     let schedule = match (&opts.source, &scenario.schedule) {
         (Some(source), _) => Some(Plan {
             source: Some(source.clone()),
@@ -363,6 +364,28 @@ struct Planned<'a> {
     detectors: &'a canary::Detectors,
 }
 
+/// Before a batch: the uapi checks the target's kernel predates, which its runs do not compare.
+fn say_checks_not_compared(scenario: &Scenario, target: &Target) {
+    let release = target
+        .build
+        .as_ref()
+        .map(|(_, b)| b.metadata.kernel_release.as_str());
+    let too_new = scenario.checks_too_new(release);
+    if !too_new.is_empty() {
+        crate::events::note(format!(
+            "{} on {} (Linux {}): not compared, the kernel predates their call: {}",
+            scenario.name,
+            target.name,
+            release.unwrap_or("?"),
+            too_new
+                .iter()
+                .map(|(c, (major, minor))| format!("{c} (Linux {major}.{minor})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+}
+
 /// A scenario's schedule with its locations resolved in the target's System.map.
 fn schedule_plan(scenario: &Scenario, schedule: &Schedule, target: &Target) -> Result<Plan> {
     let map = target.system_map().ok_or_else(|| {
@@ -373,20 +396,32 @@ fn schedule_plan(scenario: &Scenario, schedule: &Schedule, target: &Target) -> R
         )
     })?;
     let map = std::sync::Arc::new(SymbolMap::read(&map).map_err(anyhow::Error::msg)?);
+    // A step stops where the kernel's series has it (`at_series`), else at `at`.
+    let series = target.build.as_ref().and_then(|(v, _)| v.series.as_deref());
     let steps = schedule
         .steps
         .iter()
         .map(|step| {
-            map.resolve(&step.at)
-                .map(|addrs| (step.clone(), addrs))
+            let at = step.at_on(series);
+            map.resolve(at)
+                .map(|addrs| {
+                    let step = crate::config::schedule::Step {
+                        at: at.clone(),
+                        ..step.clone()
+                    };
+                    (step, addrs)
+                })
                 .map_err(|why| {
                     anyhow::anyhow!(
-                        "{}:{}: step {:?}: at = {:?}: {why} (kernel {})",
+                        "{}:{}: step {:?}: at = {:?}: {why} (kernel {}{}; a step names \
+                         another series' function with at_series = {{ \"SERIES\" = \
+                         \"FUNCTION\" }})",
                         scenario.file.display(),
                         step.line,
                         step.name,
-                        step.at.to_string(),
-                        target.name
+                        at.to_string(),
+                        target.name,
+                        series.map(|s| format!(", series {s}")).unwrap_or_default()
                     )
                 })
         })
@@ -508,7 +543,11 @@ async fn one_run(
         crate::files::write(dir.join("tests.json"), serde_json::to_vec_pretty(&*suite)?)?;
     }
     let differences = match scenario.kind {
-        Kind::Uapi => evidence::differences(&scenario.expect, &record.observations),
+        // A check whose call the guest's kernel is too old for is not compared.
+        Kind::Uapi => evidence::differences(
+            &scenario.expect_on(record.guest.as_ref().map(|g| g.kernel_release.as_str())),
+            &record.observations,
+        ),
         Kind::Suite => {
             let flaky: &[String] = match &scenario.programs {
                 Some(crate::config::scenario::Programs::Suite { flaky, .. }) => flaky,
