@@ -650,8 +650,8 @@ pub async fn explore(a: Args) -> Result<Record> {
 }
 
 /// Search, check each hit with `--verify` runs of its scenario, and go on until one
-/// reproduces at its first applied attempt in all of them; the best hit (or none) and why the
-/// search ended without a perfect one.
+/// reproduces at its first applied attempt in all of them; the best hit (or none: a hit that no
+/// check reproduced is none) and why the search ended without a perfect one.
 async fn hunt(
     s: &Searching<'_>,
     searched: &mut Scenario,
@@ -695,7 +695,8 @@ async fn hunt(
                 runs,
             });
             write(s.dir, record)?;
-            if best.as_ref().is_none_or(|(_, b)| ok > *b) {
+            // A hit none of whose checks reproduced was a stress hit after all: never found.
+            if ok > 0 && best.as_ref().is_none_or(|(_, b)| ok > *b) {
                 best = Some((hit, ok));
             }
             if ok == runs {
