@@ -13,6 +13,8 @@
 #             baseline@6.1 (RUNS each)
 #   add-close epoll-add-close-schedule on epoll-release-on-close@6.1: its "add" step stops at
 #             6.1's kmem_cache_alloc (at_series) (RUNS runs)
+#   selftests epoll-selftests on baseline@6.1 and epoll-release-on-close@6.1 (RUNS each): which
+#             tests fail in how many runs (the timing-dependent ones differ by series)
 # Uses the lab's cache (LAB_CACHE_DIR / XDG_CACHE_HOME); LAB=binary (default
 # target/release/lab); RUNS (default 3). Prints one line per step.
 set -euo pipefail
@@ -24,7 +26,7 @@ lab="${LAB:-target/release/lab}"
 runs="${RUNS:-3}"
 export CI=true
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(build night kcsan repro add-close)
+[ ${#steps[@]} -gt 0 ] || steps=(build night kcsan repro add-close selftests)
 v61=(baseline@6.1 epoll-unpinned-poll@6.1 epoll-release-on-close@6.1
   epoll-release-on-close-naive@6.1 eventfd-no-kref@6.1)
 
@@ -99,8 +101,28 @@ EOF
     echo "add-close (epoll-add-close-schedule):"
     tally "$w"/add-close/*/runs.json
     ;;
+  selftests)
+    mkdir -p "$w/selftests"
+    for v in baseline@6.1 epoll-release-on-close@6.1; do
+      run_batch "$w/selftests/$v" "$v" --scenario epoll-selftests
+    done
+    echo "selftests (epoll-selftests): failed tests by runs"
+    python3 - "$w"/selftests/*/ <<'EOF'
+import json, sys, glob, collections
+for d in sys.argv[1:]:
+    fails, runs = collections.Counter(), 0
+    for t in sorted(glob.glob(d + "run-*/tests.json")):
+        runs += 1
+        for prog in json.load(open(t)).get("tests", []):
+            for sub in prog.get("subtests", []):
+                if sub.get("status") == "fail":
+                    fails[sub["name"]] += 1
+    print(f"  {d.rstrip('/').split('/')[-1]}: {runs} runs; "
+          + (", ".join(f"{n} {k}/{runs}" for n, k in sorted(fails.items())) or "no test failed"))
+EOF
+    ;;
   *)
-    echo "unknown step $step (build night kcsan repro add-close)" >&2
+    echo "unknown step $step (build night kcsan repro add-close selftests)" >&2
     exit 2
     ;;
   esac
