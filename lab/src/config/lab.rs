@@ -495,6 +495,14 @@ mod tests {
         assert_eq!(c.history, c.results.join("history.sqlite"));
     }
 
+    /// Each cell's variant and expectation, in order.
+    fn cells_of(c: &LabConfig) -> Vec<(&str, Option<&str>)> {
+        c.cells
+            .iter()
+            .map(|c| (c.variant.as_str(), c.expect.as_deref()))
+            .collect()
+    }
+
     #[test]
     fn a_series_axis_gives_each_variant_a_cell_per_series_with_its_own_expectation() {
         let c = load(
@@ -506,11 +514,7 @@ mod tests {
              \"epoll-unpinned-poll+kcsan\" = \"KCSAN: data-race\" }\n",
         )
         .unwrap();
-        let cells: Vec<(&str, Option<&str>)> = c
-            .cells
-            .iter()
-            .map(|c| (c.variant.as_str(), c.expect.as_deref()))
-            .collect();
+        let cells = cells_of(&c);
         // The variants' own series is the plain name; another series' expectation wins over
         // the detector's, the build's own over both.
         assert_eq!(
@@ -552,11 +556,7 @@ mod tests {
              scenario = \"epoll-dmabuf-race\"\n",
         )
         .unwrap();
-        let cells: Vec<(&str, Option<&str>)> = c
-            .cells
-            .iter()
-            .map(|c| (c.variant.as_str(), c.expect.as_deref()))
-            .collect();
+        let cells = cells_of(&c);
         // A variant under its own detector (kasan) keeps its name; the plain expectation
         // holds for every detector unless a detector build has its own.
         assert_eq!(
