@@ -37,7 +37,7 @@ for f in sys.argv[1:]:
     runs = json.load(open(f))
     runs = runs if isinstance(runs, list) else runs.get("runs", [])
     hit = [r for r in runs if r.get("evidence", {}).get("kind") == "kernel-report"]
-    titles = collections.Counter(r.get("verdict", "") for r in hit)
+    titles = collections.Counter(r["evidence"].get("title", "") for r in hit)
     print(f"  {f.split('/')[-2]}: {len(hit)}/{len(runs)} with a report; "
           + "; ".join(f"{t} ({n})" for t, n in titles.most_common()))
 EOF
