@@ -13,6 +13,8 @@
 #             baseline@6.1 (RUNS each)
 #   add-close epoll-add-close-schedule on epoll-release-on-close@6.1: its "add" step stops at
 #             6.1's kmem_cache_alloc (at_series) (RUNS runs)
+#   schedule  epoll-dmabuf-schedule on epoll-unpinned-poll@6.1, SCHEDULE_RUNS runs (default 20):
+#             how many report right after the first applied attempt
 #   selftests epoll-selftests on baseline@6.1 and epoll-release-on-close@6.1 (RUNS each): which
 #             tests fail in how many runs (the timing-dependent ones differ by series)
 # Uses the lab's cache (LAB_CACHE_DIR / XDG_CACHE_HOME); LAB=binary (default
@@ -26,7 +28,7 @@ lab="${LAB:-target/release/lab}"
 runs="${RUNS:-3}"
 export CI=true
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(build night kcsan repro add-close selftests)
+[ ${#steps[@]} -gt 0 ] || steps=(build night kcsan repro add-close schedule selftests)
 v61=(baseline@6.1 epoll-unpinned-poll@6.1 epoll-release-on-close@6.1
   epoll-release-on-close-naive@6.1 eventfd-no-kref@6.1)
 
@@ -101,6 +103,14 @@ EOF
     echo "add-close (epoll-add-close-schedule):"
     tally "$w"/add-close/*/runs.json
     ;;
+  schedule)
+    mkdir -p "$w/schedule"
+    runs="${SCHEDULE_RUNS:-20}" run_batch "$w/schedule/epoll-unpinned-poll@6.1" \
+      epoll-unpinned-poll@6.1 --scenario epoll-dmabuf-schedule
+    echo "schedule (epoll-dmabuf-schedule):"
+    tally "$w"/schedule/*/runs.json
+    grep -h "^schedule applied\|^runs with a report" "$w"/schedule/*.log | sed 's/^/  /'
+    ;;
   selftests)
     mkdir -p "$w/selftests"
     for v in baseline@6.1 epoll-release-on-close@6.1; do
@@ -122,7 +132,7 @@ for d in sys.argv[1:]:
 EOF
     ;;
   *)
-    echo "unknown step $step (build night kcsan repro add-close selftests)" >&2
+    echo "unknown step $step (build night kcsan repro add-close schedule selftests)" >&2
     exit 2
     ;;
   esac

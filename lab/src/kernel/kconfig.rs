@@ -67,6 +67,45 @@ pub fn requests(fragments: &[Fragment]) -> std::io::Result<BTreeMap<String, Requ
     Ok(all)
 }
 
+/// Every symbol the tree's Kconfig files define (`config X`, `menuconfig X`).
+pub fn symbols(srctree: &Path) -> std::collections::BTreeSet<String> {
+    let mut all = std::collections::BTreeSet::new();
+    for entry in walkdir::WalkDir::new(srctree)
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'))
+        .flatten()
+    {
+        if !entry.file_name().to_string_lossy().starts_with("Kconfig") {
+            continue;
+        }
+        let Ok(text) = crate::files::read_to_string(entry.path()) else {
+            continue;
+        };
+        for line in text.lines() {
+            let t = line.trim();
+            if let Some(symbol) = t
+                .strip_prefix("config ")
+                .or_else(|| t.strip_prefix("menuconfig "))
+            {
+                all.insert(symbol.trim().to_string());
+            }
+        }
+    }
+    all
+}
+
+/// The options the fragments ask for that the tree's Kconfig does not define, each with the
+/// fragment line that asks: found before `make` runs. An option asked to be unset ("is not
+/// set") is no problem where it does not exist.
+pub fn unknown(requests: &BTreeMap<String, Request>, srctree: &Path) -> Vec<String> {
+    let known = symbols(srctree);
+    requests
+        .values()
+        .filter(|r| r.value != "n" && !known.contains(&r.symbol))
+        .map(|r| format!("CONFIG_{}={} ({}:{})", r.symbol, r.value, r.file, r.line))
+        .collect()
+}
+
 /// What Kconfig says a symbol depends on: (Kconfig file:line, `depends on` expressions).
 pub fn dependencies(srctree: &Path, symbol: &str) -> Option<(String, Vec<String>)> {
     let heads = [format!("config {symbol}"), format!("menuconfig {symbol}")];
@@ -395,6 +434,41 @@ mod tests {
         let problems = dropped(&reqs, &with, tree.path());
         assert!(problems[0].starts_with("CONFIG_KCSAN=y ("), "{problems:?}");
         assert_eq!(problems.len(), 2, "{problems:?}");
+    }
+
+    /// Every option a fragment asks for that no Kconfig file of the tree defines is named
+    /// with its line; the ones it defines (config or menuconfig, indented or not) and the ones
+    /// asked to be unset are not.
+    #[test]
+    fn options_the_trees_kconfig_lacks_are_named_before_make() {
+        let tree = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tree.path().join("fs")).unwrap();
+        std::fs::write(
+            tree.path().join("Kconfig"),
+            "config EPOLL\n\tbool \"epoll\"\nmenuconfig NET\n\tbool\n",
+        )
+        .unwrap();
+        std::fs::write(tree.path().join("fs/Kconfig.binfmt"), "  config AIO\n").unwrap();
+        let frag = tree.path().join("f.config");
+        std::fs::write(
+            &frag,
+            "CONFIG_EPOLL=y\nCONFIG_NET=y\nCONFIG_AIO=y\nCONFIG_F_DUPFD_QUERY=y\n\
+             # CONFIG_GONE is not set\nCONFIG_MEM_ALLOC_PROFILING=y\n",
+        )
+        .unwrap();
+        let reqs = requests(&[Fragment {
+            name: "f".into(),
+            path: frag.clone(),
+        }])
+        .unwrap();
+        let f = frag.display();
+        assert_eq!(
+            unknown(&reqs, tree.path()),
+            [
+                format!("CONFIG_F_DUPFD_QUERY=y ({f}:4)"),
+                format!("CONFIG_MEM_ALLOC_PROFILING=y ({f}:6)"),
+            ]
+        );
     }
 
     #[test]

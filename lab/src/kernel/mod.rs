@@ -252,6 +252,23 @@ fn quiet(mut cmd: Command, what: &str) -> Result<()> {
 /// merge_config.sh, olddefconfig; an error naming every requested option that was dropped.
 pub fn configure(variant: &Variant, src: &Path, scratch: &Path) -> Result<String> {
     std::fs::create_dir_all(scratch)?;
+    // An option this tree's Kconfig does not define is said before make runs, naming the
+    // series: another series' fragment line, not a build problem.
+    let unknown = kconfig::unknown(&kconfig::requests(&variant.fragments)?, src);
+    if !unknown.is_empty() {
+        bail!(
+            "variant {} ({}{}): its fragments ask for options this tree's Kconfig does not \
+             define:\n  {}",
+            variant.name,
+            variant.file.display(),
+            variant
+                .series
+                .as_deref()
+                .map(|s| format!(", series {s}"))
+                .unwrap_or_default(),
+            unknown.join("\n  ")
+        );
+    }
     let make = |target: &str| {
         let mut cmd = Command::new("make");
         cmd.arg("-C")

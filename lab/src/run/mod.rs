@@ -699,6 +699,72 @@ mod tests {
         .collect()
     }
 
+    /// A step resolves where its kernel's series has its function (`at_series`), and a
+    /// function the series' System.map lacks is an error naming the scenario file's line, the
+    /// kernel and the series — before anything boots.
+    #[test]
+    fn a_schedule_resolves_on_its_kernels_series_or_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let map = "ffffffff81000000 T _stext\nffffffff81001000 T kmem_cache_alloc\n\
+                   ffffffff81002000 T __fput\nffffffff81003000 T _etext\n\
+                   ffffffff82000000 D current_task\nffffffff82001000 D init_task\n";
+        std::fs::write(dir.path().join("System.map"), map).unwrap();
+        let scenario_file = dir.path().join("s.toml");
+        let step = |at_series: &str| {
+            format!(
+                "kind = \"race\"\nworkload = \"epoll_close_race\"\n[schedule]\n\
+                 [[schedule.step]]\ncpu = 0\nat = \"__fput\"\n[[schedule.step]]\ncpu = 1\n\
+                 at = \"kmem_cache_alloc_noprof\"\n{at_series}"
+            )
+        };
+        let kernels = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(kernels.path().join("configs")).unwrap();
+        for f in crate::config::variant::DEFAULT_FRAGMENTS {
+            std::fs::write(kernels.path().join(format!("configs/{f}.config")), "").unwrap();
+        }
+        std::fs::write(
+            kernels.path().join("v.toml"),
+            "[source]\ndebian = \"p\"\nseries = \"6.12\"\n[series.\"6.1\"]\ndebian = \"q\"\n",
+        )
+        .unwrap();
+        let variant = crate::config::variant::Catalog::load(kernels.path())
+            .unwrap()
+            .get("v@6.1")
+            .unwrap();
+        let metadata: crate::kernel::Metadata = serde_json::from_value(serde_json::json!({
+            "variant": "v@6.1", "key": "k", "config_hash": "h", "kernel_release": "6.1.192",
+            "duration_s": 1.0, "files_compiled": 1, "files_rewritten": [], "ccache": null,
+            "artifacts": [],
+            "inputs": {"recipe": 1, "arch": "x86_64", "source_id": "s", "series_hash": "h",
+                       "patches": [], "config_base": "allnoconfig", "fragments": [],
+                       "compiler": "gcc"},
+        }))
+        .unwrap();
+        let built = crate::kernel::Built {
+            dir: dir.path().to_path_buf(),
+            metadata,
+            cache_hit: true,
+            elapsed_s: 0.0,
+        };
+        let target = Target::built("v@6.1", &variant, &built);
+        let plan = |at_series: &str| {
+            std::fs::write(&scenario_file, step(at_series)).unwrap();
+            let scenario = crate::config::scenario::load(&scenario_file).unwrap();
+            let schedule = scenario.schedule.clone().unwrap();
+            schedule_plan(&scenario, &schedule, &target)
+        };
+        let ok = plan("at_series = { \"6.1\" = \"kmem_cache_alloc\" }\n").unwrap();
+        let at: Vec<String> = ok.steps.iter().map(|(s, _)| s.at.to_string()).collect();
+        assert_eq!(at, ["__fput", "kmem_cache_alloc"]);
+        let e = plan("").err().unwrap().to_string();
+        assert!(
+            e.contains("s.toml:9:")
+                && e.contains("kmem_cache_alloc_noprof")
+                && e.contains("series 6.1"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn a_suppressed_report_lets_the_run_go_on_and_the_next_one_stops_it() {
         let suppressions = Suppressions::parse(
