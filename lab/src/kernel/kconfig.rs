@@ -96,9 +96,13 @@ pub fn symbols(srctree: &Path) -> std::collections::BTreeSet<String> {
 
 /// The options the fragments ask for that the tree's Kconfig does not define, each with the
 /// fragment line that asks: found before `make` runs. An option asked to be unset ("is not
-/// set") is no problem where it does not exist.
+/// set") is no problem where it does not exist. A tree without any Kconfig is not a kernel
+/// tree: none are listed, and `make` says what is wrong.
 pub fn unknown(requests: &BTreeMap<String, Request>, srctree: &Path) -> Vec<String> {
     let known = symbols(srctree);
+    if known.is_empty() {
+        return Vec::new();
+    }
     requests
         .values()
         .filter(|r| r.value != "n" && !known.contains(&r.symbol))
@@ -469,6 +473,9 @@ mod tests {
                 format!("CONFIG_MEM_ALLOC_PROFILING=y ({f}:6)"),
             ]
         );
+        // No Kconfig at all: not a kernel tree, left to make to say.
+        let empty = tempfile::tempdir().unwrap();
+        assert!(unknown(&reqs, empty.path()).is_empty());
     }
 
     #[test]

@@ -258,7 +258,7 @@ pub fn configure(variant: &Variant, src: &Path, scratch: &Path) -> Result<String
     if !unknown.is_empty() {
         bail!(
             "variant {} ({}{}): its fragments ask for options this tree's Kconfig does not \
-             define:\n  {}",
+             define: {}",
             variant.name,
             variant.file.display(),
             variant
@@ -266,7 +266,7 @@ pub fn configure(variant: &Variant, src: &Path, scratch: &Path) -> Result<String
                 .as_deref()
                 .map(|s| format!(", series {s}"))
                 .unwrap_or_default(),
-            unknown.join("\n  ")
+            unknown.join(", ")
         );
     }
     let make = |target: &str| {
