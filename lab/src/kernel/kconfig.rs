@@ -67,20 +67,23 @@ pub fn requests(fragments: &[Fragment]) -> std::io::Result<BTreeMap<String, Requ
     Ok(all)
 }
 
-/// Every symbol the tree's Kconfig files define (`config X`, `menuconfig X`).
-pub fn symbols(srctree: &Path) -> std::collections::BTreeSet<String> {
-    let mut all = std::collections::BTreeSet::new();
-    for entry in walkdir::WalkDir::new(srctree)
+/// Every Kconfig file of the tree (hidden folders left out), with its text.
+fn kconfig_files(srctree: &Path) -> impl Iterator<Item = (std::path::PathBuf, String)> {
+    walkdir::WalkDir::new(srctree)
         .into_iter()
         .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'))
         .flatten()
-    {
-        if !entry.file_name().to_string_lossy().starts_with("Kconfig") {
-            continue;
-        }
-        let Ok(text) = crate::files::read_to_string(entry.path()) else {
-            continue;
-        };
+        .filter(|e| e.file_name().to_string_lossy().starts_with("Kconfig"))
+        .filter_map(|e| {
+            let text = crate::files::read_to_string(e.path()).ok()?;
+            Some((e.into_path(), text))
+        })
+}
+
+/// Every symbol the tree's Kconfig files define (`config X`, `menuconfig X`).
+pub fn symbols(srctree: &Path) -> std::collections::BTreeSet<String> {
+    let mut all = std::collections::BTreeSet::new();
+    for (_, text) in kconfig_files(srctree) {
         for line in text.lines() {
             let t = line.trim();
             if let Some(symbol) = t
@@ -113,17 +116,7 @@ pub fn unknown(requests: &BTreeMap<String, Request>, srctree: &Path) -> Vec<Stri
 /// What Kconfig says a symbol depends on: (Kconfig file:line, `depends on` expressions).
 pub fn dependencies(srctree: &Path, symbol: &str) -> Option<(String, Vec<String>)> {
     let heads = [format!("config {symbol}"), format!("menuconfig {symbol}")];
-    for entry in walkdir::WalkDir::new(srctree)
-        .into_iter()
-        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'))
-        .flatten()
-    {
-        if !entry.file_name().to_string_lossy().starts_with("Kconfig") {
-            continue;
-        }
-        let Ok(text) = crate::files::read_to_string(entry.path()) else {
-            continue;
-        };
+    for (path, text) in kconfig_files(srctree) {
         let lines: Vec<&str> = text.lines().collect();
         let Some(start) = lines
             .iter()
@@ -154,7 +147,7 @@ pub fn dependencies(srctree: &Path, symbol: &str) -> Option<(String, Vec<String>
                 deps.push(dep.trim().to_string());
             }
         }
-        let rel = entry.path().strip_prefix(srctree).unwrap_or(entry.path());
+        let rel = path.strip_prefix(srctree).unwrap_or(&path);
         return Some((format!("{}:{}", rel.display(), start + 1), deps));
     }
     None

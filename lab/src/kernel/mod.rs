@@ -254,7 +254,8 @@ pub fn configure(variant: &Variant, src: &Path, scratch: &Path) -> Result<String
     std::fs::create_dir_all(scratch)?;
     // An option this tree's Kconfig does not define is said before make runs, naming the
     // series: another series' fragment line, not a build problem.
-    let unknown = kconfig::unknown(&kconfig::requests(&variant.fragments)?, src);
+    let requests = kconfig::requests(&variant.fragments)?;
+    let unknown = kconfig::unknown(&requests, src);
     if !unknown.is_empty() {
         bail!(
             "variant {} ({}{}): its fragments ask for options this tree's Kconfig does not \
@@ -301,7 +302,6 @@ pub fn configure(variant: &Variant, src: &Path, scratch: &Path) -> Result<String
     quiet(merge, "scripts/kconfig/merge_config.sh")?;
     quiet(make("olddefconfig"), "make olddefconfig")?;
     let final_config = crate::files::read_to_string(scratch.join(".config"))?;
-    let requests = kconfig::requests(&variant.fragments)?;
     let problems = kconfig::dropped(&requests, &kconfig::parse_config(&final_config), src);
     if !problems.is_empty() {
         bail!(
