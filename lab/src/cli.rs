@@ -109,6 +109,11 @@ pub enum Command {
     /// The trend of a cell (or of every cell) over the stored nights: runs, failures, and
     /// the first-report titles with how many runs printed each.
     History(HistoryArgs),
+    /// What the lab's cache holds and what it costs on disk (kernels, guest snapshots, object
+    /// trees, bisections, work trees, runs), against lab.toml's `[cache] limit`; `lab cache
+    /// prune` evicts the least recently used kernels, snapshots, object trees and bisections
+    /// until the cache fits (a night does the same when it ends, sparing what it used).
+    Cache(CacheArgs),
     /// Kernel reports in console logs.
     #[command(subcommand)]
     Report(ReportCommand),
@@ -152,6 +157,10 @@ pub struct MergeArgs {
     /// incomplete (and exits 2).
     #[arg(long)]
     pub allow_partial: bool,
+    /// How the merged night's bisections (lab.toml's [bisect]) run: the merge bisects the
+    /// night's regressions and fixes on git sources; the shards never do.
+    #[command(flatten)]
+    pub how: run::How,
 }
 
 #[derive(Subcommand)]
@@ -265,6 +274,27 @@ pub struct NightlyArgs {
     pub costs: Option<PathBuf>,
     #[command(flatten)]
     pub how: How,
+}
+
+#[derive(clap::Args)]
+pub struct CacheArgs {
+    #[command(subcommand)]
+    pub action: Option<CacheAction>,
+    /// The lab whose `[cache] limit` applies (default: lab.toml here or in a parent
+    /// directory; without one, 20G).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// The size limit instead of lab.toml's ("20G", "500M").
+    #[arg(long, global = true, value_parser = crate::units::parse_mib)]
+    pub limit: Option<u64>,
+}
+
+#[derive(Subcommand)]
+pub enum CacheAction {
+    /// Evict the least recently used kernels, snapshots, object trees and bisections until
+    /// the cache fits the limit (an entry used in the last hour, or whose lock another lab
+    /// process holds, is left alone).
+    Prune,
 }
 
 #[derive(clap::Args)]
@@ -385,7 +415,7 @@ pub async fn dispatch(command: Command) -> Result<i32> {
             Ok(comparison.exit_status())
         }
         Command::Nightly(a) => nightly(a).await,
-        Command::Merge(a) => merge(a),
+        Command::Merge(a) => merge(a).await,
         Command::Export(ExportCommand::Kcidb {
             night,
             origin,
@@ -400,6 +430,7 @@ pub async fn dispatch(command: Command) -> Result<i32> {
             ui::print(&results::render::history::table(&rows));
             Ok(0)
         }
+        Command::Cache(a) => cache(a),
         Command::Report(ReportCommand::Html { night }) => {
             ui::print(&format!(
                 "{}\n",
@@ -442,6 +473,28 @@ async fn explore_cmd(a: explore::Args) -> Result<i32> {
     )))
 }
 
+fn cache(a: CacheArgs) -> Result<i32> {
+    let (limit, from) = match (a.limit, config::locate::lab(a.config)) {
+        (Some(mib), _) => (mib, "--limit".to_string()),
+        (None, Ok(lab)) => (lab.cache_limit_mib, lab.file.display().to_string()),
+        (None, Err(_)) => (
+            config::lab::DEFAULT_CACHE_LIMIT_MIB,
+            "the default: no lab.toml".into(),
+        ),
+    };
+    let root = cache::root();
+    match a.action {
+        None => ui::print(&ui::cache::usage(&cache::evict::usage(&root), limit, &from)),
+        Some(CacheAction::Prune) => {
+            // What a running lab may still need: used in the last hour, or locked.
+            let since = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+            let out = cache::evict::evict(&root, limit << 20, since)?;
+            ui::print(&ui::cache::pruned(&out, limit));
+        }
+    }
+    Ok(0)
+}
+
 async fn nightly(a: NightlyArgs) -> Result<i32> {
     let lab = config::locate::lab(a.config)?;
     // Every refusal comes before the night's directory is made.
@@ -464,15 +517,16 @@ async fn nightly(a: NightlyArgs) -> Result<i32> {
     Ok(night.exit_status())
 }
 
-fn merge(a: MergeArgs) -> Result<i32> {
+async fn merge(a: MergeArgs) -> Result<i32> {
     let lab = config::locate::lab(a.config)?;
     let out = nightly::night_dir(&lab, a.out)?;
     let opts = nightly::merge::MergeOptions {
         shards: a.shards,
         out: out.clone(),
         allow_partial: a.allow_partial,
+        how: a.how,
     };
-    let night = nightly::merge::merge(&lab, &opts)?;
+    let night = nightly::merge::merge(&lab, &opts).await?;
     ui::print(&ui::night(&night.results, &out));
     Ok(night.exit_status())
 }

@@ -148,8 +148,27 @@ pub fn count(n: u32, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// A confidence as people read it: 3 decimals, except that one below 1 that would round to
+/// 1.000 says how far below it is ("1 − 2.1e-5"): a measured confidence is never written as
+/// certainty.
+pub fn confidence(c: f64) -> String {
+    if (0.9995..1.0).contains(&c) {
+        format!("1 − {:.1e}", 1.0 - c)
+    } else {
+        format!("{c:.3}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_confidence_below_one_never_reads_as_one() {
+        assert_eq!(super::confidence(0.9712), "0.971");
+        assert_eq!(super::confidence(0.99998), "1 − 2.0e-5");
+        assert_eq!(super::confidence(1.0), "1.000");
+        assert_eq!(super::confidence(0.0), "0.000");
+    }
+
     use super::*;
 
     #[test]

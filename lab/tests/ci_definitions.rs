@@ -139,3 +139,46 @@ print("kubernetes", k8s["spec"]["completions"], env["LAB_SHARD_COUNT"])
         assert_eq!(f[1], f[2], "{line}: jobs and LAB_SHARD_COUNT differ");
     }
 }
+
+/// Each engine's merge job has what `lab merge`'s bisections need: the set-up a shard has
+/// (QEMU and the kernel tool chain: scripts/setup.sh, or the image a shard runs), a kernel
+/// cache kept between nights, and a shard's CPUs and memory.
+#[test]
+fn every_merge_job_can_bisect() {
+    let script = r#"
+import sys, yaml
+gh = yaml.safe_load(open(sys.argv[1]))
+steps = gh["jobs"]["merge"]["steps"]
+setup = any("scripts/setup.sh" in s.get("run", "") for s in steps)
+cached = any(".lab-cache/kernels" in str(s.get("with", {}).get("path", "")) for s in steps)
+print("github", setup, cached)
+gl = yaml.safe_load(open(sys.argv[2]))
+merge = gl["lab-merge"]
+before = merge.get("before_script", gl[merge["extends"]]["before_script"])
+caches = merge["cache"] if isinstance(merge["cache"], list) else [merge["cache"]]
+print("gitlab", any("scripts/setup.sh" in l for l in before),
+      any(".lab-cache/kernels" in c["paths"] for c in caches))
+k8s = yaml.safe_load(open(sys.argv[3]))
+shard = yaml.safe_load(open(sys.argv[4]))["spec"]["template"]["spec"]["containers"][0]
+c = k8s["spec"]["template"]["spec"]["containers"][0]
+print("kubernetes", c["image"] == shard["image"],
+      c["resources"]["requests"] == shard["resources"]["requests"])
+"#;
+    let out = Command::new(tool(".venv/bin/python"))
+        .args(["-c", script])
+        .arg(repo("ci/github/lab-nightly.yml"))
+        .arg(repo("ci/gitlab/lab-nightly.gitlab-ci.yml"))
+        .arg(repo("ci/kubernetes/lab-merge.yaml"))
+        .arg(repo("ci/kubernetes/lab-nightly.yaml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 3, "{text}");
+    for line in text.lines() {
+        assert!(
+            !line.contains("False"),
+            "{line}: the merge job cannot bisect"
+        );
+    }
+}

@@ -487,36 +487,6 @@ fn zero_runs_are_refused_on_the_command_line() {
 }
 
 /// A venv tool the set-up script installs (scripts/setup.sh).
-fn venv(tool: &str) -> PathBuf {
-    let path = repo(".venv/bin").join(tool);
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/setup.sh",
-        path.display()
-    );
-    path
-}
-
-/// Validates a KCIDB file with kcidb-io's latest schema; the numbers of checkouts, builds,
-/// tests, issues and incidents in it.
-fn kcidb_counts(file: &Path) -> Vec<usize> {
-    let check = std::process::Command::new(venv("python"))
-        .args([
-            "-c",
-            "import json, sys, kcidb_io; d = json.load(open(sys.argv[1])); \
-             kcidb_io.schema.LATEST.validate(d); \
-             print(*(len(d[k]) for k in ('checkouts', 'builds', 'tests', 'issues', 'incidents')))",
-        ])
-        .arg(file)
-        .output()
-        .unwrap();
-    assert!(check.status.success(), "{}", show(&check));
-    String::from_utf8_lossy(&check.stdout)
-        .split_whitespace()
-        .map(|n| n.parse().unwrap())
-        .collect()
-}
-
 /// The night as two shards (one told by --shard, one by GitLab's variables), merged: the
 /// same cells and verdicts as a whole night, every run once, numbered across the shards; the
 /// merged night goes into the history and its KCIDB export validates against KCIDB's schema.

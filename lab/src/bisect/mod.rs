@@ -22,7 +22,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use verdict::{CommitVerdict, RunClass, Search};
+use verdict::{CommitVerdict, Search};
 
 /// What counts as the race.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -151,6 +151,8 @@ impl Args {
             suppressions: std::sync::Arc::new(crate::config::locate::suppressions(
                 self.dirs.suppressions,
             )?),
+            keep_patches: false,
+            budget: Budget::default(),
         })
     }
 }
@@ -201,6 +203,32 @@ pub struct BisectOptions {
     pub inputs: String,
     /// Reports left out of verdicts (a suppressed report is not the target's).
     pub suppressions: std::sync::Arc<crate::config::suppress::Suppressions>,
+    /// Apply the configuration variant's patches at every commit (a night's cell on its own
+    /// git source: the variant's series belongs to that tree).
+    pub keep_patches: bool,
+    /// What the bisection may spend before it stops undecided.
+    pub budget: Budget,
+}
+
+/// What a bisection may spend: new builds and wall time (none: no limit). A night's
+/// bisections share one budget.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Budget {
+    pub builds: Option<u32>,
+    pub deadline: Option<std::time::Instant>,
+}
+
+impl Budget {
+    /// Why no further commit may be built after `builds` builds, if it may not.
+    pub fn spent(&self, builds: u32) -> Option<String> {
+        if let Some(max) = self.builds.filter(|max| builds >= *max) {
+            return Some(format!("budget spent: {max} builds"));
+        }
+        match self.deadline {
+            Some(d) if std::time::Instant::now() >= d => Some("budget spent: wall time".into()),
+            _ => None,
+        }
+    }
 }
 
 /// The default directory of a bisection: one per repository, ends, scenario (its name and
@@ -225,18 +253,36 @@ pub fn default_dir(
 
 pub struct Answer {
     pub state: State,
-    /// Index in `state.commits` of the first commit in the new state.
+    /// Index in `state.commits` of the first commit in the new state (the first known one
+    /// when the bisection could not decide).
     pub found: usize,
     /// Skipped commits that could be the answer instead.
     pub doubt: Vec<String>,
     pub confidence: f64,
     pub builds: usize,
+    /// Why the bisection names no commit (the budget was spent, the confidence is below
+    /// what was asked, the answer may be a commit that does not build), when it names none.
+    pub undecided: Option<String>,
+    /// The range the answer lies in: the last commit known in the old state (none: the old
+    /// end) and the first known in the new state.
+    pub range: (Option<String>, String),
+}
+
+impl Answer {
+    /// The commit found, when the bisection decided.
+    pub fn culprit(&self) -> Option<&str> {
+        match self.undecided {
+            None => Some(&self.state.commits[self.found]),
+            Some(_) => None,
+        }
+    }
 }
 
 /// Bisect; none when interrupted (the state is saved: the same command resumes).
 pub async fn bisect(o: &BisectOptions) -> Result<Option<Answer>> {
     std::fs::create_dir_all(&o.dir)?;
     let _lock = crate::cache::lock(&o.dir.join("bisect.lock"), false)?;
+    crate::cache::touch(&o.dir);
     let (dir, ends) = (o.dir.clone(), state::Ends::of(o));
     let mut state = tokio::task::spawn_blocking(move || state::load(&dir, &ends)).await??;
     let progress = Progress::new(1);
@@ -249,7 +295,7 @@ pub async fn bisect(o: &BisectOptions) -> Result<Option<Answer>> {
     .await;
     progress.clear();
     match searched {
-        Ok(()) => Ok(Some(answer(o, state))),
+        Ok(stopped) => Ok(Some(answer(o, state, stopped))),
         Err(e) if crate::interrupt::is(&e) => {
             state::save(&o.dir, &state)?;
             Ok(None)
@@ -259,46 +305,68 @@ pub async fn bisect(o: &BisectOptions) -> Result<Option<Answer>> {
 }
 
 /// The first commit of the new state, the skipped commits that could be it, and the
-/// confidence the clean verdicts give together.
-fn answer(o: &BisectOptions, state: State) -> Answer {
+/// confidence the clean verdicts give together (each from the trials of its clean runs);
+/// undecided when the search stopped early (`stopped`), when the confidence is below what
+/// was asked, or when a skipped commit could be the answer.
+fn answer(o: &BisectOptions, state: State, stopped: Option<String>) -> Answer {
     let plan = state.plan.expect("measured");
     let target = state.target.clone().expect("chosen");
     let verdicts = state.verdicts();
-    let (found, doubt) = Search {
+    let search = Search {
         verdicts: &verdicts,
         after: steps::after(&state),
-    }
-    .answer();
+    };
+    let (found, doubt) = search.answer();
+    let (lo, _) = search.bounds();
     let confidence = state
         .steps
         .iter()
         .filter(|s| s.verdict == Some(CommitVerdict::Clean))
         .map(|s| {
             let runs = steps::stored(o, &s.commit).unwrap_or_default();
-            let clean = runs
-                .iter()
-                .filter(|r| classify(r, &target) == RunClass::Clean)
-                .count();
-            plan.detection(clean as u32)
+            plan.detection(verdict::clean_trials(&steps::observed(
+                &runs,
+                &target,
+                plan.forced,
+            )))
         })
         .product();
-    let builds = state
-        .steps
-        .iter()
-        .filter(|s| s.build_s.is_some() || s.build_error.is_some())
-        .count();
+    let builds = steps::builds(&state) as usize;
+    let undecided = stopped
+        .or_else(|| {
+            (!doubt.is_empty()).then(|| {
+                format!(
+                    "{} skipped commit(s) before it could be the answer instead",
+                    doubt.len()
+                )
+            })
+        })
+        .or_else(|| {
+            (confidence < o.confidence).then(|| {
+                format!(
+                    "confidence {confidence:.3} is below the {:.2} asked for",
+                    o.confidence
+                )
+            })
+        });
     Answer {
         doubt: doubt.iter().map(|&i| state.commits[i].clone()).collect(),
+        range: (
+            lo.checked_sub(1).map(|i| state.commits[i].clone()),
+            state.commits[found].clone(),
+        ),
         state,
         found,
         confidence,
         builds,
+        undecided,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::steps::uninterrupted;
+    use super::verdict::RunClass;
     use super::*;
     use crate::report::formats::ReportType;
     use crate::report::parser::Report;

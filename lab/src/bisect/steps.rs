@@ -48,15 +48,57 @@ pub fn classify(r: &RunResult, target: &TargetReport) -> RunClass {
     }
 }
 
+/// A run's (hits, trials) toward the rate and the verdicts: a stress run is one trial; a run
+/// with a schedule counts its applied attempts, up to the one its report followed (a report
+/// before any applied attempt is stress: no trial of the schedule, no hit).
+pub fn trials(r: &RunResult, class: RunClass, forced: bool) -> (u32, u32) {
+    let hit = u32::from(class == RunClass::Target);
+    if !forced {
+        return (
+            hit,
+            u32::from(matches!(class, RunClass::Target | RunClass::Clean)),
+        );
+    }
+    let Some((applied, _, before)) = crate::run::scheduled(r) else {
+        return (0, 0);
+    };
+    match class {
+        RunClass::Target => match before.unwrap_or(applied) as u32 {
+            0 => (0, 0),
+            k => (1, k),
+        },
+        RunClass::Clean => (0, applied as u32),
+        _ => (0, 0),
+    }
+}
+
+/// Each run's class and trials.
+pub fn observed(runs: &[RunResult], target: &TargetReport, forced: bool) -> Vec<(RunClass, u32)> {
+    runs.iter()
+        .map(|r| {
+            let class = classify(r, target);
+            (class, trials(r, class, forced).1)
+        })
+        .collect()
+}
+
 /// `commit` with the configuration variant's settings.
 fn commit_variant(o: &BisectOptions, commit: &str) -> kernel::variant::Variant {
     let mut variant = o.config_variant.clone();
     variant.name = format!("bisect-{}", &commit[..12]);
+    // A night's cell keeps its source's repository as written: its builds share the work
+    // tree and object tree of the night's.
+    let repo = match &o.config_variant.source {
+        Source::Git { repo, .. } if o.keep_patches => repo.clone(),
+        _ => o.repo.display().to_string(),
+    };
     variant.source = Source::Git {
-        repo: o.repo.display().to_string(),
+        repo,
         reference: commit.to_string(),
     };
-    variant.patches.clear();
+    if !o.keep_patches {
+        variant.patches.clear();
+    }
     variant
 }
 
@@ -192,13 +234,7 @@ pub async fn racy_end(o: &BisectOptions, state: &mut State, progress: &Progress)
         );
     };
     let mut runs = stored(o, &racy)?;
-    // A schedule is deterministic: one run shows whether the racy end reports.
-    let wanted = if o.scenario.schedule.is_some() {
-        1
-    } else {
-        o.runs.get()
-    };
-    let more = wanted.saturating_sub(runs.len() as u32);
+    let more = o.runs.get().saturating_sub(runs.len() as u32);
     if more > 0 {
         runs = run(o, &built, &racy, more, progress).await?;
     }
@@ -215,40 +251,37 @@ pub async fn racy_end(o: &BisectOptions, state: &mut State, progress: &Progress)
         state.target = Some(TargetReport::Signature(signature));
     }
     let target = state.target.clone().expect("chosen above");
-    let classes: Vec<RunClass> = runs.iter().map(|r| classify(r, &target)).collect();
-    let hits = classes.iter().filter(|c| **c == RunClass::Target).count() as u32;
-    let counted = classes
+    let forced = o.scenario.schedule.is_some();
+    let (hits, counted) = runs
         .iter()
-        .filter(|c| matches!(c, RunClass::Target | RunClass::Clean))
-        .count() as u32;
+        .map(|r| trials(r, classify(r, &target), forced))
+        .fold((0, 0), |(h, n), (dh, dn)| (h + dh, n + dn));
     let steps = (state.commits.len() as f64).log2().ceil() as u32 + 1;
-    let plan = match o.scenario.schedule {
-        Some(_) if hits > 0 => Some(Plan::forced()),
-        Some(_) => None,
-        None => Plan::from_racy_end(hits, counted, o.confidence, steps),
+    let plan = match forced {
+        true => Plan::from_schedule(hits, counted, o.confidence, steps),
+        false => Plan::from_racy_end(hits, counted, o.confidence, steps),
     };
     let Some(plan) = plan else {
         bail!(
-            "the target report did not appear in {} runs at the racy end {}",
+            "the target report did not appear {}in {} runs at the racy end {}",
+            if forced {
+                "after an applied attempt of the schedule "
+            } else {
+                ""
+            },
             runs.len(),
             &racy[..12]
         );
     };
-    crate::events::note(if plan.forced {
-        format!(
-            "racy end {}: {hits}/{counted} runs; the scenario's schedule forces the \
-             interleaving: a commit is clean after one run in which it was applied",
-            &racy[..12]
-        )
-    } else {
-        format!(
-            "racy end {}: {hits}/{counted} runs; assuming a rate of {:.2} (95 % lower bound), \
-             a commit is clean after {} clean runs",
-            &racy[..12],
-            plan.rate,
-            plan.clean_runs
-        )
-    });
+    let unit = if forced { "applied attempts" } else { "runs" };
+    crate::events::note(format!(
+        "racy end {}: the target report after {hits} of {counted} {unit}; assuming a rate of \
+         {:.2} per {} (95 % lower bound), a commit is clean after {} clean {unit}",
+        &racy[..12],
+        plan.rate,
+        if forced { "applied attempt" } else { "run" },
+        plan.clean_runs
+    ));
     if let Some(s) = state.step_mut(&racy) {
         s.verdict = Some(CommitVerdict::Racy);
     }
@@ -266,8 +299,22 @@ pub fn after(state: &State) -> CommitVerdict {
     }
 }
 
-/// Phase 2: midpoints until the first commit of the new state is pinned down.
-pub async fn search(o: &BisectOptions, state: &mut State, progress: &Progress) -> Result<()> {
+/// The builds a bisection has made (a cache hit is not one; a failed build is).
+pub fn builds(state: &State) -> u32 {
+    state
+        .steps
+        .iter()
+        .filter(|s| s.build_s.is_some() || s.build_error.is_some())
+        .count() as u32
+}
+
+/// Phase 2: midpoints until the first commit of the new state is pinned down; or until the
+/// budget is spent before a commit not yet built (why, then).
+pub async fn search(
+    o: &BisectOptions,
+    state: &mut State,
+    progress: &Progress,
+) -> Result<Option<String>> {
     let plan = state.plan.expect("the racy end was measured");
     let target = state.target.clone().expect("the racy end chose a target");
     loop {
@@ -277,16 +324,21 @@ pub async fn search(o: &BisectOptions, state: &mut State, progress: &Progress) -
             after: after(state),
         };
         let Some(next) = search.next() else {
-            return Ok(());
+            return Ok(None);
         };
         let commit = state.commits[next].clone();
+        if state.step_mut(&commit).is_none() {
+            if let Some(why) = o.budget.spent(builds(state)) {
+                crate::events::note(format!("{why}: the bisection stops undecided"));
+                return Ok(Some(why));
+            }
+        }
         let built = step(o, state, &commit).await?;
         state::save(&o.dir, state)?;
         let Some(built) = built else { continue };
         let mut runs = stored(o, &commit)?;
         let v = loop {
-            let classes: Vec<RunClass> = runs.iter().map(|r| classify(r, &target)).collect();
-            if let Some(v) = plan.verdict(&classes) {
+            if let Some(v) = plan.verdict(&observed(&runs, &target, plan.forced)) {
                 break v;
             }
             runs = run(o, &built, &commit, 1, progress).await?;

@@ -3,7 +3,13 @@
 //! runs that a race reproducing at the rate measured on the racy end would have shown with
 //! the step's confidence. Builds that fail and runs that say nothing make it *skipped*.
 //! The answer's confidence is the product, over clean verdicts, of the chance that the race
-//! would have shown had the commit been racy: 1 − (1 − p)^clean_runs.
+//! would have shown had the commit been racy: 1 − (1 − p)^trials.
+//!
+//! A trial is a run for a stress scenario. For a scenario with a schedule it is an applied
+//! attempt: the rate is measured per applied attempt at the racy end (a report right after
+//! the k-th applied attempt of a run is 1 hit in k trials; a run that reported before any
+//! attempt was applied is stress, not evidence of the schedule), and a clean run counts the
+//! attempts it applied. A schedule is not assumed to be certain: it is measured like stress.
 
 use crate::results::stats::{wilson, Z95};
 use serde::{Deserialize, Serialize};
@@ -36,14 +42,15 @@ pub struct Plan {
     /// The reproduction rate assumed for a racy commit: the lower end of the 95 % Wilson
     /// interval measured on the racy end (a point estimate of 3/3 would claim certainty).
     pub rate: f64,
-    /// Clean runs that make a commit clean.
+    /// Trials in clean runs that make a commit clean: runs, or, for a schedule, applied
+    /// attempts.
     pub clean_runs: u32,
     /// Runs that say nothing before the commit is skipped.
     pub max_infra: u32,
     /// Runs ended by other reports before the commit is skipped.
     pub max_other: u32,
-    /// The scenario forces the interleaving (a schedule): a run in which it was applied is
-    /// deterministic evidence, not a sample of a rate.
+    /// The scenario forces the interleaving (a schedule): `rate` is per applied attempt and a
+    /// clean run's trials are the attempts it applied.
     #[serde(default)]
     pub forced: bool,
 }
@@ -80,26 +87,21 @@ impl Plan {
         })
     }
 
-    /// For a scenario with a schedule: one clean run in which the schedule was applied makes
-    /// a commit clean (a run in which it never was says nothing: the evidence rule makes it
-    /// inconclusive), one target report makes it racy.
-    pub fn forced() -> Plan {
-        Plan {
-            rate: 1.0,
-            clean_runs: 1,
-            max_infra: 3,
-            max_other: 3,
-            forced: true,
-        }
+    /// For a scenario with a schedule, from the racy end's applied attempts: `hits` reports
+    /// that followed an applied attempt in `trials` applied attempts. The same Wilson bound as
+    /// for stress; a clean commit needs that many applied attempts in its clean runs.
+    pub fn from_schedule(hits: u32, trials: u32, target: f64, steps: u32) -> Option<Plan> {
+        Plan::from_racy_end(hits, trials, target, steps).map(|p| Plan { forced: true, ..p })
     }
 
-    /// The verdict the runs so far give, or none while more runs are needed.
-    pub fn verdict(&self, runs: &[RunClass]) -> Option<CommitVerdict> {
-        let count = |c: RunClass| runs.iter().filter(|r| **r == c).count() as u32;
+    /// The verdict the runs so far give, or none while more runs are needed. Each run comes
+    /// with its trials (1 for stress; the attempts it applied for a schedule).
+    pub fn verdict(&self, runs: &[(RunClass, u32)]) -> Option<CommitVerdict> {
+        let count = |c: RunClass| runs.iter().filter(|(r, _)| *r == c).count() as u32;
         if count(RunClass::Target) > 0 {
             return Some(CommitVerdict::Racy);
         }
-        if count(RunClass::Clean) >= self.clean_runs {
+        if clean_trials(runs) >= self.clean_runs {
             return Some(CommitVerdict::Clean);
         }
         if count(RunClass::Infra) >= self.max_infra {
@@ -117,10 +119,18 @@ impl Plan {
         None
     }
 
-    /// The chance a racy commit would have shown in `clean` clean runs.
+    /// The chance a racy commit would have shown in `clean` clean trials.
     pub fn detection(&self, clean: u32) -> f64 {
         1.0 - (1.0 - self.rate).powi(clean as i32)
     }
+}
+
+/// The trials of the clean runs among `runs`.
+pub fn clean_trials(runs: &[(RunClass, u32)]) -> u32 {
+    runs.iter()
+        .filter(|(r, _)| *r == RunClass::Clean)
+        .map(|(_, n)| n)
+        .sum()
 }
 
 /// Where the search stands over `commits` (oldest first; the old end is not in the list, the
@@ -213,13 +223,26 @@ mod tests {
         assert!(Plan::from_racy_end(0, 5, 0.95, 5).is_none());
     }
 
+    /// A schedule is measured, not assumed: 17 reports right after the first applied attempt
+    /// in 20 runs (3 needed a second) give a rate per applied attempt below 1, a confidence
+    /// below 1 for one applied attempt, and a clean verdict only after enough applied attempts.
     #[test]
-    fn a_forced_interleaving_needs_one_run_per_commit() {
-        let plan = Plan::forced();
-        assert_eq!(plan.verdict(&[RunClass::Clean]), Some(CommitVerdict::Clean));
-        assert_eq!(plan.verdict(&[RunClass::Target]), Some(CommitVerdict::Racy));
-        assert_eq!(plan.verdict(&[RunClass::Infra]), None);
-        assert_eq!(plan.detection(1), 1.0);
+    fn a_schedule_is_measured_per_applied_attempt() {
+        let plan = Plan::from_schedule(20, 23, 0.95, 6).unwrap();
+        assert!(plan.forced);
+        assert!(plan.rate < 0.87 && plan.rate > 0.6, "{}", plan.rate);
+        assert!(plan.detection(1) < 0.9, "{}", plan.detection(1));
+        assert!(plan.clean_runs > 1, "{}", plan.clean_runs);
+        // One clean run that applied too few attempts does not make a commit clean; a run that
+        // applied many does.
+        assert_eq!(plan.verdict(&[(Clean, 1)]), None);
+        assert_eq!(
+            plan.verdict(&[(Clean, 1), (Clean, plan.clean_runs)]),
+            Some(CommitVerdict::Clean)
+        );
+        assert_eq!(plan.verdict(&[(Target, 1)]), Some(CommitVerdict::Racy));
+        assert!(plan.detection(plan.clean_runs).powi(6) >= 0.95);
+        assert!(Plan::from_schedule(0, 5, 0.95, 6).is_none());
     }
 
     #[test]
@@ -231,21 +254,22 @@ mod tests {
             max_other: 2,
             forced: false,
         };
+        let one = |c: &[RunClass]| c.iter().map(|c| (*c, 1)).collect::<Vec<_>>();
         assert_eq!(
-            plan.verdict(&[Clean, Clean, Target]),
+            plan.verdict(&one(&[Clean, Clean, Target])),
             Some(CommitVerdict::Racy)
         );
-        assert_eq!(plan.verdict(&[Clean, Clean]), None);
+        assert_eq!(plan.verdict(&one(&[Clean, Clean])), None);
         assert_eq!(
-            plan.verdict(&[Clean, Infra, Clean, Clean]),
+            plan.verdict(&one(&[Clean, Infra, Clean, Clean])),
             Some(CommitVerdict::Clean)
         );
         assert!(matches!(
-            plan.verdict(&[Infra, Clean, Infra]),
+            plan.verdict(&one(&[Infra, Clean, Infra])),
             Some(CommitVerdict::Skip(_))
         ));
         assert!(matches!(
-            plan.verdict(&[Other, Other]),
+            plan.verdict(&one(&[Other, Other])),
             Some(CommitVerdict::Skip(why)) if why.contains("other kernel reports")
         ));
     }

@@ -25,6 +25,57 @@ struct Raw {
     #[serde(default)]
     matrix: Vec<RawCells>,
     compare: Option<RawCompare>,
+    bisect: Option<RawBisect>,
+    cache: Option<RawCache>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCache {
+    limit: Option<Spanned<String>>,
+}
+
+/// The cache's size limit when lab.toml sets none: a default night, a KCSAN build and a
+/// bisection's repository and builds come to about 8 GB.
+pub const DEFAULT_CACHE_LIMIT_MIB: u64 = 20 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBisect {
+    #[serde(default)]
+    off: bool,
+    builds: Option<Spanned<i64>>,
+    wall: Option<Spanned<String>>,
+    confidence: Option<Spanned<f64>>,
+    runs: Option<Spanned<RunCount>>,
+}
+
+/// `[bisect]`: what a night may spend finding the commits behind its regressions and fixes
+/// on git sources (every bisection of the night together).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BisectConfig {
+    /// `off = true`: a night never bisects.
+    pub off: bool,
+    /// New kernel builds per night.
+    pub builds: u32,
+    /// Wall time per night.
+    pub wall: std::time::Duration,
+    /// The confidence a culprit must have to be named.
+    pub confidence: f64,
+    /// Runs at the racy end to measure the rate.
+    pub runs: RunCount,
+}
+
+impl Default for BisectConfig {
+    fn default() -> Self {
+        BisectConfig {
+            off: false,
+            builds: 12,
+            wall: std::time::Duration::from_secs(4 * 3600),
+            confidence: 0.95,
+            runs: default_runs(5),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,6 +147,10 @@ pub struct LabConfig {
     pub duration: Option<runner::quantity::WorkDuration>,
     pub cells: Vec<Cell>,
     pub compare: Option<Compare>,
+    pub bisect: BisectConfig,
+    /// `[cache] limit`: the size (MiB) a night keeps the cache within, evicting the least
+    /// recently used kernels, snapshots, object trees and bisections.
+    pub cache_limit_mib: u64,
     /// Reports the lab leaves out of verdicts (`suppressions = "FILE"`, default
     /// suppressions.toml beside lab.toml when there is one).
     pub suppressions: super::suppress::Suppressions,
@@ -247,6 +302,64 @@ impl Checker<'_> {
             .map_or_else(|| default_runs(default), |r| *r.get_ref()))
     }
 
+    /// `[bisect]`, checked: at least one build (`off = true` turns bisection off), a wall
+    /// time as durations are written, a confidence between 0 and 1.
+    fn bisect(&self, b: RawBisect) -> Result<BisectConfig, ConfigError> {
+        let default = BisectConfig::default();
+        let builds = match b.builds {
+            None => default.builds,
+            Some(n) => match u32::try_from(*n.get_ref()) {
+                Ok(v) if v >= 1 => v,
+                _ => {
+                    return Err(self.at(
+                        n.span(),
+                        format!(
+                            "[bisect] builds = {}: a night's bisections need at least one \
+                             build (to turn them off: off = true)",
+                            n.get_ref()
+                        ),
+                    ))
+                }
+            },
+        };
+        let wall = match b.wall {
+            None => default.wall,
+            Some(w) => crate::units::parse_duration(w.get_ref())
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    self.at(
+                        w.span(),
+                        format!(
+                            "[bisect] wall = {:?}: a wall time such as \"90m\" or \"4h\"",
+                            w.get_ref()
+                        ),
+                    )
+                })?,
+        };
+        let confidence = match b.confidence {
+            None => default.confidence,
+            Some(c) if *c.get_ref() > 0.0 && *c.get_ref() < 1.0 => *c.get_ref(),
+            Some(c) => {
+                return Err(self.at(
+                    c.span(),
+                    format!(
+                        "[bisect] confidence = {}: a probability above 0 and below 1 \
+                         (e.g. 0.95)",
+                        c.get_ref()
+                    ),
+                ))
+            }
+        };
+        Ok(BisectConfig {
+            off: b.off,
+            builds,
+            wall,
+            confidence,
+            runs: b.runs.map_or(default.runs, |r| *r.get_ref()),
+        })
+    }
+
     /// The matrix's cells, each variant × scenario once.
     fn cells(&self, matrix: &[RawCells], lab_runs: RunCount) -> Result<Vec<Cell>, ConfigError> {
         let mut cells: Vec<Cell> = Vec::new();
@@ -395,6 +508,26 @@ impl LabConfig {
                 })
             })
             .transpose()?;
+        let bisect = raw
+            .bisect
+            .map(|b| checker.bisect(b))
+            .transpose()?
+            .unwrap_or_default();
+        let cache_limit_mib = match raw.cache.and_then(|c| c.limit) {
+            None => DEFAULT_CACHE_LIMIT_MIB,
+            Some(l) => crate::units::parse_mib(l.get_ref())
+                .ok()
+                .filter(|mib| *mib > 0)
+                .ok_or_else(|| {
+                    checker.at(
+                        l.span(),
+                        format!(
+                            "[cache] limit = {:?}: a size such as \"20G\" or \"500M\"",
+                            l.get_ref()
+                        ),
+                    )
+                })?,
+        };
         let results = raw
             .results
             .map(|r| resolve(base, &r))
@@ -429,6 +562,8 @@ impl LabConfig {
             duration,
             cells,
             compare,
+            bisect,
+            cache_limit_mib,
             suppressions,
         })
     }
@@ -642,6 +777,58 @@ mod tests {
                 e.contains(&format!("lab.toml:{line}: "))
                     && (e.contains("is not a run count: 1 to 100000")
                         || e.contains("1 ms to 7 days")),
+                "{text:?}: {e}"
+            );
+        }
+    }
+
+    /// `[bisect]`: defaults when absent; what is written, checked at its line (a table of
+    /// values that must be refused, each naming the key).
+    #[test]
+    fn the_bisection_budget_is_read_and_checked_at_its_line() {
+        let cells = "[[matrix]]\nvariants = [\"baseline\"]\nscenarios = [\"uapi-epoll\"]\n";
+        assert_eq!(load(cells).unwrap().bisect, BisectConfig::default());
+        let c = load(&format!(
+            "{cells}[bisect]\nbuilds = 3\nwall = \"90m\"\nconfidence = 0.9\nruns = 2\n"
+        ))
+        .unwrap()
+        .bisect;
+        assert_eq!(
+            (
+                c.off,
+                c.builds,
+                c.wall.as_secs(),
+                c.confidence,
+                c.runs.get()
+            ),
+            (false, 3, 5400, 0.9, 2)
+        );
+        assert!(
+            load(&format!("{cells}[bisect]\noff = true\n"))
+                .unwrap()
+                .bisect
+                .off
+        );
+        for (text, says) in [
+            (
+                "builds = 0",
+                "builds = 0: a night's bisections need at least one build",
+            ),
+            ("builds = -2", "builds = -2"),
+            ("builds = 5000000000", "builds = 5000000000"),
+            ("wall = \"0s\"", "wall = \"0s\""),
+            ("wall = \"soon\"", "wall = \"soon\""),
+            ("confidence = 1.0", "confidence = 1: a probability"),
+            ("confidence = 0", "confidence = 0: a probability"),
+            ("confidence = -0.5", "confidence = -0.5"),
+            ("runs = 0", "is not a run count"),
+            ("budget = 3", "unknown field `budget`"),
+        ] {
+            let e = load(&format!("{cells}[bisect]\n{text}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("lab.toml:5: ") && e.contains(says),
                 "{text:?}: {e}"
             );
         }

@@ -447,11 +447,14 @@ pub fn build(variant: &Variant, opts: &BuildOptions) -> Result<Built> {
     let entries = cache::dir("kernels")?;
     let entry = entries.join(&key);
     let hit = |dir: &Path| -> Option<Built> {
-        read_metadata(dir).map(|metadata| Built {
-            dir: dir.to_path_buf(),
-            metadata,
-            cache_hit: true,
-            elapsed_s: started.elapsed().as_secs_f64(),
+        read_metadata(dir).map(|metadata| {
+            cache::touch(dir);
+            Built {
+                dir: dir.to_path_buf(),
+                metadata,
+                cache_hit: true,
+                elapsed_s: started.elapsed().as_secs_f64(),
+            }
         })
     };
     if !opts.force {
@@ -491,6 +494,7 @@ pub fn build(variant: &Variant, opts: &BuildOptions) -> Result<Built> {
     // a variant with other options does not make the others recompile everything.
     let obj = object_tree(&area, &config_hash);
     std::fs::create_dir_all(&obj)?;
+    cache::touch(&obj);
     if crate::files::read_to_string(obj.join(".config"))
         .ok()
         .as_deref()

@@ -18,6 +18,8 @@ pub struct MergeOptions {
     pub out: PathBuf,
     /// Merge what is there when shards are missing; the night is marked incomplete.
     pub allow_partial: bool,
+    /// How the merged night's bisections run their runs.
+    pub how: crate::run::How,
 }
 
 /// A shard's partial night as read from its directory.
@@ -277,8 +279,18 @@ fn combine(
     Ok(ran)
 }
 
-/// Merge the shards in `opts.shards` into `opts.out`, record the night in `lab`'s history.
-pub fn merge(lab: &LabConfig, opts: &MergeOptions) -> Result<NightOutcome> {
+/// Merge the shards in `opts.shards` into `opts.out`, record the night in `lab`'s history,
+/// then look for the commits behind its changes (the merged night bisects; shards never do).
+pub async fn merge(lab: &LabConfig, opts: &MergeOptions) -> Result<NightOutcome> {
+    let began = std::time::SystemTime::now();
+    let mut outcome = merge_shards(lab, opts)?;
+    super::culprit::find(lab, opts.how, &mut outcome, &opts.out).await?;
+    super::bound_cache(lab, began);
+    Ok(outcome)
+}
+
+/// The shards merged and recorded.
+fn merge_shards(lab: &LabConfig, opts: &MergeOptions) -> Result<NightOutcome> {
     let partials = opts
         .shards
         .iter()
@@ -427,6 +439,8 @@ mod tests {
                 counts: Counts::default(),
             }],
             changes: vec![],
+            culprits: vec![],
+            timelines: vec![],
             errors: vec![],
             shard: Some(Shard {
                 index,
@@ -570,6 +584,8 @@ mod tests {
             duration: None,
             cells: vec![],
             compare: None,
+            bisect: Default::default(),
+            cache_limit_mib: crate::config::lab::DEFAULT_CACHE_LIMIT_MIB,
             suppressions: Default::default(),
         };
         let out = root.path().join("night");
@@ -577,15 +593,17 @@ mod tests {
             shards: vec![two, one],
             out: out.clone(),
             allow_partial: false,
+            how: Default::default(),
         };
-        let night = merge(&lab, &opts).unwrap();
+        let night = merge_shards(&lab, &opts).unwrap();
         // The same shards merged again are the same night: recorded once.
         let again = MergeOptions {
             out: root.path().join("night-again"),
             shards: opts.shards.clone(),
             allow_partial: false,
+            how: Default::default(),
         };
-        let second = merge(&lab, &again).unwrap();
+        let second = merge_shards(&lab, &again).unwrap();
         assert_eq!(second.results.uid, night.results.uid);
         assert_eq!(second.results.night, night.results.night);
         let nights: i64 = rusqlite::Connection::open(&lab.history)

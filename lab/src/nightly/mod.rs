@@ -9,6 +9,7 @@
 //! `merge` puts the shards back together and records the night as a whole one is recorded.
 
 mod build;
+mod culprit;
 mod execute;
 pub mod merge;
 pub mod plan;
@@ -139,7 +140,42 @@ fn checked_history(path: &std::path::Path, errors: &mut Vec<String>) -> Result<H
     }
 }
 
+/// Keep the cache within lab.toml's limit after a night: the least recently used kernels,
+/// snapshots, object trees and bisections go, never one used since `since` (the night's own).
+pub fn bound_cache(lab: &LabConfig, since: std::time::SystemTime) {
+    let limit = lab.cache_limit_mib << 20;
+    let root = crate::cache::root();
+    match crate::cache::evict::evict(&root, limit, since) {
+        Ok(out) if out.removed.is_empty() && out.after <= limit => {}
+        Ok(out) => {
+            let gb = |b: u64| b as f64 / (1u64 << 30) as f64;
+            crate::events::note(format!(
+                "cache {}: {:.1} GiB, limit {:.1} GiB: evicted {} least recently used ({:.1} GiB), \
+                 {:.1} GiB left{}",
+                root.display(),
+                gb(out.before),
+                gb(limit),
+                crate::text::count(out.removed.len() as u32, "entry", "entries"),
+                gb(out.before - out.after),
+                gb(out.after),
+                match out.after > limit {
+                    true => format!(
+                        "; still over: {:.1} GiB in use by this night or another lab, the rest \
+                         work trees, sources and results, which are never evicted (raise \
+                         [cache] limit in {})",
+                        gb(out.kept_in_use),
+                        lab.file.display()
+                    ),
+                    false => String::new(),
+                }
+            ))
+        }
+        Err(e) => crate::events::warn(format!("cache {}: {e:#}", root.display())),
+    }
+}
+
 pub async fn night(lab: &LabConfig, opts: &NightOptions) -> Result<NightOutcome> {
+    let began = std::time::SystemTime::now();
     let started = now();
     let uid = crate::results::night::NightResults::fresh_uid(&started, &opts.out);
     let what = match opts.shard {
@@ -209,17 +245,26 @@ pub async fn night(lab: &LabConfig, opts: &NightOptions) -> Result<NightOutcome>
     let commits = plan.commits.clone();
     let ran = record::ran(plan, runs);
     match mode {
-        Mode::Shard(shard) => record::shard(lab, &opts.out, ran, errors, (started, uid), shard),
-        Mode::Whole(history) => record::night(
-            lab,
-            &opts.out,
-            ran,
-            &commits,
-            errors,
-            history,
-            (started, uid),
-            None,
-        ),
+        Mode::Shard(shard) => {
+            let outcome = record::shard(lab, &opts.out, ran, errors, (started, uid), shard)?;
+            bound_cache(lab, began);
+            Ok(outcome)
+        }
+        Mode::Whole(history) => {
+            let mut outcome = record::night(
+                lab,
+                &opts.out,
+                ran,
+                &commits,
+                errors,
+                history,
+                (started, uid),
+                None,
+            )?;
+            culprit::find(lab, opts.how, &mut outcome, &opts.out).await?;
+            bound_cache(lab, began);
+            Ok(outcome)
+        }
     }
 }
 

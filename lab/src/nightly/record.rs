@@ -124,6 +124,8 @@ fn results(
         night: None,
         cells,
         changes: vec![],
+        culprits: vec![],
+        timelines: vec![],
         errors,
         shard: None,
         merged: None,
@@ -231,7 +233,7 @@ fn compare_with_history(
     Ok((night_id, changes))
 }
 
-fn write_files(results: &NightResults, out: &Path) -> Result<()> {
+pub(super) fn write_files(results: &NightResults, out: &Path) -> Result<()> {
     crate::files::write(
         out.join("results.json"),
         serde_json::to_vec_pretty(results)?,

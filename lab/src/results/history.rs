@@ -3,6 +3,7 @@
 //! night of each cell: a signature that is new is a regression, one that disappeared is
 //! fixed, and one that comes and goes across the recent nights is flaky (marked, not alarmed).
 
+use super::culprit::{Culprit, Direction};
 use rusqlite::{params, Connection};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,7 +37,25 @@ CREATE TABLE IF NOT EXISTS reports (
 );
 CREATE INDEX IF NOT EXISTS runs_cell ON runs(variant, scenario, plan_key);
 CREATE INDEX IF NOT EXISTS reports_run ON reports(run);
+CREATE TABLE IF NOT EXISTS culprits (
+    id INTEGER PRIMARY KEY,
+    night INTEGER NOT NULL REFERENCES nights(id),
+    direction TEXT NOT NULL,
+    source TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    scenario TEXT NOT NULL,
+    plan_key TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    old_commit TEXT NOT NULL,
+    new_commit TEXT NOT NULL,
+    answer TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS culprits_cell ON culprits(source, variant, scenario, signature);
 ";
+
+/// The schema this lab writes: 2 added the nights' uid, 3 the culprits (a table of its
+/// own, made by [`SCHEMA`] in an older file too).
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The nights' uid (schema 2): added to a history made before it.
 const MIGRATE_UID: &str = "ALTER TABLE nights ADD COLUMN uid TEXT;";
@@ -79,9 +98,11 @@ pub struct Change {
     pub scenario: String,
     pub signature: String,
     pub title: String,
+    /// The cell it changed in (source line and plan key with the names above).
+    pub cell: Cell,
 }
 
-/// Bring an older history to this schema (in place, once).
+/// Bring an older history to this schema (in place, once; its nights stay as they are).
 fn migrate(db: &Connection) -> rusqlite::Result<()> {
     let version: i64 = db.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     if version < 2 {
@@ -89,7 +110,9 @@ fn migrate(db: &Connection) -> rusqlite::Result<()> {
         if !has_uid {
             db.execute_batch(MIGRATE_UID)?;
         }
-        db.execute_batch("PRAGMA user_version = 2;")?;
+    }
+    if version < SCHEMA_VERSION {
+        db.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
     }
     Ok(())
 }
@@ -381,6 +404,7 @@ impl History {
                 scenario: cell.scenario.clone(),
                 signature: signature.to_string(),
                 title: title.to_string(),
+                cell: cell.clone(),
             };
             for (sig, title) in &now {
                 if last.contains_key(sig) {
@@ -409,6 +433,182 @@ impl History {
         }
         Ok(out)
     }
+}
+
+/// A culprit as the history keeps it: the answer, and when the night that found it started.
+pub struct KnownCulprit {
+    pub culprit: Culprit,
+    pub night_started: String,
+}
+
+impl History {
+    /// Keep `culprit`, found by `night`.
+    pub fn record_culprit(&mut self, night: i64, culprit: &Culprit) -> Result<(), HistoryError> {
+        let answer = serde_json::to_string(culprit).expect("a culprit serializes");
+        let done = self.db.execute(
+            "INSERT INTO culprits (night, direction, source, variant, scenario, plan_key,
+                                   signature, old_commit, new_commit, answer)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                night,
+                culprit.direction.name(),
+                culprit.source,
+                culprit.variant,
+                culprit.scenario,
+                culprit.plan_key,
+                culprit.signature,
+                culprit.old,
+                culprit.new,
+                answer
+            ],
+        );
+        self.named(done.map(drop))
+    }
+
+    /// Every culprit kept for `cell`'s `signature` in `direction`, newest first.
+    pub fn culprits(
+        &self,
+        cell: &Cell,
+        signature: &str,
+        direction: Direction,
+    ) -> Result<Vec<KnownCulprit>, HistoryError> {
+        self.named(self.culprits_in(cell, signature, direction))
+    }
+
+    fn culprits_in(
+        &self,
+        cell: &Cell,
+        signature: &str,
+        direction: Direction,
+    ) -> rusqlite::Result<Vec<KnownCulprit>> {
+        let mut stmt = self.db.prepare(
+            "SELECT culprits.answer, nights.started FROM culprits
+             JOIN nights ON culprits.night = nights.id
+             WHERE culprits.source = ?1 AND culprits.variant = ?2 AND culprits.scenario = ?3
+               AND culprits.plan_key = ?4 AND culprits.signature = ?5
+               AND culprits.direction = ?6
+             ORDER BY culprits.id DESC",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                cell.source,
+                cell.variant,
+                cell.scenario,
+                cell.plan_key,
+                signature,
+                direction.name()
+            ],
+            |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (answer, night_started) = row?;
+            // An answer this lab cannot read is left out, not an error of the night.
+            if let Ok(culprit) = serde_json::from_str(&answer) {
+                out.push(KnownCulprit {
+                    culprit,
+                    night_started,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The commit the cell's last night before `night` tested, if that night knew one.
+    pub fn previous_commit(&self, cell: &Cell, night: i64) -> Result<Option<String>, HistoryError> {
+        let found = self.db.query_row(
+            "SELECT nights.commit_id FROM nights JOIN runs ON runs.night = nights.id
+             WHERE nights.source = ?1 AND runs.variant = ?2 AND runs.scenario = ?3
+               AND runs.plan_key = ?4 AND nights.id < ?5
+             ORDER BY nights.id DESC LIMIT 1",
+            params![
+                cell.source,
+                cell.variant,
+                cell.scenario,
+                cell.plan_key,
+                night
+            ],
+            |row| row.get::<_, Option<String>>(0),
+        );
+        match found {
+            Ok(commit) => Ok(commit),
+            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+            Err(e) => self.named(Err(e)),
+        }
+    }
+}
+
+/// Nights of a cell shown as its timeline in report.html.
+pub const TIMELINE_NIGHTS: usize = 10;
+
+impl History {
+    /// The cell's last nights up to `night` (newest first, at most `limit`): each night's
+    /// commit, runs, runs with a finding and signatures with titles.
+    pub fn timeline(
+        &self,
+        cell: &Cell,
+        night: i64,
+        limit: usize,
+    ) -> Result<Vec<TimelineNight>, HistoryError> {
+        self.named(self.timeline_in(cell, night, limit))
+    }
+
+    fn timeline_in(
+        &self,
+        cell: &Cell,
+        night: i64,
+        limit: usize,
+    ) -> rusqlite::Result<Vec<TimelineNight>> {
+        let mut stmt = self.db.prepare(
+            "SELECT nights.id, nights.started, nights.commit_id, COUNT(*),
+                    SUM(runs.verdict = 'fail')
+             FROM runs JOIN nights ON runs.night = nights.id
+             WHERE nights.source = ?1 AND runs.variant = ?2 AND runs.scenario = ?3
+               AND runs.plan_key = ?4 AND nights.id <= ?5
+             GROUP BY nights.id ORDER BY nights.id DESC LIMIT ?6",
+        )?;
+        let rows: Vec<TimelineNight> = stmt
+            .query_map(
+                params![
+                    cell.source,
+                    cell.variant,
+                    cell.scenario,
+                    cell.plan_key,
+                    night,
+                    limit as i64
+                ],
+                |row| {
+                    Ok(TimelineNight {
+                        night: row.get(0)?,
+                        started: row.get(1)?,
+                        commit: row.get(2)?,
+                        runs: row.get(3)?,
+                        failed: row.get(4)?,
+                        signatures: Default::default(),
+                    })
+                },
+            )?
+            .collect::<Result<_, _>>()?;
+        rows.into_iter()
+            .map(|mut n| {
+                n.signatures = self.signatures(cell, n.night)?;
+                Ok(n)
+            })
+            .collect()
+    }
+}
+
+/// One night of a cell's timeline.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TimelineNight {
+    pub night: i64,
+    pub started: String,
+    pub commit: Option<String>,
+    pub runs: u64,
+    /// Runs with a finding.
+    pub failed: u64,
+    /// Signature → title of what the night's runs found.
+    pub signatures: BTreeMap<String, String>,
 }
 
 /// One cell in one night, for `lab history`.
@@ -657,6 +857,113 @@ mod tests {
             "{text}"
         );
         assert!(h.trend(Some("nope"), None).unwrap().is_empty());
+    }
+
+    /// A history of schema 1 (no uid, no culprits) is brought to this schema in place when
+    /// it is opened: its nights stay, and culprits can be kept and read back.
+    #[test]
+    fn an_old_history_is_migrated_in_place_without_losing_a_night() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.sqlite");
+        {
+            let db = Connection::open(&path).unwrap();
+            let v1 = SCHEMA
+                .replace(
+                    "    commit_id TEXT,\n    uid TEXT\n",
+                    "    commit_id TEXT\n",
+                )
+                .split("CREATE TABLE IF NOT EXISTS culprits")
+                .next()
+                .unwrap()
+                .to_string();
+            assert!(!v1.contains("uid"), "{v1}");
+            db.execute_batch(&v1).unwrap();
+            db.execute_batch(
+                "PRAGMA user_version = 1;
+                 INSERT INTO nights (started, source, commit_id) VALUES ('n1', 'git:r@m', 'c1');
+                 INSERT INTO runs (night, variant, scenario, plan_key, idx, verdict, outcome)
+                     VALUES (1, 'baseline', 'epoll-dmabuf-race', 'k1', 1, 'pass', 'completed');",
+            )
+            .unwrap();
+        }
+        let mut h = History::open(&path).unwrap();
+        let version: i64 =
+            h.db.query_row("PRAGMA user_version", [], |row| row.get(0))
+                .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let cell = h.cells(1).unwrap().remove(0);
+        assert_eq!(h.previous_commit(&cell, 2).unwrap().as_deref(), Some("c1"));
+        let n = h
+            .record(
+                ("n2", "u2"),
+                "git:r@m",
+                Some("c2"),
+                &[run("baseline", 1, &[])],
+            )
+            .unwrap();
+        let mut cell = cell;
+        cell.plan_key = "k1".into();
+        let culprit = Culprit {
+            direction: Direction::Introduced,
+            source: cell.source.clone(),
+            variant: cell.variant.clone(),
+            scenario: cell.scenario.clone(),
+            plan_key: cell.plan_key.clone(),
+            signature: "sig".into(),
+            title: "t".into(),
+            old: "c1".into(),
+            new: "c2".into(),
+            commit: Some("c2".into()),
+            subject: "s".into(),
+            confidence: 0.97,
+            builds: 3,
+            wall_s: 1.0,
+            undecided: None,
+            range: None,
+            earlier: None,
+            dir: String::new(),
+        };
+        h.record_culprit(n, &culprit).unwrap();
+        drop(h);
+        let h = History::open(&path).unwrap();
+        let known = h.culprits(&cell, "sig", Direction::Introduced).unwrap();
+        assert_eq!(known.len(), 1);
+        assert_eq!(
+            (known[0].culprit.clone(), known[0].night_started.as_str()),
+            (culprit, "n2")
+        );
+        assert!(h
+            .culprits(&cell, "sig", Direction::Fixed)
+            .unwrap()
+            .is_empty());
+        assert_eq!(h.trend(None, None).unwrap().len(), 2);
+    }
+
+    /// A cell's timeline: its nights up to the one asked for, newest first, each with its
+    /// commit, runs, runs with a finding and signatures; other cells' nights are not in it.
+    #[test]
+    fn a_cells_timeline_lists_its_last_nights() {
+        let mut h = History::in_memory().unwrap();
+        night(&mut h, &[run("baseline", 1, &[]), run("other", 1, &[WARN])]);
+        let n2 = night(
+            &mut h,
+            &[run("baseline", 1, &[UAF]), run("baseline", 2, &[])],
+        );
+        let n3 = night(&mut h, &[run("baseline", 1, &[UAF])]);
+        let cell = Cell {
+            source: "debian:linux-source-6.12".into(),
+            variant: "baseline".into(),
+            scenario: "epoll-dmabuf-race".into(),
+            plan_key: "k1".into(),
+        };
+        let t = h.timeline(&cell, n2, 10).unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!((t[0].night, t[0].runs, t[0].failed), (n2, 2, 1));
+        assert_eq!(t[0].signatures["sig-uaf"], UAF.1);
+        assert_eq!(t[0].commit.as_deref(), Some("c1"));
+        assert!(t[1].signatures.is_empty());
+        assert_eq!(h.timeline(&cell, n3, 2).unwrap()[0].night, n3);
+        assert_eq!(h.timeline(&cell, n3, 2).unwrap().len(), 2);
     }
 
     #[test]

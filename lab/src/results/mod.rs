@@ -5,6 +5,7 @@
 
 pub mod canary;
 pub mod compare;
+pub mod culprit;
 pub mod evidence;
 pub mod history;
 pub mod night;

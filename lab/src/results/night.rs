@@ -28,6 +28,14 @@ pub struct NightResults {
     pub night: Option<i64>,
     pub cells: Vec<CellResult>,
     pub changes: Vec<ChangeOut>,
+    /// The commits behind this night's changes (its bisections' answers, or earlier nights'
+    /// for signatures still there).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub culprits: Vec<super::culprit::Culprit>,
+    /// Each cell's last nights in the history (this one included), newest first: what
+    /// report.html draws as the cell's timeline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timelines: Vec<Timeline>,
     /// Infrastructure failures: builds that broke, cells that could not run.
     pub errors: Vec<String>,
     /// A shard's partial night: which share of which plan it ran.
@@ -39,6 +47,27 @@ pub struct NightResults {
 }
 
 impl NightResults {
+    /// The culprit named for `change`, when there is one.
+    pub fn culprit_of(&self, change: &ChangeOut) -> Option<&super::culprit::Culprit> {
+        self.culprits
+            .iter()
+            .find(|c| c.is_about(&change.variant, &change.scenario, &change.signature))
+    }
+
+    /// The culprits of no change of this night: signatures still there whose introduction
+    /// an earlier night bisected.
+    pub fn culprits_still_there(&self) -> Vec<&super::culprit::Culprit> {
+        self.culprits
+            .iter()
+            .filter(|k| {
+                !self
+                    .changes
+                    .iter()
+                    .any(|c| k.is_about(&c.variant, &c.scenario, &c.signature))
+            })
+            .collect()
+    }
+
     /// The night's unique identity: its uid, or its start time for an older night.
     pub fn identity(&self) -> &str {
         if self.uid.is_empty() {
@@ -75,6 +104,33 @@ impl NightResults {
         let file = dir.join("results.json");
         let bytes = crate::files::read(&file)?;
         serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+    }
+}
+
+/// A cell's last nights, with every culprit the history knows for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    pub variant: String,
+    pub scenario: String,
+    pub nights: Vec<super::history::TimelineNight>,
+    pub culprits: Vec<super::culprit::Culprit>,
+}
+
+impl Timeline {
+    /// Each signature of the shown nights with its title and the start of the first and the
+    /// last night that found it, first seen first.
+    pub fn signatures(&self) -> Vec<(&str, &str, &str, &str)> {
+        let mut out: Vec<(&str, &str, &str, &str)> = Vec::new();
+        // Oldest night first, so the first night a signature is met is its first seen.
+        for n in self.nights.iter().rev() {
+            for (sig, title) in &n.signatures {
+                match out.iter_mut().find(|s| s.0 == sig) {
+                    Some(seen) => seen.3 = &n.started,
+                    None => out.push((sig, title, &n.started, &n.started)),
+                }
+            }
+        }
+        out
     }
 }
 

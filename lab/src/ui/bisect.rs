@@ -45,8 +45,9 @@ pub fn answer_text(o: &BisectOptions, a: &Answer) -> Result<String> {
     let commit = &a.state.commits[a.found];
     let basis = match a.state.plan {
         Some(p) if p.forced => format!(
-            "the schedule forced the interleaving: one applied run per commit; racy end {}/{}",
-            a.state.rate_runs.0, a.state.rate_runs.1
+            "the schedule measured at the racy end: a report after {} of {} applied attempts, \
+             assumed {:.2} per applied attempt",
+            a.state.rate_runs.0, a.state.rate_runs.1, p.rate
         ),
         p => format!(
             "rate at the racy end {}/{}, assumed {:.2}",
@@ -56,17 +57,25 @@ pub fn answer_text(o: &BisectOptions, a: &Answer) -> Result<String> {
         ),
     };
     let mut text = format!(
-        "{}\n{} {commit} {}\nconfidence {:.3} ({basis}; {} builds)\n",
+        "{}\n{} {commit} {}\nconfidence {} ({basis}; {} builds)\n",
         table(o, &a.state)?,
-        if o.fix {
-            "first fixed commit:"
-        } else {
-            "first racy commit:"
+        match (o.fix, a.undecided.is_some()) {
+            (true, false) => "first fixed commit:",
+            (false, false) => "first racy commit:",
+            (true, true) => "first commit known fixed:",
+            (false, true) => "first commit known racy:",
         },
         a.state.subject(commit),
-        a.confidence,
+        crate::text::confidence(a.confidence),
         a.builds,
     );
+    if let Some(why) = &a.undecided {
+        text.push_str(&format!(
+            "could not decide: {why}; the answer lies after {} up to {}\n",
+            a.range.0.as_deref().map_or("the old end", |c| &c[..12]),
+            &a.range.1[..12]
+        ));
+    }
     if !a.doubt.is_empty() {
         let short: Vec<&str> = a.doubt.iter().map(|c| &c[..12]).collect();
         text.push_str(&format!(

@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod bisect;
 mod build;
+pub mod cache;
 pub mod canary;
 pub mod compare;
 pub mod explore;

@@ -155,8 +155,8 @@ pub fn built_kernel(variant: &str) -> PathBuf {
 }
 
 /// A git repository that stands in for a kernel tree: each commit's `make O=DIR bzImage`
-/// installs a kernel the lab built before (one of `kernels`, in order) instead of compiling
-/// one, so a bisection or a night over it runs real make and boots real kernels in seconds.
+/// installs a kernel the lab built before (one of `kernels`, in order; an empty path makes a
+/// commit that does not build) instead of compiling one, so a bisection or a night over it runs real make and boots real kernels in seconds.
 /// The build step runs `scripts/lab-fixture-build.sh`, which sleeps
 /// `$LAB_FIXTURE_BUILD_SECONDS` (only in the commit whose subject is `$LAB_FIXTURE_SLOW`, when
 /// set) and, with `$LAB_FIXTURE_MOVE_REF` ("REF COMMIT"), moves a ref of the repository (a push
@@ -185,8 +185,15 @@ pub fn fixture_tree(dir: &Path, kernels: &[(&str, PathBuf)]) -> (PathBuf, Vec<St
     );
     let mut commits = Vec::new();
     for (subject, kernel) in kernels {
-        std::fs::write(
-            repo.join("Makefile"),
+        // An empty path: a commit that does not build.
+        let makefile = if kernel.as_os_str().is_empty() {
+            "# A stand-in for a kernel tree that does not build.\nO ?= .\n\
+             .PHONY: allnoconfig defconfig olddefconfig bzImage\n\
+             allnoconfig defconfig:\n\t@mkdir -p $(O) && : > $(O)/.config\n\
+             olddefconfig:\n\t@:\n\
+             bzImage:\n\t@echo \"init/fixture.c:1:1: error: this commit does not build\" >&2; exit 1\n"
+                .to_string()
+        } else {
             format!(
                 "# A stand-in for a kernel tree: installs a kernel built before.\n\
                  KERNEL := {}\nO ?= .\n.PHONY: allnoconfig defconfig olddefconfig bzImage\n\
@@ -200,9 +207,9 @@ pub fn fixture_tree(dir: &Path, kernels: &[(&str, PathBuf)]) -> (PathBuf, Vec<St
                  \t@cp $(KERNEL)/System.map $(O)/System.map\n\
                  \t@echo fixture > $(O)/include/config/kernel.release\n",
                 kernel.display()
-            ),
-        )
-        .unwrap();
+            )
+        };
+        std::fs::write(repo.join("Makefile"), makefile).unwrap();
         // Every commit changes something, even when it installs the same kernel.
         std::fs::write(repo.join("fixture-commit"), subject).unwrap();
         git(&repo, &["add", "-A"]);
@@ -296,4 +303,35 @@ pub fn run_json(args: &[&str], out: &Path) -> (Output, Value) {
         .unwrap();
     let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
     (output, json)
+}
+
+/// A tool of the repository's .venv (scripts/setup.sh installs them).
+pub fn venv(tool: &str) -> PathBuf {
+    let path = repo_dir(".venv/bin").join(tool);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/setup.sh",
+        path.display()
+    );
+    path
+}
+
+/// Validates a KCIDB file with kcidb-io's latest schema; the numbers of checkouts, builds,
+/// tests, issues and incidents in it.
+pub fn kcidb_counts(file: &Path) -> Vec<usize> {
+    let check = std::process::Command::new(venv("python"))
+        .args([
+            "-c",
+            "import json, sys, kcidb_io; d = json.load(open(sys.argv[1])); \
+             kcidb_io.schema.LATEST.validate(d); \
+             print(*(len(d[k]) for k in ('checkouts', 'builds', 'tests', 'issues', 'incidents')))",
+        ])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", show(&check));
+    String::from_utf8_lossy(&check.stdout)
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect()
 }

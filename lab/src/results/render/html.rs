@@ -103,6 +103,47 @@ fn detection(cell: &CellResult) -> (u64, u64) {
 }
 
 /// Horizontal bars: the failure rate of each cell that ran, its Wilson interval as a line.
+/// A cell's last nights, oldest on the left: a column per night (its start, commit, runs with
+/// a finding), then each signature with a mark in the nights that found it and its first and
+/// last seen, then the culprits the history knows.
+fn timeline(t: &night::Timeline) -> Markup {
+    let nights: Vec<_> = t.nights.iter().rev().collect();
+    html! {
+        details open {
+            summary { b { (t.variant) " × " (t.scenario) } }
+            table {
+                tr {
+                    th { "night" }
+                    @for n in &nights { th { (n.night) br; span.sig { (n.started) } } }
+                    th { "first seen" } th { "last seen" }
+                }
+                tr {
+                    th { "commit" }
+                    @for n in &nights { td { code { (n.commit.as_deref().map_or("-", |c| &c[..c.len().min(12)])) } } }
+                    td {} td {}
+                }
+                tr {
+                    th { "runs with a finding" }
+                    @for n in &nights { td class=(if n.failed > 0 { "fail" } else { "pass" }) { (n.failed) "/" (n.runs) } }
+                    td {} td {}
+                }
+                @for (sig, title, first, last) in t.signatures() {
+                    tr {
+                        th { (clean(title)) br; span.sig { (sig) } }
+                        @for n in &nights {
+                            @if n.signatures.contains_key(sig) { td.fail { "●" } } @else { td {} }
+                        }
+                        td { (first) } td { (last) }
+                    }
+                }
+            }
+            @if !t.culprits.is_empty() {
+                ul { @for k in &t.culprits { li { (clean(&k.title)) ": " (clean(&k.line())) } } }
+            }
+        }
+    }
+}
+
 fn chart(cells: &[&CellResult]) -> Markup {
     const W: f64 = 300.0;
     const ROW: f64 = 22.0;
@@ -281,16 +322,34 @@ pub fn page(n: &NightResults) -> String {
                 @if !n.changes.is_empty() {
                     h2 { "Changes since the last comparable night" }
                     table {
-                        tr { th { "kind" } th { "cell" } th { "report" } th { "signature" } }
+                        tr { th { "kind" } th { "cell" } th { "report" } th { "signature" } th { "culprit" } }
                         @for c in &n.changes {
                             tr {
                                 td class=(if c.kind == "regression" { "fail" } else if c.kind == "fixed" { "pass" } else { "skip" }) { (c.kind) }
                                 td { (c.variant) " × " (c.scenario) }
                                 td { (clean(&c.title)) }
                                 td { code { (c.signature) } }
+                                td { @if let Some(k) = n.culprit_of(c) { (clean(&k.line())) } }
                             }
                         }
                     }
+                }
+                @if !n.culprits_still_there().is_empty() {
+                    h2 { "Culprits of reports still there" }
+                    table {
+                        tr { th { "cell" } th { "report" } th { "culprit" } }
+                        @for k in n.culprits_still_there() {
+                            tr {
+                                td { (k.variant) " × " (k.scenario) }
+                                td { (clean(&k.title)) }
+                                td { (clean(&k.line())) }
+                            }
+                        }
+                    }
+                }
+                @if !n.timelines.is_empty() {
+                    h2 { "History of each cell (last " (crate::results::history::TIMELINE_NIGHTS) " nights)" }
+                    @for t in &n.timelines { (timeline(t)) }
                 }
                 @if !n.errors.is_empty() {
                     h2 { "Infrastructure errors" }

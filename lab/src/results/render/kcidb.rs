@@ -120,6 +120,20 @@ pub fn file_url(dir: &Path) -> String {
     format!("file:///{}", url_path(&refs))
 }
 
+/// A culprit as KCIDB's misc carries it.
+fn culprit_misc(c: &crate::results::culprit::Culprit) -> Value {
+    json!({
+        "direction": c.direction.name(),
+        "commit": c.commit,
+        "subject": c.subject,
+        "confidence": c.confidence,
+        "builds": c.builds,
+        "undecided": c.undecided,
+        "range": [c.old, c.new],
+        "cell": format!("{} × {}", c.variant, c.scenario),
+    })
+}
+
 /// Whether the export holds the whole night, for every object's misc: a single shard or a
 /// merge with shards missing says so.
 fn night_misc(night: &NightResults) -> Value {
@@ -368,7 +382,12 @@ pub fn export(night: &NightResults, origin: &str, log_base: &str) -> Result<Valu
             tests.push(run_test(origin, (&logs, night), cell, r, &id));
             for (signature, title, kind) in findings(r) {
                 let issue_id = format!("{origin}:{signature}");
-                issues.entry(issue_id.clone()).or_insert_with(|| {
+                // The commit a bisection named for this cell's signature, if one did.
+                let culprit = night
+                    .culprits
+                    .iter()
+                    .find(|c| c.is_about(&cell.variant, &cell.scenario, &signature));
+                let issue = issues.entry(issue_id.clone()).or_insert_with(|| {
                     json!({
                         "id": issue_id,
                         "version": 1,
@@ -379,14 +398,26 @@ pub fn export(night: &NightResults, origin: &str, log_base: &str) -> Result<Valu
                         "misc": {"signature": signature},
                     })
                 });
-                incidents.push(json!({
+                if let Some(c) = culprit.filter(|_| issue["misc"].get("culprits").is_none()) {
+                    issue["comment"] = json!(format!(
+                        "{kind} report, signature {signature}; {}",
+                        c.line()
+                    ));
+                    issue["misc"]["culprits"] = json!([culprit_misc(c)]);
+                }
+                let mut incident = json!({
                     "id": format!("{id}:{signature}"),
                     "origin": origin,
                     "issue_id": issue_id,
                     "issue_version": 1,
                     "test_id": id,
                     "present": true,
-                }));
+                });
+                if let Some(c) = culprit {
+                    incident["comment"] = json!(c.line());
+                    incident["misc"] = json!({ "culprit": culprit_misc(c) });
+                }
+                incidents.push(incident);
             }
             // A suite's tests, each under the run's path.
             if let Some(suite) = r.record.as_ref().and_then(|rec| rec.tests.as_ref()) {

@@ -41,6 +41,61 @@ fn suppressed(night: &NightResults) -> Suppressed<'_> {
     out
 }
 
+/// Guest text in Markdown: no pipe or newline may break a table or a list.
+fn md_text(s: String) -> String {
+    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+/// The night's changes by kind, each with its culprit, then the culprits of reports still
+/// there.
+fn changes_md(night: &NightResults) -> String {
+    // One line per cell's signature: "- variant × scenario: title [signature] — culprit".
+    let item = |(variant, scenario, title, signature): (&str, &str, &str, &str),
+                culprit: Option<&crate::results::culprit::Culprit>| {
+        format!(
+            "- {variant} × {scenario}: {} [{signature}]{}\n",
+            md_text(title.to_string()),
+            culprit
+                .map(|k| format!(" — {}", md_text(k.line())))
+                .unwrap_or_default()
+        )
+    };
+    let mut s = String::new();
+    for (kind, heading) in [
+        ("regression", "Regressions"),
+        ("fixed", "Fixed"),
+        (
+            "flaky",
+            "Flaky (seen in some recent nights, not alarmed on)",
+        ),
+    ] {
+        let items: Vec<&ChangeOut> = night.changes.iter().filter(|c| c.kind == kind).collect();
+        if items.is_empty() {
+            continue;
+        }
+        s.push_str(&format!("\n## {heading}\n\n"));
+        for c in items {
+            let cell = (c.variant.as_str(), c.scenario.as_str(), c.title.as_str());
+            s.push_str(&item(
+                (cell.0, cell.1, cell.2, &c.signature),
+                night.culprit_of(c),
+            ));
+        }
+    }
+    // Answers for signatures still there (an earlier night bisected them).
+    let still = night.culprits_still_there();
+    if !still.is_empty() {
+        s.push_str("\n## Culprits of reports still there\n\n");
+        for k in still {
+            s.push_str(&item(
+                (&k.variant, &k.scenario, &k.title, &k.signature),
+                Some(k),
+            ));
+        }
+    }
+    s
+}
+
 /// Markdown: the variant × scenario matrix, then regressions, fixes and flaky signatures.
 pub fn summary_md(night: &NightResults) -> String {
     let (variants, scenarios) = axes(night);
@@ -50,7 +105,7 @@ pub fn summary_md(night: &NightResults) -> String {
         .map(|c| ((c.variant.as_str(), c.scenario.as_str()), c))
         .collect();
     // Guest text goes into table cells: no pipes or newlines may break the table.
-    let clean = |s: String| s.replace('|', "\\|").replace(['\n', '\r'], " ");
+    let clean = md_text;
     let mut s = format!(
         "# {}\n\n{} → {}\n\n| variant | {} |\n|---|{}\n",
         if night.lab.is_empty() {
@@ -78,29 +133,7 @@ pub fn summary_md(night: &NightResults) -> String {
             .collect();
         s.push_str(&format!("| {v} | {} |\n", row.join(" | ")));
     }
-    for (kind, heading) in [
-        ("regression", "Regressions"),
-        ("fixed", "Fixed"),
-        (
-            "flaky",
-            "Flaky (seen in some recent nights, not alarmed on)",
-        ),
-    ] {
-        let items: Vec<&ChangeOut> = night.changes.iter().filter(|c| c.kind == kind).collect();
-        if items.is_empty() {
-            continue;
-        }
-        s.push_str(&format!("\n## {heading}\n\n"));
-        for c in items {
-            s.push_str(&format!(
-                "- {} × {}: {} [{}]\n",
-                c.variant,
-                c.scenario,
-                clean(c.title.clone()),
-                c.signature
-            ));
-        }
-    }
+    s.push_str(&changes_md(night));
     // A shard is not compared with anything: the merge decides.
     if night.shard.is_none() && night.changes.iter().all(|c| c.kind != "regression") {
         s.push_str("\nNo regression.\n");
@@ -177,7 +210,17 @@ pub fn junit_xml(night: &NightResults) -> Result<String, quick_junit::SerializeE
         let (_, error, skipped, _) = tally(cell);
         let status = if let Some((r, detail)) = first_failure(cell) {
             let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            st.set_message(detail);
+            // The commit behind the cell's reports, first where a reader looks.
+            let culprits: Vec<String> = night
+                .culprits
+                .iter()
+                .filter(|k| k.variant == cell.variant && k.scenario == cell.scenario)
+                .map(|k| format!("{}: {}", k.title, k.line()))
+                .collect();
+            match culprits.is_empty() {
+                true => st.set_message(detail),
+                false => st.set_message(format!("{detail} ({})", culprits.join("; "))),
+            };
             if let Some(rep) = r.reports.iter().find(|r| r.counts()).or(r.reports.first()) {
                 let mut text = rep.text.clone();
                 if text.len() > EXCERPT {
@@ -336,6 +379,8 @@ mod tests {
                 signature: "09739e8343941586".into(),
                 title: "WARNING in dma_buf_poll".into(),
             }],
+            culprits: vec![],
+            timelines: vec![],
             errors: vec![],
             shard: None,
             merged: None,
@@ -502,6 +547,121 @@ mod tests {
             .find(|c| c.attribute("classname") == Some("epoll-dmabuf-race.baseline"))
             .unwrap();
         assert!(case.children().any(|n| n.has_tag_name("error")), "{xml}");
+    }
+
+    /// A night's culprit is shown with its change in summary.md, report.html and the JUnit
+    /// failure's message; an earlier night's answer for a report still there has its own
+    /// section, naming the night that found it. Its text is the guest's: escaped.
+    #[test]
+    fn a_culprit_is_shown_with_its_change_in_every_rendering() {
+        use crate::results::culprit::{Culprit, Direction};
+        let mut n = night();
+        let culprit = Culprit {
+            direction: Direction::Introduced,
+            source: "git:/r@main".into(),
+            variant: "epoll-unpinned-poll".into(),
+            scenario: "epoll-dmabuf-race".into(),
+            plan_key: "k".into(),
+            signature: "09739e8343941586".into(),
+            title: "WARNING in dma_buf_poll".into(),
+            old: "a".repeat(40),
+            new: "b".repeat(40),
+            commit: Some("144d9e0b15971eeb63b2eff425469e10142d17ba".into()),
+            subject: "epoll: poll <b>unpinned</b>".into(),
+            confidence: 0.971,
+            builds: 7,
+            wall_s: 1.0,
+            undecided: None,
+            range: None,
+            earlier: None,
+            dir: String::new(),
+        };
+        n.culprits.push(culprit.clone());
+        let line =
+            "introduced by `144d9e0b1597 epoll: poll <b>unpinned</b>` — confidence 0.971, 7 builds";
+        let md = summary_md(&n);
+        assert!(
+            md.contains(&format!(
+                "- epoll-unpinned-poll × epoll-dmabuf-race: WARNING in dma_buf_poll \
+                 [09739e8343941586] — {line}\n"
+            )),
+            "{md}"
+        );
+        assert!(!md.contains("## Culprits of reports still there"), "{md}");
+        let page = super::super::html::page(&n);
+        assert!(
+            page.contains("introduced by `144d9e0b1597 epoll: poll &lt;b&gt;unpinned&lt;/b&gt;`"),
+            "{page}"
+        );
+        let xml = junit_xml(&n).unwrap();
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let failure = doc
+            .descendants()
+            .find(|c| c.attribute("classname") == Some("epoll-dmabuf-race.epoll-unpinned-poll"))
+            .and_then(|c| c.children().find(|n| n.has_tag_name("failure")))
+            .unwrap();
+        assert_eq!(
+            failure.attribute("message"),
+            Some(format!("WARNING in dma_buf_poll (WARNING in dma_buf_poll: {line})").as_str())
+        );
+        // No change tonight, an earlier night's answer: its own section.
+        n.changes.clear();
+        n.culprits[0].earlier = Some("2026-12-06T00:00:00Z".into());
+        let md = summary_md(&n);
+        assert!(
+            md.contains(
+                "## Culprits of reports still there\n\n- epoll-unpinned-poll × \
+                 epoll-dmabuf-race: WARNING in dma_buf_poll [09739e8343941586] — introduced by \
+                 `144d9e0b1597"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("(bisected by the night of 2026-12-06T00:00:00Z)"),
+            "{md}"
+        );
+        let page = super::super::html::page(&n);
+        assert!(page.contains("Culprits of reports still there"), "{page}");
+        // The cell's timeline: a column per night, the signature marked where it was found,
+        // first and last seen, and the culprit.
+        let night = |id: i64, started: &str, sigs: &[(&str, &str)]| {
+            crate::results::history::TimelineNight {
+                night: id,
+                started: started.into(),
+                commit: Some(format!("{id}").repeat(40)),
+                runs: 3,
+                failed: sigs.len() as u64,
+                signatures: sigs
+                    .iter()
+                    .map(|(s, t)| (s.to_string(), t.to_string()))
+                    .collect(),
+            }
+        };
+        let warn = [("09739e8343941586", "WARNING in <dma_buf_poll>")];
+        n.timelines.push(crate::results::night::Timeline {
+            variant: "epoll-unpinned-poll".into(),
+            scenario: "epoll-dmabuf-race".into(),
+            nights: vec![
+                night(3, "n3", &warn),
+                night(2, "n2", &warn),
+                night(1, "n1", &[]),
+            ],
+            culprits: vec![culprit],
+        });
+        assert_eq!(
+            n.timelines[0].signatures(),
+            [("09739e8343941586", "WARNING in <dma_buf_poll>", "n2", "n3")]
+        );
+        let page = super::super::html::page(&n);
+        assert!(page.contains("History of each cell"), "{page}");
+        assert!(page.contains("WARNING in &lt;dma_buf_poll&gt;"), "{page}");
+        assert!(page.contains("<td>n2</td><td>n3</td>"), "{page}");
+        assert!(page.contains("<code>111111111111</code>"), "{page}");
+        assert_eq!(
+            page.matches("<td class=\"fail\">●</td>").count(),
+            2,
+            "{page}"
+        );
     }
 
     #[test]

@@ -86,11 +86,12 @@ async fn prepare(
     let dir = root.join(&keyed.key);
     let replaced = match snapshot::open(&dir, &keyed) {
         Ok(Some(found)) => {
+            crate::cache::touch(&dir);
             return Ok(Ok(Prepared {
                 snapshot: Arc::new(found),
                 made: false,
                 replaced: None,
-            }))
+            }));
         }
         Ok(None) => None,
         Err(why) => {

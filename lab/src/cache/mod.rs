@@ -1,8 +1,29 @@
 //! Where the lab keeps what it builds and runs: `$LAB_CACHE_DIR`, else
 //! `$XDG_CACHE_HOME/kernel-race-lab`, else `~/.cache/kernel-race-lab`.
 
+pub mod evict;
+
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
+
+/// The file whose time says when a cache entry was last used (what eviction orders by).
+const USED: &str = ".lab-used";
+
+/// Mark the cache entry `dir` as used now. Best effort: an entry that cannot be marked is
+/// only older to eviction.
+pub fn touch(dir: &Path) {
+    if dir.is_dir() {
+        let _ = crate::files::write(dir.join(USED), b"");
+    }
+}
+
+/// When the cache entry `dir` was last used: its mark, else when it was last changed.
+pub fn last_used(dir: &Path) -> std::time::SystemTime {
+    std::fs::metadata(dir.join(USED))
+        .or_else(|_| std::fs::metadata(dir))
+        .and_then(|m| m.modified())
+        .unwrap_or(std::time::UNIX_EPOCH)
+}
 
 pub fn root() -> PathBuf {
     if let Some(dir) = std::env::var_os("LAB_CACHE_DIR").filter(|d| !d.is_empty()) {
