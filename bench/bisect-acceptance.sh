@@ -26,8 +26,10 @@ run() { # name expected-commit range-size lab-args...
   echo "$name: $((SECONDS - start)) s"
   local found builds conf max
   found=$(sed -n 's/^first \(racy\|fixed\) commit: \([0-9a-f]*\) .*/\2/p' "$out")
-  builds=$(sed -n 's/.*; \([0-9]*\) builds)$/\1/p' "$out")
-  conf=$(sed -n 's/^confidence \([0-9.]*\) .*/\1/p' "$out")
+  builds=$(sed -n 's/.*; \([0-9]*\) builds\{0,1\})$/\1/p' "$out")
+  # "0.986", or "1 − 5.7e-7" for one that close to 1.
+  conf=$(sed -n 's/^confidence \([0-9.]*\|1 − [0-9.e-]*\) (.*/\1/p' "$out" \
+    | python3 -c 'import sys; t=sys.stdin.read().strip(); print(1 - float(t.split("−")[1]) if "−" in t else t)')
   max=$(python3 -c "import math; print(math.ceil(math.log2($n)) + 2)")
   [ "$found" = "$expected" ] && echo "$name: found $found = expected" \
     || { echo "$name: FOUND $found, EXPECTED $expected"; fail=1; }

@@ -99,12 +99,14 @@ pub enum Command {
     /// Find the commit that brought a race in (or, with --fix, took it out), flaky-aware.
     ///
     /// The racy end (--bad) is built and run --runs times first: the rate the target report
-    /// shows at there (its 95 % lower bound) decides how many clean runs make a commit clean,
-    /// so that all clean verdicts together keep --confidence. A commit is racy at its first
-    /// target report; a commit that does not build, or whose runs say nothing, is skipped.
-    /// State and runs are saved after every run: the same command resumes after Ctrl-C.
-    /// Exit status: 0 found (naming the skipped commits that could be it instead, if any),
-    /// 2 error, 130 interrupted (no verdict is stored for the commit it cut).
+    /// shows at there (its 95 % lower bound; with a schedule, per applied attempt) decides
+    /// how many clean runs (applied attempts) make a commit clean, so that all clean verdicts
+    /// together keep --confidence. A commit is racy at its first target report; a commit
+    /// that does not build, or whose runs say nothing, is skipped. The answer says "could not
+    /// decide", with the range left, when a skipped commit could be it instead or the
+    /// confidence is below --confidence. State and runs are saved after every run: the same
+    /// command resumes after Ctrl-C. Exit status: 0 answered, 2 error, 130 interrupted (no
+    /// verdict is stored for the commit it cut).
     Bisect(bisect::Args),
     /// The trend of a cell (or of every cell) over the stored nights: runs, failures, and
     /// the first-report titles with how many runs printed each.

@@ -73,8 +73,8 @@ pub struct Args {
     /// (e.g. qemu-guest,scenarios,kasan) on allnoconfig.
     #[arg(long, default_value = "baseline")]
     pub variant_config: String,
-    /// Runs at the racy end to measure the reproduction rate (at least one; a scenario with
-    /// a schedule runs it once: an applied schedule is deterministic).
+    /// Runs at the racy end to measure the reproduction rate (at least one; with a schedule
+    /// the rate is per applied attempt: a schedule is measured, not assumed to be certain).
     #[arg(long, default_value = "5")]
     pub runs: runner::quantity::RunCount,
     /// The target report's signature (default: the most frequent first finding at the racy
@@ -417,6 +417,26 @@ mod tests {
         // Resumed: the earlier interruption stays on disk but stops nothing.
         let (runs, stop) = uninterrupted(vec![pass(), cut(), pass()]);
         assert_eq!((runs.len(), stop), (2, false));
+    }
+
+    /// A clean run on a machine whose canary showed a detector silent is inconclusive for
+    /// the commit: it counts toward a skip, never toward a clean verdict.
+    #[test]
+    fn a_clean_run_on_a_silent_machine_is_never_clean() {
+        let mut r = run(Outcome::Completed, &[]);
+        r.evidence = evidence::judge(
+            crate::config::scenario::Kind::Race,
+            &Outcome::Completed,
+            &[],
+            &vec![],
+            None,
+            &crate::results::canary::Detectors::Silent("lockdep did not fire".into()),
+        );
+        let sig = TargetReport::Signature("s".into());
+        assert_eq!(classify(&r, &sig), RunClass::Infra);
+        let plan = verdict::Plan::from_racy_end(5, 5, 0.95, 3).unwrap();
+        let three = vec![(RunClass::Infra, 1); 3];
+        assert!(matches!(plan.verdict(&three), Some(CommitVerdict::Skip(_))));
     }
 
     #[test]

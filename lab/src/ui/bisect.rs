@@ -57,7 +57,7 @@ pub fn answer_text(o: &BisectOptions, a: &Answer) -> Result<String> {
         ),
     };
     let mut text = format!(
-        "{}\n{} {commit} {}\nconfidence {} ({basis}; {} builds)\n",
+        "{}\n{} {commit} {}\nconfidence {} ({basis}; {})\n",
         table(o, &a.state)?,
         match (o.fix, a.undecided.is_some()) {
             (true, false) => "first fixed commit:",
@@ -67,7 +67,7 @@ pub fn answer_text(o: &BisectOptions, a: &Answer) -> Result<String> {
         },
         a.state.subject(commit),
         crate::text::confidence(a.confidence),
-        a.builds,
+        crate::text::count(a.builds as u32, "build", "builds"),
     );
     if let Some(why) = &a.undecided {
         text.push_str(&format!(
