@@ -14,10 +14,15 @@
 #   later       night 3 at a commit after `racy-end`, the race still there: no bisection, the
 #               earlier answer shown
 #   fix         another history: a night at `racy-end`, then one at `head`: the fix named
-#   flaky       with a paced stress scenario (PACED, default epoll-dmabuf-race at pace_us=PACE),
-#               REPEAT (default 5) regressions bisected, each on a fresh history and bisection
-#               directory: right, wrong or undecided, confidence, runs per step
-# SCENARIO (default epoll-dmabuf-schedule): the cell's scenario for regression/later/fix.
+#   flaky       a stress scenario (PACED, default epoll-dmabuf-race), REPEAT (default 5)
+#               regressions bisected, each on a fresh history and bisection directory: right,
+#               wrong or undecided, confidence, runs per step. To make it flaky, give it a
+#               scenarios directory whose copy sets `pace_us` (SCENARIOS, e.g. the one
+#               bench/pace.sh writes) and a short duration (FLAKY_TOML='duration = "1s"')
+# SCENARIO (default epoll-dmabuf-schedule): the cell's scenario for regression/later/fix;
+# SCENARIOS: the scenarios directory (default the repository's); RUNS: runs per night
+# (default 3); RATE_RUNS: [bisect] runs, at the racy end (default 5); FLAKY_TOML: lines
+# added to the flaky step's lab.toml.
 # Uses the lab's cache (LAB_CACHE_DIR / XDG_CACHE_HOME); LAB=binary (default
 # target/release/lab); REPO (default <cache>/bisect-fixture-repo). Prints one block per step.
 set -euo pipefail
@@ -155,7 +160,7 @@ wall = \"3h\""
     ;;
   flaky)
     paced="${PACED:-epoll-dmabuf-race}"
-    echo "flaky ($paced at pace_us=${PACE:-0}; REPEAT ${REPEAT:-5}):"
+    echo "flaky ($paced from ${SCENARIOS:-$root/scenarios}, ${FLAKY_TOML:-as written}; REPEAT ${REPEAT:-5}):"
     for i in $(seq 1 "${REPEAT:-5}"); do
       d="$w/flaky/$i"
       make_lab "$d" "$paced" "builds = 16
