@@ -288,26 +288,19 @@ fn earlier_answers(history: &History, results: &mut NightResults) -> Result<()> 
 
 /// Bisect one change within what is left of the night's budget.
 async fn bisect_one(lab: &LabConfig, how: How, w: &Wanted, budget: Budget) -> Result<Culprit> {
-    let mut culprit = Culprit {
-        direction: w.direction,
-        source: w.cell.source.clone(),
-        variant: w.cell.variant.clone(),
-        scenario: w.cell.scenario.clone(),
-        plan_key: w.cell.plan_key.clone(),
-        signature: w.signature.clone(),
-        title: w.title.clone(),
-        old: w.old.clone(),
-        new: w.new.clone(),
-        commit: None,
-        subject: String::new(),
-        confidence: 0.0,
-        builds: 0,
-        wall_s: 0.0,
-        undecided: None,
-        range: None,
-        earlier: None,
-        dir: String::new(),
-    };
+    let mut culprit = Culprit::new(
+        w.direction,
+        (
+            (
+                w.cell.source.as_str(),
+                w.cell.variant.as_str(),
+                w.cell.scenario.as_str(),
+                w.cell.plan_key.as_str(),
+            ),
+            (w.signature.as_str(), w.title.as_str()),
+        ),
+        (&w.old, &w.new),
+    );
     let options = match options(lab, how, w, budget) {
         Ok(o) => o,
         Err(e) => {
@@ -525,24 +518,12 @@ mod tests {
             new: new.into(),
         };
         let known = |old: &str, new: &str, commit: Option<&str>| Culprit {
-            direction: Direction::Introduced,
-            source: source.clone(),
-            variant: "v".into(),
-            scenario: "s".into(),
-            plan_key: "k".into(),
-            signature: "sig".into(),
-            title: "t".into(),
-            old: old.into(),
-            new: new.into(),
             commit: commit.map(str::to_string),
-            subject: String::new(),
-            confidence: 0.99,
-            builds: 3,
-            wall_s: 0.0,
-            undecided: None,
-            range: None,
-            earlier: None,
-            dir: String::new(),
+            ..Culprit::new(
+                Direction::Introduced,
+                ((&source, "v", "s", "k"), ("sig", "t")),
+                (old, new),
+            )
         };
         // The same range, decided or not.
         assert!(same_range(

@@ -68,7 +68,36 @@ pub struct Culprit {
     pub dir: String,
 }
 
+/// What a culprit is about: (source line, variant, scenario, plan key) of the cell, and the
+/// signature with its title.
+pub type About<'a> = ((&'a str, &'a str, &'a str, &'a str), (&'a str, &'a str));
+
 impl Culprit {
+    /// A bisection of `about` in `direction` over `old..new`, nothing found yet.
+    pub fn new(direction: Direction, about: About<'_>, (old, new): (&str, &str)) -> Culprit {
+        let ((source, variant, scenario, plan_key), (signature, title)) = about;
+        Culprit {
+            direction,
+            source: source.into(),
+            variant: variant.into(),
+            scenario: scenario.into(),
+            plan_key: plan_key.into(),
+            signature: signature.into(),
+            title: title.into(),
+            old: old.into(),
+            new: new.into(),
+            commit: None,
+            subject: String::new(),
+            confidence: 0.0,
+            builds: 0,
+            wall_s: 0.0,
+            undecided: None,
+            range: None,
+            earlier: None,
+            dir: String::new(),
+        }
+    }
+
     /// One line: "introduced by `abcdef12 subject` — confidence 0.971, 7 builds", or why no
     /// commit is named and the range left.
     pub fn line(&self) -> String {
@@ -115,25 +144,20 @@ mod tests {
     use super::*;
 
     fn culprit() -> Culprit {
+        let about = (
+            ("git:/r@main", "baseline", "epoll-dmabuf-race", "k"),
+            ("s", "WARNING in dma_buf_poll"),
+        );
         Culprit {
-            direction: Direction::Introduced,
-            source: "git:/r@main".into(),
-            variant: "baseline".into(),
-            scenario: "epoll-dmabuf-race".into(),
-            plan_key: "k".into(),
-            signature: "s".into(),
-            title: "WARNING in dma_buf_poll".into(),
-            old: "a".repeat(40),
-            new: "b".repeat(40),
             commit: Some("c".repeat(40)),
             subject: "epoll: poll the watched file without pinning it".into(),
             confidence: 0.9712,
             builds: 7,
-            wall_s: 100.0,
-            undecided: None,
-            range: None,
-            earlier: None,
-            dir: String::new(),
+            ..Culprit::new(
+                Direction::Introduced,
+                about,
+                (&"a".repeat(40), &"b".repeat(40)),
+            )
         }
     }
 

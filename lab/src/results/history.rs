@@ -903,25 +903,19 @@ mod tests {
             .unwrap();
         let mut cell = cell;
         cell.plan_key = "k1".into();
+        let about = (
+            (
+                cell.source.as_str(),
+                cell.variant.as_str(),
+                cell.scenario.as_str(),
+                cell.plan_key.as_str(),
+            ),
+            ("sig", "t"),
+        );
         let culprit = Culprit {
-            direction: Direction::Introduced,
-            source: cell.source.clone(),
-            variant: cell.variant.clone(),
-            scenario: cell.scenario.clone(),
-            plan_key: cell.plan_key.clone(),
-            signature: "sig".into(),
-            title: "t".into(),
-            old: "c1".into(),
-            new: "c2".into(),
             commit: Some("c2".into()),
-            subject: "s".into(),
             confidence: 0.97,
-            builds: 3,
-            wall_s: 1.0,
-            undecided: None,
-            range: None,
-            earlier: None,
-            dir: String::new(),
+            ..Culprit::new(Direction::Introduced, about, ("c1", "c2"))
         };
         h.record_culprit(n, &culprit).unwrap();
         drop(h);

@@ -556,25 +556,25 @@ mod tests {
     fn a_culprit_is_shown_with_its_change_in_every_rendering() {
         use crate::results::culprit::{Culprit, Direction};
         let mut n = night();
+        let about = (
+            (
+                "git:/r@main",
+                "epoll-unpinned-poll",
+                "epoll-dmabuf-race",
+                "k",
+            ),
+            ("09739e8343941586", "WARNING in dma_buf_poll"),
+        );
         let culprit = Culprit {
-            direction: Direction::Introduced,
-            source: "git:/r@main".into(),
-            variant: "epoll-unpinned-poll".into(),
-            scenario: "epoll-dmabuf-race".into(),
-            plan_key: "k".into(),
-            signature: "09739e8343941586".into(),
-            title: "WARNING in dma_buf_poll".into(),
-            old: "a".repeat(40),
-            new: "b".repeat(40),
             commit: Some("144d9e0b15971eeb63b2eff425469e10142d17ba".into()),
             subject: "epoll: poll <b>unpinned</b>".into(),
             confidence: 0.971,
             builds: 7,
-            wall_s: 1.0,
-            undecided: None,
-            range: None,
-            earlier: None,
-            dir: String::new(),
+            ..Culprit::new(
+                Direction::Introduced,
+                about,
+                (&"a".repeat(40), &"b".repeat(40)),
+            )
         };
         n.culprits.push(culprit.clone());
         let line =
