@@ -360,5 +360,8 @@ fn step_line(runs: &[RunResult], target: &TargetReport) -> String {
         .iter()
         .filter(|r| classify(r, target) == RunClass::Target)
         .count();
-    format!("{} runs, {hits} with the target report", runs.len())
+    format!(
+        "{}, {hits} with the target report",
+        crate::text::count(runs.len() as u32, "run", "runs")
+    )
 }
