@@ -120,6 +120,7 @@ impl Args {
             duration: self.how.duration.map(|d| d.get()),
             target: &target,
             confidence: self.confidence,
+            patches: false,
         })?;
         let dir = match self.out {
             Some(d) => d,
@@ -166,10 +167,13 @@ pub struct Inputs<'a> {
     pub duration: Option<std::time::Duration>,
     pub target: &'a Option<TargetReport>,
     pub confidence: f64,
+    /// The configuration variant's patches are applied at every commit (a night's cell).
+    pub patches: bool,
 }
 
 /// The hash of `inputs`: the scenario file's bytes (its schedule, parameters and duration),
-/// the configuration, the runs, the duration override, the target report and the confidence.
+/// the configuration, the runs, the duration override, the target report, the confidence and
+/// whether the variant's patches are applied.
 pub fn inputs_key(inputs: &Inputs<'_>) -> Result<String> {
     let mut h = Sha256::new();
     h.update(crate::files::read(&inputs.scenario.file)?);
@@ -177,6 +181,10 @@ pub fn inputs_key(inputs: &Inputs<'_>) -> Result<String> {
         "\0{}\0{}\0{:?}\0{:?}\0{}",
         inputs.variant_config, inputs.runs, inputs.duration, inputs.target, inputs.confidence
     ));
+    // Only when set: the keys of bisections made before it existed stay as they were.
+    if inputs.patches {
+        h.update("\0patches");
+    }
     Ok(hex::encode(&h.finalize()[..12]))
 }
 
@@ -504,11 +512,25 @@ mod tests {
                 duration: None,
                 target,
                 confidence: 0.95,
+                patches: false,
             })
             .unwrap()
         };
         let first = key(&scenario, 5, &none);
         assert_eq!(first, key(&scenario, 5, &none));
+        // A night's bisection applies the variant's patches: never the same state as lab
+        // bisect's of the same configuration without them.
+        let patched = inputs_key(&Inputs {
+            scenario: &scenario,
+            variant_config: "baseline",
+            runs: 5,
+            duration: None,
+            target: &none,
+            confidence: 0.95,
+            patches: true,
+        })
+        .unwrap();
+        assert_ne!(first, patched);
         assert_ne!(first, key(&scenario, 6, &none));
         assert_ne!(first, key(&scenario, 5, &Some(TargetReport::Any)));
         std::fs::write(

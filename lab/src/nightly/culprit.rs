@@ -332,7 +332,14 @@ async fn bisect_one(lab: &LabConfig, how: How, w: &Wanted, budget: Budget) -> Re
             culprit.range = answer.undecided.is_some().then(|| answer.range.clone());
             culprit.undecided = answer.undecided;
         }
-        Ok(None) => return Err(crate::interrupt::Interrupted.into()),
+        Ok(None) => {
+            crate::events::note(format!(
+                "the bisection was interrupted: its state is kept in {}; the history has the \
+                 night but no culprit for it",
+                options.dir.display()
+            ));
+            return Err(crate::interrupt::Interrupted.into());
+        }
         Err(e) if crate::interrupt::is(&e) => return Err(e),
         Err(e) => culprit.undecided = Some(format!("{e:#}")),
     }
@@ -356,6 +363,7 @@ fn options(lab: &LabConfig, how: How, w: &Wanted, budget: Budget) -> Result<Bise
         duration: duration.map(|d| d.get()),
         target: &target,
         confidence: lab.bisect.confidence,
+        patches: true,
     })?;
     // For a fix the racy end is the old one: bisect's --bad.
     let (good, bad) = match fix {
