@@ -50,7 +50,26 @@ pub async fn find(lab: &LabConfig, how: How, outcome: &mut NightOutcome, out: &P
             return super::record::write_files(results, out);
         }
     };
-    let (wanted, notes) = wanted(&history, results)?;
+    if let Err(e) = bisect_changes(lab, how, &mut history, results).await {
+        if crate::interrupt::is(&e) {
+            return Err(e);
+        }
+        // The night is recorded: a failure here is the night's error, its files still written.
+        results
+            .errors
+            .push(format!("looking for the culprits: {e:#}"));
+    }
+    super::record::write_files(results, out)
+}
+
+/// Bisect the night's changes (or find their earlier answers), then each cell's timeline.
+async fn bisect_changes(
+    lab: &LabConfig,
+    how: How,
+    history: &mut History,
+    results: &mut NightResults,
+) -> Result<()> {
+    let (wanted, notes) = wanted(history, results)?;
     for note in notes {
         crate::events::note(note);
     }
@@ -101,9 +120,8 @@ pub async fn find(lab: &LabConfig, how: How, outcome: &mut NightOutcome, out: &P
         history.record_culprit(night, &culprit)?;
         results.culprits.push(culprit);
     }
-    earlier_answers(&history, results)?;
-    timelines(&history, results)?;
-    super::record::write_files(results, out)
+    earlier_answers(history, results)?;
+    timelines(history, results)
 }
 
 /// Each cell's last nights and every culprit the history knows for its signatures: the
