@@ -11,7 +11,7 @@
 use super::NightOutcome;
 use crate::bisect::{self, BisectOptions, Budget, TargetReport};
 use crate::config::lab::LabConfig;
-use crate::kernel::variant::{Catalog, Source};
+use crate::kernel::variant::Catalog;
 use crate::results::culprit::{Culprit, Direction};
 use crate::results::history::{Cell, History};
 use crate::results::night::{CellResult, NightResults};
@@ -29,6 +29,8 @@ struct Wanted {
     /// (old end, new end): the previous night's commit and tonight's.
     old: String,
     new: String,
+    /// This night's id in the history for the cell's source line.
+    night: i64,
 }
 
 /// Find the culprits of `outcome`'s changes, keep them in the history and the night's files
@@ -113,11 +115,7 @@ async fn bisect_changes(
             w.cell.scenario,
             culprit.line()
         ));
-        let night = history
-            .night_of(results.identity(), &w.cell.source)?
-            .or(results.night)
-            .expect("a recorded night");
-        history.record_culprit(night, &culprit)?;
+        history.record_culprit(w.night, &culprit)?;
         results.culprits.push(culprit);
     }
     earlier_answers(history, results)?;
@@ -173,25 +171,16 @@ fn same_range(known: &Culprit, w: &Wanted) -> bool {
     let Some(repo) = repo_of(&w.cell.source) else {
         return false;
     };
+    // `git merge-base --is-ancestor` answers with its exit status: an error is "no".
     let is_ancestor = |a: &str, b: &str| {
-        crate::child::output(
-            std::process::Command::new("git")
-                .arg("-C")
-                .arg(&repo)
-                .args(["merge-base", "--is-ancestor", a, b]),
-        )
-        .is_ok_and(|o| o.status.success())
+        crate::bisect::state::git(&repo, &["merge-base", "--is-ancestor", a, b]).is_ok()
     };
     is_ancestor(commit, &w.new) && !is_ancestor(commit, &w.old)
 }
 
-/// The repository of a git source line (`git:REPO@REF`), resolved as builds resolve it.
-fn repo_of(source: &str) -> Option<PathBuf> {
-    let (repo, reference) = source.strip_prefix("git:")?.rsplit_once('@')?;
-    let source = Source::Git {
-        repo: repo.to_string(),
-        reference: reference.to_string(),
-    };
+/// The repository of a git source line, resolved as builds resolve it.
+fn repo_of(line: &str) -> Option<PathBuf> {
+    let source = super::plan::source_of_line(line)?;
     match crate::kernel::source::identify(&source).ok()?.kind {
         crate::kernel::source::Kind::Git { repo, .. } => Some(repo),
         _ => None,
@@ -246,6 +235,7 @@ fn wanted(history: &History, results: &NightResults) -> Result<(Vec<Wanted>, Vec
             title: change.title.clone(),
             old,
             new,
+            night,
         });
     }
     Ok((wanted, notes))
@@ -542,6 +532,7 @@ mod tests {
             title: "t".into(),
             old: old.into(),
             new: new.into(),
+            night: 1,
         };
         let known = |old: &str, new: &str, commit: Option<&str>| Culprit {
             commit: commit.map(str::to_string),

@@ -45,6 +45,25 @@ pub fn source_line(source: &Source) -> String {
     }
 }
 
+/// The source a line of [`source_line`] names (a path line's path as written).
+pub fn source_of_line(line: &str) -> Option<Source> {
+    let (kind, rest) = line.split_once(':')?;
+    Some(match kind {
+        "debian" => Source::Debian {
+            package: rest.to_string(),
+        },
+        "git" => {
+            let (repo, reference) = rest.rsplit_once('@')?;
+            Source::Git {
+                repo: repo.to_string(),
+                reference: reference.to_string(),
+            }
+        }
+        "path" => Source::Path { path: rest.into() },
+        _ => return None,
+    })
+}
+
 /// Everything besides the kernel that shapes a cell's result: the scenario, its duration
 /// and the number of runs.
 pub fn plan_key(
@@ -246,6 +265,28 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every kind of source comes back from its line as it went in (a git repository whose
+    /// path holds an `@` included: the reference is what follows the last one).
+    #[test]
+    fn a_source_line_names_its_source() {
+        for source in [
+            Source::Debian {
+                package: "linux-source-6.12".into(),
+            },
+            Source::Git {
+                repo: "/srv/a@b/linux".into(),
+                reference: "main".into(),
+            },
+            Source::Path {
+                path: "/src/linux".into(),
+            },
+        ] {
+            assert_eq!(source_of_line(&source_line(&source)), Some(source));
+        }
+        assert_eq!(source_of_line("svn:x"), None);
+        assert_eq!(source_of_line("git:no-reference"), None);
+    }
     use std::path::Path;
     use std::process::Command;
 
