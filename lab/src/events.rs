@@ -77,7 +77,8 @@ pub enum Event {
         runs: usize,
         dir: PathBuf,
     },
-    /// A snapshot was made (`replaced`: why the one before it went).
+    /// A snapshot was made (`replaced`: why the one before it went; `first_boot_failed`: why
+    /// the boot before the one that made it failed).
     SnapshotMade {
         label: String,
         key: String,
@@ -86,6 +87,7 @@ pub enum Event {
         file_bytes: u64,
         save_ms: u64,
         replaced: Option<String>,
+        first_boot_failed: Option<String>,
     },
     /// A snapshot could not be restored: nothing ran; it is rebuilt once, then runs boot.
     RestoreFailed { label: String, why: String },

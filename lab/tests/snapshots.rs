@@ -113,3 +113,36 @@ fn a_state_qemu_cannot_load_is_rebuilt_once_and_the_run_still_restores() {
     assert!(stderr.contains("load of migration failed"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_boot_the_kernel_ends_in_a_panic_is_named_kept_and_not_tried_again() {
+    let _slot = vm_slot();
+    // No init: the kernel panics before the agent could greet.
+    let (_tmp, dir) = run_dir("panics");
+    let out = boot_distro(
+        &[
+            "--snapshot",
+            "--duration",
+            "1s",
+            "--cmdline",
+            "rdinit=/nonexistent lab.test=panics",
+        ],
+        &dir,
+    );
+    assert!(!out.status.success(), "{}", show(&out));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(
+            "no snapshot, every run boots: the guest panicked while booting: Kernel panic"
+        ),
+        "{said}"
+    );
+    assert!(said.contains("QEMU exit status: 0"), "{said}");
+    let kept = std::fs::read_to_string(dir.join("snapshot-boot-1-console.log")).unwrap();
+    assert!(kept.contains("Kernel panic"), "{kept}");
+    assert!(
+        !dir.join("snapshot-boot-2-console.log").exists(),
+        "the kernel's own verdict is not asked twice"
+    );
+    assert_eq!(outcome(&dir)["outcome"]["kind"], "guest-panic");
+}

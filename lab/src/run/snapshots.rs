@@ -142,6 +142,7 @@ impl Snapshots {
                         file_bytes: m.file_bytes,
                         save_ms: m.save_ms,
                         replaced: prepared.replaced.or(after.map(str::to_string)),
+                        first_boot_failed: prepared.first_boot_failed,
                     });
                 }
                 Current::Ready(prepared.snapshot)

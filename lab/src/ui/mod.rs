@@ -135,26 +135,7 @@ impl Ui {
                 "lab: {label}: reusing {runs} stored runs from {}",
                 dir.display()
             )),
-            Event::SnapshotMade {
-                label,
-                key,
-                boot_ms,
-                stream_bytes,
-                file_bytes,
-                save_ms,
-                replaced,
-            } => self.line(&format!(
-                "lab: {label}: snapshot {key} made: booted in {:.1} s, saved {} MiB ({} MiB \
-                 compressed) in {:.1} s{}",
-                *boot_ms as f64 / 1000.0,
-                stream_bytes >> 20,
-                file_bytes >> 20,
-                *save_ms as f64 / 1000.0,
-                replaced
-                    .as_ref()
-                    .map(|why| format!(" (replacing the one before: {why})"))
-                    .unwrap_or_default()
-            )),
+            Event::SnapshotMade { .. } => self.line(&snapshot_made(event)),
             Event::RestoreFailed { label, why } => {
                 self.line(&format!("lab: warning: {label}: {why}"))
             }
@@ -221,5 +202,37 @@ pub fn night(results: &crate::results::night::NightResults, out: &std::path::Pat
         crate::results::render::night::summary_md(results),
         out.display(),
         out.join("report.html").display()
+    )
+}
+
+/// The line for [`Event::SnapshotMade`].
+fn snapshot_made(event: &Event) -> String {
+    let Event::SnapshotMade {
+        label,
+        key,
+        boot_ms,
+        stream_bytes,
+        file_bytes,
+        save_ms,
+        replaced,
+        first_boot_failed,
+    } = event
+    else {
+        unreachable!("called for SnapshotMade")
+    };
+    let note = |what: &str, why: &Option<String>| {
+        why.as_ref()
+            .map(|why| format!(" ({what}: {why})"))
+            .unwrap_or_default()
+    };
+    format!(
+        "lab: {label}: snapshot {key} made: booted in {:.1} s, saved {} MiB ({} MiB compressed) \
+         in {:.1} s{}{}",
+        *boot_ms as f64 / 1000.0,
+        stream_bytes >> 20,
+        file_bytes >> 20,
+        *save_ms as f64 / 1000.0,
+        note("replacing the one before", replaced),
+        note("at the second boot; the first failed", first_boot_failed),
     )
 }

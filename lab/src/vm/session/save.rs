@@ -3,6 +3,7 @@
 //! caller's [`BootCheck`] refuses (one that printed a kernel report) is not saved: every run
 //! boots instead, and sees what it printed.
 
+use super::state::Exit;
 use super::{build_command, prepare_run_dir, recv_opt, Backend, BootSpec, Vm};
 use crate::vm::agent::AgentEvent;
 use crate::vm::console::ConsoleEvent;
@@ -23,7 +24,21 @@ pub struct Prepared {
     pub made: bool,
     /// Why the one the cache had was discarded.
     pub replaced: Option<String>,
+    /// Why the first boot that was to make it failed (the second made it).
+    pub first_boot_failed: Option<String>,
 }
+
+/// The guest panicked before the agent's hello: the kernel's own verdict on this boot.
+#[derive(Debug)]
+pub struct GuestPanicked(pub String);
+
+impl std::fmt::Display for GuestPanicked {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for GuestPanicked {}
 
 /// Whether a boot may be saved, from its console log: `Ok(Some(why))` when it may not.
 pub type BootCheck = fn(&Path) -> Result<Option<String>>;
@@ -91,6 +106,7 @@ async fn prepare(
                 snapshot: Arc::new(found),
                 made: false,
                 replaced: None,
+                first_boot_failed: None,
             }));
         }
         Ok(None) => None,
@@ -100,28 +116,74 @@ async fn prepare(
             Some(why)
         }
     };
-    let work = root.join(format!("{}.tmp-{}", keyed.key, std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).with_context(|| format!("create {}", work.display()))?;
-    let made = make(spec, accel, &machine, &keyed, &work, check).await;
-    let made = match made {
-        Ok(Ok(meta)) => meta,
-        Ok(Err(refused)) => {
-            let _ = std::fs::remove_dir_all(&work);
-            return Ok(Err(refused));
+    // A boot that failed for no reason the kernel gave (the agent's port closed, no hello in
+    // time) is tried once more; one the kernel refused (it panicked, or printed a report) is not.
+    let mut failed_before: Option<String> = None;
+    for attempt in 1.. {
+        let work = root.join(format!("{}.tmp-{}", keyed.key, std::process::id()));
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work).with_context(|| format!("create {}", work.display()))?;
+        let (why, again) = match make(spec, accel, &machine, &keyed, &work, check).await {
+            Ok(Ok(meta)) => {
+                std::fs::rename(&work, &dir)
+                    .with_context(|| format!("rename {} to {}", work.display(), dir.display()))?;
+                return Ok(Ok(Prepared {
+                    snapshot: Arc::new(Snapshot { dir, meta }),
+                    made: true,
+                    replaced,
+                    first_boot_failed: failed_before,
+                }));
+            }
+            Ok(Err(refused)) => (refused, false),
+            Err(e) => (format!("{e:#}"), boot_again(&e)),
+        };
+        // The boot's console and QEMU's output stay with the run.
+        let why = format!("{why}{}", keep_failed_boot(&work, &spec.run_dir, attempt));
+        let _ = std::fs::remove_dir_all(&work);
+        if again && failed_before.is_none() {
+            failed_before = Some(why);
+            continue;
         }
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&work);
-            return Err(e);
+        // Why the cached snapshot was discarded is not lost in what went wrong next.
+        let mut said: Vec<String> = replaced.into_iter().collect();
+        said.extend(failed_before.map(|first| format!("the first boot failed: {first}")));
+        said.push(match said.is_empty() {
+            true => why,
+            false => format!("then: {why}"),
+        });
+        return Ok(Err(said.join("; ")));
+    }
+    unreachable!("the loop returns")
+}
+
+/// Whether a snapshot boot that failed with `e` is tried once more: not when the kernel
+/// panicked (its own verdict, which every run will see too) or the user interrupted.
+fn boot_again(e: &anyhow::Error) -> bool {
+    !crate::interrupt::is(e) && !e.chain().any(|c| c.is::<GuestPanicked>())
+}
+
+/// Copy the logs of the failed snapshot boot `attempt` from `work` into `run_dir`; says where
+/// they are.
+fn keep_failed_boot(work: &Path, run_dir: &Path, attempt: u32) -> String {
+    let mut kept = Vec::new();
+    for (from, to) in [
+        ("console.log", "console"),
+        ("qemu-stderr.log", "qemu-stderr"),
+    ] {
+        let to = format!("snapshot-boot-{attempt}-{to}.log");
+        let from = work.join(from);
+        if from.exists() && crate::files::copy(&from, run_dir.join(&to)).is_ok() {
+            kept.push(to);
         }
-    };
-    std::fs::rename(&work, &dir)
-        .with_context(|| format!("rename {} to {}", work.display(), dir.display()))?;
-    Ok(Ok(Prepared {
-        snapshot: Arc::new(Snapshot { dir, meta: made }),
-        made: true,
-        replaced,
-    }))
+    }
+    match kept.is_empty() {
+        true => String::new(),
+        false => format!(
+            " (the boot's logs: {} in {})",
+            kept.join(", "),
+            run_dir.display()
+        ),
+    }
 }
 
 /// Boot and save into `work`; `Ok(Err(why))` when `check` refuses the boot.
@@ -248,14 +310,14 @@ impl Vm {
             tokio::select! {
                 exit = self.exited.recv() => {
                     self.exit = exit;
-                    bail!("QEMU exited before the agent was ready");
+                    return Err(self.gone("QEMU exited before the agent was ready", spec).await);
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     bail!("no hello from the agent within {:?}", spec.boot_timeout);
                 }
                 _ = crate::interrupt::wait() => bail!(crate::interrupt::Interrupted),
                 Some(ConsoleEvent::Panic(message)) = self.console_events.recv() => {
-                    bail!("the guest panicked while booting: {message}");
+                    bail!(GuestPanicked(format!("the guest panicked while booting: {message}")));
                 }
                 Some(event) = recv_opt(agent) => match event {
                     AgentEvent::Msg(GuestMsg::Hello {
@@ -276,10 +338,81 @@ impl Vm {
                     AgentEvent::Msg(GuestMsg::Fatal { error }) => bail!("the agent failed: {error}"),
                     AgentEvent::Garbage(line) => bail!("the agent sent garbage: {line}"),
                     AgentEvent::WriteFailed(detail) => bail!("{detail}"),
-                    AgentEvent::Closed => bail!("the agent's port closed before its hello"),
+                    AgentEvent::Closed => {
+                        return Err(self.gone("the agent's port closed before its hello", spec).await)
+                    }
                     AgentEvent::Msg(_) => {}
                 },
             }
+        }
+    }
+
+    /// `what` went wrong before the hello; what the guest and QEMU said about it: the panic
+    /// the console saw, how QEMU ended, its last words and the console's last line. The
+    /// events race (the agent's port closes as QEMU exits), so all are read once QEMU is gone.
+    async fn gone(&mut self, what: &str, spec: &BootSpec) -> anyhow::Error {
+        self.shut(false).await;
+        let mut panic = None;
+        while let Ok(event) = self.console_events.try_recv() {
+            if let ConsoleEvent::Panic(message) = event {
+                panic = Some(message);
+                break;
+            }
+        }
+        let mut why = what.to_string();
+        match &self.exit {
+            Some(Exit::Status(status)) => why.push_str(&format!("; QEMU {status}")),
+            Some(Exit::WaitFailed(e)) => why.push_str(&format!("; waiting for QEMU failed: {e}")),
+            None => why.push_str("; QEMU still ran"),
+        }
+        if let Some(said) = self.qemu_said() {
+            why.push_str(&format!("; QEMU said: {said}"));
+        }
+        if let Some(line) = last_line(&spec.run_dir.join("console.log")) {
+            why.push_str(&format!("; the console's last line: {line}"));
+        }
+        match panic {
+            Some(message) => GuestPanicked(format!(
+                "the guest panicked while booting: {message}; {why}"
+            ))
+            .into(),
+            None => anyhow::anyhow!(why),
+        }
+    }
+}
+
+/// The last non-empty line of a log, from its last 4 KiB.
+fn last_line(path: &Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = crate::files::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(4096))).ok()?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).ok()?;
+    let text = String::from_utf8_lossy(&tail);
+    let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
+    Some(line.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_boot_that_failed_for_no_reason_of_the_kernel_is_tried_again() {
+        let panicked = || anyhow::Error::from(GuestPanicked("Kernel panic".into()));
+        let table: [(anyhow::Error, bool); 5] = [
+            (
+                anyhow::anyhow!("the agent's port closed before its hello"),
+                true,
+            ),
+            (anyhow::anyhow!("no hello from the agent within 300s"), true),
+            (panicked(), false),
+            (panicked().context("QEMU: terminating on signal 15"), false),
+            (anyhow::Error::from(crate::interrupt::Interrupted), false),
+        ];
+        for (e, again) in table {
+            assert_eq!(boot_again(&e), again, "{e:#}");
         }
     }
 }
