@@ -258,3 +258,57 @@ fn syzkaller_consoles_score() {
         "{false_reports}/{free}"
     );
 }
+
+/// syzkaller's guilty-file tests (`../shared/corpus/syzkaller-linux-guilty/`, see its
+/// README): the file of the function the first report's title names must be the one syzbot
+/// blames. Another collection than the title corpus, so a frame rule fitted to one shows here.
+#[test]
+fn guilty_files_of_syzkallers_consoles() {
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/syzkaller-linux-guilty");
+    let dir = if dir.is_dir() {
+        dir
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/syzkaller-guilty")
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .parse::<u32>()
+                .is_ok()
+        })
+        .collect();
+    files.sort();
+    let (mut exact, mut scored) = (0, 0);
+    let mut misses = Vec::new();
+    for path in &files {
+        let text = String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned();
+        let (header, console) = text.split_once("\n\n").unwrap();
+        let want = header.strip_prefix("FILE:").unwrap().trim();
+        let reports = parse(console);
+        let got = reports.first().and_then(|r| r.guilty_file.as_deref());
+        scored += 1;
+        if got.unwrap_or("") == want {
+            exact += 1;
+        } else {
+            misses.push(format!(
+                "{}: want {want:?}, got {got:?} ({:?})",
+                path.file_name().unwrap().to_string_lossy(),
+                reports.first().map(|r| &r.title)
+            ));
+        }
+    }
+    println!(
+        "syzkaller guilty files: {exact}/{scored} exact ({:.1} %)",
+        100.0 * exact as f64 / scored as f64
+    );
+    for m in &misses {
+        println!("  miss: {m}");
+    }
+    assert!(scored >= 68, "corpus went missing: {scored}");
+    assert!(exact as f64 >= 0.90 * scored as f64, "{exact}/{scored}");
+}

@@ -74,7 +74,7 @@ const END_KASAN: &[&str] = &["==================================================
 const END_STACK: &[&str] = &["</TASK>", "---[ end trace"];
 
 /// Checked in order: the first header that matches a line opens a report of that format.
-pub static FORMATS: [Format; 53] = [
+pub static FORMATS: [Format; 54] = [
     Format {
         name: "kasan",
         kind: ReportType::MemorySafety,
@@ -505,6 +505,15 @@ pub static FORMATS: [Format; 53] = [
         prefixes: &["divide error: ", "divide_error: ", "Oops: divide error: "],
         header: re!(r"^(?:Oops: )?divide[ _]error: "),
         title: "divide error in {func}",
+        guilty: Guilty::Rip,
+        ends: END_TRACE,
+    },
+    Format {
+        name: "double-fault",
+        kind: ReportType::Crash,
+        prefixes: &["PANIC: double fault", "traps: PANIC: double fault"],
+        header: re!(r"^(?:traps: )?PANIC: double fault"),
+        title: "PANIC: double fault in {func}",
         guilty: Guilty::Rip,
         ends: END_TRACE,
     },

@@ -150,6 +150,18 @@ pub fn parse_frame(text: &str) -> Option<Frame> {
     })
 }
 
+/// A function inlined into the next frame, as symbolized traces print it:
+/// `ip6_dst_store include/net/ip6_fib.h:176 [inline]`.
+pub fn parse_inlined(text: &str) -> Option<Inlined> {
+    let text = text.trim_ascii().strip_suffix("[inline]")?.trim_end();
+    let (function, location) = text.split_once(' ')?;
+    let location = location.trim();
+    (is_name(function) && location.contains(':') && !location.contains(' ')).then(|| Inlined {
+        function: function.to_string(),
+        location: Some(location.to_string()),
+    })
+}
+
 /// The caller in an arm backtrace line, `[<c0a73020>] (callee) from [<c0a7a140>]
 /// (caller+0x98/0x120)`: the frame the next line repeats, or the last frame when none does.
 pub fn parse_arm_caller(text: &str) -> Option<Frame> {
@@ -411,6 +423,12 @@ mod tests {
         let r = parse_rip("RIP: 0010:dma_buf_poll+0x563/0x6d0").unwrap();
         assert_eq!(r.function, "dma_buf_poll");
         assert!(parse_rip("RIP: 0033:0x7fdc20f2adaa").is_none());
+        let i = parse_inlined(" ip6_dst_store include/net/ip6_fib.h:176 [inline]").unwrap();
+        assert_eq!(
+            (i.function.as_str(), i.location.as_deref()),
+            ("ip6_dst_store", Some("include/net/ip6_fib.h:176"))
+        );
+        assert!(parse_inlined(" dump_stack+0x292/0x395 lib/dump_stack.c:52").is_none());
     }
 
     #[test]

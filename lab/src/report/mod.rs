@@ -5,6 +5,7 @@ pub mod formats;
 pub mod frames;
 mod guilty;
 pub mod parser;
+pub mod paths;
 pub mod race;
 mod scan;
 pub mod symbolize;

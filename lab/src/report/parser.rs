@@ -7,7 +7,7 @@ use super::formats::{self, Format, Guilty, ReportType};
 use super::frames::{self, Frame};
 use super::scan::lines;
 pub use super::scan::Access;
-use super::{guilty, race, scan};
+use super::{guilty, paths, race, scan};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -48,6 +48,10 @@ pub struct Report {
     /// When a live run's console printed the header, in ms since the workload started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at_ms: Option<u64>,
+    /// The source file of the function the title names: printed beside its frame, or where
+    /// the shipped function map places it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guilty_file: Option<String>,
 }
 
 impl Report {
@@ -225,6 +229,9 @@ fn syscall_name(function: &str) -> String {
     function.to_string()
 }
 
+/// The most header lines one symbolized report spends on inlined levels.
+const MAX_INLINED_LEVELS: usize = 8;
+
 struct Open {
     format: &'static Format,
     /// The header's captures; a capture next to bytes that were not text (U+FFFD) is a cut
@@ -284,8 +291,16 @@ impl Parser {
         let kernel = stamped || !self.stamped;
         let header = kernel.then(|| formats::header(text.trim_start())).flatten();
         let header = header.filter(|(format, _)| {
-            self.owner(caller)
-                .is_none_or(|i| !formats::continues(self.open[i].format, format))
+            self.owner(caller).is_none_or(|i| {
+                let open = &self.open[i];
+                // A symbolized header names each inlined level on a line of its own
+                // (`… in ip6_dst_store include/net/ip6_fib.h:176 [inline]`, then the
+                // function it is inlined in): one report.
+                let inlined_level = std::ptr::eq(open.format, *format)
+                    && open.lines <= MAX_INLINED_LEVELS
+                    && lines(&open.text).all(|l| l.contains(" [inline]"));
+                !formats::continues(open.format, format) && !inlined_level
+            })
         });
         if let Some((format, caps)) = header {
             // A new header from the same caller closes that caller's open report.
@@ -410,6 +425,12 @@ fn finish(open: Open) -> Report {
     };
     let needs_func = template.contains("{func}");
     let title = make_title(candidates.first().map(String::as_str));
+    let guilty_file = guilty_file(
+        candidates.first().map_or("", String::as_str),
+        guilty,
+        &scanned,
+        &open.text,
+    );
     let alt_titles: Vec<String> = candidates
         .iter()
         .skip(1)
@@ -443,8 +464,101 @@ fn finish(open: Open) -> Report {
         race,
         suppressed: None,
         at_ms: None,
+        guilty_file,
         text: open.text,
     }
+}
+
+/// The source file to blame: from the frame of `function` (a title's guilty function) on,
+/// the file [`paths::blame`] picks: the first that is neither the kernel's shared machinery
+/// nor a generic layer that calls into the code at fault. A frame's file is
+/// the location printed beside it, or where the function map places it.
+fn guilty_file(
+    function: &str,
+    guilty: Guilty,
+    scanned: &scan::Scanned,
+    text: &str,
+) -> Option<String> {
+    // Each stack as (function, printed location): a frame's inlined functions, innermost
+    // first, then the frame.
+    fn expand<'a>(frames: impl Iterator<Item = &'a Frame>) -> Vec<(&'a str, Option<&'a str>)> {
+        frames
+            .filter(|f| f.reliable)
+            .flat_map(|f| {
+                let inlined = f
+                    .inlined
+                    .iter()
+                    .map(|i| (i.function.as_str(), i.location.as_deref()));
+                inlined.chain(std::iter::once((
+                    f.function.as_str(),
+                    f.location.as_deref(),
+                )))
+            })
+            .collect()
+    }
+    // Whether a printed name is the title's function, without building its title name for
+    // every frame (only syscall entry points are renamed).
+    let names = |f: &str| {
+        let symbol = f.split(['.', '+']).next().unwrap_or(f);
+        symbol == function || (symbol.contains("sys_") && base_name(f) == function)
+    };
+    let main = || {
+        let mut main = expand(scanned.rip.iter().chain(&scanned.frames));
+        main.extend(
+            (scanned.dangling.iter()).map(|i| (i.function.as_str(), i.location.as_deref())),
+        );
+        main
+    };
+    // A stall is the looping code's: from the top of the interrupted stack (its title names
+    // where the work was entered). A function only the header names (`WARNING …
+    // spin_unlock_irqrestore … [inline]`): from the top of the main stack.
+    let stall = matches!(guilty, Guilty::Stall | Guilty::Lockup) && !scanned.interrupted.is_empty();
+    let stack = if stall {
+        expand(scanned.interrupted.iter())
+    } else {
+        let mut main = main();
+        match main.iter().position(|(f, _)| names(f)) {
+            Some(at) => main.split_off(at),
+            None => [
+                &scanned.interrupted,
+                &scanned.alloc_frames,
+                &scanned.free_frames,
+            ]
+            .into_iter()
+            .find_map(|frames| {
+                let mut stack = expand(frames.iter());
+                let at = stack.iter().position(|(f, _)| names(f))?;
+                Some(stack.split_off(at))
+            })
+            .unwrap_or(main),
+        }
+    };
+    // A frame the map does not place lies outside the machinery's directories: code at
+    // fault whose file this console does not tell. Where the stack prints locations, a frame
+    // without one has no line information (assembly entry code) and is passed over.
+    let printed = stack.iter().any(|(_, location)| location.is_some());
+    let mut files = stack
+        .into_iter()
+        .filter_map(|(function, location)| match location {
+            Some(location) => Some(Some(paths::file_of_location(location))),
+            None => match paths::file_of(function) {
+                Some(file) => Some(Some(file)),
+                None if printed => None,
+                None => Some(None),
+            },
+        })
+        .peekable();
+    if files.peek().is_some() {
+        return paths::blame(files).map(str::to_string);
+    }
+    // No frame with a file: the files the report's text names, in order (`at
+    // kernel/locking/lockdep.c:3344`, a bare `path:line`).
+    static FILE_LINE: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(?:^|\s)\(?([A-Za-z0-9_./-]+\.(?:c|h|S|rs)):\d+").unwrap());
+    let named = FILE_LINE
+        .captures_iter(text)
+        .map(|c| Some(paths::file_of_location(c.get(1).map_or("", |m| m.as_str()))));
+    paths::blame(named).map(str::to_string)
 }
 
 /// Whether a header capture touches a character that stands for bytes that were not text.
@@ -565,6 +679,7 @@ impl Report {
             race: None,
             suppressed: None,
             at_ms: None,
+            guilty_file: None,
         }
     }
 }

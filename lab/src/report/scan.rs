@@ -73,6 +73,8 @@ pub struct Scanned {
     pub interrupted: Vec<Frame>,
     /// Index into `frames` of the first frame after the first `Call Trace:` line.
     pub call_trace: usize,
+    /// `[inline]` lines of the main stack after its last frame (a console cut short).
+    pub dangling: Vec<super::frames::Inlined>,
 }
 
 /// The function of a lockdep `at:` line.
@@ -105,6 +107,8 @@ pub fn scan(body: &str) -> Scanned {
     let mut interrupted_rip: Option<(Frame, usize)> = None;
     let mut call_trace = None;
     let mut last_caller: Option<String> = None;
+    // `[inline]` lines before a frame: the functions inlined at its address.
+    let mut inlined = Vec::new();
     for text in lines(body) {
         let start = text.as_ptr() as usize - body.as_ptr() as usize;
         let t = text.trim_start();
@@ -136,9 +140,21 @@ pub fn scan(body: &str) -> Scanned {
             2 => &mut s.free_frames,
             _ => continue,
         };
+        if let Some(function) = frames::parse_inlined(t.strip_prefix("<IRQ>").unwrap_or(t)) {
+            inlined.push(function);
+            if section == 0 && !marked {
+                marked = mark.is_some_and(|at| (start..start + text.len()).contains(&at));
+            }
+            continue;
+        }
         // arm prints each function with its caller (`(callee) from (caller+0x1/0x2)`), and
         // the next line starts from that caller: the callers are frames, once each.
         let mut frame = frames::parse_frame(text);
+        if let Some(frame) = &mut frame {
+            frame.inlined = std::mem::take(&mut inlined);
+        } else {
+            inlined.clear();
+        }
         let mut caller = None;
         if let Some(callee) = &frame {
             if last_caller.take().as_deref() == Some(callee.function.as_str()) {
@@ -170,6 +186,9 @@ pub fn scan(body: &str) -> Scanned {
         None => after_mark,
     };
     s.call_trace = call_trace.unwrap_or(0);
+    if section == 0 {
+        s.dangling = inlined;
+    }
     s
 }
 
