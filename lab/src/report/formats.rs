@@ -74,7 +74,7 @@ const END_KASAN: &[&str] = &["==================================================
 const END_STACK: &[&str] = &["</TASK>", "---[ end trace"];
 
 /// Checked in order: the first header that matches a line opens a report of that format.
-pub static FORMATS: [Format; 54] = [
+pub static FORMATS: [Format; 55] = [
     Format {
         name: "kasan",
         kind: ReportType::MemorySafety,
@@ -509,6 +509,18 @@ pub static FORMATS: [Format; 54] = [
         ends: END_TRACE,
     },
     Format {
+        name: "rust-overflow",
+        kind: ReportType::Crash,
+        prefixes: &["attempt to "],
+        // Rust's overflow checks: `rust_kernel: panicked at FILE:LINE:COL:`, then this line.
+        header: re!(
+            r"^attempt to ((?:add|subtract|multiply|negate|divide|calculate the remainder|shift left|shift right)(?: [a-z]+)*) with overflow\s*$"
+        ),
+        title: "attempt to {1} with overflow in {func}",
+        guilty: Guilty::Stack,
+        ends: END_TRACE,
+    },
+    Format {
         name: "double-fault",
         kind: ReportType::Crash,
         prefixes: &["PANIC: double fault", "traps: PANIC: double fault"],
@@ -673,6 +685,11 @@ const CONTINUES: &[(&str, &[&str])] = &[
     ("null-deref", &["oops", "gpf"]),
     ("page-fault", &["oops", "gpf"]),
     ("kernel-bug", &["oops", "arm-internal-error"]),
+    // A Rust panic BUGs in its helper after printing where and why.
+    (
+        "rust-overflow",
+        &["kernel-bug", "oops", "arm-internal-error"],
+    ),
     ("arm-page-fault", &["arm-internal-error", "oops"]),
     ("arm-unhandled-fault", &["arm-internal-error", "oops"]),
 ];

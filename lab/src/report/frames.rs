@@ -32,7 +32,7 @@ impl Frame {
         reliable: bool,
     ) -> Frame {
         Frame {
-            function: function.to_string(),
+            function: demangled(function),
             offset,
             size,
             module,
@@ -40,6 +40,18 @@ impl Frame {
             location: None,
             inlined: vec![],
         }
+    }
+}
+
+/// A Rust symbol (v0 `_R…` or legacy `_ZN…E`) as Rust writes the path, without the crate
+/// hashes (`<rust_binder::process::Process>::update_ref`); any other name as it is.
+pub fn demangled(symbol: &str) -> String {
+    if !(symbol.starts_with("_R") || symbol.starts_with("_ZN")) {
+        return symbol.to_string();
+    }
+    match rustc_demangle::try_demangle(symbol) {
+        Ok(d) => format!("{d:#}"),
+        Err(_) => symbol.to_string(),
     }
 }
 
@@ -246,6 +258,9 @@ const SKIP_ALWAYS: &[&str] = &[
     "queued_spin_lock*", "native_queued_spin_lock*", "_spin_lock*", "_spin_unlock*",
     // refcount_t
     "refcount_*", "__refcount_*",
+    // Rust's panic machinery and the C helpers Rust calls
+    "core::panicking::*", "rust_begin_unwind", "rust_helper_*", "__rustc::*",
+    "kernel::panic*",
     // coverage and address-check instrumentation, retpolines, function padding
     "__sanitizer_*", "__hwasan_*", "hwasan_*", "kasan_object_err", "__x86_indirect_thunk_*",
     "__x86_return_thunk", "__pfx_*",
@@ -429,6 +444,23 @@ mod tests {
             ("ip6_dst_store", Some("include/net/ip6_fib.h:176"))
         );
         assert!(parse_inlined(" dump_stack+0x292/0x395 lib/dump_stack.c:52").is_none());
+    }
+
+    #[test]
+    fn rust_symbols_read_as_rust_paths() {
+        let f = parse_frame(
+            " _RNvMs3_NtCshgDM7dBCdno_11rust_binder7processNtB5_7Process10update_ref+0x17e5/0x1860",
+        )
+        .unwrap();
+        assert_eq!(f.function, "<rust_binder::process::Process>::update_ref");
+        assert_eq!(
+            demangled("_ZN4core9panicking9panic_fmt17h0123456789abcdefE"),
+            "core::panicking::panic_fmt"
+        );
+        assert_eq!(demangled("_raw_spin_lock"), "_raw_spin_lock");
+        assert!(is_machinery(&demangled(
+            "_RNvNtCs9jEwPDbx20M_4core9panicking9panic_fmt"
+        )));
     }
 
     #[test]
