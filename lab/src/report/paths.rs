@@ -190,14 +190,16 @@ fn parse_map(text: &'static str) -> Map {
 /// configuration does not count against it).
 pub fn file_of(function: &str) -> Option<&'static str> {
     let name = function.split('.').next().unwrap_or(function);
-    let files: Vec<&str> = MAP.files_of(name).collect();
-    let sources: Vec<&str> = files
-        .iter()
-        .copied()
-        .filter(|f| !f.ends_with(".h"))
-        .collect();
-    match (files.as_slice(), sources.as_slice()) {
-        ([one], _) | (_, [one]) => Some(one),
+    let (mut any, mut source, mut files, mut sources) = (None, None, 0, 0);
+    for file in MAP.files_of(name) {
+        (any, files) = (Some(file), files + 1);
+        if !file.ends_with(".h") {
+            (source, sources) = (Some(file), sources + 1);
+        }
+    }
+    match (files, sources) {
+        (1, _) => any,
+        (_, 1) => source,
         _ => None,
     }
 }
