@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=lab/data/function-files.gz
 src=${1:-/usr/src/linux-source-6.12.tar.xz}
-SCOPE='^(lib|mm|kernel|include|ipc|init|block|virt/lib|net/core|drivers/base|arch/(x86|arm64))/|^fs/[^/]+$|^security/[^/]+$'
+SCOPE='^(lib|mm|kernel|include|ipc|init|block|virt/lib|net/core|fs/proc|drivers/base|arch/(x86|arm64))/|^fs/[^/]+$|^security/[^/]+$'
 
 if ! command -v ctags >/dev/null || ! ctags --version | grep -q Universal; then
   sudo=; [ "$(id -u)" = 0 ] || sudo=sudo

@@ -314,6 +314,27 @@ mod tests {
         assert!(frame_infrastructure("whatever", Some("lib/string.c:10")).is_some());
     }
 
+    /// The map covers every place the tables name: a function there has a known file.
+    #[test]
+    fn every_place_of_the_tables_lies_in_the_maps_scope() {
+        use std::io::Read;
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&include_bytes!("../../data/function-files.gz")[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        let scope = text
+            .lines()
+            .find_map(|l| l.split_once("scope: ").map(|(_, s)| s))
+            .expect("the map says its scope");
+        let scope = regex::Regex::new(scope).unwrap();
+        for (place, _) in INFRASTRUCTURE.iter().chain(LAYERS) {
+            if place.starts_with('*') {
+                continue;
+            }
+            assert!(scope.is_match(place), "{place} is outside the map's scope {scope}");
+        }
+    }
+
     #[test]
     fn a_build_directory_is_cut_from_a_printed_location() {
         assert_eq!(
