@@ -146,27 +146,24 @@ struct Annotated {
     console: String,
 }
 
-fn syzkaller_corpus() -> Vec<Annotated> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/syzkaller");
+/// The consoles of a syzkaller collection under `tests/corpus/`: the files named by a number,
+/// in number order.
+fn numbered(collection: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/corpus")
+        .join(collection);
+    let number = |p: &Path| p.file_name()?.to_str()?.parse::<u32>().ok();
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .parse::<u32>()
-                .is_ok()
-        })
+        .filter(|p| number(p).is_some())
         .collect();
-    files.sort_by_key(|p| {
-        p.file_name()
-            .unwrap()
-            .to_string_lossy()
-            .parse::<u32>()
-            .unwrap()
-    });
+    files.sort_by_key(|p| number(p));
     files
+}
+
+fn syzkaller_corpus() -> Vec<Annotated> {
+    numbered("syzkaller")
         .into_iter()
         .map(|path| {
             let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
@@ -263,19 +260,7 @@ fn syzkaller_consoles_score() {
 /// the first report blames must be the one syzbot blames, on at least 90 %.
 #[test]
 fn guilty_files_of_syzkallers_consoles() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/syzkaller-guilty");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .parse::<u32>()
-                .is_ok()
-        })
-        .collect();
-    files.sort();
+    let files = numbered("syzkaller-guilty");
     let (mut exact, mut scored) = (0, 0);
     let mut misses = Vec::new();
     for path in &files {

@@ -331,7 +331,10 @@ mod tests {
             if place.starts_with('*') {
                 continue;
             }
-            assert!(scope.is_match(place), "{place} is outside the map's scope {scope}");
+            assert!(
+                scope.is_match(place),
+                "{place} is outside the map's scope {scope}"
+            );
         }
     }
 
