@@ -266,6 +266,7 @@ pub struct Parser {
     /// The console carries printk timestamps or caller tags: from then on a line without
     /// them is user space sharing the console, and cannot open a report.
     stamped: bool,
+    counting: bool,
 }
 
 impl Parser {
@@ -305,10 +306,10 @@ impl Parser {
         if let Some((format, caps)) = header {
             // A new header from the same caller closes that caller's open report.
             if let Some(i) = self.owner(caller) {
-                done.push(finish(self.open.remove(i)));
+                done.push(self.close(i));
             }
             if self.open.len() >= MAX_OPEN {
-                done.push(finish(self.open.remove(0)));
+                done.push(self.close(0));
             }
             self.open.push(Open {
                 format,
@@ -332,15 +333,30 @@ impl Parser {
             let open = &mut self.open[i];
             open.push(text);
             if open.ended_by(text) || open.lines >= MAX_REPORT_LINES {
-                done.push(finish(self.open.remove(i)));
+                done.push(self.close(i));
             }
         }
         done
     }
 
     /// Close every open report (end of console).
-    pub fn finish(self) -> Vec<Report> {
-        self.open.into_iter().map(finish).collect()
+    pub fn finish(mut self) -> Vec<Report> {
+        (0..self.open.len()).map(|_| self.close(0)).collect()
+    }
+
+    /// Close open report `i`: titled and all, or only counted once the caller has all the
+    /// reports it keeps ([`Parser::only_count`]).
+    fn close(&mut self, i: usize) -> Report {
+        let open = self.open.remove(i);
+        match self.counting {
+            false => finish(open),
+            true => Report::lab("", String::new()),
+        }
+    }
+
+    /// From now on, reports are only counted: the caller keeps no more of them.
+    pub fn only_count(&mut self) {
+        self.counting = true;
     }
 
     /// The open report a line from `caller` belongs to.
@@ -737,6 +753,9 @@ pub fn parse_reader(mut reader: impl std::io::BufRead) -> std::io::Result<(Vec<R
         }
         if !continued {
             keep(parser.feed(&crate::text::decode(&buf)), &mut reports);
+            if reports.len() >= MAX_REPORTS {
+                parser.only_count();
+            }
         }
         continued = end == crate::text::End::Cut;
     }

@@ -154,7 +154,7 @@ static MAP: LazyLock<Map> = LazyLock::new(|| {
     flate2::read::GzDecoder::new(DATA)
         .read_to_string(&mut text)
         .expect("data/function-files.gz is gzip'd text");
-    parse_map(text.leak())
+    parse_map(Box::leak(text.into_boxed_str()))
 });
 
 /// `@FILE` lines, each followed by the functions it defines; `@*also-elsewhere` lists the
@@ -162,7 +162,7 @@ static MAP: LazyLock<Map> = LazyLock::new(|| {
 fn parse_map(text: &'static str) -> Map {
     let mut map = Map {
         files: Vec::new(),
-        entries: Vec::new(),
+        entries: Vec::with_capacity(memchr::memchr_iter(b'\n', text.as_bytes()).count()),
     };
     let mut elsewhere = std::collections::HashSet::new();
     let mut in_elsewhere = false;
