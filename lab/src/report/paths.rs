@@ -132,25 +132,35 @@ pub fn infrastructure(file: &str) -> Option<&'static str> {
 /// in several files has an entry for each), within the map's scope. Names are slices of the
 /// decompressed text, kept for the process's life (about 1.3 MB, 2 MB of entries).
 struct Map {
+    text: &'static str,
     files: Vec<&'static str>,
-    entries: Vec<(&'static str, u32)>,
+    /// (offset of the name in `text`, its length, its file's index), sorted by name.
+    entries: Vec<(u32, u16, u16)>,
 }
 
 impl Map {
+    fn name(&self, &(at, len, _): &(u32, u16, u16)) -> &'static str {
+        &self.text[at as usize..at as usize + len as usize]
+    }
+
     /// The files that define `name`.
     fn files_of<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'static str> + 'a {
-        let from = self.entries.partition_point(|(n, _)| *n < name);
+        let from = self.entries.partition_point(|e| self.name(e) < name);
         self.entries[from..]
             .iter()
-            .take_while(move |(n, _)| *n == name)
-            .map(|&(_, f)| self.files[f as usize])
+            .take_while(move |e| self.name(e) == name)
+            .map(|&(_, _, f)| self.files[f as usize])
     }
 }
 
 static MAP: LazyLock<Map> = LazyLock::new(|| {
     use std::io::Read;
     static DATA: &[u8] = include_bytes!("../../data/function-files.gz");
-    let mut text = String::new();
+    // gzip's trailer ends with the uncompressed size: the text is read into exactly that.
+    let size = DATA[DATA.len() - 4..]
+        .try_into()
+        .map_or(0, u32::from_le_bytes);
+    let mut text = String::with_capacity(size as usize);
     flate2::read::GzDecoder::new(DATA)
         .read_to_string(&mut text)
         .expect("data/function-files.gz is gzip'd text");
@@ -160,9 +170,11 @@ static MAP: LazyLock<Map> = LazyLock::new(|| {
 /// `@FILE` lines, each followed by the functions it defines; `@*also-elsewhere` lists the
 /// names defined outside the map's scope too (no file of the map decides for them).
 fn parse_map(text: &'static str) -> Map {
+    let lines = memchr::memchr_iter(b'\n', text.as_bytes()).count();
     let mut map = Map {
+        text,
         files: Vec::new(),
-        entries: Vec::with_capacity(memchr::memchr_iter(b'\n', text.as_bytes()).count()),
+        entries: Vec::with_capacity(lines),
     };
     let mut elsewhere = std::collections::HashSet::new();
     let mut in_elsewhere = false;
@@ -176,11 +188,16 @@ fn parse_map(text: &'static str) -> Map {
         } else if in_elsewhere {
             elsewhere.insert(line);
         } else {
-            map.entries.push((line, map.files.len() as u32 - 1));
+            let at = line.as_ptr() as usize - text.as_ptr() as usize;
+            let file = u16::try_from(map.files.len() - 1).expect("fewer than 65536 files");
+            let len = u16::try_from(line.len()).expect("a function name under 64 KiB");
+            map.entries.push((at as u32, len, file));
         }
     }
-    map.entries.retain(|(name, _)| !elsewhere.contains(name));
-    map.entries.sort_unstable();
+    let name = |&(at, len, _): &(u32, u16, u16)| &text[at as usize..at as usize + len as usize];
+    map.entries.retain(|e| !elsewhere.contains(name(e)));
+    map.entries
+        .sort_unstable_by(|a, b| name(a).cmp(name(b)).then(a.2.cmp(&b.2)));
     map.entries.shrink_to_fit();
     map
 }
