@@ -48,8 +48,8 @@ pub struct Report {
     /// When a live run's console printed the header, in ms since the workload started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at_ms: Option<u64>,
-    /// The source file of the function the title names: printed beside its frame, or where
-    /// the shipped function map places it.
+    /// The source file to blame (as syzbot routes a bug): from the title's frame down, the
+    /// first file that is neither shared machinery nor a generic layer ([`super::paths`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guilty_file: Option<String>,
 }
