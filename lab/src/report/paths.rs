@@ -100,7 +100,7 @@ fn listed(table: &[(&str, &'static str)], file: &str) -> Option<&'static str> {
 }
 
 /// A generic layer's reason, when `file` is one.
-pub fn layer(file: &str) -> Option<&'static str> {
+fn layer(file: &str) -> Option<&'static str> {
     listed(LAYERS, file)
 }
 
@@ -129,8 +129,8 @@ pub fn infrastructure(file: &str) -> Option<&'static str> {
 }
 
 /// The shipped map: function names, sorted, each with a file that defines it (a name defined
-/// in several files has an entry for each), within the map's scope. Names are slices of the
-/// decompressed text, kept for the process's life (about 1.3 MB, 2 MB of entries).
+/// in several files has an entry for each), within the map's scope. An entry points into the
+/// decompressed text, kept for the process's life (about 1.3 MB, and 8 bytes an entry).
 struct Map {
     text: &'static str,
     files: Vec<&'static str>,
@@ -138,9 +138,14 @@ struct Map {
     entries: Vec<(u32, u16, u16)>,
 }
 
+/// The name an entry of [`Map::entries`] points at in `text`.
+fn entry_name(text: &'static str, &(at, len, _): &(u32, u16, u16)) -> &'static str {
+    &text[at as usize..at as usize + len as usize]
+}
+
 impl Map {
-    fn name(&self, &(at, len, _): &(u32, u16, u16)) -> &'static str {
-        &self.text[at as usize..at as usize + len as usize]
+    fn name(&self, entry: &(u32, u16, u16)) -> &'static str {
+        entry_name(self.text, entry)
     }
 
     /// The files that define `name`.
@@ -194,7 +199,7 @@ fn parse_map(text: &'static str) -> Map {
             map.entries.push((at as u32, len, file));
         }
     }
-    let name = |&(at, len, _): &(u32, u16, u16)| &text[at as usize..at as usize + len as usize];
+    let name = |e: &(u32, u16, u16)| entry_name(text, e);
     map.entries.retain(|e| !elsewhere.contains(name(e)));
     map.entries
         .sort_unstable_by(|a, b| name(a).cmp(name(b)).then(a.2.cmp(&b.2)));
@@ -258,18 +263,6 @@ pub fn file_of_location(location: &str) -> &str {
         .map_or(path, |i| &path[i + 1..])
 }
 
-/// Why a frame (`function`, and the location its console printed) is infrastructure, when
-/// its file says so. Where several files define the name, all must agree.
-pub fn frame_infrastructure(function: &str, location: Option<&str>) -> Option<&'static str> {
-    if let Some(location) = location {
-        return infrastructure(file_of_location(location));
-    }
-    let name = function.split('.').next().unwrap_or(function);
-    let mut whys = MAP.files_of(name).map(infrastructure);
-    let first = whys.next()??;
-    whys.all(|w| w.is_some()).then_some(first)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,9 +319,13 @@ mod tests {
             assert_eq!(file_of(function), Some(file), "{function}");
         }
         assert_eq!(file_of("virtnet_poll"), None, "outside the map's scope");
-        assert!(frame_infrastructure("refcount_warn_saturate", None).is_some());
-        assert!(frame_infrastructure("__x64_sys_close", None).is_none());
-        assert!(frame_infrastructure("whatever", Some("lib/string.c:10")).is_some());
+        assert!(file_of("refcount_warn_saturate")
+            .and_then(infrastructure)
+            .is_some());
+        assert!(file_of("__x64_sys_close")
+            .and_then(infrastructure)
+            .is_none());
+        assert!(infrastructure(file_of_location("lib/string.c:10")).is_some());
     }
 
     /// The map covers every place the tables name: a function there has a known file.

@@ -29,16 +29,9 @@ pub struct Prepared {
 }
 
 /// The guest panicked before the agent's hello: the kernel's own verdict on this boot.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct GuestPanicked(pub String);
-
-impl std::fmt::Display for GuestPanicked {
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for GuestPanicked {}
 
 /// Whether a boot may be saved, from its console log: `Ok(Some(why))` when it may not.
 pub type BootCheck = fn(&Path) -> Result<Option<String>>;
@@ -310,14 +303,14 @@ impl Vm {
             tokio::select! {
                 exit = self.exited.recv() => {
                     self.exit = exit;
-                    return Err(self.gone("QEMU exited before the agent was ready", spec).await);
+                    return Err(self.gone(None, "QEMU exited before the agent was ready", spec).await);
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     bail!("no hello from the agent within {:?}", spec.boot_timeout);
                 }
                 _ = crate::interrupt::wait() => bail!(crate::interrupt::Interrupted),
                 Some(ConsoleEvent::Panic(message)) = self.console_events.recv() => {
-                    bail!(GuestPanicked(format!("the guest panicked while booting: {message}")));
+                    return Err(self.gone(Some(message), "the guest panicked", spec).await);
                 }
                 Some(event) = recv_opt(agent) => match event {
                     AgentEvent::Msg(GuestMsg::Hello {
@@ -339,7 +332,7 @@ impl Vm {
                     AgentEvent::Garbage(line) => bail!("the agent sent garbage: {line}"),
                     AgentEvent::WriteFailed(detail) => bail!("{detail}"),
                     AgentEvent::Closed => {
-                        return Err(self.gone("the agent's port closed before its hello", spec).await)
+                        return Err(self.gone(None, "the agent's port closed before its hello", spec).await)
                     }
                     AgentEvent::Msg(_) => {}
                 },
@@ -347,23 +340,33 @@ impl Vm {
         }
     }
 
-    /// `what` went wrong before the hello; what the guest and QEMU said about it: the panic
-    /// the console saw, how QEMU ended, its last words and the console's last line. The
-    /// events race (the agent's port closes as QEMU exits), so all are read once QEMU is gone.
-    async fn gone(&mut self, what: &str, spec: &BootSpec) -> anyhow::Error {
-        self.shut(false).await;
-        let mut panic = None;
-        while let Ok(event) = self.console_events.try_recv() {
-            if let ConsoleEvent::Panic(message) = event {
-                panic = Some(message);
-                break;
+    /// `what` went wrong before the hello (`panic`: the console saw the guest panic); what
+    /// the guest and QEMU said about it: the panic, how QEMU ended, its last words and the
+    /// console's last line. The events race (the agent's port closes as QEMU exits, a panicked
+    /// guest's QEMU exits a moment later), so all are read once QEMU is gone, whichever came
+    /// first: a panic is always [`GuestPanicked`].
+    async fn gone(
+        &mut self,
+        mut panic: Option<String>,
+        what: &str,
+        spec: &BootSpec,
+    ) -> anyhow::Error {
+        if self.exit.is_none() {
+            if let Ok(exit) = tokio::time::timeout(EXIT_WAIT, self.exited.recv()).await {
+                self.exit = exit;
             }
         }
-        let mut why = what.to_string();
+        self.shut(false).await;
+        while let Ok(event) = self.console_events.try_recv() {
+            if let (ConsoleEvent::Panic(message), None) = (event, &panic) {
+                panic = Some(message);
+            }
+        }
+        let mut why = String::new();
         match &self.exit {
-            Some(Exit::Status(status)) => why.push_str(&format!("; QEMU {status}")),
-            Some(Exit::WaitFailed(e)) => why.push_str(&format!("; waiting for QEMU failed: {e}")),
-            None => why.push_str("; QEMU still ran"),
+            Some(Exit::Status(status)) => why.push_str(&format!("QEMU {status}")),
+            Some(Exit::WaitFailed(e)) => why.push_str(&format!("waiting for QEMU failed: {e}")),
+            None => why.push_str("QEMU still ran"),
         }
         if let Some(said) = self.qemu_said() {
             why.push_str(&format!("; QEMU said: {said}"));
@@ -373,13 +376,17 @@ impl Vm {
         }
         match panic {
             Some(message) => GuestPanicked(format!(
-                "the guest panicked while booting: {message}; {why}"
+                "the guest panicked while booting: {message}; {what}; {why}"
             ))
             .into(),
-            None => anyhow::anyhow!(why),
+            None => anyhow::anyhow!("{what}; {why}"),
         }
     }
 }
+
+/// How long a guest that went away before its hello gets for its QEMU to exit by itself
+/// (a panicked guest reboots, and `-no-reboot` ends QEMU) before it is stopped.
+const EXIT_WAIT: Duration = Duration::from_secs(5);
 
 /// The last non-empty line of a log, from its last 4 KiB.
 fn last_line(path: &Path) -> Option<String> {
