@@ -1,9 +1,14 @@
 //! Builds the guest agent (`runner`) as a static x86_64 executable and hands its path to the
 //! lab, which embeds it: a `lab` binary carries its own guest agent and needs nothing else.
+//! Turns the report parser's function map into the FST it looks names up in.
 
 use std::env;
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+#[path = "src/report/function_map.rs"]
+mod function_map;
 
 const TARGET: &str = "x86_64-unknown-linux-gnu";
 
@@ -14,6 +19,7 @@ fn main() {
         println!("cargo:rerun-if-changed={}", workspace.join(path).display());
     }
     println!("cargo:rerun-if-env-changed=LAB_RUNNER_BIN");
+    function_files(&manifest_dir, Path::new(&env::var("OUT_DIR").unwrap()));
 
     // A prebuilt agent can be supplied (packaging, cross builds).
     if let Ok(prebuilt) = env::var("LAB_RUNNER_BIN") {
@@ -59,4 +65,29 @@ fn main() {
     assert!(status.success(), "building the guest agent (runner) failed");
     let bin = target_dir.join(TARGET).join("release").join("runner");
     println!("cargo:rustc-env=LAB_RUNNER_PATH={}", bin.display());
+}
+
+/// `function-files.fst` maps each name the function map decides to its file's index;
+/// `function-files.txt` holds the files, one a line.
+fn function_files(manifest_dir: &Path, out_dir: &Path) {
+    let data = manifest_dir.join("data/function-files.gz");
+    for path in [&data, &manifest_dir.join("src/report/function_map.rs")] {
+        println!("cargo:rerun-if-changed={}", path.display());
+    }
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(&data).expect("data/function-files.gz"))
+        .read_to_string(&mut text)
+        .expect("data/function-files.gz is gzip'd text");
+    let map = function_map::decided(&text);
+    let mut fst = fst::MapBuilder::memory();
+    for &(name, file) in &map.names {
+        fst.insert(name, file as u64)
+            .expect("names sorted, each once");
+    }
+    std::fs::write(
+        out_dir.join("function-files.fst"),
+        fst.into_inner().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(out_dir.join("function-files.txt"), map.files.join("\n")).unwrap();
 }

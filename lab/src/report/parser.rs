@@ -371,6 +371,13 @@ impl Parser {
     }
 }
 
+/// `v` in no more memory than it needs: a kept report holds its frames for the caller's life,
+/// and a vector grown frame by frame has up to twice their room.
+fn tight<T>(mut v: Vec<T>) -> Vec<T> {
+    v.shrink_to_fit();
+    v
+}
+
 fn finish(open: Open) -> Report {
     let format = open.format;
     let body = open.text.split_once('\n').map_or("", |(_, body)| body);
@@ -473,15 +480,15 @@ fn finish(open: Open) -> Report {
         corrupted_reason,
         caller: open.caller,
         line: open.line,
-        frames: scanned.frames,
+        frames: tight(scanned.frames),
         access: scanned.access,
-        alloc_frames: scanned.alloc_frames,
-        free_frames: scanned.free_frames,
+        alloc_frames: tight(scanned.alloc_frames),
+        free_frames: tight(scanned.free_frames),
         race,
         suppressed: None,
         at_ms: None,
         guilty_file,
-        text: open.text,
+        text: open.text.into_boxed_str().into(),
     }
 }
 

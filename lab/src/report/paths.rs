@@ -128,102 +128,23 @@ pub fn infrastructure(file: &str) -> Option<&'static str> {
     listed(INFRASTRUCTURE, file)
 }
 
-/// The shipped map: function names, sorted, each with a file that defines it (a name defined
-/// in several files has an entry for each), within the map's scope. An entry points into the
-/// decompressed text, kept for the process's life (about 1.3 MB, and 8 bytes an entry).
-struct Map {
-    text: &'static str,
-    files: Vec<&'static str>,
-    /// (offset of the name in `text`, its length, its file's index), sorted by name.
-    entries: Vec<(u32, u16, u16)>,
-}
-
-/// The name an entry of [`Map::entries`] points at in `text`.
-fn entry_name(text: &'static str, &(at, len, _): &(u32, u16, u16)) -> &'static str {
-    &text[at as usize..at as usize + len as usize]
-}
-
-impl Map {
-    fn name(&self, entry: &(u32, u16, u16)) -> &'static str {
-        entry_name(self.text, entry)
-    }
-
-    /// The files that define `name`.
-    fn files_of<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'static str> + 'a {
-        let from = self.entries.partition_point(|e| self.name(e) < name);
-        self.entries[from..]
-            .iter()
-            .take_while(move |e| self.name(e) == name)
-            .map(|&(_, _, f)| self.files[f as usize])
-    }
-}
-
-static MAP: LazyLock<Map> = LazyLock::new(|| {
-    use std::io::Read;
-    static DATA: &[u8] = include_bytes!("../../data/function-files.gz");
-    // gzip's trailer ends with the uncompressed size: the text is read into exactly that.
-    let size = DATA[DATA.len() - 4..]
-        .try_into()
-        .map_or(0, u32::from_le_bytes);
-    let mut text = String::with_capacity(size as usize);
-    flate2::read::GzDecoder::new(DATA)
-        .read_to_string(&mut text)
-        .expect("data/function-files.gz is gzip'd text");
-    parse_map(Box::leak(text.into_boxed_str()))
+/// The shipped map, as `build.rs` made it from `data/function-files.gz`: each name one file
+/// decides, mapped to that file's line in `function-files.txt`. Both lie in the binary's
+/// read-only data: a lookup reads the pages it walks.
+static MAP: LazyLock<(fst::Map<&'static [u8]>, Vec<&'static str>)> = LazyLock::new(|| {
+    let fst = fst::Map::new(&include_bytes!(concat!(env!("OUT_DIR"), "/function-files.fst"))[..])
+        .expect("build.rs wrote the function map's FST");
+    let files = include_str!(concat!(env!("OUT_DIR"), "/function-files.txt"));
+    (fst, files.lines().collect())
 });
-
-/// `@FILE` lines, each followed by the functions it defines; `@*also-elsewhere` lists the
-/// names defined outside the map's scope too (no file of the map decides for them).
-fn parse_map(text: &'static str) -> Map {
-    let lines = memchr::memchr_iter(b'\n', text.as_bytes()).count();
-    let mut map = Map {
-        text,
-        files: Vec::new(),
-        entries: Vec::with_capacity(lines),
-    };
-    let mut elsewhere = std::collections::HashSet::new();
-    let mut in_elsewhere = false;
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-    {
-        if let Some(file) = line.strip_prefix('@') {
-            in_elsewhere = file == "*also-elsewhere";
-            map.files.push(file);
-        } else if in_elsewhere {
-            elsewhere.insert(line);
-        } else {
-            let at = line.as_ptr() as usize - text.as_ptr() as usize;
-            let file = u16::try_from(map.files.len() - 1).expect("fewer than 65536 files");
-            let len = u16::try_from(line.len()).expect("a function name under 64 KiB");
-            map.entries.push((at as u32, len, file));
-        }
-    }
-    let name = |e: &(u32, u16, u16)| entry_name(text, e);
-    map.entries.retain(|e| !elsewhere.contains(name(e)));
-    map.entries
-        .sort_unstable_by(|a, b| name(a).cmp(name(b)).then(a.2.cmp(&b.2)));
-    map.entries.shrink_to_fit();
-    map
-}
 
 /// The file `function` (a name as stacks print it: `dput.part.0` is `dput`) is defined in,
 /// when the map knows exactly one source file for it (a header's stub for another
 /// configuration does not count against it).
 pub fn file_of(function: &str) -> Option<&'static str> {
     let name = function.split('.').next().unwrap_or(function);
-    let (mut any, mut source, mut files, mut sources) = (None, None, 0, 0);
-    for file in MAP.files_of(name) {
-        (any, files) = (Some(file), files + 1);
-        if !file.ends_with(".h") {
-            (source, sources) = (Some(file), sources + 1);
-        }
-    }
-    match (files, sources) {
-        (1, _) => any,
-        (_, 1) => source,
-        _ => None,
-    }
+    let (fst, files) = &*MAP;
+    files.get(fst.get(name)? as usize).copied()
 }
 
 /// The source file of a printed location (`net/ipv6/ip6_output.c:1748`, `./include/…`, or
@@ -366,15 +287,5 @@ mod tests {
             file_of_location("./include/net/sock.h:1508"),
             "include/net/sock.h"
         );
-    }
-
-    #[test]
-    fn a_name_defined_outside_the_scope_too_is_decided_by_no_file() {
-        let map = parse_map(
-            "@lib/a.c\nhelper\nonly_here\n@lib/b.c\nonly_here\n@*also-elsewhere\nhelper\n",
-        );
-        assert_eq!(map.files_of("helper").count(), 0);
-        let files: Vec<&str> = map.files_of("only_here").collect();
-        assert_eq!(files, ["lib/a.c", "lib/b.c"]);
     }
 }
