@@ -204,4 +204,40 @@ fn a_search_that_finds_nothing_says_what_survived() {
         "{stdout}"
     );
     assert!(!file.exists());
+    // The run in which the budget ran out ended then, not at its duration's end: its
+    // workload was told to stop.
+    let runs: Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("explore/runs/runs.json")).unwrap())
+            .unwrap();
+    let runs = runs.as_array().expect("runs.json is a list of runs");
+    let exhausted: Vec<&Value> = runs
+        .iter()
+        .map(|r| &r["record"])
+        .filter(|r| r["schedule"]["exhausted_ms"].is_u64())
+        .collect();
+    assert!(
+        !exhausted.is_empty(),
+        "no run saw the budget run out: {runs:?}"
+    );
+    // Told 5 s or more before the deadline (the budget of 2 runs out well inside a run).
+    let mut told = 0;
+    for record in exhausted {
+        let at = record["schedule"]["exhausted_ms"].as_u64().unwrap();
+        let timing = &record["timing"];
+        let deadline = timing["workload_started_ms"].as_u64().unwrap()
+            + record["duration_ms"].as_u64().unwrap();
+        if at + 5_000 > deadline {
+            continue;
+        }
+        told += 1;
+        let done = timing["done_ms"].as_u64();
+        assert!(
+            done.is_some_and(|d| d < deadline),
+            "exhausted at {at} ms, the workload's deadline at {deadline} ms, done at {done:?}"
+        );
+    }
+    assert!(
+        told > 0,
+        "the budget ran out in no run before its last 5 s: {runs:?}"
+    );
 }

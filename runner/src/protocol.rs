@@ -146,6 +146,9 @@ pub enum HostMsg {
     Greet,
     /// The workload's threads may start (they wait for this with `wait_for_go`).
     Go,
+    /// End the workload now, as at its deadline: the host has nothing more to try in this run
+    /// (a search's budget is spent). Heard once the threads went.
+    Stop,
 }
 
 /// What the guest should run.

@@ -189,6 +189,9 @@ pub struct ScheduleRecord {
     /// workload does not have).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// When its source had nothing more to attempt: the workload was then asked to end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exhausted_ms: Option<u64>,
 }
 
 impl ScheduleRecord {
@@ -631,8 +634,31 @@ pub struct Controller {
     /// Fires once the first attempt is armed (or the controller gave up): the workload's
     /// threads may start.
     armed: Option<oneshot::Receiver<()>>,
+    /// Fires when the source has nothing more to attempt.
+    exhausted: Option<oneshot::Receiver<()>>,
     end: watch::Sender<bool>,
     task: JoinHandle<ScheduleRecord>,
+}
+
+/// What a run hears from its controller ([`Controller::signal`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Armed,
+    Exhausted,
+}
+
+/// Resolves when `rx` fires, then never again; when its sender is dropped instead (the
+/// controller ended without saying it), only if `dropped_fires` (for `armed`: the workload
+/// goes anyway; a controller that failed did not run out of attempts).
+async fn once(rx: &mut Option<oneshot::Receiver<()>>, dropped_fires: bool) {
+    let Some(r) = rx.as_mut() else {
+        return std::future::pending().await;
+    };
+    let fired = r.await.is_ok();
+    *rx = None;
+    if !fired && !dropped_fires {
+        std::future::pending().await
+    }
 }
 
 /// How long the controller gets to let go of the machine when the run ends.
@@ -645,9 +671,15 @@ impl Controller {
         let (positions, positioned) = oneshot::channel();
         let (end, ended) = watch::channel(false);
         let (armed_tx, armed) = oneshot::channel();
-        let task = tokio::spawn(control(plan, socket, start, positioned, ended, armed_tx));
+        let (exhausted_tx, exhausted) = oneshot::channel();
+        let signals = Signals {
+            armed: armed_tx,
+            exhausted: exhausted_tx,
+        };
+        let task = tokio::spawn(control(plan, socket, start, positioned, ended, signals));
         Controller {
             armed: Some(armed),
+            exhausted: Some(exhausted),
             positions: Some(positions),
             end,
             task,
@@ -661,15 +693,13 @@ impl Controller {
         }
     }
 
-    /// Wait until the schedule is armed, or the controller gave up on it: then the workload's
-    /// threads may go. Pending forever once it has returned.
-    pub async fn armed(&mut self) {
-        match self.armed.as_mut() {
-            Some(rx) => {
-                let _ = rx.await;
-                self.armed = None;
-            }
-            None => std::future::pending().await,
+    /// The next thing the run hears from the controller: the first attempt is armed (or the
+    /// controller gave up on it): the workload's threads may go; or the source has nothing
+    /// more to attempt: the run may end. Each is heard once; after both, pending forever.
+    pub async fn signal(&mut self) -> Signal {
+        tokio::select! {
+            () = once(&mut self.armed, true) => Signal::Armed,
+            () = once(&mut self.exhausted, false) => Signal::Exhausted,
         }
     }
 
@@ -705,7 +735,7 @@ async fn control(
     start: Instant,
     positioned: oneshot::Receiver<Vec<Position>>,
     mut end: watch::Receiver<bool>,
-    armed: oneshot::Sender<()>,
+    signals: Signals,
 ) -> ScheduleRecord {
     let mut record = ScheduleRecord::default();
     let positions = tokio::select! {
@@ -742,13 +772,19 @@ async fn control(
         steps: &steps,
         positions: &positions,
     };
-    if let Err(e) = drive(run, &socket, start, end, armed, &mut record).await {
+    if let Err(e) = drive(run, &socket, start, end, signals, &mut record).await {
         // A machine that went away ended the run; it did not fail the schedule.
         if e.downcast_ref::<Gone>().is_none() {
             record.error = Some(format!("{e:#}"));
         }
     }
     record
+}
+
+/// What the controller tells the run: the first attempt is armed; nothing is left to attempt.
+struct Signals {
+    armed: oneshot::Sender<()>,
+    exhausted: oneshot::Sender<()>,
 }
 
 /// What a controller attempts: the plan's steps armed, or, with a source, each interleaving it
@@ -765,7 +801,7 @@ async fn drive(
     socket: &Path,
     start: Instant,
     end: watch::Receiver<bool>,
-    armed: oneshot::Sender<()>,
+    signals: Signals,
     record: &mut ScheduleRecord,
 ) -> Result<()> {
     // Connecting stops the machine: the first attempt starts from there, and the workload's
@@ -775,7 +811,8 @@ async fn drive(
         Ok(all) => all,
         Err(e) => return let_go(gdb).await.and(Err(e)),
     };
-    let _ = armed.send(());
+    let _ = signals.armed.send(());
+    let mut exhausted = Some(signals.exhausted);
     let mut stopped = true;
     let plan = run.plan;
     let mut driver = Driver {
@@ -792,7 +829,13 @@ async fn drive(
     while !driver.ended() {
         let (id, explored) = match plan.source.as_ref().map(|s| s.next()) {
             None => (None, None),
-            Some(Next::Done) => break,
+            Some(Next::Done) => {
+                record.exhausted_ms = Some(start.elapsed().as_millis() as u64);
+                if let Some(tx) = exhausted.take() {
+                    let _ = tx.send(());
+                }
+                break;
+            }
             Some(Next::Sample(interval)) => {
                 match driver.sample(std::mem::take(&mut stopped)).await {
                     Ok(seen) => {

@@ -7,7 +7,7 @@ use nix::unistd::Pid;
 use runner::protocol::{GuestMsg, Position, ThreadResult};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Barrier, Mutex};
+use std::sync::{mpsc, Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 /// Where one thread runs and what it does.
@@ -133,7 +133,8 @@ where
         .map_err(|e| e.to_string())?
         .map(Duration::from_micros);
     let counters: Vec<AtomicU64> = slots.iter().map(|_| AtomicU64::new(0)).collect();
-    let stop = AtomicBool::new(false);
+    // Shared with the thread that listens for the host's `stop`, which outlives the workload.
+    let stop = Arc::new(AtomicBool::new(false));
     let (finished_tx, finished_rx) = mpsc::channel::<()>();
     let in_position = Barrier::new(slots.len() + 1);
     let go = Barrier::new(slots.len() + 1);
@@ -145,7 +146,7 @@ where
     std::thread::scope(|scope| {
         let mut handles = Vec::new();
         for (index, slot) in slots.iter().enumerate() {
-            let (counters, stop, work, chan) = (&counters, &stop, &work, ctx.chan);
+            let (counters, stop, work, chan) = (&counters, &*stop, &work, ctx.chan);
             let (in_position, positions, go) = (&in_position, &positions, &go);
             let finished = finished_tx.clone();
             // Named after its role: the kernel's name of the task (comm), which a schedule's
@@ -208,6 +209,7 @@ where
             }
         }
         go.wait();
+        listen_for_stop(ctx.chan, &stop);
         heartbeat(ctx, &counters, finished_rx, start);
         handles
             .into_iter()
@@ -218,6 +220,20 @@ where
             .collect::<Result<Vec<()>, String>>()
             .map(drop)
     })
+}
+
+/// From now on, the host's `stop` ends the workload as its deadline would. The listener stays
+/// blocked on the port after the workload ends: the agent serves one request, then returns.
+fn listen_for_stop(chan: &crate::channel::Channel, stop: &Arc<AtomicBool>) {
+    let (chan, stop) = (chan.clone(), Arc::clone(stop));
+    std::thread::spawn(move || {
+        while let Ok(msg) = chan.receive() {
+            if msg == runner::protocol::HostMsg::Stop {
+                stop.store(true, Ordering::Relaxed);
+                return;
+            }
+        }
+    });
 }
 
 /// Send a `progress` frame every heartbeat interval in which some counter advanced, until

@@ -15,7 +15,7 @@ use super::console::{self, Console, ConsoleEvent, ConsoleScanner};
 use super::outcome::{Outcome, RunRecord, Start, StartKind};
 use super::qemu::{self, Accel, Machine, Sockets};
 use super::qmp::QmpEvent;
-use super::schedule::{Controller, Plan};
+use super::schedule::{Controller, Plan, Signal};
 use super::snapshot::Snapshot;
 use super::{initramfs, process, vng};
 use anyhow::{bail, Context, Result};
@@ -473,7 +473,10 @@ impl Vm {
                 Some(event) = self.console_events.recv() => self.on_console(event),
                 Some(event) = recv_opt(qmp_events) => self.on_qmp(event),
                 Some(event) = recv_opt(agent_events) => self.on_agent(event, spec).await,
-                _ = armed(self.controller.as_mut()) => self.go().await,
+                signal = signal(self.controller.as_mut()) => match signal {
+                    Signal::Armed => self.go().await,
+                    Signal::Exhausted => self.stop_workload().await,
+                },
             }
         }
     }
@@ -534,6 +537,17 @@ impl Vm {
             if let Err(e) = l.agent.send(&HostMsg::Go).await {
                 self.state.decided = Some(Outcome::AgentLost {
                     detail: format!("cannot send go: {e}"),
+                });
+            }
+        }
+    }
+
+    /// The schedule has nothing more to attempt: the workload ends now, as at its deadline.
+    async fn stop_workload(&mut self) {
+        if let Some(l) = self.links.as_mut() {
+            if let Err(e) = l.agent.send(&HostMsg::Stop).await {
+                self.state.decided = Some(Outcome::AgentLost {
+                    detail: format!("cannot send stop: {e}"),
                 });
             }
         }
@@ -671,9 +685,9 @@ pub async fn run(spec: &BootSpec, scanners: Vec<Box<dyn ConsoleScanner>>) -> Res
     vm.finish(spec, &sockets, accel).await
 }
 
-async fn armed(controller: Option<&mut Controller>) {
+async fn signal(controller: Option<&mut Controller>) -> Signal {
     match controller {
-        Some(c) => c.armed().await,
+        Some(c) => c.signal().await,
         None => std::future::pending().await,
     }
 }
