@@ -14,6 +14,7 @@ pub mod search;
 use crate::config::scenario::{Kind, Scenario};
 use crate::report::parser::Report;
 use crate::run::{self, BatchOptions, How, Pool, Progress, RunResult, Target};
+use crate::vm::schedule::Attempt;
 use anyhow::{Context, Result};
 use search::{Budget, Search, SearchRecord, Trial};
 use serde::Serialize;
@@ -355,20 +356,9 @@ pub fn reports_from(from: &Path) -> Result<Vec<Report>> {
 /// when it came during or after an applied attempt of interleaving `id` (the last attempt
 /// started before it); the words for the record either way.
 fn followed(search: &Search, r: &RunResult) -> (Option<u64>, String) {
-    let Some(record) = r.record.as_ref() else {
-        return (None, "no record".into());
-    };
-    let (Some(first), Some(start)) = (r.first_report_ms, record.timing.workload_started_ms) else {
-        return (None, "no report".into());
-    };
-    let at = start + first;
-    let attempts = record
-        .schedule
-        .as_ref()
-        .map(|s| s.attempts.as_slice())
-        .unwrap_or_default();
-    let Some(last) = attempts.iter().rev().find(|a| a.started_ms <= at) else {
-        return (None, "no attempt before it: a stress hit".into());
+    let last = match attempt_before_report(r) {
+        Ok(last) => last,
+        Err(why) => return (None, why.into()),
     };
     let Some(id) = last.interleaving else {
         return (None, "an attempt of no interleaving".into());
@@ -387,6 +377,24 @@ fn followed(search: &Search, r: &RunResult) -> (Option<u64>, String) {
         ),
         (None, _) => (None, format!("unknown attempt {id}")),
     }
+}
+
+/// The last attempt that started before the run's first report, or why there is none.
+fn attempt_before_report(r: &RunResult) -> Result<&Attempt, &'static str> {
+    let record = r.record.as_ref().ok_or("no record")?;
+    let (Some(first), Some(start)) = (r.first_report_ms, record.timing.workload_started_ms) else {
+        return Err("no report");
+    };
+    let attempts = record
+        .schedule
+        .as_ref()
+        .map(|s| s.attempts.as_slice())
+        .unwrap_or_default();
+    attempts
+        .iter()
+        .rev()
+        .find(|a| a.started_ms <= start + first)
+        .ok_or("no attempt before it: a stress hit")
 }
 
 /// The functions the variant's series changes (its bases' patches included), read from the
@@ -769,9 +777,13 @@ async fn search_runs(
             let (id, words) = followed(search, r);
             if !titles.is_empty() && id.is_none() {
                 record.stress_hits += 1;
-                stress_in_a_row += 1;
-            } else {
-                stress_in_a_row = 0;
+                search.stress_hit();
+            }
+            // A run whose report came after an applied attempt (a probe's, or an interleaving's
+            // with another title) taught the search something: stress did not beat it.
+            match titles.is_empty() || attempt_before_report(r).is_ok_and(|a| a.applied()) {
+                true => stress_in_a_row = 0,
+                false => stress_in_a_row += 1,
             }
             let pace = scenario.params.get("pace_us").and_then(|v| v.as_u64());
             if stress_in_a_row == STRESS_BEFORE_SLOWING && pace != Some(MAX_PACE_US) {

@@ -210,12 +210,22 @@ impl Search {
         self.map.resolve(&location(function)).unwrap_or_default()
     }
 
-    /// Whether the budget is spent.
+    /// A run reported before any applied attempt. While sampling, the workload reaches its
+    /// report before the samples are done: looking on would only meet the report again, so
+    /// the search goes on to probing with the samples it has.
+    pub fn stress_hit(&self) {
+        let mut inner = self.inner.lock().unwrap();
+        if matches!(inner.phase, Phase::Sampling(_)) {
+            inner.phase = Phase::Probing;
+        }
+    }
+
     /// Whether `function` is a place the kernel's System.map can stop at.
     pub fn resolves(&self, function: &str) -> bool {
         self.map.resolve(&location(function)).is_ok()
     }
 
+    /// Whether the budget is spent.
     pub fn spent(&self) -> bool {
         let done = self.inner.lock().unwrap().done;
         match self.budget {
@@ -775,6 +785,23 @@ mod tests {
         assert_eq!(sampled.get("closer in memset_orig"), Some(&1));
         assert_eq!(sampled.get("closer in task_work_run"), Some(&1));
         assert_eq!(sampled.len(), 3, "{sampled:?}");
+    }
+
+    /// A report before the samples are done ends the sampling: the next ask is no sample.
+    #[test]
+    fn a_stress_hit_while_sampling_ends_the_sampling() {
+        let search = Search::new(
+            vec![],
+            vec!["closer".into(), "poller".into()],
+            Arc::new(SymbolMap::default()),
+            Budget::Schedules(1),
+        );
+        assert!(matches!(search.next(), Next::Sample(_)));
+        search.stress_hit();
+        assert!(!matches!(search.next(), Next::Sample(_)));
+        // Past sampling, a stress hit changes nothing.
+        search.stress_hit();
+        assert!(!matches!(search.next(), Next::Sample(_)));
     }
 
     #[test]
