@@ -752,16 +752,21 @@ mod tests {
         );
     }
 
-    /// A sample counts the function a role's thread is in and each caller found on its stack,
-    /// once each; other tasks' samples and user space count nothing.
-    #[test]
-    fn samples_count_a_roles_function_and_its_callers() {
-        let search = Search::new(
+    /// A search of two roles with no candidates, in its sampling phase.
+    fn closer_and_poller() -> Search {
+        Search::new(
             vec![],
             vec!["closer".into(), "poller".into()],
             Arc::new(SymbolMap::default()),
             Budget::Schedules(1),
-        );
+        )
+    }
+
+    /// A sample counts the function a role's thread is in and each caller found on its stack,
+    /// once each; other tasks' samples and user space count nothing.
+    #[test]
+    fn samples_count_a_roles_function_and_its_callers() {
+        let search = closer_and_poller();
         let sample = |task: &str, function: Option<&str>, stack: &[&str]| Sample {
             at_ms: 0,
             cpu: 0,
@@ -790,12 +795,7 @@ mod tests {
     /// A report before the samples are done ends the sampling: the next ask is no sample.
     #[test]
     fn a_stress_hit_while_sampling_ends_the_sampling() {
-        let search = Search::new(
-            vec![],
-            vec!["closer".into(), "poller".into()],
-            Arc::new(SymbolMap::default()),
-            Budget::Schedules(1),
-        );
+        let search = closer_and_poller();
         assert!(matches!(search.next(), Next::Sample(_)));
         search.stress_hit();
         assert!(!matches!(search.next(), Next::Sample(_)));
