@@ -378,13 +378,11 @@ impl Vm {
         }
         self.state.timing.restored_ms = Some(State::ms(self.start));
         self.state.last_heard = Some(Instant::now());
-        if let Some(l) = self.links.as_mut() {
-            if let Err(e) = l.agent.send(&HostMsg::Greet).await {
-                self.state.decided = Some(Outcome::AgentLost {
-                    detail: format!("cannot ask the restored agent for its hello: {e}"),
-                });
-            }
-        }
+        self.tell(
+            &HostMsg::Greet,
+            "cannot ask the restored agent for its hello",
+        )
+        .await;
         Ok(())
     }
 
@@ -474,8 +472,10 @@ impl Vm {
                 Some(event) = recv_opt(qmp_events) => self.on_qmp(event),
                 Some(event) = recv_opt(agent_events) => self.on_agent(event, spec).await,
                 signal = signal(self.controller.as_mut()) => match signal {
-                    Signal::Armed => self.go().await,
-                    Signal::Exhausted => self.stop_workload().await,
+                    // The threads may start; or nothing is left to attempt: the workload ends
+                    // now, as at its deadline.
+                    Signal::Armed => self.tell(&HostMsg::Go, "cannot send go").await,
+                    Signal::Exhausted => self.tell(&HostMsg::Stop, "cannot send stop").await,
                 },
             }
         }
@@ -531,23 +531,12 @@ impl Vm {
         }
     }
 
-    /// The schedule is armed (or will not be): the workload's threads may start.
-    async fn go(&mut self) {
+    /// Send the agent `msg`; an agent that cannot be told is lost (`what`: the words for it).
+    async fn tell(&mut self, msg: &HostMsg, what: &str) {
         if let Some(l) = self.links.as_mut() {
-            if let Err(e) = l.agent.send(&HostMsg::Go).await {
+            if let Err(e) = l.agent.send(msg).await {
                 self.state.decided = Some(Outcome::AgentLost {
-                    detail: format!("cannot send go: {e}"),
-                });
-            }
-        }
-    }
-
-    /// The schedule has nothing more to attempt: the workload ends now, as at its deadline.
-    async fn stop_workload(&mut self) {
-        if let Some(l) = self.links.as_mut() {
-            if let Err(e) = l.agent.send(&HostMsg::Stop).await {
-                self.state.decided = Some(Outcome::AgentLost {
-                    detail: format!("cannot send stop: {e}"),
+                    detail: format!("{what}: {e}"),
                 });
             }
         }
@@ -564,13 +553,7 @@ impl Vm {
                 if hello && !self.request_sent {
                     self.request_sent = true;
                     let request = HostMsg::RunRequest(spec.request.clone());
-                    if let Some(l) = self.links.as_mut() {
-                        if let Err(e) = l.agent.send(&request).await {
-                            self.state.decided = Some(Outcome::AgentLost {
-                                detail: format!("cannot send the run request: {e}"),
-                            });
-                        }
-                    }
+                    self.tell(&request, "cannot send the run request").await;
                 }
             }
             AgentEvent::Garbage(line) => {
